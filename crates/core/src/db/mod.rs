@@ -1,0 +1,568 @@
+//! Database access: one pool per process, one [`Session`] (a pooled connection) per worker.
+//!
+//! Every SQL statement racelab runs lives in the backend modules, behind the [`Dialect`] trait; a
+//! strategy is written once against [`Session`] and never sees a dialect. What differs between
+//! databases (quoting of `like`, `RETURNING` vs `LAST_INSERT_ID`, lock clauses, which code means what)
+//! stays inside `postgres`, `mysql` and `sqlite`.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+mod url;
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::pool::PoolConnection;
+
+use crate::error::{DbError, ErrorKind};
+
+pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, UrlError, redact};
+
+/// The primary key of a post.
+pub type Pk = i64;
+
+/// The counter and its version, as one read returns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counter {
+    pub like: i64,
+    pub version: i64,
+}
+
+/// A whole `posts` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostRow {
+    pub pk: Pk,
+    pub like: i64,
+    pub version: i64,
+    pub modified_at: DateTime<Utc>,
+}
+
+/// How a pessimistic read behaves when the row is already locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMode {
+    /// Wait for the lock, up to the lock timeout.
+    #[default]
+    Wait,
+    /// Fail at once with [`ErrorKind::LockNotAvailable`].
+    NoWait,
+    /// Do not wait and do not fail: report [`ErrorKind::RowSkipped`].
+    SkipLocked,
+}
+
+impl LockMode {
+    pub const ALL: [LockMode; 3] = [LockMode::Wait, LockMode::NoWait, LockMode::SkipLocked];
+
+    /// The name used on the command line and in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Wait => "wait",
+            LockMode::NoWait => "nowait",
+            LockMode::SkipLocked => "skip-locked",
+        }
+    }
+}
+
+impl std::str::FromStr for LockMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LockMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown lock mode `{s}`; expected one of: wait, nowait, skip-locked")
+            })
+    }
+}
+
+/// The kind of transaction a unit of work runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    /// What an ORM session gets by default: READ COMMITTED on PostgreSQL, REPEATABLE READ on
+    /// MariaDB/MySQL. On SQLite no transaction at all: like Python's sqlite3 driver, the read runs in
+    /// autocommit (a deferred SQLite transaction is serializable and would hide the lost update).
+    DefaultIsolation,
+    /// SERIALIZABLE on PostgreSQL and MariaDB/MySQL; a deferred transaction on SQLite (serializable by
+    /// construction).
+    Serializable,
+    /// A transaction that will lock the row with `SELECT ... FOR UPDATE`. SQLite has no row locks:
+    /// `BEGIN IMMEDIATE` takes the database write lock up front, honouring the lock mode.
+    RowLocking(LockMode),
+}
+
+/// The operations a strategy needs, implemented once per backend. Each function runs on one
+/// connection; the lock timeout is a property of the session, set once with `set_lock_timeout`.
+pub(crate) trait Dialect {
+    type Db: sqlx::Database;
+
+    /// Maps a driver error to a kind. Called for every error that leaves a backend function.
+    fn classify(err: &sqlx::Error) -> ErrorKind;
+
+    /// Opens a transaction; returns whether one was opened (see [`TxMode::DefaultIsolation`]).
+    fn begin(
+        c: &mut Conn<Self::Db>,
+        mode: TxMode,
+        lock_timeout: Duration,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    fn commit(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn rollback(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn set_lock_timeout(
+        c: &mut Conn<Self::Db>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// A plain read of `like` and `version`.
+    fn read(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+    ) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    /// A locking read (`FOR UPDATE [NOWAIT | SKIP LOCKED]`).
+    fn read_for_update(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        mode: LockMode,
+    ) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    /// The whole row.
+    fn load(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+    ) -> impl Future<Output = Result<PostRow, DbError>> + Send;
+    /// Writes `like` unconditionally (bumping `version`, as every writer must).
+    fn write(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        like: i64,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Writes `like` only if `version` is still `expected_version`; returns whether it did.
+    fn write_if_version(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        like: i64,
+        expected_version: i64,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// `like = like + 1` in one statement; returns the new value.
+    fn increment(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+    ) -> impl Future<Output = Result<i64, DbError>> + Send;
+    /// Takes the application lock for this post, waiting up to `timeout`.
+    fn advisory_lock(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Releases it (a no-op where the lock ends with the transaction).
+    fn advisory_unlock(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Inserts a new post with `like = 0` and returns its key.
+    fn create_post(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Pk, DbError>> + Send;
+    /// Inserts post `pk` with `like = 0` unless it exists.
+    fn ensure_post(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Sets `like` and `version` of post `pk` to 0, creating it if needed.
+    fn reset_post(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// The server's version string.
+    fn server_version(
+        c: &mut Conn<Self::Db>,
+    ) -> impl Future<Output = Result<String, DbError>> + Send;
+}
+
+/// A backend connection, as a dialect function receives it.
+pub(crate) type Conn<DB> = <DB as sqlx::Database>::Connection;
+
+/// Wraps a driver error of backend `D` into a classified [`DbError`].
+pub(crate) fn db_err<D: Dialect>(err: sqlx::Error) -> DbError {
+    DbError::classified(D::classify(&err), err)
+}
+
+enum PooledConn {
+    Postgres(PoolConnection<sqlx::Postgres>),
+    MySql(PoolConnection<sqlx::MySql>),
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+}
+
+/// Calls the same [`Dialect`] function on whichever backend the connection belongs to.
+macro_rules! dispatch {
+    ($conn:expr, $f:ident ( $($arg:expr),* )) => {
+        match $conn {
+            PooledConn::Postgres(c) => <postgres::Postgres as Dialect>::$f(c, $($arg),*).await,
+            PooledConn::MySql(c) => <mysql::MySql as Dialect>::$f(c, $($arg),*).await,
+            PooledConn::Sqlite(c) => <sqlite::Sqlite as Dialect>::$f(c, $($arg),*).await,
+        }
+    };
+}
+
+/// One connection, owned by one worker (or one request) for as long as it needs it.
+///
+/// A session remembers whether it opened a transaction, so `commit` and `rollback` are safe to call
+/// whatever `begin` did, and it is closed rather than returned to the pool when a failure may have left
+/// it in an unknown state (a failed rollback, an application lock that could not be released).
+pub struct Session {
+    conn: PooledConn,
+    in_transaction: bool,
+    lock_timeout: Duration,
+}
+
+impl Session {
+    /// The backend this session talks to.
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            PooledConn::Postgres(_) => Backend::Postgres,
+            PooledConn::MySql(_) => Backend::MySql,
+            PooledConn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The lock timeout this session uses for row locks, application locks and SQLite's busy wait.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
+    /// Changes the lock timeout for this session.
+    pub async fn set_lock_timeout(&mut self, timeout: Duration) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, set_lock_timeout(timeout))?;
+        self.lock_timeout = timeout;
+        Ok(())
+    }
+
+    /// Opens a transaction of the given kind.
+    pub async fn begin(&mut self, mode: TxMode) -> Result<(), DbError> {
+        let timeout = self.lock_timeout;
+        self.in_transaction = dispatch!(&mut self.conn, begin(mode, timeout))?;
+        Ok(())
+    }
+
+    /// Commits the open transaction, if any.
+    pub async fn commit(&mut self) -> Result<(), DbError> {
+        if !std::mem::take(&mut self.in_transaction) {
+            return Ok(());
+        }
+        let result = dispatch!(&mut self.conn, commit());
+        if result.is_err() {
+            // The server may have rolled back or may still hold the transaction: make sure of it.
+            self.in_transaction = true;
+            self.rollback_quietly().await;
+        }
+        result
+    }
+
+    /// Ends the unit of work that `begin` opened: commits if it succeeded, rolls back if it failed.
+    pub async fn finish<T>(&mut self, result: Result<T, DbError>) -> Result<T, DbError> {
+        match result {
+            Ok(value) => self.commit().await.map(|()| value),
+            Err(err) => {
+                self.rollback_quietly().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Rolls back the open transaction, if any. If even that fails, the connection is closed instead
+    /// of going back to the pool in an unknown state.
+    pub async fn rollback_quietly(&mut self) {
+        if !std::mem::take(&mut self.in_transaction) {
+            return;
+        }
+        if let Err(err) = dispatch!(&mut self.conn, rollback()) {
+            tracing::debug!(%err, "rollback failed; closing the connection");
+            self.close_on_drop();
+        }
+    }
+
+    /// Marks the connection to be closed, not pooled, when the session is dropped.
+    pub fn close_on_drop(&mut self) {
+        match &mut self.conn {
+            PooledConn::Postgres(c) => c.close_on_drop(),
+            PooledConn::MySql(c) => c.close_on_drop(),
+            PooledConn::Sqlite(c) => c.close_on_drop(),
+        }
+    }
+
+    pub async fn read(&mut self, pk: Pk) -> Result<Counter, DbError> {
+        dispatch!(&mut self.conn, read(pk))
+    }
+
+    pub async fn read_for_update(&mut self, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
+        dispatch!(&mut self.conn, read_for_update(pk, mode))
+    }
+
+    pub async fn load(&mut self, pk: Pk) -> Result<PostRow, DbError> {
+        dispatch!(&mut self.conn, load(pk))
+    }
+
+    pub async fn write(&mut self, pk: Pk, like: i64) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, write(pk, like))
+    }
+
+    pub async fn write_if_version(
+        &mut self,
+        pk: Pk,
+        like: i64,
+        expected_version: i64,
+    ) -> Result<bool, DbError> {
+        dispatch!(&mut self.conn, write_if_version(pk, like, expected_version))
+    }
+
+    pub async fn increment(&mut self, pk: Pk) -> Result<i64, DbError> {
+        dispatch!(&mut self.conn, increment(pk))
+    }
+
+    pub async fn advisory_lock(&mut self, pk: Pk) -> Result<(), DbError> {
+        let timeout = self.lock_timeout;
+        dispatch!(&mut self.conn, advisory_lock(pk, timeout))
+    }
+
+    pub async fn advisory_unlock(&mut self, pk: Pk) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, advisory_unlock(pk))
+    }
+
+    pub async fn create_post(&mut self) -> Result<Pk, DbError> {
+        dispatch!(&mut self.conn, create_post())
+    }
+
+    pub async fn ensure_post(&mut self, pk: Pk) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, ensure_post(pk))
+    }
+
+    pub async fn reset_post(&mut self, pk: Pk) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, reset_post(pk))
+    }
+
+    pub async fn server_version(&mut self) -> Result<String, DbError> {
+        dispatch!(&mut self.conn, server_version())
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub url: DatabaseUrl,
+    /// Most connections the pool opens. An experiment with N workers needs N of them at once.
+    pub max_connections: u32,
+    /// How long to wait for a connection (from the pool, or to the server) before giving up.
+    pub acquire_timeout: Duration,
+    /// Default lock timeout of new sessions.
+    pub lock_timeout: Duration,
+    /// Apply the embedded migrations on connect (idempotent).
+    pub migrate: bool,
+}
+
+impl ConnectOptions {
+    pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            lock_timeout: Self::DEFAULT_LOCK_TIMEOUT,
+            migrate: true,
+        }
+    }
+}
+
+/// Connecting failed. The message names the (redacted) URL.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("cannot connect to {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: DbError,
+    },
+    #[error("cannot apply migrations to {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+#[derive(Clone)]
+enum Pool {
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// A connection pool to one database, and the entry point of the library.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    url: DatabaseUrl,
+    lock_timeout: Duration,
+    max_connections: u32,
+    /// Serialises "take N connections at once" so two experiments cannot each hold half of the pool
+    /// and wait for each other forever.
+    bulk_acquire: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Connects (checking that the server answers) and applies the migrations.
+    pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
+        let url = options.url.clone();
+        let unreachable = |source: DbError| ConnectError::Unreachable {
+            url: url.redacted(),
+            source,
+        };
+        let pool = match url.backend() {
+            Backend::Postgres => {
+                Pool::Postgres(postgres::connect(&options).await.map_err(unreachable)?)
+            }
+            Backend::MySql => Pool::MySql(mysql::connect(&options).await.map_err(unreachable)?),
+            Backend::Sqlite => Pool::Sqlite(sqlite::connect(&options).await.map_err(unreachable)?),
+        };
+        let db = Self {
+            pool,
+            url,
+            lock_timeout: options.lock_timeout,
+            max_connections: options.max_connections,
+            bulk_acquire: Default::default(),
+        };
+        if options.migrate {
+            db.migrate().await?;
+        }
+        Ok(db)
+    }
+
+    /// Applies the embedded migrations of this backend. Safe to run concurrently and repeatedly.
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        let migrate = |source| ConnectError::Migrate {
+            url: self.url.redacted(),
+            source,
+        };
+        match &self.pool {
+            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres")
+                .run(p)
+                .await
+                .map_err(migrate),
+            Pool::MySql(p) => sqlx::migrate!("./migrations/mysql")
+                .run(p)
+                .await
+                .map_err(migrate),
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite")
+                .run(p)
+                .await
+                .map_err(migrate),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// The URL without its password.
+    pub fn redacted_url(&self) -> String {
+        self.url.redacted()
+    }
+
+    /// The pool's size limit.
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// One connection from the pool, with the configured lock timeout.
+    pub async fn session(&self) -> Result<Session, DbError> {
+        let conn = match &self.pool {
+            Pool::Postgres(p) => {
+                PooledConn::Postgres(p.acquire().await.map_err(db_err::<postgres::Postgres>)?)
+            }
+            Pool::MySql(p) => PooledConn::MySql(p.acquire().await.map_err(db_err::<mysql::MySql>)?),
+            Pool::Sqlite(p) => {
+                PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?)
+            }
+        };
+        let mut session = Session {
+            conn,
+            in_transaction: false,
+            lock_timeout: self.lock_timeout,
+        };
+        session.set_lock_timeout(self.lock_timeout).await?;
+        Ok(session)
+    }
+
+    /// `n` distinct connections at once, for `n` workers that must run truly in parallel.
+    pub async fn sessions(&self, n: usize) -> Result<Vec<Session>, DbError> {
+        if n > self.max_connections as usize {
+            return Err(DbError::new(
+                ErrorKind::PoolTimeout,
+                format!(
+                    "{n} connections requested but the pool holds at most {}",
+                    self.max_connections
+                ),
+            ));
+        }
+        let _one_at_a_time = self.bulk_acquire.lock().await;
+        let mut sessions = Vec::with_capacity(n);
+        for _ in 0..n {
+            sessions.push(self.session().await?);
+        }
+        Ok(sessions)
+    }
+
+    /// Checks that the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.session().await?.server_version().await.map(drop)
+    }
+
+    /// The server's version string (`SELECT version()`, as the seed's connection check).
+    pub async fn server_version(&self) -> Result<String, DbError> {
+        self.session().await?.server_version().await
+    }
+
+    /// Creates a fresh post with `like = 0` and returns its key.
+    pub async fn create_post(&self) -> Result<Pk, DbError> {
+        self.session().await?.create_post().await
+    }
+
+    /// Creates post `pk` with `like = 0` unless it exists.
+    pub async fn ensure_post(&self, pk: Pk) -> Result<(), DbError> {
+        self.session().await?.ensure_post(pk).await
+    }
+
+    /// Sets post `pk` back to `like = 0, version = 0`, creating it if needed.
+    pub async fn reset_post(&self, pk: Pk) -> Result<(), DbError> {
+        self.session().await?.reset_post(pk).await
+    }
+
+    /// Reads post `pk`.
+    pub async fn load_post(&self, pk: Pk) -> Result<PostRow, DbError> {
+        self.session().await?.load(pk).await
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// The error for a post that does not exist.
+pub(crate) fn not_found(pk: Pk) -> DbError {
+    DbError::new(ErrorKind::NotFound, format!("post {pk} does not exist"))
+}

@@ -1,0 +1,303 @@
+//! MariaDB and MySQL: the SQL of every operation and the meaning of their error numbers.
+//!
+//! What differs from PostgreSQL, and is handled here rather than papered over:
+//! - no `UPDATE ... RETURNING`: the atomic increment returns its value through `LAST_INSERT_ID(expr)`;
+//! - MariaDB reports a failed `NOWAIT` as 1205, the code of a lock wait timeout (MySQL 8 uses 3572);
+//! - 1213 is both a deadlock and a Galera certification conflict, at any statement including COMMIT;
+//! - `rows_affected()` counts matched rows (sqlx sets CLIENT_FOUND_ROWS), which is what a version check
+//!   needs: every write bumps `version`, so matched and changed are the same here;
+//! - application locks (`GET_LOCK`) belong to the session, not the transaction: they must be released.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
+use sqlx::{Executor, MySqlConnection};
+
+use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found};
+use crate::error::{DbError, ErrorKind, classify_driver_error};
+
+/// Marker for the MariaDB/MySQL dialect.
+pub(crate) struct MySql;
+
+pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, DbError> {
+    let connect = MySqlConnectOptions::from_str(options.url.expose()).map_err(|e| {
+        DbError::new(
+            ErrorKind::Other,
+            format!("invalid MySQL URL: {}", super::redact(&e.to_string())),
+        )
+    })?;
+    MySqlPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(db_err::<MySql>)
+}
+
+fn error_number(err: &sqlx::Error) -> Option<u16> {
+    err.as_database_error()?
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .map(MySqlDatabaseError::number)
+}
+
+fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
+    row.map(|(like, version)| Counter { like, version })
+        .ok_or_else(|| not_found(pk))
+}
+
+fn advisory_name(pk: Pk) -> String {
+    format!("racelab.posts.{pk}")
+}
+
+impl Dialect for MySql {
+    type Db = sqlx::MySql;
+
+    fn classify(err: &sqlx::Error) -> ErrorKind {
+        if let Some(kind) = classify_driver_error(err) {
+            return kind;
+        }
+        match error_number(err) {
+            Some(1213) => ErrorKind::Deadlock,
+            Some(1205) => ErrorKind::LockTimeout,
+            Some(3572) => ErrorKind::LockNotAvailable,
+            // innodb_snapshot_isolation=ON: "Record has changed since last read".
+            Some(1020) => ErrorKind::SerializationFailure,
+            Some(1040) => ErrorKind::PoolTimeout,
+            // Server shutdown, connection killed, gone away / lost (client codes, as other drivers
+            // report them), Galera node not ready.
+            Some(1053 | 1927 | 2006 | 2013 | 1047 | 4031) => ErrorKind::ConnectionLost,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    async fn begin(
+        c: &mut MySqlConnection,
+        mode: TxMode,
+        _lock_timeout: Duration,
+    ) -> Result<bool, DbError> {
+        if mode == TxMode::Serializable {
+            // Applies to the next transaction only.
+            c.execute(sqlx::raw_sql(
+                "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            ))
+            .await
+            .map_err(db_err::<MySql>)?;
+        }
+        c.execute(sqlx::raw_sql("BEGIN"))
+            .await
+            .map_err(db_err::<MySql>)?;
+        Ok(true)
+    }
+
+    async fn commit(c: &mut MySqlConnection) -> Result<(), DbError> {
+        c.execute(sqlx::raw_sql("COMMIT"))
+            .await
+            .map(drop)
+            .map_err(db_err::<MySql>)
+    }
+
+    async fn rollback(c: &mut MySqlConnection) -> Result<(), DbError> {
+        // Also right after 1213 or 1020, when the server has already rolled back: then it is a no-op.
+        // After 1205 the transaction is still open, and this ends it.
+        c.execute(sqlx::raw_sql("ROLLBACK"))
+            .await
+            .map(drop)
+            .map_err(db_err::<MySql>)
+    }
+
+    async fn set_lock_timeout(c: &mut MySqlConnection, timeout: Duration) -> Result<(), DbError> {
+        // InnoDB counts whole seconds; round up so a timeout is never shorter than asked.
+        let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+        sqlx::query("SET SESSION innodb_lock_wait_timeout = ?")
+            .bind(seconds.max(1))
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<MySql>)
+    }
+
+    async fn read(c: &mut MySqlConnection, pk: Pk) -> Result<Counter, DbError> {
+        let row = sqlx::query_as("SELECT `like`, version FROM posts WHERE pk = ?")
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err::<MySql>)?;
+        read_counter(row, pk)
+    }
+
+    async fn read_for_update(
+        c: &mut MySqlConnection,
+        pk: Pk,
+        mode: LockMode,
+    ) -> Result<Counter, DbError> {
+        let sql = match mode {
+            LockMode::Wait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE",
+            LockMode::NoWait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE NOWAIT",
+            LockMode::SkipLocked => {
+                "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE SKIP LOCKED"
+            }
+        };
+        let row: Option<(i64, i64)> = sqlx::query_as(sql)
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(|e| {
+                let err = db_err::<MySql>(e);
+                // MariaDB answers a failed NOWAIT with 1205, the lock-wait-timeout code.
+                if mode == LockMode::NoWait && err.kind() == ErrorKind::LockTimeout {
+                    err.with_kind(ErrorKind::LockNotAvailable)
+                } else {
+                    err
+                }
+            })?;
+        match (row, mode) {
+            (None, LockMode::SkipLocked) => {
+                Self::read(c, pk).await?;
+                Err(DbError::new(
+                    ErrorKind::RowSkipped,
+                    format!("post {pk} is locked by another transaction; skipped"),
+                ))
+            }
+            (row, _) => read_counter(row, pk),
+        }
+    }
+
+    async fn load(c: &mut MySqlConnection, pk: Pk) -> Result<PostRow, DbError> {
+        let row = sqlx::query_as("SELECT pk, `like`, version, modified_at FROM posts WHERE pk = ?")
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err::<MySql>)?;
+        row.map(|(pk, like, version, modified_at)| PostRow {
+            pk,
+            like,
+            version,
+            modified_at,
+        })
+        .ok_or_else(|| not_found(pk))
+    }
+
+    async fn write(c: &mut MySqlConnection, pk: Pk, like: i64) -> Result<(), DbError> {
+        let done = sqlx::query(
+            "UPDATE posts SET `like` = ?, version = version + 1, modified_at = CURRENT_TIMESTAMP(6) WHERE pk = ?",
+        )
+        .bind(like)
+        .bind(pk)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err::<MySql>)?;
+        if done.rows_affected() == 0 {
+            Err(not_found(pk))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn write_if_version(
+        c: &mut MySqlConnection,
+        pk: Pk,
+        like: i64,
+        expected_version: i64,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE posts SET `like` = ?, version = version + 1, modified_at = CURRENT_TIMESTAMP(6)
+             WHERE pk = ? AND version = ?",
+        )
+        .bind(like)
+        .bind(pk)
+        .bind(expected_version)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err::<MySql>)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn increment(c: &mut MySqlConnection, pk: Pk) -> Result<i64, DbError> {
+        // LAST_INSERT_ID(expr) stores the new value in the session, and the OK packet carries it back:
+        // the new value without a second statement.
+        let done = sqlx::query(
+            "UPDATE posts SET `like` = LAST_INSERT_ID(`like` + 1), version = version + 1,
+             modified_at = CURRENT_TIMESTAMP(6) WHERE pk = ?",
+        )
+        .bind(pk)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err::<MySql>)?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(pk));
+        }
+        i64::try_from(done.last_insert_id())
+            .map_err(|_| DbError::new(ErrorKind::Other, "counter out of range"))
+    }
+
+    async fn advisory_lock(
+        c: &mut MySqlConnection,
+        pk: Pk,
+        timeout: Duration,
+    ) -> Result<(), DbError> {
+        let acquired: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(advisory_name(pk))
+            .bind(timeout.as_secs_f64())
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db_err::<MySql>)?;
+        match acquired {
+            Some(1) => Ok(()),
+            Some(_) => Err(DbError::new(
+                ErrorKind::LockTimeout,
+                format!("application lock for post {pk} not acquired within {timeout:?}"),
+            )),
+            None => Err(DbError::new(
+                ErrorKind::Other,
+                format!("GET_LOCK for post {pk} failed"),
+            )),
+        }
+    }
+
+    async fn advisory_unlock(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query("SELECT RELEASE_LOCK(?)")
+            .bind(advisory_name(pk))
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<MySql>)
+    }
+
+    async fn create_post(c: &mut MySqlConnection) -> Result<Pk, DbError> {
+        let done = sqlx::query("INSERT INTO posts () VALUES ()")
+            .execute(&mut *c)
+            .await
+            .map_err(db_err::<MySql>)?;
+        i64::try_from(done.last_insert_id())
+            .map_err(|_| DbError::new(ErrorKind::Other, "post key out of range"))
+    }
+
+    async fn ensure_post(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO posts (pk) VALUES (?) ON DUPLICATE KEY UPDATE pk = pk")
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<MySql>)
+    }
+
+    async fn reset_post(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO posts (pk, `like`, version) VALUES (?, 0, 0)
+             ON DUPLICATE KEY UPDATE `like` = 0, version = 0, modified_at = CURRENT_TIMESTAMP(6)",
+        )
+        .bind(pk)
+        .execute(&mut *c)
+        .await
+        .map(drop)
+        .map_err(db_err::<MySql>)
+    }
+
+    async fn server_version(c: &mut MySqlConnection) -> Result<String, DbError> {
+        sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db_err::<MySql>)
+    }
+}

@@ -1,0 +1,287 @@
+//! PostgreSQL: the SQL of every operation and the meaning of its SQLSTATEs.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Executor, PgConnection};
+
+use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found};
+use crate::error::{DbError, ErrorKind, classify_driver_error};
+
+/// Marker for the PostgreSQL dialect.
+pub(crate) struct Postgres;
+
+/// Namespace of our advisory lock keys, so they cannot collide with another application's plain keys.
+const ADVISORY_NAMESPACE: i64 = 0x5241_4345_0000_0000; // "RACE" in the high bytes
+
+pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError> {
+    let connect = PgConnectOptions::from_str(options.url.expose())
+        .map_err(|e| {
+            DbError::new(
+                ErrorKind::Other,
+                format!("invalid PostgreSQL URL: {}", error_without_url(&e)),
+            )
+        })?
+        .application_name("racelab");
+    PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(db_err::<Postgres>)
+}
+
+/// sqlx's configuration errors can quote the URL; keep only what does not.
+fn error_without_url(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Configuration(inner) => super::redact(&inner.to_string()),
+        other => super::redact(&other.to_string()),
+    }
+}
+
+fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
+    row.map(|(like, version)| Counter { like, version })
+        .ok_or_else(|| not_found(pk))
+}
+
+/// PostgreSQL reports both a failed NOWAIT and an expired `lock_timeout` as 55P03: only the caller
+/// knows which one it asked for.
+fn lock_error(err: sqlx::Error, waited: bool) -> DbError {
+    let err = db_err::<Postgres>(err);
+    match (err.kind(), waited) {
+        (ErrorKind::LockNotAvailable, true) => err.with_kind(ErrorKind::LockTimeout),
+        _ => err,
+    }
+}
+
+impl Dialect for Postgres {
+    type Db = sqlx::Postgres;
+
+    fn classify(err: &sqlx::Error) -> ErrorKind {
+        if let Some(kind) = classify_driver_error(err) {
+            return kind;
+        }
+        let Some(code) = err.as_database_error().and_then(|e| e.code()) else {
+            return ErrorKind::Other;
+        };
+        match code.as_ref() {
+            "40001" => ErrorKind::SerializationFailure,
+            "40P01" => ErrorKind::Deadlock,
+            "55P03" => ErrorKind::LockNotAvailable,
+            "53300" => ErrorKind::PoolTimeout,
+            "57P01" | "57P02" | "57P03" => ErrorKind::ConnectionLost,
+            c if c.starts_with("08") => ErrorKind::ConnectionLost,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    async fn begin(
+        c: &mut PgConnection,
+        mode: TxMode,
+        _lock_timeout: Duration,
+    ) -> Result<bool, DbError> {
+        let sql = match mode {
+            TxMode::DefaultIsolation | TxMode::RowLocking(_) => "BEGIN",
+            TxMode::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        };
+        c.execute(sqlx::raw_sql(sql))
+            .await
+            .map_err(db_err::<Postgres>)?;
+        Ok(true)
+    }
+
+    async fn commit(c: &mut PgConnection) -> Result<(), DbError> {
+        c.execute(sqlx::raw_sql("COMMIT"))
+            .await
+            .map(drop)
+            .map_err(db_err::<Postgres>)
+    }
+
+    async fn rollback(c: &mut PgConnection) -> Result<(), DbError> {
+        c.execute(sqlx::raw_sql("ROLLBACK"))
+            .await
+            .map(drop)
+            .map_err(db_err::<Postgres>)
+    }
+
+    async fn set_lock_timeout(c: &mut PgConnection, timeout: Duration) -> Result<(), DbError> {
+        // 0 would mean "wait forever" to PostgreSQL; the shortest real timeout is 1 ms.
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+        sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+            .bind(format!("{ms}ms"))
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Postgres>)
+    }
+
+    async fn read(c: &mut PgConnection, pk: Pk) -> Result<Counter, DbError> {
+        let row = sqlx::query_as(r#"SELECT "like", version FROM posts WHERE pk = $1"#)
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err::<Postgres>)?;
+        read_counter(row, pk)
+    }
+
+    async fn read_for_update(
+        c: &mut PgConnection,
+        pk: Pk,
+        mode: LockMode,
+    ) -> Result<Counter, DbError> {
+        let sql = match mode {
+            LockMode::Wait => r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE"#,
+            LockMode::NoWait => {
+                r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE NOWAIT"#
+            }
+            LockMode::SkipLocked => {
+                r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE SKIP LOCKED"#
+            }
+        };
+        let row: Option<(i64, i64)> = sqlx::query_as(sql)
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(|e| lock_error(e, mode == LockMode::Wait))?;
+        match (row, mode) {
+            (None, LockMode::SkipLocked) => {
+                // No row: either it is locked (skipped) or it does not exist. Only a plain read tells.
+                Self::read(c, pk).await?;
+                Err(DbError::new(
+                    ErrorKind::RowSkipped,
+                    format!("post {pk} is locked by another transaction; skipped"),
+                ))
+            }
+            (row, _) => read_counter(row, pk),
+        }
+    }
+
+    async fn load(c: &mut PgConnection, pk: Pk) -> Result<PostRow, DbError> {
+        let row =
+            sqlx::query_as(r#"SELECT pk, "like", version, modified_at FROM posts WHERE pk = $1"#)
+                .bind(pk)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db_err::<Postgres>)?;
+        row.map(|(pk, like, version, modified_at)| PostRow {
+            pk,
+            like,
+            version,
+            modified_at,
+        })
+        .ok_or_else(|| not_found(pk))
+    }
+
+    async fn write(c: &mut PgConnection, pk: Pk, like: i64) -> Result<(), DbError> {
+        let done = sqlx::query(
+            r#"UPDATE posts SET "like" = $2, version = version + 1, modified_at = now() WHERE pk = $1"#,
+        )
+        .bind(pk)
+        .bind(like)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err::<Postgres>)?;
+        if done.rows_affected() == 0 {
+            Err(not_found(pk))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn write_if_version(
+        c: &mut PgConnection,
+        pk: Pk,
+        like: i64,
+        expected_version: i64,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            r#"UPDATE posts SET "like" = $2, version = version + 1, modified_at = now()
+               WHERE pk = $1 AND version = $3"#,
+        )
+        .bind(pk)
+        .bind(like)
+        .bind(expected_version)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err::<Postgres>)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn increment(c: &mut PgConnection, pk: Pk) -> Result<i64, DbError> {
+        let like: Option<i64> = sqlx::query_scalar(
+            r#"UPDATE posts SET "like" = "like" + 1, version = version + 1, modified_at = now()
+               WHERE pk = $1 RETURNING "like""#,
+        )
+        .bind(pk)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_err::<Postgres>)?;
+        like.ok_or_else(|| not_found(pk))
+    }
+
+    async fn advisory_lock(
+        c: &mut PgConnection,
+        pk: Pk,
+        _timeout: Duration,
+    ) -> Result<(), DbError> {
+        // Transaction-scoped: released by COMMIT or ROLLBACK on every path. The session's
+        // lock_timeout bounds the wait.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ADVISORY_NAMESPACE | pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(|e| lock_error(e, true))
+    }
+
+    async fn advisory_unlock(_c: &mut PgConnection, _pk: Pk) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    async fn create_post(c: &mut PgConnection) -> Result<Pk, DbError> {
+        // A post inserted with an explicit key (the seed's pk = 1) does not advance the sequence,
+        // so the sequence may hand out a taken key: take the next one.
+        for _ in 0..1000 {
+            match sqlx::query_scalar("INSERT INTO posts DEFAULT VALUES RETURNING pk")
+                .fetch_one(&mut *c)
+                .await
+            {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                other => return other.map_err(db_err::<Postgres>),
+            }
+        }
+        Err(DbError::new(
+            ErrorKind::Other,
+            "could not find a free post key after 1000 tries",
+        ))
+    }
+
+    async fn ensure_post(c: &mut PgConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO posts (pk) VALUES ($1) ON CONFLICT (pk) DO NOTHING")
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Postgres>)
+    }
+
+    async fn reset_post(c: &mut PgConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query(
+            r#"INSERT INTO posts (pk, "like", version) VALUES ($1, 0, 0)
+               ON CONFLICT (pk) DO UPDATE SET "like" = 0, version = 0, modified_at = now()"#,
+        )
+        .bind(pk)
+        .execute(&mut *c)
+        .await
+        .map(drop)
+        .map_err(db_err::<Postgres>)
+    }
+
+    async fn server_version(c: &mut PgConnection) -> Result<String, DbError> {
+        sqlx::query_scalar("SELECT version()")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db_err::<Postgres>)
+    }
+}

@@ -1,0 +1,269 @@
+//! SQLite: the embedded default. One writer at a time for the whole database, no row locks.
+//!
+//! - Row locking is `BEGIN IMMEDIATE` (the write lock taken up front); `NOWAIT` and `SKIP LOCKED` are
+//!   that with a zero busy timeout, so they fail or skip at once instead of waiting.
+//! - The lock timeout is the busy timeout.
+//! - There are no application locks: the advisory strategy says so instead of falling back silently.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
+
+use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found};
+use crate::error::{DbError, ErrorKind, classify_driver_error};
+
+/// Marker for the SQLite dialect.
+pub(crate) struct Sqlite;
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbError> {
+    let connect = SqliteConnectOptions::from_str(options.url.expose())
+        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid SQLite URL: {e}")))?
+        .create_if_missing(true)
+        // WAL lets readers run beside the one writer.
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(options.lock_timeout);
+    SqlitePoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(db_err::<Sqlite>)
+}
+
+fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
+    row.map(|(like, version)| Counter { like, version })
+        .ok_or_else(|| not_found(pk))
+}
+
+async fn set_busy_timeout(c: &mut SqliteConnection, timeout: Duration) -> Result<(), DbError> {
+    let ms = timeout.as_millis().min(i32::MAX as u128);
+    c.execute(sqlx::raw_sql(AssertSqlSafe(format!(
+        "PRAGMA busy_timeout = {ms}"
+    ))))
+    .await
+    .map(drop)
+    .map_err(db_err::<Sqlite>)
+}
+
+/// `BEGIN IMMEDIATE` as a lock request. With NOWAIT or SKIP LOCKED the busy timeout is 0 for just
+/// this statement, and "busy" is reported as the lock mode's own kind.
+async fn begin_immediate(
+    c: &mut SqliteConnection,
+    mode: LockMode,
+    lock_timeout: Duration,
+) -> Result<(), DbError> {
+    if mode != LockMode::Wait {
+        set_busy_timeout(c, Duration::ZERO).await?;
+    }
+    let begun = c
+        .execute(sqlx::raw_sql("BEGIN IMMEDIATE"))
+        .await
+        .map_err(db_err::<Sqlite>);
+    if mode != LockMode::Wait {
+        set_busy_timeout(c, lock_timeout).await?;
+    }
+    begun.map(drop).map_err(|err| match (err.kind(), mode) {
+        (ErrorKind::Busy, LockMode::Wait) => err.with_kind(ErrorKind::LockTimeout),
+        (ErrorKind::Busy, LockMode::NoWait) => err.with_kind(ErrorKind::LockNotAvailable),
+        (ErrorKind::Busy, LockMode::SkipLocked) => err.with_kind(ErrorKind::RowSkipped),
+        _ => err,
+    })
+}
+
+impl Dialect for Sqlite {
+    type Db = sqlx::Sqlite;
+
+    fn classify(err: &sqlx::Error) -> ErrorKind {
+        if let Some(kind) = classify_driver_error(err) {
+            return kind;
+        }
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .and_then(|c| c.parse::<i32>().ok());
+        // Extended result codes keep the primary code in the low byte: BUSY (5) covers BUSY_SNAPSHOT
+        // (517) and BUSY_TIMEOUT; LOCKED (6) covers LOCKED_SHAREDCACHE.
+        match code.map(|c| c & 0xff) {
+            Some(5 | 6) => ErrorKind::Busy,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    async fn begin(
+        c: &mut SqliteConnection,
+        mode: TxMode,
+        lock_timeout: Duration,
+    ) -> Result<bool, DbError> {
+        match mode {
+            TxMode::DefaultIsolation => Ok(false),
+            TxMode::Serializable => {
+                c.execute(sqlx::raw_sql("BEGIN DEFERRED"))
+                    .await
+                    .map_err(db_err::<Sqlite>)?;
+                Ok(true)
+            }
+            TxMode::RowLocking(lock_mode) => begin_immediate(c, lock_mode, lock_timeout)
+                .await
+                .map(|()| true),
+        }
+    }
+
+    async fn commit(c: &mut SqliteConnection) -> Result<(), DbError> {
+        c.execute(sqlx::raw_sql("COMMIT"))
+            .await
+            .map(drop)
+            .map_err(db_err::<Sqlite>)
+    }
+
+    async fn rollback(c: &mut SqliteConnection) -> Result<(), DbError> {
+        match c.execute(sqlx::raw_sql("ROLLBACK")).await {
+            // SQLite may already have rolled back on its own (after some busy errors).
+            Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => {
+                Ok(())
+            }
+            other => other.map(drop).map_err(db_err::<Sqlite>),
+        }
+    }
+
+    async fn set_lock_timeout(c: &mut SqliteConnection, timeout: Duration) -> Result<(), DbError> {
+        set_busy_timeout(c, timeout).await
+    }
+
+    async fn read(c: &mut SqliteConnection, pk: Pk) -> Result<Counter, DbError> {
+        let row = sqlx::query_as(r#"SELECT "like", version FROM posts WHERE pk = ?"#)
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err::<Sqlite>)?;
+        read_counter(row, pk)
+    }
+
+    async fn read_for_update(
+        c: &mut SqliteConnection,
+        pk: Pk,
+        _mode: LockMode,
+    ) -> Result<Counter, DbError> {
+        // The lock was taken by BEGIN IMMEDIATE, honouring the mode.
+        Self::read(c, pk).await
+    }
+
+    async fn load(c: &mut SqliteConnection, pk: Pk) -> Result<PostRow, DbError> {
+        let row =
+            sqlx::query_as(r#"SELECT pk, "like", version, modified_at FROM posts WHERE pk = ?"#)
+                .bind(pk)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db_err::<Sqlite>)?;
+        row.map(|(pk, like, version, modified_at)| PostRow {
+            pk,
+            like,
+            version,
+            modified_at,
+        })
+        .ok_or_else(|| not_found(pk))
+    }
+
+    async fn write(c: &mut SqliteConnection, pk: Pk, like: i64) -> Result<(), DbError> {
+        let done = sqlx::query(
+            r#"UPDATE posts SET "like" = ?2, version = version + 1,
+               modified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE pk = ?1"#,
+        )
+        .bind(pk)
+        .bind(like)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err::<Sqlite>)?;
+        if done.rows_affected() == 0 {
+            Err(not_found(pk))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn write_if_version(
+        c: &mut SqliteConnection,
+        pk: Pk,
+        like: i64,
+        expected_version: i64,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            r#"UPDATE posts SET "like" = ?2, version = version + 1,
+               modified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE pk = ?1 AND version = ?3"#,
+        )
+        .bind(pk)
+        .bind(like)
+        .bind(expected_version)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err::<Sqlite>)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn increment(c: &mut SqliteConnection, pk: Pk) -> Result<i64, DbError> {
+        let like: Option<i64> = sqlx::query_scalar(
+            r#"UPDATE posts SET "like" = "like" + 1, version = version + 1,
+               modified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE pk = ? RETURNING "like""#,
+        )
+        .bind(pk)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_err::<Sqlite>)?;
+        like.ok_or_else(|| not_found(pk))
+    }
+
+    async fn advisory_lock(
+        _c: &mut SqliteConnection,
+        _pk: Pk,
+        _timeout: Duration,
+    ) -> Result<(), DbError> {
+        Err(DbError::new(
+            ErrorKind::Unsupported,
+            "the advisory strategy is not supported on SQLite: it has no application locks \
+             (PostgreSQL has pg_advisory_xact_lock, MariaDB/MySQL GET_LOCK)",
+        ))
+    }
+
+    async fn advisory_unlock(_c: &mut SqliteConnection, _pk: Pk) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    async fn create_post(c: &mut SqliteConnection) -> Result<Pk, DbError> {
+        sqlx::query_scalar("INSERT INTO posts DEFAULT VALUES RETURNING pk")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db_err::<Sqlite>)
+    }
+
+    async fn ensure_post(c: &mut SqliteConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO posts (pk) VALUES (?) ON CONFLICT (pk) DO NOTHING")
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Sqlite>)
+    }
+
+    async fn reset_post(c: &mut SqliteConnection, pk: Pk) -> Result<(), DbError> {
+        let sql = format!(
+            r#"INSERT INTO posts (pk, "like", version) VALUES (?, 0, 0)
+               ON CONFLICT (pk) DO UPDATE SET "like" = 0, version = 0, modified_at = {NOW}"#
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Sqlite>)
+    }
+
+    async fn server_version(c: &mut SqliteConnection) -> Result<String, DbError> {
+        sqlx::query_scalar("SELECT 'SQLite ' || sqlite_version()")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db_err::<Sqlite>)
+    }
+}

@@ -1,0 +1,182 @@
+//! One error type for every backend, classified into kinds.
+//!
+//! Strategies, the retry policy and the HTTP layer decide on [`ErrorKind`], never on message text:
+//! each backend module maps its own codes (SQLSTATE, MySQL error numbers, SQLite result codes) to a kind
+//! in exactly one place.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// What went wrong, independent of the database that said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The database aborted the transaction to keep it serializable (PG 40001, MariaDB 1020).
+    SerializationFailure,
+    /// Deadlock, or a Galera certification conflict, which reports the same code (PG 40P01, MySQL 1213).
+    Deadlock,
+    /// `NOWAIT` found the row locked (PG 55P03, MySQL 3572, MariaDB 1205 under NOWAIT).
+    LockNotAvailable,
+    /// Waiting for a lock took longer than the lock timeout (PG 55P03 under lock_timeout, MySQL 1205,
+    /// `GET_LOCK` returning 0).
+    LockTimeout,
+    /// SQLite could not take its database lock in time (SQLITE_BUSY, BUSY_SNAPSHOT, SQLITE_LOCKED).
+    Busy,
+    /// A versioned save found that someone else saved first.
+    StaleVersion,
+    /// `SKIP LOCKED` skipped the row because another transaction held it.
+    RowSkipped,
+    /// The connection broke, or the server went away; the outcome of an in-flight commit is unknown.
+    ConnectionLost,
+    /// No connection could be had from the pool in time.
+    PoolTimeout,
+    /// The post does not exist.
+    NotFound,
+    /// The strategy or option does not exist on this database.
+    Unsupported,
+    /// Anything else: a bug, a constraint, bad SQL. Never retried.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in a stable order (for tables and documentation).
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::SerializationFailure,
+        ErrorKind::Deadlock,
+        ErrorKind::LockNotAvailable,
+        ErrorKind::LockTimeout,
+        ErrorKind::Busy,
+        ErrorKind::StaleVersion,
+        ErrorKind::RowSkipped,
+        ErrorKind::ConnectionLost,
+        ErrorKind::PoolTimeout,
+        ErrorKind::NotFound,
+        ErrorKind::Unsupported,
+        ErrorKind::Other,
+    ];
+
+    /// Whether running the whole unit of work again can succeed. A lost connection is not retried:
+    /// the commit may have happened, and running it again could count an increment twice.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::SerializationFailure
+                | ErrorKind::Deadlock
+                | ErrorKind::LockNotAvailable
+                | ErrorKind::LockTimeout
+                | ErrorKind::Busy
+                | ErrorKind::StaleVersion
+                | ErrorKind::RowSkipped
+        )
+    }
+
+    /// The snake_case name used in JSON, CSV and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::SerializationFailure => "serialization_failure",
+            ErrorKind::Deadlock => "deadlock",
+            ErrorKind::LockNotAvailable => "lock_not_available",
+            ErrorKind::LockTimeout => "lock_timeout",
+            ErrorKind::Busy => "busy",
+            ErrorKind::StaleVersion => "stale_version",
+            ErrorKind::RowSkipped => "row_skipped",
+            ErrorKind::ConnectionLost => "connection_lost",
+            ErrorKind::PoolTimeout => "pool_timeout",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error from a database operation, with its kind and, where there is one, the driver's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct DbError {
+    kind: ErrorKind,
+    detail: String,
+    code: Option<String>,
+    #[source]
+    source: Option<sqlx::Error>,
+}
+
+impl DbError {
+    /// An error that did not come from the driver.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            code: None,
+            source: None,
+        }
+    }
+
+    /// A driver error, already classified by a backend module.
+    pub(crate) fn classified(kind: ErrorKind, source: sqlx::Error) -> Self {
+        let code = match &source {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        Self {
+            kind,
+            detail: source.to_string(),
+            code,
+            source: Some(source),
+        }
+    }
+
+    /// The kind this error was classified as.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The database's own code (SQLSTATE, MySQL error number, SQLite extended result code), if any.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// Re-labels the kind where only the caller knows what a shared code meant (PG 55P03 and
+    /// MariaDB 1205 mean "NOWAIT failed" or "lock timeout" depending on how the lock was asked for).
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Whether running the unit of work again can succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}
+
+/// Errors that can tell their kind: what the retry policy needs from a caller's error type.
+pub trait Classify {
+    /// The kind of this error.
+    fn kind(&self) -> ErrorKind;
+}
+
+impl Classify for DbError {
+    fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+/// Classification that does not depend on the backend: pool and I/O failures.
+pub(crate) fn classify_driver_error(err: &sqlx::Error) -> Option<ErrorKind> {
+    match err {
+        sqlx::Error::PoolTimedOut => Some(ErrorKind::PoolTimeout),
+        sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => Some(ErrorKind::ConnectionLost),
+        sqlx::Error::RowNotFound => Some(ErrorKind::NotFound),
+        _ => None,
+    }
+}

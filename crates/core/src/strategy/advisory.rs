@@ -1,0 +1,33 @@
+//! An application lock named after the row serialises the read-modify-write. On PostgreSQL the lock
+//! belongs to the transaction; on MariaDB/MySQL to the session, so it is released on every path, and a
+//! session whose release failed is closed rather than pooled with the lock still held.
+
+use super::Step;
+use crate::db::{Session, TxMode};
+use crate::error::DbError;
+
+pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+    session.begin(TxMode::DefaultIsolation).await?;
+    let result = unit_of_work(session, step).await;
+    let result = session.finish(result).await;
+    if let Err(err) = session.advisory_unlock(step.pk).await {
+        tracing::warn!(%err, "could not release the application lock; closing the connection");
+        session.close_on_drop();
+    }
+    result
+}
+
+async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+    session.advisory_lock(step.pk).await?;
+    let read = session.read(step.pk).await?;
+    tracing::debug!(
+        worker = step.worker,
+        attempt = step.attempt,
+        like = read.like,
+        "acquired lock"
+    );
+    let like = read.like + 1;
+    session.write(step.pk, like).await?;
+    step.wrote(like);
+    Ok(like)
+}

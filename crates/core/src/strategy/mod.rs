@@ -1,0 +1,259 @@
+//! The ways to increment one row, each written once against [`Session`].
+//!
+//! A strategy performs *one attempt* of one increment. Whether a failed attempt is retried is the
+//! experiment's decision, under the one [`RetryPolicy`](crate::RetryPolicy): a strategy never loops.
+
+mod advisory;
+mod atomic;
+mod naive;
+mod optimistic;
+mod pessimistic;
+mod serializable;
+mod versioned;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Barrier;
+
+use crate::db::{Backend, LockMode, Pk, Session};
+use crate::error::DbError;
+
+/// How one increment of `posts.like` is made safe, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Read, then write back `like + 1`, in a transaction at the database's default isolation. Loses
+    /// updates: kept to show the problem (the seed's `/2th`).
+    Naive,
+    /// One statement: `UPDATE posts SET like = like + 1`.
+    Atomic,
+    /// `SELECT ... FOR UPDATE` in a transaction, then write (SQLite: `BEGIN IMMEDIATE`).
+    Pessimistic(LockMode),
+    /// Read `like, version`; write only `WHERE version = <read>`; a miss is a conflict to retry.
+    Optimistic,
+    /// Entity style, as an ORM's version counter: load a [`Post`](crate::Post), change it, `save()`;
+    /// a stale save is retried by re-running the whole unit of work.
+    Versioned,
+    /// The same without the retry, as the seed did: each conflict silently drops an increment.
+    VersionedNoRetry,
+    /// The naive read-modify-write inside a SERIALIZABLE transaction; the database aborts one of two
+    /// conflicting transactions, and the retry runs it again.
+    Serializable,
+    /// An application lock keyed by the row (`pg_advisory_xact_lock`, `GET_LOCK`) around the naive
+    /// read-modify-write.
+    Advisory,
+}
+
+/// The strategies `all` stands for, in the order they are shown.
+const ALL: [Strategy; 8] = [
+    Strategy::Naive,
+    Strategy::Atomic,
+    Strategy::Pessimistic(LockMode::Wait),
+    Strategy::Optimistic,
+    Strategy::Versioned,
+    Strategy::VersionedNoRetry,
+    Strategy::Serializable,
+    Strategy::Advisory,
+];
+
+impl Strategy {
+    /// Every strategy the backend supports (SQLite has no application locks).
+    pub fn all_for(backend: Backend) -> Vec<Strategy> {
+        ALL.into_iter()
+            .filter(|s| s.supported_on(backend))
+            .collect()
+    }
+
+    /// Every name the parser accepts, for help texts and error messages.
+    pub fn names() -> &'static [&'static str] {
+        &[
+            "naive",
+            "atomic",
+            "pessimistic",
+            "pessimistic-nowait",
+            "pessimistic-skip-locked",
+            "optimistic",
+            "versioned",
+            "versioned-no-retry",
+            "serializable",
+            "advisory",
+        ]
+    }
+
+    /// Whether the strategy can run on this backend at all.
+    pub fn supported_on(self, backend: Backend) -> bool {
+        !(self == Strategy::Advisory && backend == Backend::Sqlite)
+    }
+
+    /// The name used on the command line, in URLs and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Naive => "naive",
+            Strategy::Atomic => "atomic",
+            Strategy::Pessimistic(LockMode::Wait) => "pessimistic",
+            Strategy::Pessimistic(LockMode::NoWait) => "pessimistic-nowait",
+            Strategy::Pessimistic(LockMode::SkipLocked) => "pessimistic-skip-locked",
+            Strategy::Optimistic => "optimistic",
+            Strategy::Versioned => "versioned",
+            Strategy::VersionedNoRetry => "versioned-no-retry",
+            Strategy::Serializable => "serializable",
+            Strategy::Advisory => "advisory",
+        }
+    }
+
+    /// Whether failed attempts are run again under the retry policy. The naive strategy and the
+    /// seed's versioning demo never retry: that is what they demonstrate.
+    pub fn retries(self) -> bool {
+        !matches!(self, Strategy::Naive | Strategy::VersionedNoRetry)
+    }
+
+    /// Whether the strategy reads the row without locking it first, so that workers can be made to
+    /// read before any of them writes (see [`RaceGate`]).
+    pub fn reads_unlocked(self) -> bool {
+        matches!(
+            self,
+            Strategy::Naive
+                | Strategy::Optimistic
+                | Strategy::Versioned
+                | Strategy::VersionedNoRetry
+                | Strategy::Serializable
+        )
+    }
+
+    /// One attempt of one increment of post `pk`. On success, returns the value the strategy wrote.
+    pub async fn attempt(self, session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+        match self {
+            Strategy::Naive => naive::attempt(session, step).await,
+            Strategy::Atomic => atomic::attempt(session, step).await,
+            Strategy::Pessimistic(mode) => pessimistic::attempt(session, step, mode).await,
+            Strategy::Optimistic => optimistic::attempt(session, step).await,
+            Strategy::Versioned | Strategy::VersionedNoRetry => {
+                versioned::attempt(session, step).await
+            }
+            Strategy::Serializable => serializable::attempt(session, step).await,
+            Strategy::Advisory => advisory::attempt(session, step).await,
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// An unknown strategy name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy `{0}`; expected one of: {names}", names = Strategy::names().join(", "))]
+pub struct UnknownStrategy(pub String);
+
+impl FromStr for Strategy {
+    type Err = UnknownStrategy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        ALL.into_iter()
+            .chain([
+                Strategy::Pessimistic(LockMode::NoWait),
+                Strategy::Pessimistic(LockMode::SkipLocked),
+            ])
+            .find(|strategy| strategy.name() == wanted)
+            .ok_or_else(|| UnknownStrategy(s.to_owned()))
+    }
+}
+
+/// Makes every worker read before any of them writes, on their first increment's first attempt: the
+/// interleaving that loses an update, forced instead of hoped for.
+#[derive(Debug)]
+pub struct RaceGate {
+    barrier: Barrier,
+    timeout: Duration,
+}
+
+impl RaceGate {
+    /// A gate for `workers` workers. If one of them never arrives (its read failed), the others go
+    /// on after `timeout` rather than hang.
+    pub fn new(workers: usize, timeout: Duration) -> Self {
+        Self {
+            barrier: Barrier::new(workers),
+            timeout,
+        }
+    }
+
+    async fn wait(&self) {
+        if tokio::time::timeout(self.timeout, self.barrier.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "race gate: not every worker arrived within {:?}; going on",
+                self.timeout
+            );
+        }
+    }
+}
+
+/// Where one attempt stands: which post, which worker, which attempt, and whether to stop at the race
+/// gate after reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    pub pk: Pk,
+    pub worker: usize,
+    pub attempt: u32,
+    pub race: Option<&'a RaceGate>,
+}
+
+impl Step<'_> {
+    /// Called by strategies between their unlocked read and their write.
+    async fn after_read(&self, like: i64, version: i64) {
+        tracing::debug!(
+            worker = self.worker,
+            attempt = self.attempt,
+            like,
+            version,
+            "read"
+        );
+        if let (Some(gate), 1) = (self.race, self.attempt) {
+            gate.wait().await;
+        }
+    }
+
+    fn wrote(&self, like: i64) {
+        tracing::debug!(worker = self.worker, attempt = self.attempt, like, "wrote");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_back_to_its_strategy() {
+        for name in Strategy::names() {
+            assert_eq!(name.parse::<Strategy>().unwrap().name(), *name);
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_the_known_ones() {
+        let err = "optimstic".parse::<Strategy>().unwrap_err().to_string();
+        assert!(
+            err.contains("unknown strategy `optimstic`") && err.contains("optimistic"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sqlite_has_no_advisory_strategy() {
+        assert!(!Strategy::all_for(Backend::Sqlite).contains(&Strategy::Advisory));
+        assert!(Strategy::all_for(Backend::Postgres).contains(&Strategy::Advisory));
+    }
+}

@@ -1,0 +1,26 @@
+//! Read `like` and `version`, then write only if `version` is unchanged: compare-and-set in SQL.
+//! Nothing is locked between the two statements; a concurrent writer makes the write match no row.
+
+use super::Step;
+use crate::db::Session;
+use crate::error::{DbError, ErrorKind};
+
+pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+    let read = session.read(step.pk).await?;
+    step.after_read(read.like, read.version).await;
+    let like = read.like + 1;
+    if !session
+        .write_if_version(step.pk, like, read.version)
+        .await?
+    {
+        return Err(DbError::new(
+            ErrorKind::StaleVersion,
+            format!(
+                "post {} changed since version {} was read",
+                step.pk, read.version
+            ),
+        ));
+    }
+    step.wrote(like);
+    Ok(like)
+}
