@@ -110,12 +110,7 @@ pub struct DbError {
 impl DbError {
     /// An error that did not come from the driver.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self {
-            kind,
-            detail: detail.into(),
-            code: None,
-            source: None,
-        }
+        Self { kind, detail: detail.into(), code: None, source: None }
     }
 
     /// A driver error, already classified by a backend module.
@@ -124,12 +119,7 @@ impl DbError {
             sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
             _ => None,
         };
-        Self {
-            kind,
-            detail: source.to_string(),
-            code,
-            source: Some(source),
-        }
+        Self { kind, detail: source.to_string(), code, source: Some(source) }
     }
 
     /// The kind this error was classified as.

@@ -96,21 +96,14 @@ impl Experiment {
                 )));
             }
             StopAfter::Duration { measure, .. } if measure.is_zero() => {
-                return Err(ExperimentError::Invalid(
-                    "duration must be more than 0".into(),
-                ));
+                return Err(ExperimentError::Invalid("duration must be more than 0".into()));
             }
             _ => {}
         }
         if !self.strategy.supported_on(db.backend()) {
-            return Err(ExperimentError::Unsupported {
-                strategy: self.strategy,
-                backend: db.backend(),
-            });
+            return Err(ExperimentError::Unsupported { strategy: self.strategy, backend: db.backend() });
         }
-        self.retry
-            .validate()
-            .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        self.retry.validate().map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         Ok(())
     }
 
@@ -152,21 +145,12 @@ impl Experiment {
             .collect();
         let mut totals = WorkerStats::new();
         for handle in handles {
-            let stats = handle
-                .await
-                .map_err(|e| ExperimentError::Worker(e.to_string()))?;
+            let stats = handle.await.map_err(|e| ExperimentError::Worker(e.to_string()))?;
             totals.merge(stats);
         }
 
         let after = db.session().await?.read(pk).await?;
-        Ok(Outcome::account(
-            self,
-            db.backend(),
-            pk,
-            before,
-            after,
-            totals,
-        ))
+        Ok(Outcome::account(self, db.backend(), pk, before, after, totals))
     }
 }
 
@@ -177,10 +161,7 @@ pub enum ExperimentError {
     #[error("{0}")]
     Invalid(String),
     #[error("the {strategy} strategy is not supported on {backend}")]
-    Unsupported {
-        strategy: Strategy,
-        backend: Backend,
-    },
+    Unsupported { strategy: Strategy, backend: Backend },
     #[error(transparent)]
     Database(#[from] DbError),
     #[error("a worker crashed: {0}")]
@@ -204,20 +185,14 @@ impl WorkerJob {
         let started = Instant::now();
         let (limit, measure_from, deadline) = match self.experiment.stop {
             StopAfter::Increments(n) => (n, started, None),
-            StopAfter::Duration { warmup, measure } => {
-                (u64::MAX, started + warmup, Some(started + warmup + measure))
-            }
+            StopAfter::Duration { warmup, measure } => (u64::MAX, started + warmup, Some(started + warmup + measure)),
         };
         stats.measure_from = measure_from;
         let mut done = 0;
         while done < limit && deadline.is_none_or(|d| Instant::now() < d) {
-            let race = if done == 0 {
-                self.race.as_deref()
-            } else {
-                None
-            };
+            let race = if done == 0 { self.race.as_deref() } else { None };
             let began = Instant::now();
-            let (result, attempts) = self.one_increment(&mut session, race).await;
+            let (result, attempts) = self.one_increment(&mut session, race, &mut stats).await;
             let ended = Instant::now();
             stats.record(began, ended, attempts, result);
             done += 1;
@@ -233,6 +208,7 @@ impl WorkerJob {
         &self,
         session: &mut Option<Session>,
         race: Option<&RaceGate>,
+        stats: &mut WorkerStats,
     ) -> (Result<(), ErrorKind>, u32) {
         if session.is_none() {
             match self.db.session().await {
@@ -247,36 +223,28 @@ impl WorkerJob {
                 Err(err) => return (Err(err.kind()), 1),
             }
         }
-        let Some(s) = session.as_mut() else {
-            unreachable!("a session was just set")
-        };
+        let Some(s) = session.as_mut() else { unreachable!("a session was just set") };
         let strategy = self.experiment.strategy;
-        let mut retrier = if strategy.retries() {
-            self.experiment.retry
-        } else {
-            RetryPolicy::no_retry()
-        }
-        .retrier();
+        let mut retrier = if strategy.retries() { self.experiment.retry } else { RetryPolicy::no_retry() }.retrier();
         let (result, attempts) = loop {
-            let step = Step {
-                pk: self.pk,
-                worker: self.worker,
-                attempt: retrier.attempt(),
-                race,
-            };
-            match strategy.attempt(s, step).await {
-                Err(err) if retrier.retry_after(err.kind()).await => continue,
-                result => break (result, retrier.attempt()),
+            let step = Step { pk: self.pk, worker: self.worker, attempt: retrier.attempt(), race };
+            let result = strategy.attempt(s, step).await;
+            if let Err(err) = &result
+                && retrier.retry_after(err.kind()).await
+            {
+                stats.retried[kind_index(err.kind())] += 1;
+                continue;
             }
+            break (result, retrier.attempt());
         };
         match result {
             Ok(_) => (Ok(()), attempts),
             Err(err) => {
                 tracing::debug!(worker = self.worker, %err, "increment failed");
-                if err.kind() == ErrorKind::ConnectionLost {
-                    if let Some(mut broken) = session.take() {
-                        broken.close_on_drop();
-                    }
+                if err.kind() == ErrorKind::ConnectionLost
+                    && let Some(mut broken) = session.take()
+                {
+                    broken.close_on_drop();
                 }
                 (Err(err.kind()), attempts)
             }
@@ -289,6 +257,7 @@ struct WorkerStats {
     acknowledged: u64,
     failed: u64,
     errors: [u64; ErrorKind::ALL.len()],
+    retried: [u64; ErrorKind::ALL.len()],
     attempts: u64,
     measured_acknowledged: u64,
     latency_us: Histogram<u64>,
@@ -304,24 +273,18 @@ impl WorkerStats {
             acknowledged: 0,
             failed: 0,
             errors: [0; ErrorKind::ALL.len()],
+            retried: [0; ErrorKind::ALL.len()],
             attempts: 0,
             measured_acknowledged: 0,
             // 1 us to 10 min, 3 significant digits; fixed size, so recording never allocates.
-            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)
-                .expect("valid histogram bounds"),
+            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
             started: now,
             measure_from: now,
             finished: now,
         }
     }
 
-    fn record(
-        &mut self,
-        began: Instant,
-        ended: Instant,
-        attempts: u32,
-        result: Result<(), ErrorKind>,
-    ) {
+    fn record(&mut self, began: Instant, ended: Instant, attempts: u32, result: Result<(), ErrorKind>) {
         self.attempts += u64::from(attempts);
         let measured = began >= self.measure_from;
         match result {
@@ -333,17 +296,11 @@ impl WorkerStats {
             }
             Err(kind) => {
                 self.failed += 1;
-                let index = ErrorKind::ALL
-                    .iter()
-                    .position(|k| *k == kind)
-                    .unwrap_or(ErrorKind::ALL.len() - 1);
-                self.errors[index] += 1;
+                self.errors[kind_index(kind)] += 1;
             }
         }
         if measured {
-            let micros = u64::try_from((ended - began).as_micros())
-                .unwrap_or(u64::MAX)
-                .max(1);
+            let micros = u64::try_from((ended - began).as_micros()).unwrap_or(u64::MAX).max(1);
             self.latency_us.saturating_record(micros);
         }
     }
@@ -355,11 +312,12 @@ impl WorkerStats {
         for (total, n) in self.errors.iter_mut().zip(other.errors) {
             *total += n;
         }
+        for (total, n) in self.retried.iter_mut().zip(other.retried) {
+            *total += n;
+        }
         self.attempts += other.attempts;
         self.measured_acknowledged += other.measured_acknowledged;
-        self.latency_us
-            .add(&other.latency_us)
-            .expect("histograms share bounds");
+        self.latency_us.add(&other.latency_us).expect("histograms share bounds");
         if first_merge {
             self.started = other.started;
             self.measure_from = other.measure_from;
@@ -398,6 +356,8 @@ pub struct Outcome {
     /// Increments that gave up with an error; the kinds are counted in `errors`.
     pub failed: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// Failed attempts that were retried, by kind: the conflicts the strategy survived.
+    pub retried_errors: BTreeMap<ErrorKind, u64>,
     /// `like` after minus `like` before, read from the database.
     pub actual: i64,
     /// `acknowledged - actual`: acknowledged increments missing from the row. `null` when another
@@ -433,10 +393,7 @@ impl Outcome {
         let acknowledged = stats.acknowledged as i64;
         // Every write we committed bumped the version once. A lost connection may hide a commit
         // that did happen, so those failures are allowed to explain extra versions.
-        let ambiguous = stats.errors[ErrorKind::ALL
-            .iter()
-            .position(|k| *k == ErrorKind::ConnectionLost)
-            .unwrap_or(0)];
+        let ambiguous = stats.errors[kind_index(ErrorKind::ConnectionLost)];
         let versions = after.version - before.version;
         let foreign_writes = if versions < acknowledged {
             versions - acknowledged
@@ -444,17 +401,12 @@ impl Outcome {
             (versions - acknowledged - ambiguous as i64).max(0)
         };
         let lost = (foreign_writes == 0).then_some(acknowledged - actual);
-        let errors = ErrorKind::ALL
-            .into_iter()
-            .zip(stats.errors)
-            .filter(|(_, n)| *n > 0)
-            .collect::<BTreeMap<_, _>>();
+        let errors = count_by_kind(&stats.errors);
+        let retried_errors = count_by_kind(&stats.retried);
         let elapsed = stats.finished.saturating_duration_since(stats.started);
         let (throughput, increments) = match experiment.stop {
             StopAfter::Increments(n) => (per_second(stats.acknowledged, elapsed), Some(n)),
-            StopAfter::Duration { measure, .. } => {
-                (per_second(stats.measured_acknowledged, measure), None)
-            }
+            StopAfter::Duration { measure, .. } => (per_second(stats.measured_acknowledged, measure), None),
         };
         let ms = |micros: u64| (micros as f64 / 1000.0 * 1000.0).round() / 1000.0;
         let h = &stats.latency_us;
@@ -467,12 +419,9 @@ impl Outcome {
             expected,
             acknowledged: stats.acknowledged,
             failed: stats.failed,
-            dropped: if experiment.strategy == Strategy::VersionedNoRetry {
-                stats.failed
-            } else {
-                0
-            },
+            dropped: if experiment.strategy == Strategy::VersionedNoRetry { stats.failed } else { 0 },
             errors,
+            retried_errors,
             actual,
             lost,
             foreign_writes,
@@ -502,10 +451,9 @@ impl Outcome {
                 "lost {lost} of {} updates: concurrent read-modify-writes read the same value and overwrote each other",
                 self.acknowledged
             ),
-            Some(lost) if lost < 0 => format!(
-                "{} more increments in the row than acknowledged (a commit whose answer was lost)",
-                -lost
-            ),
+            Some(lost) if lost < 0 => {
+                format!("{} more increments in the row than acknowledged (a commit whose answer was lost)", -lost)
+            }
             Some(_) if self.dropped > 0 => format!(
                 "dropped {} of {} increments: the version check caught each conflict, but nothing retried it; \
                  no acknowledged update lost",
@@ -515,25 +463,76 @@ impl Outcome {
             Some(_) => "no update lost".to_owned(),
         };
         if self.failed > self.dropped {
-            let kinds: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, n)| format!("{k}: {n}"))
-                .collect();
-            verdict.push_str(&format!(
-                "; {} increments gave up ({})",
-                self.failed,
-                kinds.join(", ")
-            ));
+            let kinds: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            verdict.push_str(&format!("; {} increments gave up ({})", self.failed, kinds.join(", ")));
         }
         verdict
     }
 }
 
+fn kind_index(kind: ErrorKind) -> usize {
+    ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(ErrorKind::ALL.len() - 1)
+}
+
+fn count_by_kind(counts: &[u64; ErrorKind::ALL.len()]) -> BTreeMap<ErrorKind, u64> {
+    ErrorKind::ALL.into_iter().zip(*counts).filter(|(_, n)| *n > 0).collect()
+}
+
 fn per_second(count: u64, elapsed: Duration) -> f64 {
-    if elapsed.is_zero() {
-        0.0
-    } else {
-        count as f64 / elapsed.as_secs_f64()
+    if elapsed.is_zero() { 0.0 } else { count as f64 / elapsed.as_secs_f64() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(
+        strategy: Strategy,
+        acknowledged: u64,
+        failed: &[(ErrorKind, u64)],
+        before: (i64, i64),
+        after: (i64, i64),
+    ) -> Outcome {
+        let mut stats = WorkerStats::new();
+        stats.acknowledged = acknowledged;
+        for (kind, n) in failed {
+            stats.failed += n;
+            stats.errors[kind_index(*kind)] += n;
+        }
+        let experiment = Experiment::new(strategy, 2, (acknowledged + stats.failed) / 2);
+        let counter = |(like, version)| Counter { like, version };
+        Outcome::account(&experiment, Backend::Postgres, 1, counter(before), counter(after), stats)
+    }
+
+    #[test]
+    fn lost_updates_are_acknowledged_minus_actual() {
+        // Naive: 50 writes landed (50 versions), but the counter moved by 27.
+        let o = outcome(Strategy::Naive, 50, &[], (0, 0), (27, 50));
+        assert_eq!((o.actual, o.lost, o.foreign_writes), (27, Some(23), 0));
+        assert!(o.verdict().starts_with("lost 23 of 50 updates"), "{}", o.verdict());
+    }
+
+    #[test]
+    fn writes_that_are_not_ours_void_the_lost_figure() {
+        let o = outcome(Strategy::Atomic, 400, &[], (0, 0), (405, 405));
+        assert_eq!((o.foreign_writes, o.lost), (5, None));
+        assert!(o.verdict().contains("another writer changed post 1"), "{}", o.verdict());
+        // A reset during the run moves the version backwards: also not ours.
+        let o = outcome(Strategy::Atomic, 400, &[], (0, 7), (100, 100));
+        assert!(o.foreign_writes < 0 && o.lost.is_none(), "{o:?}");
+    }
+
+    #[test]
+    fn a_lost_connection_may_explain_one_extra_write() {
+        let o = outcome(Strategy::Atomic, 9, &[(ErrorKind::ConnectionLost, 1)], (0, 0), (10, 10));
+        assert_eq!((o.foreign_writes, o.lost), (0, Some(-1)));
+        assert_eq!(o.expected, 10);
+    }
+
+    #[test]
+    fn dropped_increments_are_the_no_retry_failures() {
+        let o = outcome(Strategy::VersionedNoRetry, 7, &[(ErrorKind::StaleVersion, 3)], (0, 0), (7, 7));
+        assert_eq!((o.dropped, o.lost, o.failed), (3, Some(0), 3));
+        assert!(o.verdict().starts_with("dropped 3 of 10 increments"), "{}", o.verdict());
     }
 }

@@ -48,10 +48,7 @@ impl From<SaveError> for DbError {
 impl Post {
     /// Loads post `pk`.
     pub async fn load(session: &mut Session, pk: Pk) -> Result<Self, DbError> {
-        Ok(Self {
-            row: session.load(pk).await?,
-            dirty: false,
-        })
+        Ok(Self { row: session.load(pk).await?, dirty: false })
     }
 
     pub fn pk(&self) -> Pk {
@@ -82,14 +79,8 @@ impl Post {
         if !self.dirty {
             return Ok(());
         }
-        if !session
-            .write_if_version(self.row.pk, self.row.like, self.row.version)
-            .await?
-        {
-            return Err(SaveError::StaleVersion {
-                pk: self.row.pk,
-                loaded_version: self.row.version,
-            });
+        if !session.write_if_version(self.row.pk, self.row.like, self.row.version).await? {
+            return Err(SaveError::StaleVersion { pk: self.row.pk, loaded_version: self.row.version });
         }
         self.row.version += 1;
         self.dirty = false;

@@ -83,10 +83,7 @@ pub enum RetryPolicyError {
     #[error("max_attempts must be between 1 and {max}, got {got}")]
     Attempts { got: u32, max: u32 },
     #[error("max_delay ({max_delay:?}) must not be below base_delay ({base_delay:?})")]
-    Delays {
-        base_delay: Duration,
-        max_delay: Duration,
-    },
+    Delays { base_delay: Duration, max_delay: Duration },
     #[error("deadline must be between 1 ms and 1 hour, got {0:?}")]
     Deadline(Duration),
 }
@@ -97,25 +94,16 @@ impl RetryPolicy {
 
     /// One attempt, no retry: what the seed's ORM demo did.
     pub fn no_retry() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
+        Self { max_attempts: 1, ..Self::default() }
     }
 
     /// Checks the policy's bounds.
     pub fn validate(&self) -> Result<(), RetryPolicyError> {
         if !(1..=Self::MAX_ATTEMPTS).contains(&self.max_attempts) {
-            return Err(RetryPolicyError::Attempts {
-                got: self.max_attempts,
-                max: Self::MAX_ATTEMPTS,
-            });
+            return Err(RetryPolicyError::Attempts { got: self.max_attempts, max: Self::MAX_ATTEMPTS });
         }
         if self.max_delay < self.base_delay {
-            return Err(RetryPolicyError::Delays {
-                base_delay: self.base_delay,
-                max_delay: self.max_delay,
-            });
+            return Err(RetryPolicyError::Delays { base_delay: self.base_delay, max_delay: self.max_delay });
         }
         if self.deadline < Duration::from_millis(1) || self.deadline > Duration::from_secs(3600) {
             return Err(RetryPolicyError::Deadline(self.deadline));
@@ -136,20 +124,13 @@ impl RetryPolicy {
 
     /// The sleeps between attempts of a unit of work that started at `started`.
     pub fn backoff_from(&self, started: Instant) -> FullJitterBackoff {
-        FullJitterBackoff {
-            policy: *self,
-            retries: 0,
-            started,
-        }
+        FullJitterBackoff { policy: *self, retries: 0, started }
     }
 
     /// A retry loop driver, for loops that cannot be closures (a unit of work that borrows a
     /// connection mutably, say).
     pub fn retrier(&self) -> Retrier {
-        Retrier {
-            backoff: self.backoff(),
-            attempt: 1,
-        }
+        Retrier { backoff: self.backoff(), attempt: 1 }
     }
 
     /// Runs `unit_of_work(attempt)` (attempt counts from 1) until it succeeds, fails with a kind that
@@ -166,10 +147,7 @@ impl RetryPolicy {
             match &result {
                 Err(err) if retrier.retry_after(err.kind()).await => continue,
                 _ => {
-                    return Retried {
-                        result,
-                        attempts: retrier.attempt(),
-                    };
+                    return Retried { result, attempts: retrier.attempt() };
                 }
             }
         }
@@ -221,11 +199,7 @@ impl Iterator for FullJitterBackoff {
             return None;
         }
         let bound = self.policy.delay_bound(self.retries);
-        let sleep = if bound.is_zero() {
-            Duration::ZERO
-        } else {
-            rand::random_range(Duration::ZERO..=bound)
-        };
+        let sleep = if bound.is_zero() { Duration::ZERO } else { rand::random_range(Duration::ZERO..=bound) };
         if self.started.elapsed() + sleep >= self.policy.deadline {
             return None;
         }
@@ -265,14 +239,8 @@ mod tests {
     fn jitter_is_spread_over_the_whole_range() {
         // Full jitter, not "delay plus a little": the first sleep lands in the lower half of its
         // range about half the time.
-        let policy = RetryPolicy {
-            max_delay: Duration::from_secs(1),
-            base_delay: Duration::from_secs(1),
-            ..policy()
-        };
-        let low = (0..400)
-            .filter(|_| policy.backoff().next().unwrap() < Duration::from_millis(500))
-            .count();
+        let policy = RetryPolicy { max_delay: Duration::from_secs(1), base_delay: Duration::from_secs(1), ..policy() };
+        let low = (0..400).filter(|_| policy.backoff().next().unwrap() < Duration::from_millis(500)).count();
         assert!((100..300).contains(&low), "{low} of 400 below half");
     }
 
@@ -287,10 +255,7 @@ mod tests {
 
     #[test]
     fn no_sleep_is_offered_after_the_deadline() {
-        let p = RetryPolicy {
-            deadline: Duration::from_secs(5),
-            ..policy()
-        };
+        let p = RetryPolicy { deadline: Duration::from_secs(5), ..policy() };
         let long_ago = Instant::now().checked_sub(Duration::from_secs(6)).unwrap();
         assert_eq!(p.backoff_from(long_ago).next(), None);
         assert!(p.backoff_from(Instant::now()).next().is_some());
@@ -298,12 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn attempts_are_bounded_and_counted() {
-        let p = RetryPolicy {
-            max_attempts: 4,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-            ..policy()
-        };
+        let p = RetryPolicy { max_attempts: 4, base_delay: Duration::ZERO, max_delay: Duration::ZERO, ..policy() };
         let mut calls = 0;
         let retried: Retried<(), DbError> = p
             .run(|_| {
@@ -312,10 +272,7 @@ mod tests {
             })
             .await;
         assert_eq!((calls, retried.attempts), (4, 4));
-        assert_eq!(
-            retried.result.unwrap_err().kind(),
-            ErrorKind::SerializationFailure
-        );
+        assert_eq!(retried.result.unwrap_err().kind(), ErrorKind::SerializationFailure);
     }
 
     #[tokio::test]
@@ -333,26 +290,9 @@ mod tests {
     #[test]
     fn validation_names_the_bad_bound() {
         assert!(RetryPolicy::default().validate().is_ok());
-        let zero = RetryPolicy {
-            max_attempts: 0,
-            ..RetryPolicy::default()
-        };
-        assert!(
-            zero.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("max_attempts")
-        );
-        let inverted = RetryPolicy {
-            max_delay: Duration::ZERO,
-            ..RetryPolicy::default()
-        };
-        assert!(
-            inverted
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("max_delay")
-        );
+        let zero = RetryPolicy { max_attempts: 0, ..RetryPolicy::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("max_attempts"));
+        let inverted = RetryPolicy { max_delay: Duration::ZERO, ..RetryPolicy::default() };
+        assert!(inverted.validate().unwrap_err().to_string().contains("max_delay"));
     }
 }

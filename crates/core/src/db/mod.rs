@@ -73,9 +73,7 @@ impl std::str::FromStr for LockMode {
         LockMode::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown lock mode `{s}`; expected one of: wait, nowait, skip-locked")
-            })
+            .ok_or_else(|| format!("unknown lock mode `{s}`; expected one of: wait, nowait, skip-locked"))
     }
 }
 
@@ -110,16 +108,10 @@ pub(crate) trait Dialect {
     ) -> impl Future<Output = Result<bool, DbError>> + Send;
     fn commit(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<(), DbError>> + Send;
     fn rollback(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<(), DbError>> + Send;
-    fn set_lock_timeout(
-        c: &mut Conn<Self::Db>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn set_lock_timeout(c: &mut Conn<Self::Db>, timeout: Duration) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// A plain read of `like` and `version`.
-    fn read(
-        c: &mut Conn<Self::Db>,
-        pk: Pk,
-    ) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    fn read(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send;
     /// A locking read (`FOR UPDATE [NOWAIT | SKIP LOCKED]`).
     fn read_for_update(
         c: &mut Conn<Self::Db>,
@@ -127,16 +119,9 @@ pub(crate) trait Dialect {
         mode: LockMode,
     ) -> impl Future<Output = Result<Counter, DbError>> + Send;
     /// The whole row.
-    fn load(
-        c: &mut Conn<Self::Db>,
-        pk: Pk,
-    ) -> impl Future<Output = Result<PostRow, DbError>> + Send;
+    fn load(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<PostRow, DbError>> + Send;
     /// Writes `like` unconditionally (bumping `version`, as every writer must).
-    fn write(
-        c: &mut Conn<Self::Db>,
-        pk: Pk,
-        like: i64,
-    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn write(c: &mut Conn<Self::Db>, pk: Pk, like: i64) -> impl Future<Output = Result<(), DbError>> + Send;
     /// Writes `like` only if `version` is still `expected_version`; returns whether it did.
     fn write_if_version(
         c: &mut Conn<Self::Db>,
@@ -145,10 +130,7 @@ pub(crate) trait Dialect {
         expected_version: i64,
     ) -> impl Future<Output = Result<bool, DbError>> + Send;
     /// `like = like + 1` in one statement; returns the new value.
-    fn increment(
-        c: &mut Conn<Self::Db>,
-        pk: Pk,
-    ) -> impl Future<Output = Result<i64, DbError>> + Send;
+    fn increment(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<i64, DbError>> + Send;
     /// Takes the application lock for this post, waiting up to `timeout`.
     fn advisory_lock(
         c: &mut Conn<Self::Db>,
@@ -156,27 +138,18 @@ pub(crate) trait Dialect {
         timeout: Duration,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
     /// Releases it (a no-op where the lock ends with the transaction).
-    fn advisory_unlock(
-        c: &mut Conn<Self::Db>,
-        pk: Pk,
-    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn advisory_unlock(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Inserts a new post with `like = 0` and returns its key.
     fn create_post(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Pk, DbError>> + Send;
     /// Inserts post `pk` with `like = 0` unless it exists.
-    fn ensure_post(
-        c: &mut Conn<Self::Db>,
-        pk: Pk,
-    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn ensure_post(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
     /// Sets `like` and `version` of post `pk` to 0, creating it if needed.
-    fn reset_post(
-        c: &mut Conn<Self::Db>,
-        pk: Pk,
-    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn reset_post(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// The server's id of this connection (PostgreSQL backend pid, MySQL connection id).
+    fn connection_id(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Option<i64>, DbError>> + Send;
     /// The server's version string.
-    fn server_version(
-        c: &mut Conn<Self::Db>,
-    ) -> impl Future<Output = Result<String, DbError>> + Send;
+    fn server_version(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<String, DbError>> + Send;
 }
 
 /// A backend connection, as a dialect function receives it.
@@ -306,12 +279,7 @@ impl Session {
         dispatch!(&mut self.conn, write(pk, like))
     }
 
-    pub async fn write_if_version(
-        &mut self,
-        pk: Pk,
-        like: i64,
-        expected_version: i64,
-    ) -> Result<bool, DbError> {
+    pub async fn write_if_version(&mut self, pk: Pk, like: i64, expected_version: i64) -> Result<bool, DbError> {
         dispatch!(&mut self.conn, write_if_version(pk, like, expected_version))
     }
 
@@ -343,6 +311,11 @@ impl Session {
     pub async fn server_version(&mut self) -> Result<String, DbError> {
         dispatch!(&mut self.conn, server_version())
     }
+
+    /// The server's id of this connection, where it has one (not SQLite).
+    pub async fn connection_id(&mut self) -> Result<Option<i64>, DbError> {
+        dispatch!(&mut self.conn, connection_id())
+    }
 }
 
 /// How to connect.
@@ -357,6 +330,8 @@ pub struct ConnectOptions {
     pub lock_timeout: Duration,
     /// Apply the embedded migrations on connect (idempotent).
     pub migrate: bool,
+    /// Statements run on every new connection, e.g. `SET SESSION innodb_snapshot_isolation = ON`.
+    pub init_statements: Vec<String>,
 }
 
 impl ConnectOptions {
@@ -369,6 +344,7 @@ impl ConnectOptions {
             acquire_timeout: Duration::from_secs(10),
             lock_timeout: Self::DEFAULT_LOCK_TIMEOUT,
             migrate: true,
+            init_statements: Vec::new(),
         }
     }
 }
@@ -413,9 +389,7 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("Database").field("url", &self.url).finish_non_exhaustive()
     }
 }
 
@@ -423,14 +397,9 @@ impl Database {
     /// Connects (checking that the server answers) and applies the migrations.
     pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
         let url = options.url.clone();
-        let unreachable = |source: DbError| ConnectError::Unreachable {
-            url: url.redacted(),
-            source,
-        };
+        let unreachable = |source: DbError| ConnectError::Unreachable { url: url.redacted(), source };
         let pool = match url.backend() {
-            Backend::Postgres => {
-                Pool::Postgres(postgres::connect(&options).await.map_err(unreachable)?)
-            }
+            Backend::Postgres => Pool::Postgres(postgres::connect(&options).await.map_err(unreachable)?),
             Backend::MySql => Pool::MySql(mysql::connect(&options).await.map_err(unreachable)?),
             Backend::Sqlite => Pool::Sqlite(sqlite::connect(&options).await.map_err(unreachable)?),
         };
@@ -449,23 +418,11 @@ impl Database {
 
     /// Applies the embedded migrations of this backend. Safe to run concurrently and repeatedly.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        let migrate = |source| ConnectError::Migrate {
-            url: self.url.redacted(),
-            source,
-        };
+        let migrate = |source| ConnectError::Migrate { url: self.url.redacted(), source };
         match &self.pool {
-            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres")
-                .run(p)
-                .await
-                .map_err(migrate),
-            Pool::MySql(p) => sqlx::migrate!("./migrations/mysql")
-                .run(p)
-                .await
-                .map_err(migrate),
-            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite")
-                .run(p)
-                .await
-                .map_err(migrate),
+            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await.map_err(migrate),
+            Pool::MySql(p) => sqlx::migrate!("./migrations/mysql").run(p).await.map_err(migrate),
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await.map_err(migrate),
         }
     }
 
@@ -486,19 +443,11 @@ impl Database {
     /// One connection from the pool, with the configured lock timeout.
     pub async fn session(&self) -> Result<Session, DbError> {
         let conn = match &self.pool {
-            Pool::Postgres(p) => {
-                PooledConn::Postgres(p.acquire().await.map_err(db_err::<postgres::Postgres>)?)
-            }
+            Pool::Postgres(p) => PooledConn::Postgres(p.acquire().await.map_err(db_err::<postgres::Postgres>)?),
             Pool::MySql(p) => PooledConn::MySql(p.acquire().await.map_err(db_err::<mysql::MySql>)?),
-            Pool::Sqlite(p) => {
-                PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?)
-            }
+            Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?),
         };
-        let mut session = Session {
-            conn,
-            in_transaction: false,
-            lock_timeout: self.lock_timeout,
-        };
+        let mut session = Session { conn, in_transaction: false, lock_timeout: self.lock_timeout };
         session.set_lock_timeout(self.lock_timeout).await?;
         Ok(session)
     }
@@ -508,10 +457,7 @@ impl Database {
         if n > self.max_connections as usize {
             return Err(DbError::new(
                 ErrorKind::PoolTimeout,
-                format!(
-                    "{n} connections requested but the pool holds at most {}",
-                    self.max_connections
-                ),
+                format!("{n} connections requested but the pool holds at most {}", self.max_connections),
             ));
         }
         let _one_at_a_time = self.bulk_acquire.lock().await;
@@ -537,9 +483,14 @@ impl Database {
         self.session().await?.create_post().await
     }
 
-    /// Creates post `pk` with `like = 0` unless it exists.
+    /// Creates post `pk` with `like = 0` unless it exists. Writes only when it is missing, so it does
+    /// not wait for a lock someone holds on an existing row (or on a whole SQLite database).
     pub async fn ensure_post(&self, pk: Pk) -> Result<(), DbError> {
-        self.session().await?.ensure_post(pk).await
+        let mut session = self.session().await?;
+        match session.read(pk).await {
+            Err(err) if err.kind() == ErrorKind::NotFound => session.ensure_post(pk).await,
+            other => other.map(drop),
+        }
     }
 
     /// Sets post `pk` back to `like = 0, version = 0`, creating it if needed.
@@ -559,6 +510,37 @@ impl Database {
             Pool::MySql(p) => p.close().await,
             Pool::Sqlite(p) => p.close().await,
         }
+    }
+}
+
+/// A future that borrows the connection it runs on.
+type ConnFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// The shape of sqlx's `after_connect` hook.
+trait AfterConnect<DB: sqlx::Database>:
+    for<'c> Fn(&'c mut DB::Connection, sqlx::pool::PoolConnectionMetadata) -> ConnFuture<'c> + Send + Sync + 'static
+{
+}
+
+impl<DB: sqlx::Database, F> AfterConnect<DB> for F where
+    F: for<'c> Fn(&'c mut DB::Connection, sqlx::pool::PoolConnectionMetadata) -> ConnFuture<'c> + Send + Sync + 'static
+{
+}
+
+/// The `after_connect` hook that runs the configured init statements on each new connection.
+fn run_init_statements<DB: sqlx::Database>(options: &ConnectOptions) -> impl AfterConnect<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let statements = std::sync::Arc::new(options.init_statements.clone());
+    move |conn, _meta| {
+        let statements = statements.clone();
+        Box::pin(async move {
+            for sql in statements.iter() {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -21,29 +21,23 @@ use crate::error::{DbError, ErrorKind, classify_driver_error};
 pub(crate) struct MySql;
 
 pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, DbError> {
-    let connect = MySqlConnectOptions::from_str(options.url.expose()).map_err(|e| {
-        DbError::new(
-            ErrorKind::Other,
-            format!("invalid MySQL URL: {}", super::redact(&e.to_string())),
-        )
-    })?;
+    let connect = MySqlConnectOptions::from_str(options.url.expose())
+        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid MySQL URL: {}", super::redact(&e.to_string()))))?;
     MySqlPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
+        .after_connect(super::run_init_statements::<sqlx::MySql>(options))
         .connect_with(connect)
         .await
         .map_err(db_err::<MySql>)
 }
 
 fn error_number(err: &sqlx::Error) -> Option<u16> {
-    err.as_database_error()?
-        .try_downcast_ref::<MySqlDatabaseError>()
-        .map(MySqlDatabaseError::number)
+    err.as_database_error()?.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number)
 }
 
 fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
-    row.map(|(like, version)| Counter { like, version })
-        .ok_or_else(|| not_found(pk))
+    row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
 }
 
 fn advisory_name(pk: Pk) -> String {
@@ -71,39 +65,23 @@ impl Dialect for MySql {
         }
     }
 
-    async fn begin(
-        c: &mut MySqlConnection,
-        mode: TxMode,
-        _lock_timeout: Duration,
-    ) -> Result<bool, DbError> {
+    async fn begin(c: &mut MySqlConnection, mode: TxMode, _lock_timeout: Duration) -> Result<bool, DbError> {
         if mode == TxMode::Serializable {
             // Applies to the next transaction only.
-            c.execute(sqlx::raw_sql(
-                "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-            ))
-            .await
-            .map_err(db_err::<MySql>)?;
+            c.execute(sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")).await.map_err(db_err::<MySql>)?;
         }
-        c.execute(sqlx::raw_sql("BEGIN"))
-            .await
-            .map_err(db_err::<MySql>)?;
+        c.execute(sqlx::raw_sql("BEGIN")).await.map_err(db_err::<MySql>)?;
         Ok(true)
     }
 
     async fn commit(c: &mut MySqlConnection) -> Result<(), DbError> {
-        c.execute(sqlx::raw_sql("COMMIT"))
-            .await
-            .map(drop)
-            .map_err(db_err::<MySql>)
+        c.execute(sqlx::raw_sql("COMMIT")).await.map(drop).map_err(db_err::<MySql>)
     }
 
     async fn rollback(c: &mut MySqlConnection) -> Result<(), DbError> {
         // Also right after 1213 or 1020, when the server has already rolled back: then it is a no-op.
         // After 1205 the transaction is still open, and this ends it.
-        c.execute(sqlx::raw_sql("ROLLBACK"))
-            .await
-            .map(drop)
-            .map_err(db_err::<MySql>)
+        c.execute(sqlx::raw_sql("ROLLBACK")).await.map(drop).map_err(db_err::<MySql>)
     }
 
     async fn set_lock_timeout(c: &mut MySqlConnection, timeout: Duration) -> Result<(), DbError> {
@@ -126,38 +104,25 @@ impl Dialect for MySql {
         read_counter(row, pk)
     }
 
-    async fn read_for_update(
-        c: &mut MySqlConnection,
-        pk: Pk,
-        mode: LockMode,
-    ) -> Result<Counter, DbError> {
+    async fn read_for_update(c: &mut MySqlConnection, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
         let sql = match mode {
             LockMode::Wait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE",
             LockMode::NoWait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE NOWAIT",
-            LockMode::SkipLocked => {
-                "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE SKIP LOCKED"
-            }
+            LockMode::SkipLocked => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE SKIP LOCKED",
         };
-        let row: Option<(i64, i64)> = sqlx::query_as(sql)
-            .bind(pk)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(|e| {
-                let err = db_err::<MySql>(e);
-                // MariaDB answers a failed NOWAIT with 1205, the lock-wait-timeout code.
-                if mode == LockMode::NoWait && err.kind() == ErrorKind::LockTimeout {
-                    err.with_kind(ErrorKind::LockNotAvailable)
-                } else {
-                    err
-                }
-            })?;
+        let row: Option<(i64, i64)> = sqlx::query_as(sql).bind(pk).fetch_optional(&mut *c).await.map_err(|e| {
+            let err = db_err::<MySql>(e);
+            // MariaDB answers a failed NOWAIT with 1205, the lock-wait-timeout code.
+            if mode == LockMode::NoWait && err.kind() == ErrorKind::LockTimeout {
+                err.with_kind(ErrorKind::LockNotAvailable)
+            } else {
+                err
+            }
+        })?;
         match (row, mode) {
             (None, LockMode::SkipLocked) => {
                 Self::read(c, pk).await?;
-                Err(DbError::new(
-                    ErrorKind::RowSkipped,
-                    format!("post {pk} is locked by another transaction; skipped"),
-                ))
+                Err(DbError::new(ErrorKind::RowSkipped, format!("post {pk} is locked by another transaction; skipped")))
             }
             (row, _) => read_counter(row, pk),
         }
@@ -169,13 +134,8 @@ impl Dialect for MySql {
             .fetch_optional(&mut *c)
             .await
             .map_err(db_err::<MySql>)?;
-        row.map(|(pk, like, version, modified_at)| PostRow {
-            pk,
-            like,
-            version,
-            modified_at,
-        })
-        .ok_or_else(|| not_found(pk))
+        row.map(|(pk, like, version, modified_at)| PostRow { pk, like, version, modified_at })
+            .ok_or_else(|| not_found(pk))
     }
 
     async fn write(c: &mut MySqlConnection, pk: Pk, like: i64) -> Result<(), DbError> {
@@ -187,11 +147,7 @@ impl Dialect for MySql {
         .execute(&mut *c)
         .await
         .map_err(db_err::<MySql>)?;
-        if done.rows_affected() == 0 {
-            Err(not_found(pk))
-        } else {
-            Ok(())
-        }
+        if done.rows_affected() == 0 { Err(not_found(pk)) } else { Ok(()) }
     }
 
     async fn write_if_version(
@@ -227,15 +183,10 @@ impl Dialect for MySql {
         if done.rows_affected() == 0 {
             return Err(not_found(pk));
         }
-        i64::try_from(done.last_insert_id())
-            .map_err(|_| DbError::new(ErrorKind::Other, "counter out of range"))
+        i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "counter out of range"))
     }
 
-    async fn advisory_lock(
-        c: &mut MySqlConnection,
-        pk: Pk,
-        timeout: Duration,
-    ) -> Result<(), DbError> {
+    async fn advisory_lock(c: &mut MySqlConnection, pk: Pk, timeout: Duration) -> Result<(), DbError> {
         let acquired: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
             .bind(advisory_name(pk))
             .bind(timeout.as_secs_f64())
@@ -248,10 +199,7 @@ impl Dialect for MySql {
                 ErrorKind::LockTimeout,
                 format!("application lock for post {pk} not acquired within {timeout:?}"),
             )),
-            None => Err(DbError::new(
-                ErrorKind::Other,
-                format!("GET_LOCK for post {pk} failed"),
-            )),
+            None => Err(DbError::new(ErrorKind::Other, format!("GET_LOCK for post {pk} failed"))),
         }
     }
 
@@ -265,12 +213,8 @@ impl Dialect for MySql {
     }
 
     async fn create_post(c: &mut MySqlConnection) -> Result<Pk, DbError> {
-        let done = sqlx::query("INSERT INTO posts () VALUES ()")
-            .execute(&mut *c)
-            .await
-            .map_err(db_err::<MySql>)?;
-        i64::try_from(done.last_insert_id())
-            .map_err(|_| DbError::new(ErrorKind::Other, "post key out of range"))
+        let done = sqlx::query("INSERT INTO posts () VALUES ()").execute(&mut *c).await.map_err(db_err::<MySql>)?;
+        i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "post key out of range"))
     }
 
     async fn ensure_post(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
@@ -294,10 +238,15 @@ impl Dialect for MySql {
         .map_err(db_err::<MySql>)
     }
 
-    async fn server_version(c: &mut MySqlConnection) -> Result<String, DbError> {
-        sqlx::query_scalar("SELECT VERSION()")
+    async fn connection_id(c: &mut MySqlConnection) -> Result<Option<i64>, DbError> {
+        sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
             .fetch_one(&mut *c)
             .await
+            .map(Some)
             .map_err(db_err::<MySql>)
+    }
+
+    async fn server_version(c: &mut MySqlConnection) -> Result<String, DbError> {
+        sqlx::query_scalar("SELECT VERSION()").fetch_one(&mut *c).await.map_err(db_err::<MySql>)
     }
 }

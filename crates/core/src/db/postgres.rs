@@ -17,16 +17,12 @@ const ADVISORY_NAMESPACE: i64 = 0x5241_4345_0000_0000; // "RACE" in the high byt
 
 pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError> {
     let connect = PgConnectOptions::from_str(options.url.expose())
-        .map_err(|e| {
-            DbError::new(
-                ErrorKind::Other,
-                format!("invalid PostgreSQL URL: {}", error_without_url(&e)),
-            )
-        })?
+        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid PostgreSQL URL: {}", error_without_url(&e))))?
         .application_name("racelab");
     PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
+        .after_connect(super::run_init_statements::<sqlx::Postgres>(options))
         .connect_with(connect)
         .await
         .map_err(db_err::<Postgres>)
@@ -41,8 +37,7 @@ fn error_without_url(err: &sqlx::Error) -> String {
 }
 
 fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
-    row.map(|(like, version)| Counter { like, version })
-        .ok_or_else(|| not_found(pk))
+    row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
 }
 
 /// PostgreSQL reports both a failed NOWAIT and an expired `lock_timeout` as 55P03: only the caller
@@ -76,33 +71,21 @@ impl Dialect for Postgres {
         }
     }
 
-    async fn begin(
-        c: &mut PgConnection,
-        mode: TxMode,
-        _lock_timeout: Duration,
-    ) -> Result<bool, DbError> {
+    async fn begin(c: &mut PgConnection, mode: TxMode, _lock_timeout: Duration) -> Result<bool, DbError> {
         let sql = match mode {
             TxMode::DefaultIsolation | TxMode::RowLocking(_) => "BEGIN",
             TxMode::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         };
-        c.execute(sqlx::raw_sql(sql))
-            .await
-            .map_err(db_err::<Postgres>)?;
+        c.execute(sqlx::raw_sql(sql)).await.map_err(db_err::<Postgres>)?;
         Ok(true)
     }
 
     async fn commit(c: &mut PgConnection) -> Result<(), DbError> {
-        c.execute(sqlx::raw_sql("COMMIT"))
-            .await
-            .map(drop)
-            .map_err(db_err::<Postgres>)
+        c.execute(sqlx::raw_sql("COMMIT")).await.map(drop).map_err(db_err::<Postgres>)
     }
 
     async fn rollback(c: &mut PgConnection) -> Result<(), DbError> {
-        c.execute(sqlx::raw_sql("ROLLBACK"))
-            .await
-            .map(drop)
-            .map_err(db_err::<Postgres>)
+        c.execute(sqlx::raw_sql("ROLLBACK")).await.map(drop).map_err(db_err::<Postgres>)
     }
 
     async fn set_lock_timeout(c: &mut PgConnection, timeout: Duration) -> Result<(), DbError> {
@@ -125,19 +108,11 @@ impl Dialect for Postgres {
         read_counter(row, pk)
     }
 
-    async fn read_for_update(
-        c: &mut PgConnection,
-        pk: Pk,
-        mode: LockMode,
-    ) -> Result<Counter, DbError> {
+    async fn read_for_update(c: &mut PgConnection, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
         let sql = match mode {
             LockMode::Wait => r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE"#,
-            LockMode::NoWait => {
-                r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE NOWAIT"#
-            }
-            LockMode::SkipLocked => {
-                r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE SKIP LOCKED"#
-            }
+            LockMode::NoWait => r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE NOWAIT"#,
+            LockMode::SkipLocked => r#"SELECT "like", version FROM posts WHERE pk = $1 FOR UPDATE SKIP LOCKED"#,
         };
         let row: Option<(i64, i64)> = sqlx::query_as(sql)
             .bind(pk)
@@ -148,53 +123,34 @@ impl Dialect for Postgres {
             (None, LockMode::SkipLocked) => {
                 // No row: either it is locked (skipped) or it does not exist. Only a plain read tells.
                 Self::read(c, pk).await?;
-                Err(DbError::new(
-                    ErrorKind::RowSkipped,
-                    format!("post {pk} is locked by another transaction; skipped"),
-                ))
+                Err(DbError::new(ErrorKind::RowSkipped, format!("post {pk} is locked by another transaction; skipped")))
             }
             (row, _) => read_counter(row, pk),
         }
     }
 
     async fn load(c: &mut PgConnection, pk: Pk) -> Result<PostRow, DbError> {
-        let row =
-            sqlx::query_as(r#"SELECT pk, "like", version, modified_at FROM posts WHERE pk = $1"#)
-                .bind(pk)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(db_err::<Postgres>)?;
-        row.map(|(pk, like, version, modified_at)| PostRow {
-            pk,
-            like,
-            version,
-            modified_at,
-        })
-        .ok_or_else(|| not_found(pk))
+        let row = sqlx::query_as(r#"SELECT pk, "like", version, modified_at FROM posts WHERE pk = $1"#)
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err::<Postgres>)?;
+        row.map(|(pk, like, version, modified_at)| PostRow { pk, like, version, modified_at })
+            .ok_or_else(|| not_found(pk))
     }
 
     async fn write(c: &mut PgConnection, pk: Pk, like: i64) -> Result<(), DbError> {
-        let done = sqlx::query(
-            r#"UPDATE posts SET "like" = $2, version = version + 1, modified_at = now() WHERE pk = $1"#,
-        )
-        .bind(pk)
-        .bind(like)
-        .execute(&mut *c)
-        .await
-        .map_err(db_err::<Postgres>)?;
-        if done.rows_affected() == 0 {
-            Err(not_found(pk))
-        } else {
-            Ok(())
-        }
+        let done =
+            sqlx::query(r#"UPDATE posts SET "like" = $2, version = version + 1, modified_at = now() WHERE pk = $1"#)
+                .bind(pk)
+                .bind(like)
+                .execute(&mut *c)
+                .await
+                .map_err(db_err::<Postgres>)?;
+        if done.rows_affected() == 0 { Err(not_found(pk)) } else { Ok(()) }
     }
 
-    async fn write_if_version(
-        c: &mut PgConnection,
-        pk: Pk,
-        like: i64,
-        expected_version: i64,
-    ) -> Result<bool, DbError> {
+    async fn write_if_version(c: &mut PgConnection, pk: Pk, like: i64, expected_version: i64) -> Result<bool, DbError> {
         let done = sqlx::query(
             r#"UPDATE posts SET "like" = $2, version = version + 1, modified_at = now()
                WHERE pk = $1 AND version = $3"#,
@@ -220,11 +176,7 @@ impl Dialect for Postgres {
         like.ok_or_else(|| not_found(pk))
     }
 
-    async fn advisory_lock(
-        c: &mut PgConnection,
-        pk: Pk,
-        _timeout: Duration,
-    ) -> Result<(), DbError> {
+    async fn advisory_lock(c: &mut PgConnection, pk: Pk, _timeout: Duration) -> Result<(), DbError> {
         // Transaction-scoped: released by COMMIT or ROLLBACK on every path. The session's
         // lock_timeout bounds the wait.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -243,18 +195,12 @@ impl Dialect for Postgres {
         // A post inserted with an explicit key (the seed's pk = 1) does not advance the sequence,
         // so the sequence may hand out a taken key: take the next one.
         for _ in 0..1000 {
-            match sqlx::query_scalar("INSERT INTO posts DEFAULT VALUES RETURNING pk")
-                .fetch_one(&mut *c)
-                .await
-            {
+            match sqlx::query_scalar("INSERT INTO posts DEFAULT VALUES RETURNING pk").fetch_one(&mut *c).await {
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
                 other => return other.map_err(db_err::<Postgres>),
             }
         }
-        Err(DbError::new(
-            ErrorKind::Other,
-            "could not find a free post key after 1000 tries",
-        ))
+        Err(DbError::new(ErrorKind::Other, "could not find a free post key after 1000 tries"))
     }
 
     async fn ensure_post(c: &mut PgConnection, pk: Pk) -> Result<(), DbError> {
@@ -278,10 +224,15 @@ impl Dialect for Postgres {
         .map_err(db_err::<Postgres>)
     }
 
-    async fn server_version(c: &mut PgConnection) -> Result<String, DbError> {
-        sqlx::query_scalar("SELECT version()")
+    async fn connection_id(c: &mut PgConnection) -> Result<Option<i64>, DbError> {
+        sqlx::query_scalar("SELECT pg_backend_pid()::BIGINT")
             .fetch_one(&mut *c)
             .await
+            .map(Some)
             .map_err(db_err::<Postgres>)
+    }
+
+    async fn server_version(c: &mut PgConnection) -> Result<String, DbError> {
+        sqlx::query_scalar("SELECT version()").fetch_one(&mut *c).await.map_err(db_err::<Postgres>)
     }
 }

@@ -29,40 +29,31 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbEr
     SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
+        .after_connect(super::run_init_statements::<sqlx::Sqlite>(options))
         .connect_with(connect)
         .await
         .map_err(db_err::<Sqlite>)
 }
 
 fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
-    row.map(|(like, version)| Counter { like, version })
-        .ok_or_else(|| not_found(pk))
+    row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
 }
 
 async fn set_busy_timeout(c: &mut SqliteConnection, timeout: Duration) -> Result<(), DbError> {
     let ms = timeout.as_millis().min(i32::MAX as u128);
-    c.execute(sqlx::raw_sql(AssertSqlSafe(format!(
-        "PRAGMA busy_timeout = {ms}"
-    ))))
-    .await
-    .map(drop)
-    .map_err(db_err::<Sqlite>)
+    c.execute(sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}"))))
+        .await
+        .map(drop)
+        .map_err(db_err::<Sqlite>)
 }
 
 /// `BEGIN IMMEDIATE` as a lock request. With NOWAIT or SKIP LOCKED the busy timeout is 0 for just
 /// this statement, and "busy" is reported as the lock mode's own kind.
-async fn begin_immediate(
-    c: &mut SqliteConnection,
-    mode: LockMode,
-    lock_timeout: Duration,
-) -> Result<(), DbError> {
+async fn begin_immediate(c: &mut SqliteConnection, mode: LockMode, lock_timeout: Duration) -> Result<(), DbError> {
     if mode != LockMode::Wait {
         set_busy_timeout(c, Duration::ZERO).await?;
     }
-    let begun = c
-        .execute(sqlx::raw_sql("BEGIN IMMEDIATE"))
-        .await
-        .map_err(db_err::<Sqlite>);
+    let begun = c.execute(sqlx::raw_sql("BEGIN IMMEDIATE")).await.map_err(db_err::<Sqlite>);
     if mode != LockMode::Wait {
         set_busy_timeout(c, lock_timeout).await?;
     }
@@ -81,10 +72,7 @@ impl Dialect for Sqlite {
         if let Some(kind) = classify_driver_error(err) {
             return kind;
         }
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .and_then(|c| c.parse::<i32>().ok());
+        let code = err.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse::<i32>().ok());
         // Extended result codes keep the primary code in the low byte: BUSY (5) covers BUSY_SNAPSHOT
         // (517) and BUSY_TIMEOUT; LOCKED (6) covers LOCKED_SHAREDCACHE.
         match code.map(|c| c & 0xff) {
@@ -93,38 +81,25 @@ impl Dialect for Sqlite {
         }
     }
 
-    async fn begin(
-        c: &mut SqliteConnection,
-        mode: TxMode,
-        lock_timeout: Duration,
-    ) -> Result<bool, DbError> {
+    async fn begin(c: &mut SqliteConnection, mode: TxMode, lock_timeout: Duration) -> Result<bool, DbError> {
         match mode {
             TxMode::DefaultIsolation => Ok(false),
             TxMode::Serializable => {
-                c.execute(sqlx::raw_sql("BEGIN DEFERRED"))
-                    .await
-                    .map_err(db_err::<Sqlite>)?;
+                c.execute(sqlx::raw_sql("BEGIN DEFERRED")).await.map_err(db_err::<Sqlite>)?;
                 Ok(true)
             }
-            TxMode::RowLocking(lock_mode) => begin_immediate(c, lock_mode, lock_timeout)
-                .await
-                .map(|()| true),
+            TxMode::RowLocking(lock_mode) => begin_immediate(c, lock_mode, lock_timeout).await.map(|()| true),
         }
     }
 
     async fn commit(c: &mut SqliteConnection) -> Result<(), DbError> {
-        c.execute(sqlx::raw_sql("COMMIT"))
-            .await
-            .map(drop)
-            .map_err(db_err::<Sqlite>)
+        c.execute(sqlx::raw_sql("COMMIT")).await.map(drop).map_err(db_err::<Sqlite>)
     }
 
     async fn rollback(c: &mut SqliteConnection) -> Result<(), DbError> {
         match c.execute(sqlx::raw_sql("ROLLBACK")).await {
             // SQLite may already have rolled back on its own (after some busy errors).
-            Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => {
-                Ok(())
-            }
+            Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => Ok(()),
             other => other.map(drop).map_err(db_err::<Sqlite>),
         }
     }
@@ -142,29 +117,19 @@ impl Dialect for Sqlite {
         read_counter(row, pk)
     }
 
-    async fn read_for_update(
-        c: &mut SqliteConnection,
-        pk: Pk,
-        _mode: LockMode,
-    ) -> Result<Counter, DbError> {
+    async fn read_for_update(c: &mut SqliteConnection, pk: Pk, _mode: LockMode) -> Result<Counter, DbError> {
         // The lock was taken by BEGIN IMMEDIATE, honouring the mode.
         Self::read(c, pk).await
     }
 
     async fn load(c: &mut SqliteConnection, pk: Pk) -> Result<PostRow, DbError> {
-        let row =
-            sqlx::query_as(r#"SELECT pk, "like", version, modified_at FROM posts WHERE pk = ?"#)
-                .bind(pk)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(db_err::<Sqlite>)?;
-        row.map(|(pk, like, version, modified_at)| PostRow {
-            pk,
-            like,
-            version,
-            modified_at,
-        })
-        .ok_or_else(|| not_found(pk))
+        let row = sqlx::query_as(r#"SELECT pk, "like", version, modified_at FROM posts WHERE pk = ?"#)
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err::<Sqlite>)?;
+        row.map(|(pk, like, version, modified_at)| PostRow { pk, like, version, modified_at })
+            .ok_or_else(|| not_found(pk))
     }
 
     async fn write(c: &mut SqliteConnection, pk: Pk, like: i64) -> Result<(), DbError> {
@@ -177,11 +142,7 @@ impl Dialect for Sqlite {
         .execute(&mut *c)
         .await
         .map_err(db_err::<Sqlite>)?;
-        if done.rows_affected() == 0 {
-            Err(not_found(pk))
-        } else {
-            Ok(())
-        }
+        if done.rows_affected() == 0 { Err(not_found(pk)) } else { Ok(()) }
     }
 
     async fn write_if_version(
@@ -215,11 +176,7 @@ impl Dialect for Sqlite {
         like.ok_or_else(|| not_found(pk))
     }
 
-    async fn advisory_lock(
-        _c: &mut SqliteConnection,
-        _pk: Pk,
-        _timeout: Duration,
-    ) -> Result<(), DbError> {
+    async fn advisory_lock(_c: &mut SqliteConnection, _pk: Pk, _timeout: Duration) -> Result<(), DbError> {
         Err(DbError::new(
             ErrorKind::Unsupported,
             "the advisory strategy is not supported on SQLite: it has no application locks \
@@ -252,18 +209,14 @@ impl Dialect for Sqlite {
             r#"INSERT INTO posts (pk, "like", version) VALUES (?, 0, 0)
                ON CONFLICT (pk) DO UPDATE SET "like" = 0, version = 0, modified_at = {NOW}"#
         );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(pk)
-            .execute(&mut *c)
-            .await
-            .map(drop)
-            .map_err(db_err::<Sqlite>)
+        sqlx::query(AssertSqlSafe(sql)).bind(pk).execute(&mut *c).await.map(drop).map_err(db_err::<Sqlite>)
+    }
+
+    async fn connection_id(_c: &mut SqliteConnection) -> Result<Option<i64>, DbError> {
+        Ok(None)
     }
 
     async fn server_version(c: &mut SqliteConnection) -> Result<String, DbError> {
-        sqlx::query_scalar("SELECT 'SQLite ' || sqlite_version()")
-            .fetch_one(&mut *c)
-            .await
-            .map_err(db_err::<Sqlite>)
+        sqlx::query_scalar("SELECT 'SQLite ' || sqlite_version()").fetch_one(&mut *c).await.map_err(db_err::<Sqlite>)
     }
 }

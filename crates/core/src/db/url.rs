@@ -37,9 +37,7 @@ impl fmt::Display for Backend {
 /// Why a URL was refused. The URL itself is never part of the message, only its redacted form.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
-    #[error(
-        "database URL `{url}` has no scheme; expected postgres://, mysql://, mariadb:// or sqlite://"
-    )]
+    #[error("database URL `{url}` has no scheme; expected postgres://, mysql://, mariadb:// or sqlite://")]
     NoScheme { url: String },
     #[error(
         "database URL `{url}` has unsupported scheme `{scheme}`; expected postgres://, mysql://, mariadb:// or sqlite://"
@@ -68,22 +66,14 @@ impl DatabaseUrl {
             "mysql" | "mariadb" => Backend::MySql,
             "sqlite" => Backend::Sqlite,
             other => {
-                return Err(UrlError::UnknownScheme {
-                    url: redact(raw),
-                    scheme: other.to_owned(),
-                });
+                return Err(UrlError::UnknownScheme { url: redact(raw), scheme: other.to_owned() });
             }
         };
         if backend != Backend::Sqlite {
-            let parsed = url::Url::parse(raw).map_err(|e| UrlError::Malformed {
-                url: redact(raw),
-                reason: e.to_string(),
-            })?;
+            let parsed =
+                url::Url::parse(raw).map_err(|e| UrlError::Malformed { url: redact(raw), reason: e.to_string() })?;
             if parsed.host_str().is_none_or(str::is_empty) {
-                return Err(UrlError::Malformed {
-                    url: redact(raw),
-                    reason: "no host".into(),
-                });
+                return Err(UrlError::Malformed { url: redact(raw), reason: "no host".into() });
             }
         }
         // sqlx's MySQL driver only knows the `mysql` scheme.
@@ -113,9 +103,7 @@ impl DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl")
-            .field(&self.redacted())
-            .finish()
+        f.debug_tuple("DatabaseUrl").field(&self.redacted()).finish()
     }
 }
 
@@ -131,9 +119,7 @@ pub fn redact(raw: &str) -> String {
     let mut out = raw.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| authority_start + i);
+        let authority_end = out[authority_start..].find(['/', '?', '#']).map_or(out.len(), |i| authority_start + i);
         if let Some(at) = out[authority_start..authority_end].rfind('@') {
             let userinfo = &out[authority_start..authority_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -160,23 +146,15 @@ mod tests {
 
     #[test]
     fn redacts_password_in_authority_and_query() {
-        assert_eq!(
-            redact("postgres://bob:s3cret@db:5432/x"),
-            "postgres://bob:***@db:5432/x"
-        );
+        assert_eq!(redact("postgres://bob:s3cret@db:5432/x"), "postgres://bob:***@db:5432/x");
         assert_eq!(redact("mysql://root@h/test"), "mysql://root@h/test");
-        assert_eq!(
-            redact("postgres://h/x?user=a&password=s3cret&x=1"),
-            "postgres://h/x?user=a&password=***&x=1"
-        );
+        assert_eq!(redact("postgres://h/x?user=a&password=s3cret&x=1"), "postgres://h/x?user=a&password=***&x=1");
         assert_eq!(redact("postgres://u:p@ss@h/x"), "postgres://u:***@h/x");
     }
 
     #[test]
     fn refuses_unknown_scheme_without_leaking_the_password() {
-        let err = DatabaseUrl::parse("oracle://u:topsecret@h/x")
-            .unwrap_err()
-            .to_string();
+        let err = DatabaseUrl::parse("oracle://u:topsecret@h/x").unwrap_err().to_string();
         assert!(err.contains("unsupported scheme `oracle`"), "{err}");
         assert!(!err.contains("topsecret"), "{err}");
     }
@@ -190,9 +168,7 @@ mod tests {
 
     #[test]
     fn malformed_url_is_refused() {
-        let err = DatabaseUrl::parse("postgres://u:pw@[bad/x")
-            .unwrap_err()
-            .to_string();
+        let err = DatabaseUrl::parse("postgres://u:pw@[bad/x").unwrap_err().to_string();
         assert!(err.contains("malformed"), "{err}");
         assert!(!err.contains(":pw@"), "{err}");
     }

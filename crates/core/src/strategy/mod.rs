@@ -61,9 +61,7 @@ const ALL: [Strategy; 8] = [
 impl Strategy {
     /// Every strategy the backend supports (SQLite has no application locks).
     pub fn all_for(backend: Backend) -> Vec<Strategy> {
-        ALL.into_iter()
-            .filter(|s| s.supported_on(backend))
-            .collect()
+        ALL.into_iter().filter(|s| s.supported_on(backend)).collect()
     }
 
     /// Every name the parser accepts, for help texts and error messages.
@@ -129,9 +127,7 @@ impl Strategy {
             Strategy::Atomic => atomic::attempt(session, step).await,
             Strategy::Pessimistic(mode) => pessimistic::attempt(session, step, mode).await,
             Strategy::Optimistic => optimistic::attempt(session, step).await,
-            Strategy::Versioned | Strategy::VersionedNoRetry => {
-                versioned::attempt(session, step).await
-            }
+            Strategy::Versioned | Strategy::VersionedNoRetry => versioned::attempt(session, step).await,
             Strategy::Serializable => serializable::attempt(session, step).await,
             Strategy::Advisory => advisory::attempt(session, step).await,
         }
@@ -161,10 +157,7 @@ impl FromStr for Strategy {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_lowercase();
         ALL.into_iter()
-            .chain([
-                Strategy::Pessimistic(LockMode::NoWait),
-                Strategy::Pessimistic(LockMode::SkipLocked),
-            ])
+            .chain([Strategy::Pessimistic(LockMode::NoWait), Strategy::Pessimistic(LockMode::SkipLocked)])
             .find(|strategy| strategy.name() == wanted)
             .ok_or_else(|| UnknownStrategy(s.to_owned()))
     }
@@ -182,21 +175,12 @@ impl RaceGate {
     /// A gate for `workers` workers. If one of them never arrives (its read failed), the others go
     /// on after `timeout` rather than hang.
     pub fn new(workers: usize, timeout: Duration) -> Self {
-        Self {
-            barrier: Barrier::new(workers),
-            timeout,
-        }
+        Self { barrier: Barrier::new(workers), timeout }
     }
 
     async fn wait(&self) {
-        if tokio::time::timeout(self.timeout, self.barrier.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "race gate: not every worker arrived within {:?}; going on",
-                self.timeout
-            );
+        if tokio::time::timeout(self.timeout, self.barrier.wait()).await.is_err() {
+            tracing::warn!("race gate: not every worker arrived within {:?}; going on", self.timeout);
         }
     }
 }
@@ -214,13 +198,7 @@ pub struct Step<'a> {
 impl Step<'_> {
     /// Called by strategies between their unlocked read and their write.
     async fn after_read(&self, like: i64, version: i64) {
-        tracing::debug!(
-            worker = self.worker,
-            attempt = self.attempt,
-            like,
-            version,
-            "read"
-        );
+        tracing::debug!(worker = self.worker, attempt = self.attempt, like, version, "read");
         if let (Some(gate), 1) = (self.race, self.attempt) {
             gate.wait().await;
         }
@@ -245,10 +223,7 @@ mod tests {
     #[test]
     fn unknown_name_lists_the_known_ones() {
         let err = "optimstic".parse::<Strategy>().unwrap_err().to_string();
-        assert!(
-            err.contains("unknown strategy `optimstic`") && err.contains("optimistic"),
-            "{err}"
-        );
+        assert!(err.contains("unknown strategy `optimstic`") && err.contains("optimistic"), "{err}");
     }
 
     #[test]

@@ -9,16 +9,10 @@ pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64
     let read = session.read(step.pk).await?;
     step.after_read(read.like, read.version).await;
     let like = read.like + 1;
-    if !session
-        .write_if_version(step.pk, like, read.version)
-        .await?
-    {
+    if !session.write_if_version(step.pk, like, read.version).await? {
         return Err(DbError::new(
             ErrorKind::StaleVersion,
-            format!(
-                "post {} changed since version {} was read",
-                step.pk, read.version
-            ),
+            format!("post {} changed since version {} was read", step.pk, read.version),
         ));
     }
     step.wrote(like);

@@ -4,28 +4,15 @@ use super::Step;
 use crate::db::{LockMode, Session, TxMode};
 use crate::error::DbError;
 
-pub(super) async fn attempt(
-    session: &mut Session,
-    step: Step<'_>,
-    mode: LockMode,
-) -> Result<i64, DbError> {
+pub(super) async fn attempt(session: &mut Session, step: Step<'_>, mode: LockMode) -> Result<i64, DbError> {
     session.begin(TxMode::RowLocking(mode)).await?;
     let result = unit_of_work(session, step, mode).await;
     session.finish(result).await
 }
 
-async fn unit_of_work(
-    session: &mut Session,
-    step: Step<'_>,
-    mode: LockMode,
-) -> Result<i64, DbError> {
+async fn unit_of_work(session: &mut Session, step: Step<'_>, mode: LockMode) -> Result<i64, DbError> {
     let read = session.read_for_update(step.pk, mode).await?;
-    tracing::debug!(
-        worker = step.worker,
-        attempt = step.attempt,
-        like = read.like,
-        "acquired lock"
-    );
+    tracing::debug!(worker = step.worker, attempt = step.attempt, like = read.like, "acquired lock");
     let like = read.like + 1;
     session.write(step.pk, like).await?;
     step.wrote(like);
