@@ -1,1 +1,25 @@
-fn main() {}
+//! racelab: show, measure and prevent lost updates.
+//!
+//! ```sh
+//! cargo run --release -- lab                      # every strategy on the embedded SQLite default
+//! cargo run --release -- serve --bind 127.0.0.1:8000
+//! curl http://127.0.0.1:8000/test-db/2th
+//! ```
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A .env file is read when present (the seed used one); real environment variables win.
+    let _ = dotenvy::dotenv();
+    let cli = racelab::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(racelab::cli::run(cli))
+}

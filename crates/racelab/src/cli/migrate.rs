@@ -1,0 +1,21 @@
+//! `racelab migrate`: apply the embedded migrations and exit.
+
+use clap::Args;
+use racelab_core::Database;
+
+use super::Failure;
+use crate::config::DatabaseArgs;
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+pub async fn run(args: MigrateArgs) -> Result<(), Failure> {
+    let options = args.database.connect_options(2)?;
+    let db = Database::connect(options).await?;
+    println!("migrations applied to {}", db.redacted_url());
+    db.close().await;
+    Ok(())
+}

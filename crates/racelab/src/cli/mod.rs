@@ -1,0 +1,113 @@
+//! The command line: `racelab serve | lab | bench | migrate`.
+
+mod bench;
+mod lab;
+mod migrate;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::LogArgs;
+
+/// Show, measure and prevent lost updates on PostgreSQL, MariaDB/MySQL and SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "racelab", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service: the seed's /test-db endpoints, /docs, /health, /metrics.
+    Serve(serve::ServeArgs),
+    /// Run strategies side by side (N workers x M increments) and show what each lost or cost.
+    Lab(lab::LabArgs),
+    /// Measure throughput and latency of strategies as workers grow; tables, JSON, CSV, SVG charts.
+    Bench(bench::BenchArgs),
+    /// Apply the database migrations and exit.
+    Migrate(migrate::MigrateArgs),
+}
+
+/// A failure that ends the command: a message for the user and an exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    /// 2 for bad input (as clap uses), 1 for everything else.
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 2 }
+    }
+
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 1 }
+    }
+}
+
+impl From<racelab_core::db::UrlError> for Failure {
+    fn from(err: racelab_core::db::UrlError) -> Self {
+        Failure::usage(err.to_string())
+    }
+}
+
+impl From<racelab_core::db::ConnectError> for Failure {
+    fn from(err: racelab_core::db::ConnectError) -> Self {
+        let hint = "check that the server runs, or set DATABASE_URL / --database-url";
+        Failure::runtime(format!("{err}\n  hint: {hint}"))
+    }
+}
+
+/// Runs the parsed command line; prints any failure to stderr.
+pub async fn run(cli: Cli) -> ExitCode {
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info,sqlx=warn",
+        _ => "warn",
+    };
+    crate::telemetry::init(cli.log.filter.as_deref().unwrap_or(default_filter), cli.log.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Lab(args) => lab::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Parses a comma-separated strategy list (`all` = every strategy the backend supports).
+pub fn parse_strategies(list: &str, backend: racelab_core::Backend) -> Result<Vec<racelab_core::Strategy>, Failure> {
+    let mut strategies = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if name.eq_ignore_ascii_case("all") {
+            strategies.extend(racelab_core::Strategy::all_for(backend));
+            continue;
+        }
+        let strategy: racelab_core::Strategy =
+            name.parse().map_err(|e: racelab_core::strategy::UnknownStrategy| Failure::usage(e.to_string()))?;
+        if !strategy.supported_on(backend) {
+            return Err(Failure::usage(format!(
+                "the {strategy} strategy is not supported on {backend}: it needs application locks \
+                 (PostgreSQL or MariaDB/MySQL)"
+            )));
+        }
+        strategies.push(strategy);
+    }
+    if strategies.is_empty() {
+        return Err(Failure::usage("no strategy given; use --strategy all or a comma-separated list"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    strategies.retain(|s| seen.insert(*s));
+    Ok(strategies)
+}

@@ -1,0 +1,116 @@
+//! Configuration shared by the subcommands: flags, each with an environment fallback.
+
+use std::time::Duration;
+
+use clap::Args;
+use racelab_core::db::DEFAULT_DATABASE_URL;
+use racelab_core::{ConnectOptions, DatabaseUrl, RetryPolicy};
+
+use crate::telemetry::LogFormat;
+
+/// Where the database is and how to talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// postgres://, mysql:// (or mariadb://) or sqlite:// URL. Default: the SQLite file racelab.db in
+    /// the working directory, created on demand.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+
+    /// Most connections in the pool (default: enough for the largest experiment).
+    #[arg(long, env = "RACELAB_POOL_SIZE")]
+    pub pool_size: Option<u32>,
+
+    /// How long a lock may be waited for (row locks, application locks, SQLite's busy wait), e.g. 5s, 500ms.
+    #[arg(long, env = "RACELAB_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// SQL run on every new connection, e.g. "SET SESSION innodb_snapshot_isolation = ON". Repeatable.
+    #[arg(long = "init-sql", env = "RACELAB_INIT_SQL", value_delimiter = ';')]
+    pub init_sql: Vec<String>,
+}
+
+impl DatabaseArgs {
+    /// Connect options, with a pool of at least `min_pool` connections.
+    pub fn connect_options(&self, min_pool: u32) -> Result<ConnectOptions, racelab_core::db::UrlError> {
+        let mut options = ConnectOptions::new(DatabaseUrl::parse(&self.database_url)?);
+        options.max_connections = self.pool_size.unwrap_or(min_pool).max(1);
+        options.lock_timeout = self.lock_timeout;
+        options.init_statements = self.init_sql.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        Ok(options)
+    }
+}
+
+/// The retry policy of every strategy that retries.
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// Attempts per increment, the first included.
+    #[arg(long, env = "RACELAB_MAX_ATTEMPTS", default_value_t = RetryPolicy::default().max_attempts)]
+    pub max_attempts: u32,
+    /// Upper bound of the first backoff sleep; doubles per retry (full jitter: the sleep is random below it).
+    #[arg(long, env = "RACELAB_BACKOFF_BASE", default_value = "1ms", value_parser = parse_duration)]
+    pub backoff_base: Duration,
+    /// Cap of one backoff sleep.
+    #[arg(long, env = "RACELAB_BACKOFF_CAP", default_value = "100ms", value_parser = parse_duration)]
+    pub backoff_cap: Duration,
+    /// No retry starts after this long since an increment's first attempt.
+    #[arg(long, env = "RACELAB_RETRY_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    pub retry_deadline: Duration,
+}
+
+impl RetryArgs {
+    pub fn policy(&self) -> Result<RetryPolicy, racelab_core::retry::RetryPolicyError> {
+        let policy = RetryPolicy {
+            max_attempts: self.max_attempts,
+            base_delay: self.backoff_base,
+            max_delay: self.backoff_cap,
+            deadline: self.retry_deadline,
+        };
+        policy.validate().map(|()| policy)
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter in RUST_LOG syntax, e.g. info or racelab_core=debug (per-worker progress).
+    #[arg(long = "log", env = "RUST_LOG", global = true)]
+    pub filter: Option<String>,
+    /// Log line format.
+    #[arg(long, env = "RACELAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (try 500ms, 10s, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "us" | "µs" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&seconds) {
+        return Err(format!("duration `{text}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown duration unit"));
+    }
+}

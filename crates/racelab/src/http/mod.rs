@@ -1,0 +1,1 @@
+//! The HTTP service (built in its own issue).

@@ -1,0 +1,3 @@
+//! Output for people and programs: terminal tables now; JSON, CSV and SVG charts beside them.
+
+pub mod table;
