@@ -1,1 +1,29 @@
-//! The HTTP service (built in its own issue).
+//! The HTTP service: the seed's `/test-db` demo rebuilt on the experiment engine, plus what a service
+//! an engineer trusts needs (health, readiness, OpenAPI, metrics, problem+json errors).
+//!
+//! ```sh
+//! cargo run --release -- serve --bind 127.0.0.1:8000
+//! curl -s 'http://127.0.0.1:8000/test-db/2th-plock?workers=8&increments=100' | jq .verdict
+//! ```
+//!
+//! Nothing here speaks SQL: every database operation goes through `racelab-core`.
+
+/// Problem details (RFC 9457): the one error body of the service, and the status of each error kind.
+pub mod error;
+/// `/health` and `/ready`.
+mod health;
+/// The seed's `/test-db/*` endpoints, each one experiment of the engine.
+pub mod lab;
+/// Prometheus `/metrics` and the middleware that counts requests.
+mod metrics;
+/// `/openapi.json` and the Swagger UI at `/docs`.
+pub mod openapi;
+/// Query string parsing with errors that name the parameter and its allowed values.
+pub mod query;
+/// `Application::build` / `run_until_stopped`, the router, graceful shutdown.
+mod startup;
+/// What every handler shares: the (lazily connected) database and one lock per post.
+mod state;
+
+pub use startup::{Application, HttpConfig, StartupError, router};
+pub use state::AppState;

@@ -1,0 +1,242 @@
+//! Problem details (RFC 9457, <https://www.rfc-editor.org/rfc/rfc9457>): every error of the service is
+//! an `application/problem+json` body with `type`, `title`, `status` and a `detail` that names the
+//! parameter or the cause.
+//!
+//! [`ApiError`] is the one error type of the HTTP layer. It decides the status from the core's
+//! [`ErrorKind`], never from message text, and it never sends a driver's message, an internal error's
+//! text or a database URL to the client: those are logged, the client gets a fixed sentence.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use racelab_core::{DbError, ErrorKind, ExperimentError, Outcome};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client should wait before retrying when the database is unavailable.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
+/// An RFC 9457 problem details object.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:racelab:problem:invalid-parameter",
+    "title": "Invalid query parameter",
+    "status": 400,
+    "detail": "query parameter `workers` must be an integer between 1 and 32, got `-1`",
+    "invalid_params": [{"name": "workers", "reason": "must be an integer between 1 and 32, got `-1`"}]
+}))]
+pub struct Problem {
+    /// A URI that identifies the kind of problem.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the kind of problem; the same for every occurrence.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong this time, naming the parameter or the cause.
+    pub detail: String,
+    /// The request path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// For 400: each offending query parameter and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_params: Option<Vec<InvalidParam>>,
+    /// For an experiment interrupted by the database going away: what had been done until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub experiment: Option<Outcome>,
+}
+
+/// One offending query parameter.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A query parameter out of range, of the wrong type or not one of the allowed values.
+    #[error("query parameter `{name}` {reason}")]
+    InvalidParameter { name: String, reason: String },
+    /// The query string could not be decoded at all.
+    #[error("the query string cannot be decoded: {0}")]
+    BadQuery(String),
+    /// The strategy or option does not exist on this database.
+    #[error("{0}")]
+    Unsupported(String),
+    /// No connection to the database could be made.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable,
+    /// A database operation failed; the kind decides the status.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The database went away while the experiment ran: some increments could not be made.
+    #[error("the database connection was lost during the run: {failed} of {expected} increments failed")]
+    Interrupted { failed: u64, expected: u64, outcome: Box<Outcome> },
+    /// The experiment settings were refused (e.g. more workers than the pool holds).
+    #[error("{0}")]
+    InvalidExperiment(String),
+    /// No route matched.
+    #[error("no endpoint at this path; see /docs for the list")]
+    NoRoute,
+    /// A bug or an unexpected failure: logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ExperimentError> for ApiError {
+    fn from(err: ExperimentError) -> Self {
+        match err {
+            ExperimentError::Invalid(reason) => ApiError::InvalidExperiment(reason),
+            ExperimentError::Unsupported { strategy, backend } => ApiError::Unsupported(format!(
+                "the {strategy} strategy is not supported on {backend}: it needs application locks \
+                 (pg_advisory_xact_lock on PostgreSQL, GET_LOCK on MariaDB/MySQL)"
+            )),
+            ExperimentError::Database(err) => ApiError::Database(err),
+            ExperimentError::Worker(reason) => ApiError::Internal(format!("a worker crashed: {reason}")),
+        }
+    }
+}
+
+impl ApiError {
+    /// A parameter error.
+    pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
+        ApiError::InvalidParameter { name: name.to_owned(), reason: reason.into() }
+    }
+
+    /// Status, problem type slug, title and the detail a client may see.
+    fn describe(&self) -> (StatusCode, &'static str, &'static str, String) {
+        match self {
+            ApiError::InvalidParameter { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid query parameter", self.to_string())
+            }
+            ApiError::BadQuery(_) => {
+                (StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid query string", self.to_string())
+            }
+            ApiError::InvalidExperiment(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-experiment", "Experiment refused", self.to_string())
+            }
+            ApiError::Unsupported(_) => {
+                (StatusCode::NOT_IMPLEMENTED, "unsupported", "Not supported on this database", self.to_string())
+            }
+            ApiError::DatabaseUnavailable => unavailable("the database cannot be reached; try again shortly"),
+            ApiError::Interrupted { .. } => unavailable(&self.to_string()),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, "not-found", "Not found", self.to_string()),
+            ApiError::Internal(_) => internal(),
+            ApiError::Database(err) => describe_db_error(err),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        self.describe().0
+    }
+}
+
+fn unavailable(detail: &str) -> (StatusCode, &'static str, &'static str, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, "database-unavailable", "Database unavailable", detail.to_owned())
+}
+
+fn internal() -> (StatusCode, &'static str, &'static str, String) {
+    let detail = "an unexpected error occurred; it has been logged".to_owned();
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error", detail)
+}
+
+/// The status of each error kind. The detail is a fixed sentence per kind: the driver's message may
+/// quote SQL, names or values, and stays in the log.
+fn describe_db_error(err: &DbError) -> (StatusCode, &'static str, &'static str, String) {
+    let conflict =
+        |detail: &str| (StatusCode::CONFLICT, "conflict", "Conflict with another transaction", detail.into());
+    match err.kind() {
+        ErrorKind::ConnectionLost | ErrorKind::PoolTimeout => {
+            unavailable("the database connection was lost or none could be had in time; try again shortly")
+        }
+        ErrorKind::LockTimeout => conflict("the row stayed locked by another transaction longer than the lock timeout"),
+        ErrorKind::LockNotAvailable => conflict("the row is locked by another transaction (NOWAIT)"),
+        ErrorKind::RowSkipped => conflict("the row is locked by another transaction (SKIP LOCKED skipped it)"),
+        ErrorKind::Deadlock => conflict("the database chose this transaction as a deadlock victim"),
+        ErrorKind::SerializationFailure => conflict("the database aborted the transaction to keep it serializable"),
+        ErrorKind::Busy => conflict("the SQLite database stayed locked by another writer longer than the lock timeout"),
+        ErrorKind::StaleVersion => conflict("the post was saved by someone else after it was loaded"),
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found", "the post does not exist".into()),
+        ErrorKind::Unsupported => (
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported",
+            "Not supported on this database",
+            "this operation is not supported on this database".into(),
+        ),
+        ErrorKind::Other => internal(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title, detail) = self.describe();
+        if status.is_server_error() {
+            // The full cause (driver message included) goes to the log only; URLs in it are redacted
+            // by the core.
+            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        } else {
+            tracing::info!(error = %self, status = status.as_u16(), "request refused");
+        }
+        let invalid_params = match &self {
+            ApiError::InvalidParameter { name, reason } => {
+                Some(vec![InvalidParam { name: name.clone(), reason: reason.clone() }])
+            }
+            _ => None,
+        };
+        let experiment = match self {
+            ApiError::Interrupted { outcome, .. } => Some(*outcome),
+            _ => None,
+        };
+        let problem = Problem {
+            problem_type: format!("urn:racelab:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            instance: None,
+            invalid_params,
+            experiment,
+        };
+        problem_response(problem)
+    }
+}
+
+/// Writes a problem with its media type, and `Retry-After` on 503.
+pub fn problem_response(problem: Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
+    response
+}
+
+/// A problem for a status that no handler produced (the request timeout, a panic).
+pub fn bare_problem(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Response {
+    problem_response(Problem {
+        problem_type: format!("urn:racelab:problem:{slug}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail: detail.into(),
+        instance: None,
+        invalid_params: None,
+        experiment: None,
+    })
+}
+
+/// Whether a failure is the database's absence (for metrics and tests).
+pub fn is_unavailable(err: &ApiError) -> bool {
+    err.status() == StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// The fallback for unknown paths.
+pub async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}

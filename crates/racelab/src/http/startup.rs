@@ -1,0 +1,210 @@
+//! Building and running the service: `Application::build` binds (port 0 allowed, for tests),
+//! `run_until_stopped` serves until ctrl-c or SIGTERM and then drains in-flight requests for at most
+//! the grace period. The CLI, the tests and the benchmarks all start the service through this.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use racelab_core::{ConnectOptions, RetryPolicy};
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::error::{bare_problem, no_route};
+use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH};
+use super::state::AppState;
+use super::{health, lab, metrics};
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    pub database: ConnectOptions,
+    pub retry: RetryPolicy,
+    /// A request taking longer is answered 503 (its experiment still finishes in the background,
+    /// holding its post, so nothing overlaps it).
+    pub request_timeout: Duration,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet serving, service.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Binds the listener and prepares the state. Does not need the database: it is connected on
+    /// first use (and tried once in the background as soon as the service runs).
+    pub async fn build(config: HttpConfig) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        let state = AppState::new(config.database, config.retry, config.request_timeout, metrics::handle());
+        Ok(Self { listener, addr, state, shutdown_grace: config.shutdown_grace })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until ctrl-c or SIGTERM, then drains.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish, for at most the grace
+    /// period; new connections are refused from the signal on.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self { listener, addr, state, shutdown_grace } = self;
+        tracing::info!(%addr, "listening on {addr}");
+        let background = tokio::spawn(background_tasks(state.clone()));
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown signal received; draining in-flight requests (at most {shutdown_grace:?})");
+            let _ = draining_tx.send(());
+        };
+        let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(signal);
+        let drain_deadline = async move {
+            match draining_rx.await {
+                Ok(()) => tokio::time::sleep(shutdown_grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            result = server.into_future() => result,
+            () = drain_deadline => {
+                tracing::warn!("in-flight requests did not finish within {shutdown_grace:?}; stopping anyway");
+                Ok(())
+            }
+        };
+        background.abort();
+        if let Some(db) = state.connected_db() {
+            db.close().await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Connects once at start (so the first request does not pay for it, and the log says at once whether
+/// the database is there), and keeps the metrics recorder's memory bounded.
+async fn background_tasks(state: AppState) {
+    let _ = state.db().await;
+    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        upkeep.tick().await;
+        state.metrics().run_upkeep();
+    }
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Every route, documented ones through the OpenAPI router so the document lists exactly what is served.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(lab::connection_check))
+        .routes(routes!(lab::init))
+        .routes(routes!(lab::check))
+        .routes(routes!(lab::inc))
+        .routes(routes!(lab::two_threads_naive))
+        .routes(routes!(lab::two_threads_pessimistic))
+        .routes(routes!(lab::two_threads_optimistic))
+        .routes(routes!(lab::two_threads_versioned))
+        .routes(routes!(lab::two_threads_atomic))
+        .routes(routes!(lab::two_threads_serializable))
+        .routes(routes!(lab::two_threads_advisory))
+        .routes(routes!(lab::test_versioning))
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(metrics::render))
+        .split_for_parts();
+    let timeout = state.request_timeout();
+    let api = api
+        // The seed answered `/test-db` as well as `/test-db/`.
+        .route("/test-db", get(lab::connection_check))
+        .route_layer(axum::middleware::from_fn(metrics::track))
+        .with_state(state);
+    api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
+        .fallback(no_route)
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(axum::middleware::map_response(move |response: Response| timeout_as_problem(response, timeout)))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// The timeout layer answers with an empty body: give it the same problem body as every other error.
+async fn timeout_as_problem(response: Response, timeout: Duration) -> Response {
+    let empty_503 =
+        response.status() == StatusCode::SERVICE_UNAVAILABLE && !response.headers().contains_key(header::CONTENT_TYPE);
+    if !empty_503 {
+        return response;
+    }
+    bare_problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "request-timeout",
+        "Request timed out",
+        format!(
+            "the request took longer than the server's request timeout ({timeout:?}); any experiment it started \
+             finishes in the background"
+        ),
+    )
+}

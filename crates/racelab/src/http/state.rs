@@ -1,0 +1,156 @@
+//! What every handler shares: the database (connected lazily, so the service starts and answers
+//! `/health` while the database is still down) and one async lock per post.
+//!
+//! The per-post lock is what keeps one request's numbers out of another's: two experiments on the
+//! same row run one after the other, experiments on different rows run side by side. The seed's
+//! service mixed concurrent requests together; this must never.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use racelab_core::{ConnectOptions, Database, Pk, RetryPolicy};
+use tokio::sync::{OnceCell, OwnedMutexGuard};
+
+use super::error::ApiError;
+
+/// After a failed connection attempt, requests are refused at once for this long instead of each one
+/// waiting for its own attempt (a dead database must give quick 503s, not a queue).
+const RECONNECT_COOLDOWN: Duration = Duration::from_secs(1);
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: ConnectOptions,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    db: OnceCell<Database>,
+    connecting: tokio::sync::Mutex<Option<Instant>>,
+    posts: Arc<PostLocks>,
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(
+        options: ConnectOptions,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                options,
+                retry,
+                request_timeout,
+                db: OnceCell::new(),
+                connecting: tokio::sync::Mutex::new(None),
+                posts: Arc::new(PostLocks::default()),
+                metrics,
+            }),
+        }
+    }
+
+    /// The database, connecting (and migrating) on first use. Once connected, the pool replaces broken
+    /// connections by itself (each connection is tested before it is handed out).
+    pub async fn db(&self) -> Result<Database, ApiError> {
+        if let Some(db) = self.inner.db.get() {
+            return Ok(db.clone());
+        }
+        let mut last_failure = self.inner.connecting.lock().await;
+        if let Some(db) = self.inner.db.get() {
+            return Ok(db.clone());
+        }
+        if last_failure.is_some_and(|at| at.elapsed() < RECONNECT_COOLDOWN) {
+            return Err(ApiError::DatabaseUnavailable);
+        }
+        match Database::connect(self.inner.options.clone()).await {
+            Ok(db) => {
+                tracing::info!(database = %db.redacted_url(), "connected to the database");
+                let _ = self.inner.db.set(db.clone());
+                *last_failure = None;
+                Ok(db)
+            }
+            Err(err) => {
+                // ConnectError's text names only the redacted URL.
+                tracing::warn!(%err, "cannot connect to the database");
+                *last_failure = Some(Instant::now());
+                Err(ApiError::DatabaseUnavailable)
+            }
+        }
+    }
+
+    /// The database if it is connected, without trying to connect.
+    pub fn connected_db(&self) -> Option<Database> {
+        self.inner.db.get().cloned()
+    }
+
+    /// The retry policy of the strategies that retry.
+    pub fn retry(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    /// How long a request may take.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
+    /// The lock timeout of new sessions.
+    pub fn lock_timeout(&self) -> Duration {
+        self.inner.options.lock_timeout
+    }
+
+    /// Waits until no other request works on post `pk`, and holds it until the guard is dropped.
+    pub async fn lock_post(&self, pk: Pk) -> PostGuard {
+        PostLocks::lock(&self.inner.posts, pk).await
+    }
+
+    /// Posts some request currently holds or waits for (for tests of the lock table's size).
+    pub fn posts_in_use(&self) -> usize {
+        self.inner.posts.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.inner.metrics
+    }
+}
+
+/// One async mutex per post in use; an entry lives only while a request holds or waits for it, so the
+/// table stays as small as the number of posts being worked on.
+#[derive(Default)]
+struct PostLocks {
+    map: Mutex<HashMap<Pk, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl PostLocks {
+    async fn lock(this: &Arc<Self>, pk: Pk) -> PostGuard {
+        let mutex = {
+            let mut map = this.map.lock().unwrap_or_else(PoisonError::into_inner);
+            map.entry(pk).or_default().clone()
+        };
+        let guard = mutex.lock_owned().await;
+        PostGuard { guard: Some(guard), pk, locks: this.clone() }
+    }
+}
+
+/// Holds post `pk` for one request; releasing it removes the table entry when nobody else wants it.
+pub struct PostGuard {
+    guard: Option<OwnedMutexGuard<()>>,
+    pk: Pk,
+    locks: Arc<PostLocks>,
+}
+
+impl Drop for PostGuard {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.locks.map.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the table's own reference left: nobody holds or waits for this post.
+        if map.get(&self.pk).is_some_and(|m| Arc::strong_count(m) == 1) {
+            map.remove(&self.pk);
+        }
+    }
+}
