@@ -513,6 +513,12 @@ impl Database {
     }
 }
 
+/// Under contention, statements wait for locks by design: sqlx's "slow statement" warnings would flood
+/// the log with the very waits an experiment measures. They go to debug level.
+fn quiet_lock_waits<O: sqlx::ConnectOptions>(options: O) -> O {
+    options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
+}
+
 /// A future that borrows the connection it runs on.
 type ConnFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
 

@@ -23,6 +23,7 @@ pub(crate) struct MySql;
 pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, DbError> {
     let connect = MySqlConnectOptions::from_str(options.url.expose())
         .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid MySQL URL: {}", super::redact(&e.to_string()))))?;
+    let connect = super::quiet_lock_waits(connect);
     MySqlPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)

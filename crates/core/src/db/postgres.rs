@@ -19,6 +19,7 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError>
     let connect = PgConnectOptions::from_str(options.url.expose())
         .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid PostgreSQL URL: {}", error_without_url(&e))))?
         .application_name("racelab");
+    let connect = super::quiet_lock_waits(connect);
     PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)

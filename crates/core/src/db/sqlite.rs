@@ -26,6 +26,7 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbEr
         // WAL lets readers run beside the one writer.
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(options.lock_timeout);
+    let connect = super::quiet_lock_waits(connect);
     SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
