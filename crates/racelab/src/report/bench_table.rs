@@ -1,0 +1,57 @@
+//! The table printed at the end of `racelab bench`: one row per strategy and worker count.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+
+use super::bench::{BenchCell, BenchReport};
+
+/// Throughput, latency, retries, failures and the invariant of every cell.
+pub fn bench_table(report: &BenchReport) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header([
+        "strategy",
+        "workers",
+        "incr/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "retries/incr",
+        "failed",
+        "actual == acknowledged",
+    ]);
+    for cell in &report.cells {
+        let numbers = [
+            cell.workers.to_string(),
+            format!("{:.0}", cell.throughput_per_s),
+            format!("{:.2}", cell.latency_ms.p50),
+            format!("{:.2}", cell.latency_ms.p95),
+            format!("{:.2}", cell.latency_ms.p99),
+            format!("{:.2}", cell.latency_ms.max),
+            format!("{:.3}", cell.retries_per_increment),
+        ];
+        let mut row = vec![Cell::new(cell.strategy.name())];
+        row.extend(numbers.into_iter().map(|n| Cell::new(n).set_alignment(CellAlignment::Right)));
+        row.push(Cell::new(failures(cell)));
+        row.push(Cell::new(invariant(cell)));
+        table.add_row(row);
+    }
+    table
+}
+
+fn failures(cell: &BenchCell) -> String {
+    if cell.failed == 0 { "0".to_owned() } else { format!("{} ({})", cell.failed, cell.errors_text(", ")) }
+}
+
+/// "yes (n)", or what went wrong: lost updates (expected only of `naive`), or writes that were not ours.
+pub fn invariant(cell: &BenchCell) -> String {
+    match cell.lost {
+        Some(0) => format!("yes ({})", cell.actual),
+        Some(lost) if !cell.safe => format!("no: lost {lost} of {}", cell.acknowledged),
+        Some(lost) => {
+            format!("VIOLATED: {} acknowledged, {} in the row ({lost:+} lost)", cell.acknowledged, cell.actual)
+        }
+        None => "unknown: another writer touched the row".to_owned(),
+    }
+}
