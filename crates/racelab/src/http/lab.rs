@@ -50,7 +50,7 @@ pub struct RunParams {
     /// The post to work on, created with `like = 0` if missing. Requests on the same post run one after
     /// the other; on different posts, side by side.
     #[param(required = false, minimum = 1, maximum = 2147483647, default = 1, example = 1)]
-    pub post: Pk,
+    pub post: i64,
     /// Make every worker read before any of them writes, on its first increment: the conflict forced,
     /// deterministically (strategies that read without a lock).
     #[param(required = false, default = false)]
@@ -156,7 +156,7 @@ pub struct IncParams {
     pub increments: u64,
     /// The post to work on, created with `like = 0` if missing.
     #[param(required = false, minimum = 1, maximum = 2147483647, default = 1, example = 1)]
-    pub post: Pk,
+    pub post: i64,
 }
 
 impl FromQuery for IncParams {
@@ -175,7 +175,7 @@ impl FromQuery for IncParams {
 pub struct PostParams {
     /// The post to work on, created with `like = 0` if missing.
     #[param(required = false, minimum = 1, maximum = 2147483647, default = 1, example = 1)]
-    pub post: Pk,
+    pub post: i64,
 }
 
 impl FromQuery for PostParams {
@@ -207,7 +207,7 @@ pub struct LabResponse {
     pub message: String,
     /// The post's `like` after the run (the seed's meaning).
     pub like_result: i64,
-    pub post: Pk,
+    pub post: i64,
     /// One line a newcomer understands: lost, dropped, retried, or another writer interfered.
     pub verdict: String,
     /// The full outcome, with the same fields as `racelab lab --json`.
@@ -285,7 +285,7 @@ pub struct ConnectionResponse {
 pub struct InitResponse {
     pub message: String,
     pub like_result: i64,
-    pub post: Pk,
+    pub post: i64,
 }
 
 /// `/test-db/check`.
@@ -295,7 +295,7 @@ pub struct InitResponse {
 pub struct CheckResponse {
     pub message: String,
     pub like_result: i64,
-    pub post: Pk,
+    pub post: i64,
     pub like: i64,
     pub version: i64,
     pub modified_at: DateTime<Utc>,
@@ -315,7 +315,7 @@ pub struct CounterState {
 pub struct VersioningResponse {
     pub message: String,
     pub like_result: i64,
-    pub post: Pk,
+    pub post: i64,
     pub before: CounterState,
     pub after: CounterState,
     /// Loads and saves it took (more than 1 when someone else saved in between).

@@ -1,0 +1,129 @@
+//! `/openapi.json` is OpenAPI 3.1 and lists every route with its parameters and error responses;
+//! `/docs` is the Swagger UI served from the binary, with nothing fetched from outside.
+
+use racelab_core::Backend;
+use racelab_testkit::TestDb;
+use serde_json::Value;
+
+use crate::endpoints::OUTCOME_KEYS;
+use crate::helpers::{keys, spawn_app};
+
+const ROUTES: [&str; 15] = [
+    "/test-db/",
+    "/test-db/init",
+    "/test-db/check",
+    "/test-db/inc",
+    "/test-db/2th",
+    "/test-db/2th-plock",
+    "/test-db/2th-olock",
+    "/test-db/2th-olock-sqlalchemy-versioning",
+    "/test-db/2th-atomic",
+    "/test-db/2th-serializable",
+    "/test-db/2th-advisory",
+    "/test-db/test-versioning",
+    "/health",
+    "/ready",
+    "/metrics",
+];
+
+fn parameter_names(operation: &Value) -> Vec<String> {
+    let mut names: Vec<String> = operation["parameters"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn openapi_is_3_1_and_lists_every_route() {
+    racelab_testkit::run(Backend::Sqlite, openapi_document).await;
+}
+
+async fn openapi_document(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let doc = app.ok("/openapi.json").await;
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "{}", doc["openapi"]);
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let mut paths = keys(&doc["paths"]);
+    let mut expected: Vec<String> = ROUTES.iter().map(|r| r.to_string()).collect();
+    expected.sort();
+    paths.sort();
+    assert_eq!(paths, expected);
+
+    for route in ROUTES {
+        let operation = &doc["paths"][route]["get"];
+        assert!(operation.is_object(), "{route} has no GET");
+        assert!(operation["responses"]["200"].is_object(), "{route} documents no 200");
+        // Every documented route is really served.
+        assert_ne!(app.get(route).await.status, 404, "{route} is documented but not served");
+    }
+    let run_params = ["force_race", "increments", "post", "workers"];
+    for route in ROUTES.iter().filter(|r| r.contains("/2th")) {
+        let operation = &doc["paths"][route]["get"];
+        let names = parameter_names(operation);
+        for name in run_params {
+            assert!(names.contains(&name.to_string()), "{route} lacks `{name}`: {names:?}");
+        }
+        for status in ["400", "503"] {
+            let content = &operation["responses"][status]["content"];
+            assert!(content["application/problem+json"].is_object(), "{route} {status}: {content}");
+        }
+        let schema = &operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(schema, "#/components/schemas/LabResponse", "{route}");
+    }
+    assert!(parameter_names(&doc["paths"]["/test-db/2th-plock"]["get"]).contains(&"mode".to_string()));
+    let versioning = &doc["paths"]["/test-db/2th-olock-sqlalchemy-versioning"]["get"];
+    assert!(parameter_names(versioning).contains(&"retry".to_string()));
+    let workers = doc["paths"]["/test-db/2th"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "workers"))
+        .expect("workers");
+    assert_eq!((workers["schema"]["minimum"].as_i64(), workers["schema"]["maximum"].as_i64()), (Some(1), Some(32)));
+    assert_eq!(workers["required"], false);
+
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["LabResponse"]["example"]["like_result"].is_number(), "no example");
+    // Every reference resolves.
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(schemas[name].is_object(), "dangling reference to `{name}`");
+    }
+    // The documented outcome is the outcome served.
+    let mut documented = keys(&schemas["OutcomeSchema"]["properties"]);
+    documented.sort();
+    let mut served: Vec<String> = OUTCOME_KEYS.iter().map(|k| k.to_string()).collect();
+    served.sort();
+    assert_eq!(documented, served);
+    assert!(schemas["Problem"]["properties"]["detail"].is_object());
+}
+
+#[tokio::test]
+async fn docs_page_is_served_with_nothing_from_outside() {
+    racelab_testkit::run(Backend::Sqlite, docs_page).await;
+}
+
+async fn docs_page(test: TestDb) {
+    let app = spawn_app(&test).await;
+    // reqwest follows /docs -> /docs/.
+    let page = app.get("/docs").await;
+    assert_eq!(page.status, 200);
+    assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
+    let mut assets = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for piece in page.text.split(attribute).skip(1) {
+            let target = piece.split('"').next().unwrap_or_default();
+            assert!(!target.contains("//"), "the page loads `{target}` from outside");
+            assets.push(target.trim_start_matches("./").to_owned());
+        }
+    }
+    assert!(assets.iter().any(|a| a.ends_with("swagger-ui-bundle.js")), "{assets:?}");
+    for asset in assets {
+        let answer = app.get(&format!("/docs/{asset}")).await;
+        assert_eq!(answer.status, 200, "/docs/{asset}");
+    }
+    let initializer = app.get("/docs/swagger-initializer.js").await;
+    assert!(initializer.text.contains("/openapi.json"), "{}", initializer.text);
+    assert!(!initializer.text.contains("https://"), "{}", initializer.text);
+}

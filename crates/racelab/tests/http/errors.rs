@@ -1,0 +1,50 @@
+//! Bad input is a 400 problem+json that names the parameter and what it accepts.
+
+use racelab_core::Backend;
+use racelab_testkit::TestDb;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn bad_parameters_are_problems_naming_the_field() {
+    racelab_testkit::run(Backend::Sqlite, bad_parameters).await;
+}
+
+async fn bad_parameters(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let cases = [
+        ("/test-db/2th?workers=-1", "workers", "between 1 and 32"),
+        ("/test-db/2th?workers=0", "workers", "between 1 and 32"),
+        ("/test-db/2th-plock?workers=33", "workers", "between 1 and 32"),
+        ("/test-db/2th-olock?workers=abc", "workers", "between 1 and 32"),
+        ("/test-db/2th-atomic?increments=99999999999999999999", "increments", "between 1 and 1000"),
+        ("/test-db/2th-serializable?increments=1.5", "increments", "between 1 and 1000"),
+        ("/test-db/inc?increments=1001", "increments", "between 1 and 1000"),
+        ("/test-db/check?post=0", "post", "between 1 and 2147483647"),
+        ("/test-db/2th?post=-5", "post", "between 1 and 2147483647"),
+        ("/test-db/2th-plock?mode=sometimes", "mode", "one of wait, nowait, skip-locked"),
+        ("/test-db/2th-olock-sqlalchemy-versioning?retry=maybe", "retry", "`true` or `false`"),
+        ("/test-db/2th?force_race=yes", "force_race", "`true` or `false`"),
+        ("/test-db/2th?worker=3", "worker", "it takes workers, increments, post, force_race"),
+        ("/test-db/?verbose=1", "verbose", "takes none"),
+    ];
+    for (path, field, allowed) in cases {
+        let answer = app.get(path).await;
+        let problem = assert_problem(&answer, 400);
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(&format!("`{field}`")) && detail.contains(allowed), "{path}: {detail}");
+        assert_eq!(problem["invalid_params"][0]["name"], field, "{path}: {}", answer.text);
+        assert_eq!(problem["type"], "urn:racelab:problem:invalid-parameter", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_are_problems_too() {
+    racelab_testkit::run(Backend::Sqlite, unknown_path).await;
+}
+
+async fn unknown_path(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let answer = app.get("/test-db/3th").await;
+    assert_problem(&answer, 404);
+}

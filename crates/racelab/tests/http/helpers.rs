@@ -1,0 +1,260 @@
+//! `spawn_app`, a raw connection for what the test itself does to the database, a TCP proxy the test
+//! can cut, and the child-process harness.
+
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use racelab::http::{AppState, Application, HttpConfig};
+use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
+use racelab_testkit::TestDb;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Connection};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A running service and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> Answer {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        read_answer(response).await
+    }
+
+    /// GET that must answer 200 with JSON.
+    pub async fn ok(&self, path: &str) -> Value {
+        let answer = self.get(path).await;
+        assert_eq!(answer.status, StatusCode::OK, "GET {path}: {}", answer.text);
+        assert_eq!(answer.content_type, "application/json", "GET {path}");
+        answer.body
+    }
+}
+
+pub async fn read_answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let content_type =
+        headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer { status, content_type, headers, body, text }
+}
+
+fn init_test_log() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            racelab::telemetry::init("info,racelab_core=debug,sqlx=warn", racelab::telemetry::LogFormat::Text);
+        }
+    });
+}
+
+/// The service on `test`'s database.
+pub async fn spawn_app(test: &TestDb) -> TestApp {
+    spawn_app_at(&test.url, Duration::from_secs(3)).await
+}
+
+/// The service on any database URL, with the given connection acquire timeout.
+pub async fn spawn_app_at(url: &str, acquire_timeout: Duration) -> TestApp {
+    init_test_log();
+    let mut database = ConnectOptions::new(DatabaseUrl::parse(url).expect("test URL parses"));
+    // PostgreSQL here allows 100 connections and two tests run at once.
+    database.max_connections = 40;
+    database.acquire_timeout = acquire_timeout;
+    let config = HttpConfig {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        database,
+        retry: RetryPolicy::default(),
+        request_timeout: Duration::from_secs(60),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let app = Application::build(config).await.expect("the service starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { address, state, client: reqwest::Client::new(), shutdown: Some(stop) }
+}
+
+/// Keys of a JSON object, sorted.
+pub fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+/// Asserts a problem+json answer with `status`, and returns its body.
+pub fn assert_problem(answer: &Answer, status: u16) -> &Value {
+    assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
+    assert_eq!(answer.content_type, "application/problem+json", "{}", answer.text);
+    let body = &answer.body;
+    assert_eq!(body["status"], status, "{}", answer.text);
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].as_str().is_some_and(|s| !s.is_empty()), "no `{member}`: {}", answer.text);
+    }
+    body
+}
+
+/// A connection of the test's own, for what the test does to the database behind the service's back.
+pub enum Raw {
+    Postgres(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Raw {
+    pub async fn connect(test: &TestDb) -> Self {
+        match test.backend {
+            Backend::Postgres => Raw::Postgres(sqlx::PgConnection::connect(&test.url).await.expect("connect")),
+            Backend::MySql => Raw::MySql(sqlx::MySqlConnection::connect(&test.url).await.expect("connect")),
+            Backend::Sqlite => Raw::Sqlite(sqlx::SqliteConnection::connect(&test.url).await.expect("connect")),
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str) {
+        let query = || sqlx::raw_sql(AssertSqlSafe(sql.to_owned()));
+        let result = match self {
+            Raw::Postgres(c) => query().execute(&mut *c).await.map(drop),
+            Raw::MySql(c) => query().execute(&mut *c).await.map(drop),
+            Raw::Sqlite(c) => query().execute(&mut *c).await.map(drop),
+        };
+        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn count(&mut self, sql: &str) -> i64 {
+        let sql_safe = || AssertSqlSafe(sql.to_owned());
+        let result = match self {
+            Raw::Postgres(c) => sqlx::query_scalar::<_, i64>(sql_safe()).fetch_one(&mut *c).await,
+            Raw::MySql(c) => sqlx::query_scalar::<_, i64>(sql_safe()).fetch_one(&mut *c).await,
+            Raw::Sqlite(c) => sqlx::query_scalar::<_, i64>(sql_safe()).fetch_one(&mut *c).await,
+        };
+        result.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The quoted `like` column of this dialect.
+    pub fn like(&self) -> &'static str {
+        match self {
+            Raw::MySql(_) => "`like`",
+            _ => "\"like\"",
+        }
+    }
+
+    /// Waits until some transaction on the server waits for a row lock (the test holds it): the
+    /// interleaving is observed, not hoped for.
+    pub async fn wait_for_lock_waiter(&mut self) {
+        let sql = match self {
+            Raw::Postgres(_) => {
+                "SELECT COUNT(*)::BIGINT FROM pg_locks WHERE NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            }
+            Raw::MySql(_) => {
+                // MariaDB's innodb_trx does not list these waiters reliably; the process list shows
+                // the statement each session is stuck in.
+                "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.processlist \
+                 WHERE db = DATABASE() AND id <> CONNECTION_ID() AND info LIKE '%FOR UPDATE%'"
+            }
+            Raw::Sqlite(_) => panic!("SQLite has no row locks to wait for"),
+        };
+        // Polls (the condition, not a guess of how long it takes), failing the test after 20 s.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count(sql).await == 0 {
+            assert!(Instant::now() < deadline, "timed out waiting for a transaction to wait for the row lock");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A TCP proxy between the service and the database server that the test can cut and restore.
+pub struct TcpProxy {
+    pub port: u16,
+    open: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        let _ = self.open.send(false);
+    }
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let port = listener.local_addr().expect("proxy address").port();
+        let (open, _) = watch::channel(true);
+        let opened = open.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut is_open = opened.subscribe();
+                if !*is_open.borrow() {
+                    continue; // dropped: the connection is closed at once
+                }
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = is_open.wait_for(|open| !open) => {}
+                    }
+                });
+            }
+        });
+        Self { port, open, accept }
+    }
+
+    /// Closes every proxied connection and refuses new ones (they are accepted and closed at once).
+    pub fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// `url` with its host and port replaced by this proxy; and the upstream address it named.
+    pub fn route(url: &str) -> (SocketAddr, impl FnOnce(u16) -> String) {
+        let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        let (credentials, host_port) = authority.rsplit_once('@').map_or(("", authority), |(c, h)| (c, h));
+        let upstream: SocketAddr = host_port.parse().expect("test server URL has an IP address and a port");
+        let (scheme, credentials, path) = (scheme.to_owned(), credentials.to_owned(), path.to_owned());
+        let rewrite = move |port: u16| {
+            let at = if credentials.is_empty() { String::new() } else { format!("{credentials}@") };
+            format!("{scheme}://{at}127.0.0.1:{port}{path}")
+        };
+        (upstream, rewrite)
+    }
+}

@@ -1,0 +1,15 @@
+//! The HTTP service, tested as its clients see it: a real server on port 0 and a real HTTP client, on
+//! PostgreSQL, MariaDB and SQLite; the shutdown and leak tests run the real binary as a child process.
+//!
+//! ```sh
+//! cargo nextest run -p racelab --test http      # TEST_LOG=1 to see the server's log
+//! ```
+
+mod helpers;
+
+mod docs;
+mod endpoints;
+mod errors;
+mod experiments;
+mod outage;
+mod process;

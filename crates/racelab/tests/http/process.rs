@@ -1,0 +1,172 @@
+//! The real binary as a child process: graceful shutdown on SIGTERM, and open files and memory that
+//! stay flat over thousands of requests (the seed's logger leaked a file handle per call).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use racelab_core::Backend;
+use racelab_testkit::TestDb;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::helpers::{Raw, read_answer};
+
+/// `racelab serve` on port 0, its log lines, and a client.
+struct Server {
+    child: Child,
+    pid: u32,
+    address: String,
+    log: mpsc::UnboundedReceiver<String>,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_racelab"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("RACELAB_BIND", "127.0.0.1:0")
+            .env("RACELAB_SHUTDOWN_GRACE", "20s")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .env("NO_COLOR", "1")
+            // No .env of the developer's: run where there is none.
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the racelab binary starts");
+        let pid = child.id().expect("pid");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[server] {line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Self { child, pid, address: String::new(), log, client: reqwest::Client::new() };
+        let line = server.wait_for_log("listening on").await;
+        let port = line.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok()).expect("port in the log");
+        server.address = format!("http://127.0.0.1:{port}");
+        server
+    }
+
+    /// The next log line containing `needle` (20 s at most).
+    async fn wait_for_log(&mut self, needle: &str) -> String {
+        let wait = async {
+            while let Some(line) = self.log.recv().await {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            panic!("the server exited before logging `{needle}`");
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .unwrap_or_else(|_| panic!("the server did not log `{needle}` within 20 s"))
+    }
+
+    async fn get(&self, path: &str) -> crate::helpers::Answer {
+        let response = self.client.get(format!("{}{path}", self.address)).send().await.expect(path);
+        read_answer(response).await
+    }
+
+    fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).expect("/proc/<pid>/fd").count()
+    }
+
+    fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("/proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    fn terminate(&self) {
+        let status =
+            std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_in_flight_when_sigterm_arrives_completes() {
+    racelab_testkit::run(Backend::Postgres, graceful_shutdown).await;
+}
+
+// The test holds post 1's row lock so the request is in flight for as long as the test wants: it
+// sends SIGTERM while the request's workers wait for the lock, waits for the server to say it is
+// draining, then lets the request go. The answer must be a complete 200, and the server must exit 0.
+async fn graceful_shutdown(test: TestDb) {
+    let mut server = Server::start(&test.url).await;
+    assert_eq!(server.get("/test-db/init").await.status, 200);
+
+    let mut holder = Raw::connect(&test).await;
+    holder.execute("BEGIN").await;
+    holder.execute("SELECT \"like\" FROM posts WHERE pk = 1 FOR UPDATE").await;
+    let request = {
+        let (client, url) = (server.client.clone(), format!("{}/test-db/2th-plock", server.address));
+        tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })
+    };
+    Raw::connect(&test).await.wait_for_lock_waiter().await;
+
+    server.terminate();
+    server.wait_for_log("shutdown signal received").await;
+    holder.execute("COMMIT").await;
+
+    let answer = request.await.expect("task");
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["like_result"], 50, "{}", answer.text);
+    assert_eq!(answer.body["experiment"]["failed"], 0, "{}", answer.text);
+    let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .expect("the server exits after draining")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_files_and_memory_stay_flat_over_2000_requests() {
+    racelab_testkit::run(Backend::Sqlite, no_leaks).await;
+}
+
+async fn no_leaks(test: TestDb) {
+    let server = Server::start(&test.url).await;
+    let paths = [
+        "/test-db/check",
+        "/test-db/2th-atomic?increments=2",
+        "/test-db/test-versioning",
+        "/test-db/2th-olock?increments=2",
+        "/test-db/2th?workers=abc",
+        "/ready",
+        "/nowhere",
+    ];
+    let mut samples = Vec::new();
+    for i in 0..2000 {
+        let path = paths[i % paths.len()];
+        let answer = server.get(path).await;
+        assert!(answer.status.as_u16() < 500, "{path}: {}", answer.text);
+        if (i + 1) % 250 == 0 {
+            samples.push((i + 1, server.open_files(), server.rss_kb()));
+        }
+    }
+    // The first 500 requests warm the pool, the caches and the allocator.
+    let warm = samples.iter().position(|(n, ..)| *n == 500).expect("sample at 500");
+    let (_, warm_fds, warm_rss) = samples[warm];
+    for &(n, fds, rss) in &samples[warm..] {
+        assert!(fds <= warm_fds + 2, "open files grew: {warm_fds} after 500 requests, {fds} after {n}: {samples:?}");
+        assert!(rss <= warm_rss + 4096, "RSS grew: {warm_rss} kB after 500 requests, {rss} kB after {n}: {samples:?}");
+    }
+    let (_, last_fds, last_rss) = samples[samples.len() - 1];
+    let (_, mid_fds, mid_rss) = samples[samples.len() / 2 + 1];
+    assert!(last_fds <= mid_fds + 1 && last_rss <= mid_rss + 2048, "still growing at the end: {samples:?}");
+    eprintln!("samples (requests, open files, RSS kB): {samples:?}");
+}
