@@ -513,6 +513,19 @@ impl Database {
     }
 }
 
+/// One direct connection, so that an unreachable server fails at once with its own error (a pool
+/// would retry "connection refused" until its acquire timeout).
+async fn probe<O>(options: &O, timeout: Duration) -> Result<(), sqlx::Error>
+where
+    O: sqlx::ConnectOptions,
+    O::Connection: Sized,
+{
+    use sqlx::Connection;
+    let connection =
+        tokio::time::timeout(timeout, options.connect()).await.map_err(|_| sqlx::Error::PoolTimedOut)??;
+    connection.close().await
+}
+
 /// Under contention, statements wait for locks by design: sqlx's "slow statement" warnings would flood
 /// the log with the very waits an experiment measures. They go to debug level.
 fn quiet_lock_waits<O: sqlx::ConnectOptions>(options: O) -> O {

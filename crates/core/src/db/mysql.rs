@@ -24,13 +24,12 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, DbErr
     let connect = MySqlConnectOptions::from_str(options.url.expose())
         .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid MySQL URL: {}", super::redact(&e.to_string()))))?;
     let connect = super::quiet_lock_waits(connect);
-    MySqlPoolOptions::new()
+    super::probe(&connect, options.acquire_timeout).await.map_err(db_err::<MySql>)?;
+    Ok(MySqlPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::run_init_statements::<sqlx::MySql>(options))
-        .connect_with(connect)
-        .await
-        .map_err(db_err::<MySql>)
+        .connect_lazy_with(connect))
 }
 
 fn error_number(err: &sqlx::Error) -> Option<u16> {

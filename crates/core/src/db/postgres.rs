@@ -20,13 +20,12 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError>
         .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid PostgreSQL URL: {}", error_without_url(&e))))?
         .application_name("racelab");
     let connect = super::quiet_lock_waits(connect);
-    PgPoolOptions::new()
+    super::probe(&connect, options.acquire_timeout).await.map_err(db_err::<Postgres>)?;
+    Ok(PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::run_init_statements::<sqlx::Postgres>(options))
-        .connect_with(connect)
-        .await
-        .map_err(db_err::<Postgres>)
+        .connect_lazy_with(connect))
 }
 
 /// sqlx's configuration errors can quote the URL; keep only what does not.

@@ -27,13 +27,12 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbEr
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(options.lock_timeout);
     let connect = super::quiet_lock_waits(connect);
-    SqlitePoolOptions::new()
+    super::probe(&connect, options.acquire_timeout).await.map_err(db_err::<Sqlite>)?;
+    Ok(SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::run_init_statements::<sqlx::Sqlite>(options))
-        .connect_with(connect)
-        .await
-        .map_err(db_err::<Sqlite>)
+        .connect_lazy_with(connect))
 }
 
 fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
