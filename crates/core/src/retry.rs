@@ -15,27 +15,42 @@
 //! written as backon's `FnMut() -> Future`; [`Retrier`] drives such a loop with the same policy.
 //!
 //! ```
-//! use racelab_core::{ErrorKind, DbError, RetryPolicy};
-//! use std::time::Duration;
+//! use racelab_core::db::TxMode;
+//! use racelab_core::{ConnectOptions, Database, DatabaseUrl, DbError, RetryPolicy};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! // A user's own read-modify-write: here it fails twice with a deadlock, then succeeds.
-//! let policy = RetryPolicy { base_delay: Duration::from_millis(1), ..RetryPolicy::default() };
-//! let balance = std::sync::atomic::AtomicI64::new(100);
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let path = std::env::temp_dir().join(format!("racelab-doc-{}.db", std::process::id()));
+//! let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display()))?;
+//! let db = Database::connect(ConnectOptions::new(url)).await?;
+//! let pk = db.create_post().await?;
+//!
+//! // Your own read-modify-write (here: double the counter, plus one), as one unit of work. Any
+//! // conflict (serialization failure, deadlock, busy, ...) re-runs the whole closure.
+//! let policy = RetryPolicy::default();
 //! let retried = policy
 //!     .run(|attempt| {
-//!         let balance = &balance;
+//!         let db = db.clone();
 //!         async move {
-//!             if attempt < 3 {
-//!                 return Err(DbError::new(ErrorKind::Deadlock, "simulated conflict"));
+//!             let mut session = db.session().await?;
+//!             session.begin(TxMode::Serializable).await?;
+//!             let result = async {
+//!                 let current = session.read(pk).await?;
+//!                 session.write(pk, current.like * 2 + 1).await?;
+//!                 Ok::<_, DbError>(current.like * 2 + 1)
 //!             }
-//!             Ok(balance.fetch_sub(30, std::sync::atomic::Ordering::SeqCst) - 30)
+//!             .await;
+//!             let _ = attempt; // 1 on the first try, 2 on the first retry, ...
+//!             session.finish(result).await
 //!         }
 //!     })
 //!     .await;
-//! assert_eq!(retried.result.unwrap(), 70);
-//! assert_eq!(retried.attempts, 3);
+//! assert_eq!(retried.result?, 1);
+//! assert_eq!(retried.attempts, 1);
+//! assert_eq!(db.load_post(pk).await?.like, 1);
+//! # db.close().await;
+//! # for suffix in ["", "-wal", "-shm"] { let _ = std::fs::remove_file(format!("{}{suffix}", path.display())); }
+//! # Ok(())
 //! # }
 //! ```
 
