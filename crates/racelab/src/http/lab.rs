@@ -562,9 +562,10 @@ async fn experiment(
     // not: it goes on in its own task, still holding the post, even if the request is dropped by the
     // timeout, so a half-finished run never overlaps the next request on the same post.
     let guard = state.lock_post(params.post).await;
+    let slots = state.worker_slots(params.workers).await;
     let run = tokio::spawn(async move {
         let outcome = experiment.run(&db).await;
-        drop(guard);
+        drop((slots, guard));
         outcome
     });
     let outcome = run.await.map_err(|e| ApiError::Internal(format!("experiment task failed: {e}")))??;

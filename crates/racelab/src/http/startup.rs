@@ -12,8 +12,10 @@ use axum::response::Response;
 use axum::routing::get;
 use racelab_core::{ConnectOptions, RetryPolicy};
 use tokio::net::TcpListener;
+use tower_http::LatencyUnit;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -188,7 +190,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::map_response(move |response: Response| timeout_as_problem(response, timeout)))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
+        )
 }
 
 /// The timeout layer answers with an empty body: give it the same problem body as every other error.

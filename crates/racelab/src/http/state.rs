@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use racelab_core::{ConnectOptions, Database, Pk, RetryPolicy};
-use tokio::sync::{OnceCell, OwnedMutexGuard};
+use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 
@@ -32,8 +32,13 @@ struct Inner {
     db: OnceCell<Database>,
     connecting: tokio::sync::Mutex<Option<Instant>>,
     posts: Arc<PostLocks>,
+    /// One permit per pooled connection that experiments may use at once (see [`AppState::worker_slots`]).
+    worker_slots: Arc<Semaphore>,
     metrics: PrometheusHandle,
 }
+
+/// Connections kept out of experiments' reach, for `/check`, `/ready` and the like.
+const RESERVED_CONNECTIONS: u32 = 2;
 
 impl AppState {
     pub fn new(
@@ -42,8 +47,10 @@ impl AppState {
         request_timeout: Duration,
         metrics: PrometheusHandle,
     ) -> Self {
+        let slots = options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
         Self {
             inner: Arc::new(Inner {
+                worker_slots: Arc::new(Semaphore::new(slots)),
                 options,
                 retry,
                 request_timeout,
@@ -107,6 +114,22 @@ impl AppState {
     /// Waits until no other request works on post `pk`, and holds it until the guard is dropped.
     pub async fn lock_post(&self, pk: Pk) -> PostGuard {
         PostLocks::lock(&self.inner.posts, pk).await
+    }
+
+    /// Waits until `workers` connections are free for an experiment, and reserves them until the
+    /// permit is dropped. Two large experiments on different posts then queue for connections instead
+    /// of each taking part of the pool and timing out (which would wrongly read as "database
+    /// unavailable").
+    pub async fn worker_slots(&self, workers: usize) -> Option<OwnedSemaphorePermit> {
+        let slots = &self.inner.worker_slots;
+        let wanted = u32::try_from(workers).unwrap_or(u32::MAX).min(self.inner.options.max_connections);
+        // More than the semaphore holds can never be granted: let the experiment's own validation
+        // refuse it instead of waiting forever.
+        let available = self.inner.options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1);
+        if wanted > available {
+            return None;
+        }
+        slots.clone().acquire_many_owned(wanted).await.ok()
     }
 
     /// Posts some request currently holds or waits for (for tests of the lock table's size).

@@ -109,6 +109,15 @@ async fn concurrent_requests_never_mix(test: TestDb) {
     results.sort();
     assert_eq!(results, [40, 80, 120, 160]);
     assert_eq!((e["post"].as_i64(), e["experiment"]["lost"].as_i64()), (Some(2), Some(0)), "{e}");
+
+    // Two experiments that together need more connections than the pool holds queue for them (they
+    // must not time out waiting for a connection, which would read as "database unavailable").
+    let big = |post: i64| format!("/test-db/2th-atomic?workers=32&increments=20&post={post}");
+    let (three, four) = (big(3), big(4));
+    let (f, g) = tokio::join!(app.ok(&three), app.ok(&four));
+    for body in [&f, &g] {
+        assert_eq!((body["like_result"].as_i64(), body["experiment"]["lost"].as_i64()), (Some(640), Some(0)), "{body}");
+    }
     assert_eq!(app.state.posts_in_use(), 0);
 }
 
