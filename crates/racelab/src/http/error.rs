@@ -130,10 +130,6 @@ impl ApiError {
             ApiError::Database(err) => describe_db_error(err),
         }
     }
-
-    fn status(&self) -> StatusCode {
-        self.describe().0
-    }
 }
 
 fn unavailable(detail: &str) -> (StatusCode, &'static str, &'static str, String) {
@@ -229,11 +225,6 @@ pub fn bare_problem(status: StatusCode, slug: &str, title: &str, detail: impl In
         invalid_params: None,
         experiment: None,
     })
-}
-
-/// Whether a failure is the database's absence (for metrics and tests).
-pub fn is_unavailable(err: &ApiError) -> bool {
-    err.status() == StatusCode::SERVICE_UNAVAILABLE
 }
 
 /// The fallback for unknown paths.

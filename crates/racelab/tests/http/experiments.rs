@@ -5,7 +5,9 @@ use racelab_core::Backend;
 use racelab_testkit::{TestDb, on_every_backend};
 use serde_json::Value;
 
-use crate::helpers::{Raw, assert_problem, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{Raw, assert_problem, spawn_app, spawn_app_with};
 
 fn safe_endpoints(backend: Backend) -> Vec<&'static str> {
     let mut endpoints = vec![
@@ -153,7 +155,34 @@ async fn an_outside_writer_is_named_not_miscounted(test: TestDb) {
     assert!(body["message"].as_str().is_some_and(|m| m.contains("another writer")), "{body}");
 }
 
+// A request that outlives the request timeout is answered 503, but its experiment finishes in the
+// background still holding the post: the next request on the post waits for it and never overlaps it.
+async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
+    if test.backend == Backend::Sqlite {
+        return; // needs a row lock held by the test
+    }
+    let app = spawn_app_with(&test.url, Duration::from_secs(3), Duration::from_millis(300)).await;
+    app.ok("/test-db/init").await;
+    let mut holder = Raw::connect(&test).await;
+    let like = holder.like();
+    holder.execute("BEGIN").await;
+    holder.execute(&format!("SELECT {like} FROM posts WHERE pk = 1 FOR UPDATE")).await;
+
+    let answer = app.get("/test-db/2th-plock").await;
+    let problem = assert_problem(&answer, 503);
+    assert_eq!(problem["type"], "urn:racelab:problem:request-timeout", "{}", answer.text);
+    holder.execute("COMMIT").await;
+
+    // The first run is still going (or just done); this one runs after it, on its own numbers.
+    let (client, url) = (app.client.clone(), format!("{}/test-db/2th-plock?workers=2&increments=5", app.address));
+    let body: Value = client.get(url).send().await.expect("request").json().await.expect("JSON");
+    assert_eq!(body["experiment"]["foreign_writes"], 0, "{body}");
+    assert_eq!(body["experiment"]["like_before"], 50, "{body}");
+    assert_eq!(body["like_result"], 60, "{body}");
+}
+
 on_every_backend!(
+    a_timed_out_request_never_overlaps_the_next,
     safe_endpoints_lose_nothing,
     naive_loses_an_update_under_a_forced_race,
     versioning_without_retry_drops_increments_and_says_how_many,

@@ -86,6 +86,11 @@ pub async fn spawn_app(test: &TestDb) -> TestApp {
 
 /// The service on any database URL, with the given connection acquire timeout.
 pub async fn spawn_app_at(url: &str, acquire_timeout: Duration) -> TestApp {
+    spawn_app_with(url, acquire_timeout, Duration::from_secs(60)).await
+}
+
+/// The service with a given acquire timeout and request timeout.
+pub async fn spawn_app_with(url: &str, acquire_timeout: Duration, request_timeout: Duration) -> TestApp {
     init_test_log();
     let mut database = ConnectOptions::new(DatabaseUrl::parse(url).expect("test URL parses"));
     // PostgreSQL here allows 100 connections and two tests run at once.
@@ -95,7 +100,7 @@ pub async fn spawn_app_at(url: &str, acquire_timeout: Duration) -> TestApp {
         bind: "127.0.0.1:0".parse().expect("address"),
         database,
         retry: RetryPolicy::default(),
-        request_timeout: Duration::from_secs(60),
+        request_timeout,
         shutdown_grace: Duration::from_secs(5),
     };
     let app = Application::build(config).await.expect("the service starts");
