@@ -139,6 +139,11 @@ impl DbError {
         self
     }
 
+    /// The driver's error back, where a driver API wants one.
+    pub(crate) fn into_driver_error(self) -> sqlx::Error {
+        self.source.unwrap_or_else(|| sqlx::Error::Protocol(self.detail))
+    }
+
     /// Whether running the unit of work again can succeed.
     pub fn is_retryable(&self) -> bool {
         self.kind.is_retryable()

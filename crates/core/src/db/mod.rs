@@ -186,6 +186,18 @@ pub struct Session {
     conn: PooledConn,
     in_transaction: bool,
     lock_timeout: Duration,
+    /// The lock timeout every pooled connection has (set once, when it was opened).
+    pooled_lock_timeout: Duration,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A connection whose lock timeout was changed would hand that timeout to the next user of the
+        // pool; close it instead (rare: only experiments that override the timeout do this).
+        if self.lock_timeout != self.pooled_lock_timeout {
+            self.close_on_drop();
+        }
+    }
 }
 
 impl Session {
@@ -203,8 +215,12 @@ impl Session {
         self.lock_timeout
     }
 
-    /// Changes the lock timeout for this session.
+    /// Changes the lock timeout for this session (its connection is then closed, not pooled, when the
+    /// session ends).
     pub async fn set_lock_timeout(&mut self, timeout: Duration) -> Result<(), DbError> {
+        if timeout == self.lock_timeout {
+            return Ok(());
+        }
         dispatch!(&mut self.conn, set_lock_timeout(timeout))?;
         self.lock_timeout = timeout;
         Ok(())
@@ -447,9 +463,13 @@ impl Database {
             Pool::MySql(p) => PooledConn::MySql(p.acquire().await.map_err(db_err::<mysql::MySql>)?),
             Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?),
         };
-        let mut session = Session { conn, in_transaction: false, lock_timeout: self.lock_timeout };
-        session.set_lock_timeout(self.lock_timeout).await?;
-        Ok(session)
+        // The lock timeout was set when the connection was opened (see `after_connect`): no round trip.
+        Ok(Session {
+            conn,
+            in_transaction: false,
+            lock_timeout: self.lock_timeout,
+            pooled_lock_timeout: self.lock_timeout,
+        })
     }
 
     /// `n` distinct connections at once, for `n` workers that must run truly in parallel.
@@ -546,15 +566,18 @@ impl<DB: sqlx::Database, F> AfterConnect<DB> for F where
 {
 }
 
-/// The `after_connect` hook that runs the configured init statements on each new connection.
-fn run_init_statements<DB: sqlx::Database>(options: &ConnectOptions) -> impl AfterConnect<DB>
+/// The `after_connect` hook: sets the default lock timeout once per connection, then runs the
+/// configured init statements.
+fn prepare_connection<D: Dialect>(options: &ConnectOptions) -> impl AfterConnect<D::Db>
 where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'c> &'c mut Conn<D::Db>: sqlx::Executor<'c, Database = D::Db>,
 {
     let statements = std::sync::Arc::new(options.init_statements.clone());
+    let lock_timeout = options.lock_timeout;
     move |conn, _meta| {
         let statements = statements.clone();
         Box::pin(async move {
+            D::set_lock_timeout(conn, lock_timeout).await.map_err(DbError::into_driver_error)?;
             for sql in statements.iter() {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut *conn).await?;
             }

@@ -28,7 +28,7 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, DbErr
     Ok(MySqlPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
-        .after_connect(super::run_init_statements::<sqlx::MySql>(options))
+        .after_connect(super::prepare_connection::<MySql>(options))
         .connect_lazy_with(connect))
 }
 

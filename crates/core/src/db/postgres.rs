@@ -24,7 +24,7 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError>
     Ok(PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
-        .after_connect(super::run_init_statements::<sqlx::Postgres>(options))
+        .after_connect(super::prepare_connection::<Postgres>(options))
         .connect_lazy_with(connect))
 }
 

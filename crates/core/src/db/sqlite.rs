@@ -31,7 +31,7 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbEr
     Ok(SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
-        .after_connect(super::run_init_statements::<sqlx::Sqlite>(options))
+        .after_connect(super::prepare_connection::<Sqlite>(options))
         .connect_lazy_with(connect))
 }
 
