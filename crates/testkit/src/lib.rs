@@ -41,25 +41,22 @@ macro_rules! on_every_backend {
     )+};
 }
 
-/// Creates a test database on `backend`, runs `body` on it, and drops the database (also when the
-/// body panics).
+/// Creates a test database on `backend` and runs `body` on it. The database is dropped when the body
+/// is done with it (also when the body panics).
 pub async fn run<F, Fut>(backend: Backend, body: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let db = TestDb::create(backend).await;
-    let cleanup = db.cleanup_guard();
-    body(db).await;
-    cleanup.now().await;
+    body(TestDb::create(backend).await).await;
 }
 
-/// A freshly created, empty, migrated database that belongs to one test.
+/// A freshly created, empty database that belongs to one test, dropped with this value.
 pub struct TestDb {
     pub backend: Backend,
     /// The URL of this test's database (with any password: tests only).
     pub url: String,
-    location: Location,
+    location: Option<Location>,
 }
 
 #[derive(Clone)]
@@ -84,7 +81,7 @@ impl TestDb {
                 (replace_database(&admin_url, &name), Location::Server { admin_url, name })
             }
         };
-        Self { backend, url, location }
+        Self { backend, url, location: Some(location) }
     }
 
     /// Connect options for this database: a pool large enough for 32 workers, short timeouts.
@@ -104,31 +101,14 @@ impl TestDb {
     pub async fn connect_with(&self, options: ConnectOptions) -> Database {
         Database::connect(options).await.unwrap_or_else(|e| panic!("connecting to the test database: {e}"))
     }
-
-    fn cleanup_guard(&self) -> CleanupGuard {
-        CleanupGuard { backend: self.backend, location: Some(self.location.clone()) }
-    }
 }
 
-/// Drops the test database when the test ends, even by panic.
-struct CleanupGuard {
-    backend: Backend,
-    location: Option<Location>,
-}
-
-impl CleanupGuard {
-    async fn now(mut self) {
-        if let Some(location) = self.location.take() {
-            drop_location(self.backend, location).await;
-        }
-    }
-}
-
-impl Drop for CleanupGuard {
+impl Drop for TestDb {
     fn drop(&mut self) {
         let Some(location) = self.location.take() else { return };
         let backend = self.backend;
-        // The test's runtime may be unwinding: clean up on a runtime of our own.
+        // Drop runs outside async code (or while a test unwinds): clean up on a runtime of our own,
+        // in a thread of our own, and wait for it.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             if let Ok(runtime) = runtime {
