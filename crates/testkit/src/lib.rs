@@ -122,7 +122,7 @@ impl Drop for TestDb {
 async fn drop_location(backend: Backend, location: Location) {
     match location {
         Location::File(path) => {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
         }
