@@ -118,15 +118,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &BenchReport)
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if hi <= 0.0 { (0.01, 1.0) } else { (lo / 1.5, hi * 1.5) };
-    panel(
-        &right,
-        "p99 latency vs workers",
-        "p99 latency of one increment, ms (log scale)",
-        x_axis,
-        (lo..hi).log_scale(),
-        &p99,
-    )?;
+    let y_axis = if hi <= 0.0 { LatencyAxis::new(0.01, 1.0) } else { LatencyAxis::new(lo / 1.3, hi * 1.3) };
+    panel(&right, "p99 latency vs workers", "p99 latency of one increment, ms (log scale)", x_axis, y_axis, &p99)?;
     draw_legend(&legend, &throughput)
 }
 
@@ -165,6 +158,45 @@ impl Ranged for WorkerAxis {
 
     fn range(&self) -> std::ops::Range<f64> {
         self.range.clone()
+    }
+}
+
+/// The p99 axis: log10, with ticks at 1, 2 and 5 of each decade (plotters' own log axis leaves
+/// ranges below 1 ms unlabelled).
+#[derive(Debug, Clone)]
+struct LatencyAxis {
+    lo: f64,
+    hi: f64,
+}
+
+impl LatencyAxis {
+    fn new(lo: f64, hi: f64) -> Self {
+        let lo = lo.max(1e-3);
+        Self { lo, hi: hi.max(lo * 10.0) }
+    }
+}
+
+impl Ranged for LatencyAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let (lo, hi) = (self.lo.log10(), self.hi.log10());
+        let share = (value.max(self.lo * 0.5).log10() - lo) / (hi - lo);
+        limit.0 + (share * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        let first = self.lo.log10().floor() as i32;
+        let last = self.hi.log10().ceil() as i32;
+        (first..=last)
+            .flat_map(|decade| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(decade)))
+            .filter(|v| (self.lo..=self.hi).contains(v))
+            .collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
     }
 }
 
@@ -221,7 +253,7 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, lines: &[Serie
     Ok(())
 }
 
-/// 1234.5 -> "1235", 12.3 -> "12.3", 0.25 -> "0.25", 15000 -> "15k".
+/// 1234.5 -> "1235", 12.3 -> "12.3", 0.25 -> "0.25", 0.5 -> "0.5", 15000 -> "15k".
 fn format_value(v: f64) -> String {
     let a = v.abs();
     if a >= 10_000.0 {
@@ -231,6 +263,7 @@ fn format_value(v: f64) -> String {
     } else if a >= 1.0 {
         format!("{v:.1}")
     } else {
-        format!("{v:.2}")
+        let text = format!("{v:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
