@@ -20,7 +20,7 @@ pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64
 async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     session.advisory_lock(step.pk).await?;
     let read = session.read(step.pk).await?;
-    tracing::debug!(worker = step.worker, attempt = step.attempt, like = read.like, "acquired lock");
+    tracing::debug!(post = step.pk, worker = step.worker, attempt = step.attempt, like = read.like, "acquired lock");
     let like = read.like + 1;
     session.write(step.pk, like).await?;
     step.wrote(like);

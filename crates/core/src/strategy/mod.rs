@@ -198,14 +198,14 @@ pub struct Step<'a> {
 impl Step<'_> {
     /// Called by strategies between their unlocked read and their write.
     async fn after_read(&self, like: i64, version: i64) {
-        tracing::debug!(worker = self.worker, attempt = self.attempt, like, version, "read");
+        tracing::debug!(post = self.pk, worker = self.worker, attempt = self.attempt, like, version, "read");
         if let (Some(gate), 1) = (self.race, self.attempt) {
             gate.wait().await;
         }
     }
 
     fn wrote(&self, like: i64) {
-        tracing::debug!(worker = self.worker, attempt = self.attempt, like, "wrote");
+        tracing::debug!(post = self.pk, worker = self.worker, attempt = self.attempt, like, "wrote");
     }
 }
 

@@ -12,7 +12,7 @@ pub(super) async fn attempt(session: &mut Session, step: Step<'_>, mode: LockMod
 
 async fn unit_of_work(session: &mut Session, step: Step<'_>, mode: LockMode) -> Result<i64, DbError> {
     let read = session.read_for_update(step.pk, mode).await?;
-    tracing::debug!(worker = step.worker, attempt = step.attempt, like = read.like, "acquired lock");
+    tracing::debug!(post = step.pk, worker = step.worker, attempt = step.attempt, like = read.like, "acquired lock");
     let like = read.like + 1;
     session.write(step.pk, like).await?;
     step.wrote(like);
