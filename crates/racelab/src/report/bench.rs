@@ -134,7 +134,10 @@ pub fn short_server_name(backend: Backend, version: &str) -> String {
             let product = if version.to_ascii_lowercase().contains("mariadb") { "MariaDB" } else { "MySQL" };
             format!("{product} {number}")
         }
-        Backend::Sqlite => format!("SQLite {first_token}"),
+        Backend::Sqlite => {
+            let number = version.trim().trim_start_matches("SQLite").trim();
+            format!("SQLite {number}")
+        }
     }
 }
 
@@ -148,6 +151,7 @@ mod tests {
         assert_eq!(short_server_name(Backend::Postgres, pg), "PostgreSQL 15.20");
         assert_eq!(short_server_name(Backend::MySql, "10.11.19-MariaDB-0+deb12u1"), "MariaDB 10.11.19");
         assert_eq!(short_server_name(Backend::MySql, "8.0.36"), "MySQL 8.0.36");
+        assert_eq!(short_server_name(Backend::Sqlite, "SQLite 3.51.3"), "SQLite 3.51.3");
         assert_eq!(short_server_name(Backend::Sqlite, "3.51.3"), "SQLite 3.51.3");
     }
 }
