@@ -54,6 +54,7 @@ pub fn colour(strategy: Strategy) -> RGBColor {
 fn legend_label(strategy: Strategy) -> String {
     match strategy {
         Strategy::Naive => "naive (loses updates)".to_owned(),
+        Strategy::VersionedNoRetry => "versioned-no-retry (drops increments)".to_owned(),
         other => other.name().to_owned(),
     }
 }
