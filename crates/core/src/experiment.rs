@@ -459,7 +459,9 @@ impl Outcome {
                  no acknowledged update lost",
                 self.dropped, self.expected
             ),
-            Some(_) if self.retries > 0 => format!("no update lost, {} retries", self.retries),
+            Some(_) if self.retries > 0 => {
+                format!("no update lost, {} {}", self.retries, plural(self.retries, "retry", "retries"))
+            }
             Some(_) => "no update lost".to_owned(),
         };
         if self.failed > self.dropped {
@@ -468,6 +470,10 @@ impl Outcome {
         }
         verdict
     }
+}
+
+fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
 
 fn kind_index(kind: ErrorKind) -> usize {
