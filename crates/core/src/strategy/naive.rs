@@ -6,14 +6,17 @@ use crate::error::DbError;
 
 pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     session.begin(TxMode::DefaultIsolation).await?;
-    let result = unit_of_work(session, step).await;
+    let result = read_modify_write(session, step).await;
     session.finish(result).await
 }
 
-async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+/// Read, add one, write back what was computed. Whether that is safe depends only on the transaction
+/// it runs in: the serializable strategy runs this very unit of work.
+pub(super) async fn read_modify_write(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     let read = session.read(step.pk).await?;
     step.after_read(read.like, read.version).await;
-    // Another transaction may have written since our read: this overwrites its increment.
+    // Under the default isolation, another transaction may have written since our read: this
+    // overwrites its increment.
     let like = read.like + 1;
     session.write(step.pk, like).await?;
     step.wrote(like);
