@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::Barrier;
+use tracing::Instrument;
 
 use crate::db::{Backend, Counter, Database, Pk, Session};
 use crate::error::{DbError, ErrorKind};
@@ -140,7 +141,7 @@ impl Experiment {
                     start: start.clone(),
                     race: race.clone(),
                 };
-                tokio::spawn(job.run(session))
+                tokio::spawn(job.run_traced(session))
             })
             .collect();
         let mut totals = WorkerStats::new();
@@ -178,6 +179,17 @@ struct WorkerJob {
 }
 
 impl WorkerJob {
+    /// Runs the worker inside a span naming its worker number, strategy and server connection, so
+    /// every debug line says who did what (the seed logged per thread and per session). The connection
+    /// id costs a round trip, so it is asked for only when debug lines are wanted.
+    async fn run_traced(self, mut session: Session) -> WorkerStats {
+        let connection =
+            if tracing::enabled!(tracing::Level::DEBUG) { session.connection_id().await.ok().flatten() } else { None };
+        let span =
+            tracing::debug_span!("worker", n = self.worker, strategy = self.experiment.strategy.name(), connection);
+        self.run(session).instrument(span).await
+    }
+
     async fn run(self, session: Session) -> WorkerStats {
         let mut stats = WorkerStats::new();
         let mut session = Some(session);
