@@ -40,12 +40,12 @@ fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
     row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
 }
 
-/// PostgreSQL reports both a failed NOWAIT and an expired `lock_timeout` as 55P03: only the caller
-/// knows which one it asked for.
-fn lock_error(err: sqlx::Error, waited: bool) -> DbError {
+/// PostgreSQL reports both a failed NOWAIT and an expired `lock_timeout` as 55P03. Only a locking read
+/// asks for NOWAIT, so everywhere else 55P03 is a timeout; the locking read says which it was.
+fn lock_error(err: sqlx::Error, nowait: bool) -> DbError {
     let err = db_err::<Postgres>(err);
-    match (err.kind(), waited) {
-        (ErrorKind::LockNotAvailable, true) => err.with_kind(ErrorKind::LockTimeout),
+    match (err.kind(), nowait) {
+        (ErrorKind::LockTimeout, true) => err.with_kind(ErrorKind::LockNotAvailable),
         _ => err,
     }
 }
@@ -63,7 +63,7 @@ impl Dialect for Postgres {
         match code.as_ref() {
             "40001" => ErrorKind::SerializationFailure,
             "40P01" => ErrorKind::Deadlock,
-            "55P03" => ErrorKind::LockNotAvailable,
+            "55P03" => ErrorKind::LockTimeout,
             "53300" => ErrorKind::PoolTimeout,
             "57P01" | "57P02" | "57P03" => ErrorKind::ConnectionLost,
             c if c.starts_with("08") => ErrorKind::ConnectionLost,
@@ -118,7 +118,7 @@ impl Dialect for Postgres {
             .bind(pk)
             .fetch_optional(&mut *c)
             .await
-            .map_err(|e| lock_error(e, mode == LockMode::Wait))?;
+            .map_err(|e| lock_error(e, mode == LockMode::NoWait))?;
         match (row, mode) {
             (None, LockMode::SkipLocked) => {
                 // No row: either it is locked (skipped) or it does not exist. Only a plain read tells.
@@ -184,7 +184,7 @@ impl Dialect for Postgres {
             .execute(&mut *c)
             .await
             .map(drop)
-            .map_err(|e| lock_error(e, true))
+            .map_err(db_err::<Postgres>)
     }
 
     async fn advisory_unlock(_c: &mut PgConnection, _pk: Pk) -> Result<(), DbError> {

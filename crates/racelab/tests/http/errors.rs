@@ -3,7 +3,11 @@
 use racelab_core::Backend;
 use racelab_testkit::TestDb;
 
-use crate::helpers::{assert_problem, spawn_app};
+use std::time::Duration;
+
+use racelab_testkit::on_every_backend;
+
+use crate::helpers::{Raw, assert_problem, spawn_app, spawn_app_with_lock_timeout};
 
 #[tokio::test]
 async fn bad_parameters_are_problems_naming_the_field() {
@@ -48,3 +52,32 @@ async fn unknown_path(test: TestDb) {
     let answer = app.get("/test-db/3th").await;
     assert_problem(&answer, 404);
 }
+
+/// A row held locked by a transaction outside the service: a write that waits past the lock timeout is
+/// a 409 problem (not a hang, not a 500), the service keeps serving, and the same request succeeds
+/// once the lock is gone.
+async fn a_row_locked_elsewhere_is_a_409_until_it_is_released(test: TestDb) {
+    let app = spawn_app_with_lock_timeout(&test.url, Duration::from_millis(300)).await;
+    app.ok("/test-db/init").await;
+    let mut outside = Raw::connect(&test).await;
+    match test.backend {
+        // SQLite has no row locks: the outside writer holds the database's write lock.
+        Backend::Sqlite => outside.execute("BEGIN IMMEDIATE").await,
+        _ => {
+            outside.execute("BEGIN").await;
+            outside.execute("SELECT pk FROM posts WHERE pk = 1 FOR UPDATE").await;
+        }
+    }
+
+    let answer = app.get("/test-db/init").await;
+    let problem = assert_problem(&answer, 409);
+    assert_eq!(problem["type"], "urn:racelab:problem:conflict", "{}", answer.text);
+    assert!(problem["detail"].as_str().unwrap().contains("locked"), "{}", answer.text);
+    app.ok("/health").await;
+
+    outside.execute("ROLLBACK").await;
+    let body = app.ok("/test-db/init").await;
+    assert_eq!(body["like_result"], 0, "{body}");
+}
+
+on_every_backend!(a_row_locked_elsewhere_is_a_409_until_it_is_released);

@@ -91,11 +91,26 @@ pub async fn spawn_app_at(url: &str, acquire_timeout: Duration) -> TestApp {
 
 /// The service with a given acquire timeout and request timeout.
 pub async fn spawn_app_with(url: &str, acquire_timeout: Duration, request_timeout: Duration) -> TestApp {
+    spawn_app_configured(url, acquire_timeout, request_timeout, ConnectOptions::DEFAULT_LOCK_TIMEOUT).await
+}
+
+/// The service with a given lock timeout.
+pub async fn spawn_app_with_lock_timeout(url: &str, lock_timeout: Duration) -> TestApp {
+    spawn_app_configured(url, Duration::from_secs(3), Duration::from_secs(60), lock_timeout).await
+}
+
+async fn spawn_app_configured(
+    url: &str,
+    acquire_timeout: Duration,
+    request_timeout: Duration,
+    lock_timeout: Duration,
+) -> TestApp {
     init_test_log();
     let mut database = ConnectOptions::new(DatabaseUrl::parse(url).expect("test URL parses"));
     // PostgreSQL here allows 100 connections and two tests run at once.
     database.max_connections = 40;
     database.acquire_timeout = acquire_timeout;
+    database.lock_timeout = lock_timeout;
     let config = HttpConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         database,
