@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +13,7 @@ use axum::response::Response;
 use axum::routing::get;
 use racelab_core::{ConnectOptions, RetryPolicy};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tower_http::LatencyUnit;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -93,16 +95,22 @@ impl Application {
         let Self { listener, addr, state, shutdown_grace } = self;
         tracing::info!(%addr, "listening on {addr}");
         let background = tokio::spawn(background_tasks(state.clone()));
-        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutdown signal received; draining in-flight requests (at most {shutdown_grace:?})");
-            let _ = draining_tx.send(());
+        // The drain deadline, set when the signal arrives: it bounds the drain and the pool's close.
+        let deadline = Arc::new(OnceLock::<Instant>::new());
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<Instant>();
+        let signal = {
+            let deadline = deadline.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutdown signal received; draining in-flight requests (at most {shutdown_grace:?})");
+                let at = *deadline.get_or_init(|| Instant::now() + shutdown_grace);
+                let _ = draining_tx.send(at);
+            }
         };
         let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(signal);
         let drain_deadline = async move {
             match draining_rx.await {
-                Ok(()) => tokio::time::sleep(shutdown_grace).await,
+                Ok(at) => tokio::time::sleep_until(at).await,
                 Err(_) => std::future::pending().await,
             }
         };
@@ -115,7 +123,15 @@ impl Application {
         };
         background.abort();
         if let Some(db) = state.connected_db() {
-            db.close().await;
+            // Closing waits for every checked-out connection, the experiments of timed-out requests'
+            // (which run on in their own tasks) included: it gets what is left of the grace, no more.
+            let remaining = deadline.get().map_or(shutdown_grace, |at| at.saturating_duration_since(Instant::now()));
+            if tokio::time::timeout(remaining, db.close()).await.is_err() {
+                tracing::warn!(
+                    "database connections still in use when the shutdown grace ({shutdown_grace:?}) ran out; \
+                     stopping without waiting for them"
+                );
+            }
         }
         tracing::info!("stopped");
         result

@@ -20,6 +20,7 @@ pub struct TestApp {
     pub state: AppState,
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -41,6 +42,14 @@ pub struct Answer {
 }
 
 impl TestApp {
+    /// Sends the shutdown signal; the handle completes when `run_until` returns.
+    pub fn stop(mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        self.server.take().expect("the server task")
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         let response = self
             .client
@@ -86,46 +95,67 @@ pub async fn spawn_app(test: &TestDb) -> TestApp {
 
 /// The service on any database URL, with the given connection acquire timeout.
 pub async fn spawn_app_at(url: &str, acquire_timeout: Duration) -> TestApp {
-    spawn_app_with(url, acquire_timeout, Duration::from_secs(60)).await
+    Settings { acquire_timeout, ..Settings::default() }.spawn(url).await
 }
 
 /// The service with a given acquire timeout and request timeout.
 pub async fn spawn_app_with(url: &str, acquire_timeout: Duration, request_timeout: Duration) -> TestApp {
-    spawn_app_configured(url, acquire_timeout, request_timeout, ConnectOptions::DEFAULT_LOCK_TIMEOUT).await
+    Settings { acquire_timeout, request_timeout, ..Settings::default() }.spawn(url).await
 }
 
 /// The service with a given lock timeout.
 pub async fn spawn_app_with_lock_timeout(url: &str, lock_timeout: Duration) -> TestApp {
-    spawn_app_configured(url, Duration::from_secs(3), Duration::from_secs(60), lock_timeout).await
+    Settings { lock_timeout, ..Settings::default() }.spawn(url).await
 }
 
-async fn spawn_app_configured(
-    url: &str,
-    acquire_timeout: Duration,
-    request_timeout: Duration,
-    lock_timeout: Duration,
-) -> TestApp {
-    init_test_log();
-    let mut database = ConnectOptions::new(DatabaseUrl::parse(url).expect("test URL parses"));
-    // PostgreSQL here allows 100 connections and two tests run at once.
-    database.max_connections = 40;
-    database.acquire_timeout = acquire_timeout;
-    database.lock_timeout = lock_timeout;
-    let config = HttpConfig {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        database,
-        retry: RetryPolicy::default(),
-        request_timeout,
-        shutdown_grace: Duration::from_secs(5),
-    };
-    let app = Application::build(config).await.expect("the service starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    TestApp { address, state, client: reqwest::Client::new(), shutdown: Some(stop) }
+/// The service's settings a test may change.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub acquire_timeout: Duration,
+    pub request_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub shutdown_grace: Duration,
+    /// The pool's size (`--pool-size`).
+    pub max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            acquire_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(60),
+            lock_timeout: ConnectOptions::DEFAULT_LOCK_TIMEOUT,
+            shutdown_grace: Duration::from_secs(5),
+            // PostgreSQL here allows 100 connections and two tests run at once.
+            max_connections: 40,
+        }
+    }
+}
+
+impl Settings {
+    /// The service on `url` with these settings.
+    pub async fn spawn(self, url: &str) -> TestApp {
+        init_test_log();
+        let mut database = ConnectOptions::new(DatabaseUrl::parse(url).expect("test URL parses"));
+        database.max_connections = self.max_connections;
+        database.acquire_timeout = self.acquire_timeout;
+        database.lock_timeout = self.lock_timeout;
+        let config = HttpConfig {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            database,
+            retry: RetryPolicy::default(),
+            request_timeout: self.request_timeout,
+            shutdown_grace: self.shutdown_grace,
+        };
+        let app = Application::build(config).await.expect("the service starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp { address, state, client: reqwest::Client::new(), shutdown: Some(stop), server: Some(server) }
+    }
 }
 
 /// Keys of a JSON object, sorted.

@@ -13,3 +13,4 @@ mod errors;
 mod experiments;
 mod outage;
 mod process;
+mod shutdown;
