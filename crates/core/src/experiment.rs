@@ -144,11 +144,15 @@ impl Experiment {
                 tokio::spawn(job.run_traced(session))
             })
             .collect();
-        let mut totals = WorkerStats::new();
+        let mut totals: Option<WorkerStats> = None;
         for handle in handles {
             let stats = handle.await.map_err(|e| ExperimentError::Worker(e.to_string()))?;
-            totals.merge(stats);
+            match totals.as_mut() {
+                None => totals = Some(stats),
+                Some(totals) => totals.merge(stats),
+            }
         }
+        let totals = totals.ok_or_else(|| ExperimentError::Invalid("an experiment needs a worker".into()))?;
 
         let after = db.session().await?.read(pk).await?;
         Ok(Outcome::account(self, db.backend(), pk, before, after, totals))
@@ -204,10 +208,19 @@ impl WorkerJob {
         while done < limit && deadline.is_none_or(|d| Instant::now() < d) {
             let race = if done == 0 { self.race.as_deref() } else { None };
             let began = Instant::now();
-            let (result, attempts) = self.one_increment(&mut session, race, &mut stats).await;
+            let (result, attempts, go_on) = self.one_increment(&mut session, race, &mut stats).await;
             let ended = Instant::now();
             stats.record(began, ended, attempts, result);
             done += 1;
+            if let (Err(kind), GoOn::No) = (result, go_on) {
+                // The database is out of reach: the increments not made are failures of the same
+                // kind, counted, not attempted one acquire timeout at a time.
+                if deadline.is_none() {
+                    stats.fail_unattempted(kind, limit - done);
+                }
+                tracing::debug!(worker = self.worker, %kind, "worker stops: no connection to be had");
+                break;
+            }
         }
         stats.finished = Instant::now();
         stats.started = started;
@@ -215,24 +228,24 @@ impl WorkerJob {
     }
 
     /// One increment, retried under the policy if the strategy retries. A worker whose connection
-    /// broke takes a new one for its next increment.
+    /// broke takes a new one for its next increment; if none can be had, the worker stops.
     async fn one_increment(
         &self,
         session: &mut Option<Session>,
         race: Option<&RaceGate>,
         stats: &mut WorkerStats,
-    ) -> (Result<(), ErrorKind>, u32) {
+    ) -> (Result<(), ErrorKind>, u32, GoOn) {
         if session.is_none() {
             match self.db.session().await {
                 Ok(mut fresh) => {
                     if let Some(timeout) = self.experiment.lock_timeout
                         && let Err(err) = fresh.set_lock_timeout(timeout).await
                     {
-                        return (Err(err.kind()), 1);
+                        return (Err(err.kind()), 1, GoOn::No);
                     }
                     *session = Some(fresh);
                 }
-                Err(err) => return (Err(err.kind()), 1),
+                Err(err) => return (Err(err.kind()), 1, GoOn::No),
             }
         }
         let Some(s) = session.as_mut() else { unreachable!("a session was just set") };
@@ -250,7 +263,7 @@ impl WorkerJob {
             break (result, retrier.attempt());
         };
         match result {
-            Ok(_) => (Ok(()), attempts),
+            Ok(_) => (Ok(()), attempts, GoOn::Yes),
             Err(err) => {
                 tracing::debug!(worker = self.worker, %err, "increment failed");
                 if err.kind() == ErrorKind::ConnectionLost
@@ -258,10 +271,17 @@ impl WorkerJob {
                 {
                     broken.close_on_drop();
                 }
-                (Err(err.kind()), attempts)
+                (Err(err.kind()), attempts, GoOn::Yes)
             }
         }
     }
+}
+
+/// Whether a worker should go on after an increment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoOn {
+    Yes,
+    No,
 }
 
 /// One worker's counts, merged into the experiment's at the end (no shared state while running).
@@ -317,8 +337,13 @@ impl WorkerStats {
         }
     }
 
+    /// Counts `n` increments that were never attempted as failures of `kind`.
+    fn fail_unattempted(&mut self, kind: ErrorKind, n: u64) {
+        self.failed += n;
+        self.errors[kind_index(kind)] += n;
+    }
+
     fn merge(&mut self, other: WorkerStats) {
-        let first_merge = self.acknowledged + self.failed == 0 && self.latency_us.is_empty();
         self.acknowledged += other.acknowledged;
         self.failed += other.failed;
         for (total, n) in self.errors.iter_mut().zip(other.errors) {
@@ -330,15 +355,9 @@ impl WorkerStats {
         self.attempts += other.attempts;
         self.measured_acknowledged += other.measured_acknowledged;
         self.latency_us.add(&other.latency_us).expect("histograms share bounds");
-        if first_merge {
-            self.started = other.started;
-            self.measure_from = other.measure_from;
-            self.finished = other.finished;
-        } else {
-            self.started = self.started.min(other.started);
-            self.measure_from = self.measure_from.min(other.measure_from);
-            self.finished = self.finished.max(other.finished);
-        }
+        self.started = self.started.min(other.started);
+        self.measure_from = self.measure_from.min(other.measure_from);
+        self.finished = self.finished.max(other.finished);
     }
 }
 
@@ -431,7 +450,11 @@ impl Outcome {
             expected,
             acknowledged: stats.acknowledged,
             failed: stats.failed,
-            dropped: if experiment.strategy == Strategy::VersionedNoRetry { stats.failed } else { 0 },
+            dropped: if experiment.strategy == Strategy::VersionedNoRetry {
+                stats.errors[kind_index(ErrorKind::StaleVersion)]
+            } else {
+                0
+            },
             errors,
             retried_errors,
             actual,
@@ -545,6 +568,14 @@ mod tests {
         let o = outcome(Strategy::Atomic, 9, &[(ErrorKind::ConnectionLost, 1)], (0, 0), (10, 10));
         assert_eq!((o.foreign_writes, o.lost), (0, Some(-1)));
         assert_eq!(o.expected, 10);
+    }
+
+    #[test]
+    fn only_stale_versions_count_as_dropped() {
+        let failed = [(ErrorKind::StaleVersion, 2), (ErrorKind::ConnectionLost, 1)];
+        let o = outcome(Strategy::VersionedNoRetry, 7, &failed, (0, 0), (7, 7));
+        assert_eq!((o.dropped, o.failed), (2, 3));
+        assert!(o.verdict().contains("3 increments gave up (stale_version: 2, connection_lost: 1)"), "{}", o.verdict());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use racelab_core::db::TxMode;
 use racelab_core::experiment::Target;
 use racelab_core::{Backend, Database, ErrorKind, Experiment, LockMode, Post, SaveError, Strategy};
-use racelab_testkit::{TestDb, on_every_backend, run};
+use racelab_testkit::{TestDb, on_every_backend, on_server_backends, run};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
 // Two transactions read the same version; the second writer is refused: 40001 on PostgreSQL,
@@ -45,9 +45,6 @@ async fn serializable_conflict_has_the_conflict_kind(test: TestDb) {
 
 // Two sessions lock two rows in opposite orders: 40P01 on PostgreSQL, 1213 on MariaDB.
 async fn deadlock_has_the_deadlock_kind(test: TestDb) {
-    if test.backend == Backend::Sqlite {
-        return; // One writer at a time: SQLite cannot deadlock on rows.
-    }
     let db = test.connect().await;
     let (a, b) = (db.create_post().await.unwrap(), db.create_post().await.unwrap());
     let (mut s1, mut s2) = (db.session().await.unwrap(), db.session().await.unwrap());
@@ -84,9 +81,6 @@ async fn stale_save_has_the_stale_version_kind(test: TestDb) {
 // The server ends the connection: the next statement reports connection_lost, and the experiment
 // worker that owned it takes a new connection.
 async fn a_killed_connection_has_the_connection_lost_kind(test: TestDb) {
-    if test.backend == Backend::Sqlite {
-        return; // No server to lose.
-    }
     let db = test.connect().await;
     let pk = db.create_post().await.unwrap();
     let mut victim = db.session().await.unwrap();
@@ -106,9 +100,6 @@ async fn a_killed_connection_has_the_connection_lost_kind(test: TestDb) {
 
 // A URL that names nothing listening: the connect error names the redacted URL.
 async fn an_unreachable_server_is_named_without_its_password(test: TestDb) {
-    if test.backend == Backend::Sqlite {
-        return;
-    }
     let scheme = if test.backend == Backend::Postgres { "postgres" } else { "mysql" };
     let url = racelab_core::DatabaseUrl::parse(&format!("{scheme}://u:hunter2@127.0.0.1:1/x")).unwrap();
     let mut options = racelab_core::ConnectOptions::new(url);
@@ -118,10 +109,12 @@ async fn an_unreachable_server_is_named_without_its_password(test: TestDb) {
     assert!(!err.contains("hunter2"), "{err}");
 }
 
-on_every_backend!(
-    serializable_conflict_has_the_conflict_kind,
+on_every_backend!(serializable_conflict_has_the_conflict_kind, stale_save_has_the_stale_version_kind);
+
+// Row deadlocks, killed connections and unreachable servers need a server: SQLite has one writer at
+// a time and no connection to lose.
+on_server_backends!(
     deadlock_has_the_deadlock_kind,
-    stale_save_has_the_stale_version_kind,
     a_killed_connection_has_the_connection_lost_kind,
     an_unreachable_server_is_named_without_its_password,
 );

@@ -188,13 +188,16 @@ pub struct Session {
     lock_timeout: Duration,
     /// The lock timeout every pooled connection has (set once, when it was opened).
     pooled_lock_timeout: Duration,
+    /// A session-scoped application lock (MariaDB/MySQL `GET_LOCK`) may be held.
+    holds_app_lock: bool,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // A connection whose lock timeout was changed would hand that timeout to the next user of the
-        // pool; close it instead (rare: only experiments that override the timeout do this).
-        if self.lock_timeout != self.pooled_lock_timeout {
+        // The next user of a pooled connection must get a clean one. A session dropped inside a
+        // transaction (a cancelled future, a panic), holding an application lock, or with a changed
+        // lock timeout is closed instead: the server then rolls back and releases everything.
+        if self.in_transaction || self.holds_app_lock || self.lock_timeout != self.pooled_lock_timeout {
             self.close_on_drop();
         }
     }
@@ -229,20 +232,23 @@ impl Session {
     /// Opens a transaction of the given kind.
     pub async fn begin(&mut self, mode: TxMode) -> Result<(), DbError> {
         let timeout = self.lock_timeout;
-        self.in_transaction = dispatch!(&mut self.conn, begin(mode, timeout))?;
-        Ok(())
+        // Until BEGIN has answered, a transaction may be open (if this future is dropped midway).
+        self.in_transaction = true;
+        let opened = dispatch!(&mut self.conn, begin(mode, timeout));
+        self.in_transaction = *opened.as_ref().unwrap_or(&false);
+        opened.map(drop)
     }
 
     /// Commits the open transaction, if any.
     pub async fn commit(&mut self) -> Result<(), DbError> {
-        if !std::mem::take(&mut self.in_transaction) {
+        if !self.in_transaction {
             return Ok(());
         }
         let result = dispatch!(&mut self.conn, commit());
-        if result.is_err() {
+        match result {
+            Ok(()) => self.in_transaction = false,
             // The server may have rolled back or may still hold the transaction: make sure of it.
-            self.in_transaction = true;
-            self.rollback_quietly().await;
+            Err(_) => self.rollback_quietly().await,
         }
         result
     }
@@ -261,12 +267,16 @@ impl Session {
     /// Rolls back the open transaction, if any. If even that fails, the connection is closed instead
     /// of going back to the pool in an unknown state.
     pub async fn rollback_quietly(&mut self) {
-        if !std::mem::take(&mut self.in_transaction) {
+        if !self.in_transaction {
             return;
         }
-        if let Err(err) = dispatch!(&mut self.conn, rollback()) {
-            tracing::debug!(%err, "rollback failed; closing the connection");
-            self.close_on_drop();
+        match dispatch!(&mut self.conn, rollback()) {
+            Ok(()) => self.in_transaction = false,
+            Err(err) => {
+                // Stays marked as in a transaction, so the connection is closed when dropped.
+                tracing::debug!(%err, "rollback failed; closing the connection");
+                self.close_on_drop();
+            }
         }
     }
 
@@ -305,11 +315,15 @@ impl Session {
 
     pub async fn advisory_lock(&mut self, pk: Pk) -> Result<(), DbError> {
         let timeout = self.lock_timeout;
+        // Set before asking: if the request is cancelled midway, the lock may have been granted.
+        self.holds_app_lock = true;
         dispatch!(&mut self.conn, advisory_lock(pk, timeout))
     }
 
     pub async fn advisory_unlock(&mut self, pk: Pk) -> Result<(), DbError> {
-        dispatch!(&mut self.conn, advisory_unlock(pk))
+        dispatch!(&mut self.conn, advisory_unlock(pk))?;
+        self.holds_app_lock = false;
+        Ok(())
     }
 
     pub async fn create_post(&mut self) -> Result<Pk, DbError> {
@@ -469,6 +483,7 @@ impl Database {
             in_transaction: false,
             lock_timeout: self.lock_timeout,
             pooled_lock_timeout: self.lock_timeout,
+            holds_app_lock: false,
         })
     }
 
@@ -584,6 +599,11 @@ where
             Ok(())
         })
     }
+}
+
+/// `like, version` from a row that may be missing.
+pub(crate) fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
+    row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
 }
 
 /// The error for a post that does not exist.

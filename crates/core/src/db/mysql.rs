@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, MySqlConnection};
 
-use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found};
+use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// Marker for the MariaDB/MySQL dialect.
@@ -34,14 +34,6 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, DbErr
 
 fn error_number(err: &sqlx::Error) -> Option<u16> {
     err.as_database_error()?.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number)
-}
-
-fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
-    row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
-}
-
-fn advisory_name(pk: Pk) -> String {
-    format!("racelab.posts.{pk}")
 }
 
 impl Dialect for MySql {
@@ -187,12 +179,15 @@ impl Dialect for MySql {
     }
 
     async fn advisory_lock(c: &mut MySqlConnection, pk: Pk, timeout: Duration) -> Result<(), DbError> {
-        let acquired: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-            .bind(advisory_name(pk))
-            .bind(timeout.as_secs_f64())
-            .fetch_one(&mut *c)
-            .await
-            .map_err(db_err::<MySql>)?;
+        // GET_LOCK names are server-wide: the database's name (hashed, to stay within the 64
+        // characters a name may have) keeps two databases on one server from sharing locks.
+        let acquired: Option<i64> =
+            sqlx::query_scalar("SELECT GET_LOCK(CONCAT('racelab:', LEFT(MD5(DATABASE()), 16), ':posts:', ?), ?)")
+                .bind(pk)
+                .bind(timeout.as_secs_f64())
+                .fetch_one(&mut *c)
+                .await
+                .map_err(db_err::<MySql>)?;
         match acquired {
             Some(1) => Ok(()),
             Some(_) => Err(DbError::new(
@@ -204,8 +199,8 @@ impl Dialect for MySql {
     }
 
     async fn advisory_unlock(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
-        sqlx::query("SELECT RELEASE_LOCK(?)")
-            .bind(advisory_name(pk))
+        sqlx::query("SELECT RELEASE_LOCK(CONCAT('racelab:', LEFT(MD5(DATABASE()), 16), ':posts:', ?))")
+            .bind(pk)
             .execute(&mut *c)
             .await
             .map(drop)

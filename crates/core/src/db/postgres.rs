@@ -6,14 +6,15 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, PgConnection};
 
-use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found};
+use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// Marker for the PostgreSQL dialect.
 pub(crate) struct Postgres;
 
-/// Namespace of our advisory lock keys, so they cannot collide with another application's plain keys.
-const ADVISORY_NAMESPACE: i64 = 0x5241_4345_0000_0000; // "RACE" in the high bytes
+/// The first half of our two-part advisory lock keys (`pg_advisory_xact_lock(int4, int4)`), so they
+/// cannot collide with another application's keys or with each other: "RACE" in ASCII.
+const ADVISORY_NAMESPACE: i32 = 0x5241_4345;
 
 pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError> {
     let connect = PgConnectOptions::from_str(options.url.expose())
@@ -34,10 +35,6 @@ fn error_without_url(err: &sqlx::Error) -> String {
         sqlx::Error::Configuration(inner) => super::redact(&inner.to_string()),
         other => super::redact(&other.to_string()),
     }
-}
-
-fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
-    row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
 }
 
 /// PostgreSQL reports both a failed NOWAIT and an expired `lock_timeout` as 55P03. Only a locking read
@@ -179,8 +176,12 @@ impl Dialect for Postgres {
     async fn advisory_lock(c: &mut PgConnection, pk: Pk, _timeout: Duration) -> Result<(), DbError> {
         // Transaction-scoped: released by COMMIT or ROLLBACK on every path. The session's
         // lock_timeout bounds the wait.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(ADVISORY_NAMESPACE | pk)
+        let key = i32::try_from(pk).map_err(|_| {
+            DbError::new(ErrorKind::Unsupported, format!("advisory locks take post keys below 2^31, got {pk}"))
+        })?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(ADVISORY_NAMESPACE)
+            .bind(key)
             .execute(&mut *c)
             .await
             .map(drop)

@@ -11,13 +11,19 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
 
-use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found};
+use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// Marker for the SQLite dialect.
 pub(crate) struct Sqlite;
 
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+/// The current time as SQLite stores `modified_at` (ISO-8601, UTC, milliseconds), as a literal so
+/// statements stay `&'static str` (no allocation per increment).
+macro_rules! now {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+}
 
 pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbError> {
     let connect = SqliteConnectOptions::from_str(options.url.expose())
@@ -35,10 +41,6 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbEr
         .connect_lazy_with(connect))
 }
 
-fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
-    row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
-}
-
 async fn set_busy_timeout(c: &mut SqliteConnection, timeout: Duration) -> Result<(), DbError> {
     let ms = timeout.as_millis().min(i32::MAX as u128);
     c.execute(sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}"))))
@@ -50,19 +52,31 @@ async fn set_busy_timeout(c: &mut SqliteConnection, timeout: Duration) -> Result
 /// `BEGIN IMMEDIATE` as a lock request. With NOWAIT or SKIP LOCKED the busy timeout is 0 for just
 /// this statement, and "busy" is reported as the lock mode's own kind.
 async fn begin_immediate(c: &mut SqliteConnection, mode: LockMode, lock_timeout: Duration) -> Result<(), DbError> {
-    if mode != LockMode::Wait {
-        set_busy_timeout(c, Duration::ZERO).await?;
+    if mode == LockMode::Wait {
+        let begun = c.execute(sqlx::raw_sql("BEGIN IMMEDIATE")).await.map_err(db_err::<Sqlite>);
+        return begun.map(drop).map_err(|err| relabel_busy(err, mode));
     }
+    set_busy_timeout(c, Duration::ZERO).await?;
     let begun = c.execute(sqlx::raw_sql("BEGIN IMMEDIATE")).await.map_err(db_err::<Sqlite>);
-    if mode != LockMode::Wait {
-        set_busy_timeout(c, lock_timeout).await?;
+    if let Err(restore) = set_busy_timeout(c, lock_timeout).await {
+        // Neither an open transaction nor a zero busy timeout may outlive this call on a pooled
+        // connection: undo what can be undone and report the failure.
+        if begun.is_ok() {
+            let _ = c.execute(sqlx::raw_sql("ROLLBACK")).await;
+        }
+        return Err(restore);
     }
-    begun.map(drop).map_err(|err| match (err.kind(), mode) {
+    begun.map(drop).map_err(|err| relabel_busy(err, mode))
+}
+
+/// "Busy" while taking the write lock means what the lock mode asked for.
+fn relabel_busy(err: DbError, mode: LockMode) -> DbError {
+    match (err.kind(), mode) {
         (ErrorKind::Busy, LockMode::Wait) => err.with_kind(ErrorKind::LockTimeout),
         (ErrorKind::Busy, LockMode::NoWait) => err.with_kind(ErrorKind::LockNotAvailable),
         (ErrorKind::Busy, LockMode::SkipLocked) => err.with_kind(ErrorKind::RowSkipped),
         _ => err,
-    })
+    }
 }
 
 impl Dialect for Sqlite {
@@ -98,8 +112,10 @@ impl Dialect for Sqlite {
 
     async fn rollback(c: &mut SqliteConnection) -> Result<(), DbError> {
         match c.execute(sqlx::raw_sql("ROLLBACK")).await {
-            // SQLite may already have rolled back on its own (after some busy errors).
-            Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => Ok(()),
+            // SQLite may already have rolled back on its own (after some errors): ROLLBACK then
+            // fails with plain SQLITE_ERROR (1), "no transaction is active". Busy or I/O errors
+            // have other codes and still count.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("1") => Ok(()),
             other => other.map(drop).map_err(db_err::<Sqlite>),
         }
     }
@@ -133,10 +149,12 @@ impl Dialect for Sqlite {
     }
 
     async fn write(c: &mut SqliteConnection, pk: Pk, like: i64) -> Result<(), DbError> {
-        let done = sqlx::query(
+        let done = sqlx::query(concat!(
             r#"UPDATE posts SET "like" = ?2, version = version + 1,
-               modified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE pk = ?1"#,
-        )
+               modified_at = "#,
+            now!(),
+            r#" WHERE pk = ?1"#
+        ))
         .bind(pk)
         .bind(like)
         .execute(&mut *c)
@@ -151,10 +169,12 @@ impl Dialect for Sqlite {
         like: i64,
         expected_version: i64,
     ) -> Result<bool, DbError> {
-        let done = sqlx::query(
+        let done = sqlx::query(concat!(
             r#"UPDATE posts SET "like" = ?2, version = version + 1,
-               modified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE pk = ?1 AND version = ?3"#,
-        )
+               modified_at = "#,
+            now!(),
+            r#" WHERE pk = ?1 AND version = ?3"#
+        ))
         .bind(pk)
         .bind(like)
         .bind(expected_version)
@@ -165,10 +185,12 @@ impl Dialect for Sqlite {
     }
 
     async fn increment(c: &mut SqliteConnection, pk: Pk) -> Result<i64, DbError> {
-        let like: Option<i64> = sqlx::query_scalar(
+        let like: Option<i64> = sqlx::query_scalar(concat!(
             r#"UPDATE posts SET "like" = "like" + 1, version = version + 1,
-               modified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE pk = ? RETURNING "like""#,
-        )
+               modified_at = "#,
+            now!(),
+            r#" WHERE pk = ? RETURNING "like""#
+        ))
         .bind(pk)
         .fetch_optional(&mut *c)
         .await
@@ -205,11 +227,12 @@ impl Dialect for Sqlite {
     }
 
     async fn reset_post(c: &mut SqliteConnection, pk: Pk) -> Result<(), DbError> {
-        let sql = format!(
+        let sql = concat!(
             r#"INSERT INTO posts (pk, "like", version) VALUES (?, 0, 0)
-               ON CONFLICT (pk) DO UPDATE SET "like" = 0, version = 0, modified_at = {NOW}"#
+               ON CONFLICT (pk) DO UPDATE SET "like" = 0, version = 0, modified_at = "#,
+            now!()
         );
-        sqlx::query(AssertSqlSafe(sql)).bind(pk).execute(&mut *c).await.map(drop).map_err(db_err::<Sqlite>)
+        sqlx::query(sql).bind(pk).execute(&mut *c).await.map(drop).map_err(db_err::<Sqlite>)
     }
 
     async fn connection_id(_c: &mut SqliteConnection) -> Result<Option<i64>, DbError> {

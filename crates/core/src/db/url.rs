@@ -119,12 +119,12 @@ pub fn redact(raw: &str) -> String {
     let mut out = raw.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..].find(['/', '?', '#']).map_or(out.len(), |i| authority_start + i);
-        if let Some(at) = out[authority_start..authority_end].rfind('@') {
-            let userinfo = &out[authority_start..authority_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let start = authority_start + colon + 1;
-                out.replace_range(start..authority_start + at, "***");
+        // The userinfo ends at the LAST '@': a password may itself hold '/', '?', '#' or '@'. An '@'
+        // further on (in a query) only makes this redact more than needed, never less.
+        if let Some(at) = out[authority_start..].rfind('@') {
+            let userinfo_end = authority_start + at;
+            if let Some(colon) = out[authority_start..userinfo_end].find(':') {
+                out.replace_range(authority_start + colon + 1..userinfo_end, "***");
             }
         }
     }
@@ -150,6 +150,19 @@ mod tests {
         assert_eq!(redact("mysql://root@h/test"), "mysql://root@h/test");
         assert_eq!(redact("postgres://h/x?user=a&password=s3cret&x=1"), "postgres://h/x?user=a&password=***&x=1");
         assert_eq!(redact("postgres://u:p@ss@h/x"), "postgres://u:***@h/x");
+        // Characters that end an authority elsewhere may sit inside a password.
+        assert_eq!(redact("postgres://bob:se/cret@127.0.0.1:5432/x"), "postgres://bob:***@127.0.0.1:5432/x");
+        assert_eq!(redact("postgres://bob:se?cret@h/x"), "postgres://bob:***@h/x");
+        assert_eq!(redact("mysql://bob:se#cret@h/x"), "mysql://bob:***@h/x");
+    }
+
+    #[test]
+    fn a_malformed_url_with_an_odd_password_is_refused_without_it() {
+        for raw in ["postgres://bob:se/cret@127.0.0.1:5432/x", "mysql://bob:se#cret@h:99999/x"] {
+            if let Err(err) = DatabaseUrl::parse(raw) {
+                assert!(!err.to_string().contains("cret"), "{err}");
+            }
+        }
     }
 
     #[test]
