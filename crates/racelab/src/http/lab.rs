@@ -414,6 +414,7 @@ macro_rules! two_threads {
                 (status = 200, description = "The experiment ran; see `verdict` and `experiment`", body = LabResponse),
                 (status = 400, description = "Invalid parameter (named in `detail` and `invalid_params`)", body = Problem, content_type = "application/problem+json"),
                 (status = 409, description = "The post stayed locked by another transaction", body = Problem, content_type = "application/problem+json"),
+                (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
                 (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
             ))]
         pub async fn $name(
@@ -450,6 +451,7 @@ two_threads!(
         (status = 200, description = "The experiment ran", body = LabResponse),
         (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "SQLite has no application locks", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn two_threads_advisory(
@@ -465,6 +467,7 @@ pub async fn two_threads_advisory(
         (status = 200, description = "The experiment ran", body = LabResponse),
         (status = 400, description = "Invalid parameter (named in `detail`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The post stayed locked by another transaction", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn two_threads_pessimistic(
@@ -486,6 +489,7 @@ pub async fn two_threads_pessimistic(
     responses(
         (status = 200, description = "The experiment ran; with retry=false, `experiment.dropped` counts the dropped increments", body = LabResponse),
         (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn two_threads_versioned(
@@ -545,6 +549,8 @@ async fn experiment(
     strategy: Strategy,
     params: RunParams,
 ) -> Result<Json<LabResponse>, ApiError> {
+    // Refused before anything is waited for: more workers than the pool allows could never run.
+    state.check_workers(params.workers)?;
     let db = state.db().await?;
     if !strategy.supported_on(db.backend()) {
         return Err(racelab_core::ExperimentError::Unsupported { strategy, backend: db.backend() }.into());
@@ -562,7 +568,7 @@ async fn experiment(
     // not: it goes on in its own task, still holding the post, even if the request is dropped by the
     // timeout, so a half-finished run never overlaps the next request on the same post.
     let guard = state.lock_post(params.post).await;
-    let slots = state.worker_slots(params.workers).await;
+    let slots = state.worker_slots(params.workers).await?;
     let run = tokio::spawn(async move {
         let outcome = experiment.run(&db).await;
         drop((slots, guard));

@@ -50,6 +50,7 @@ impl AppState {
         let slots = options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
         Self {
             inner: Arc::new(Inner {
+                // As many permits as `max_workers()`.
                 worker_slots: Arc::new(Semaphore::new(slots)),
                 options,
                 retry,
@@ -116,20 +117,37 @@ impl AppState {
         PostLocks::lock(&self.inner.posts, pk).await
     }
 
+    /// The most workers one experiment may have: the pool less the connections kept for other requests.
+    pub fn max_workers(&self) -> u32 {
+        self.inner.options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1)
+    }
+
+    /// Refuses (422) an experiment with more workers than [`AppState::max_workers`]: it could never get
+    /// its connections reserved, and run without a reservation it would time out on acquiring them.
+    pub fn check_workers(&self, workers: usize) -> Result<u32, ApiError> {
+        let max = self.max_workers();
+        match u32::try_from(workers) {
+            Ok(wanted) if wanted <= max => Ok(wanted),
+            _ => Err(ApiError::InvalidExperiment(format!(
+                "`workers` = {workers} is more than this server's pool allows: at most {max} (a pool of {} \
+                 connections, {RESERVED_CONNECTIONS} of them kept for other requests; see --pool-size)",
+                self.inner.options.max_connections
+            ))),
+        }
+    }
+
     /// Waits until `workers` connections are free for an experiment, and reserves them until the
     /// permit is dropped. Two large experiments on different posts then queue for connections instead
     /// of each taking part of the pool and timing out (which would wrongly read as "database
-    /// unavailable").
-    pub async fn worker_slots(&self, workers: usize) -> Option<OwnedSemaphorePermit> {
-        let slots = &self.inner.worker_slots;
-        let wanted = u32::try_from(workers).unwrap_or(u32::MAX).min(self.inner.options.max_connections);
-        // More than the semaphore holds can never be granted: let the experiment's own validation
-        // refuse it instead of waiting forever.
-        let available = self.inner.options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1);
-        if wanted > available {
-            return None;
-        }
-        slots.clone().acquire_many_owned(wanted).await.ok()
+    /// unavailable"). More workers than the pool allows are refused (see [`AppState::check_workers`]).
+    pub async fn worker_slots(&self, workers: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let wanted = self.check_workers(workers)?;
+        self.inner
+            .worker_slots
+            .clone()
+            .acquire_many_owned(wanted)
+            .await
+            .map_err(|_| ApiError::Internal("the worker slots were closed".to_owned()))
     }
 
     /// Posts some request currently holds or waits for (for tests of the lock table's size).

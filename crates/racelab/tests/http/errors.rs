@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use racelab_testkit::on_every_backend;
 
-use crate::helpers::{Raw, assert_problem, spawn_app, spawn_app_with_lock_timeout};
+use crate::helpers::{Raw, Settings, assert_problem, spawn_app, spawn_app_with_lock_timeout};
 
 #[tokio::test]
 async fn bad_parameters_are_problems_naming_the_field() {
@@ -80,4 +80,30 @@ async fn a_row_locked_elsewhere_is_a_409_until_it_is_released(test: TestDb) {
     assert_eq!(body["like_result"], 0, "{body}");
 }
 
-on_every_backend!(a_row_locked_elsewhere_is_a_409_until_it_is_released);
+/// With `--pool-size 10`, two connections are kept for other requests: an experiment may have 8 workers.
+/// 9 or 10 are refused up front with a 422 naming `workers` and the maximum (they used to run without a
+/// reservation and time out acquiring connections: a 503). 8 run, two at once on different posts too.
+async fn more_workers_than_the_pool_allows_are_a_422_naming_the_maximum(test: TestDb) {
+    let app = Settings { max_connections: 10, ..Settings::default() }.spawn(&test.url).await;
+    for workers in [9, 10] {
+        let path = format!("/test-db/2th-atomic?workers={workers}&increments=5");
+        let answer = app.get(&path).await;
+        let problem = assert_problem(&answer, 422);
+        assert_eq!(problem["type"], "urn:racelab:problem:invalid-experiment", "{path}: {}", answer.text);
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("`workers` = ") && detail.contains("at most 8"), "{path}: {detail}");
+    }
+    let (a, b) = tokio::join!(
+        app.ok("/test-db/2th-atomic?workers=8&increments=5&post=1"),
+        app.ok("/test-db/2th-plock?workers=8&increments=5&post=2")
+    );
+    for body in [&a, &b] {
+        assert_eq!(body["like_result"], 40, "{body}");
+        assert_eq!(body["experiment"]["failed"], 0, "{body}");
+    }
+}
+
+on_every_backend!(
+    a_row_locked_elsewhere_is_a_409_until_it_is_released,
+    more_workers_than_the_pool_allows_are_a_422_naming_the_maximum,
+);
