@@ -102,22 +102,13 @@ impl Dialect for MySql {
             LockMode::NoWait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE NOWAIT",
             LockMode::SkipLocked => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE SKIP LOCKED",
         };
-        let row: Option<(i64, i64)> = sqlx::query_as(sql).bind(pk).fetch_optional(&mut *c).await.map_err(|e| {
-            let err = db_err::<MySql>(e);
-            // MariaDB answers a failed NOWAIT with 1205, the lock-wait-timeout code.
-            if mode == LockMode::NoWait && err.kind() == ErrorKind::LockTimeout {
-                err.with_kind(ErrorKind::LockNotAvailable)
-            } else {
-                err
-            }
-        })?;
-        match (row, mode) {
-            (None, LockMode::SkipLocked) => {
-                Self::read(c, pk).await?;
-                Err(DbError::new(ErrorKind::RowSkipped, format!("post {pk} is locked by another transaction; skipped")))
-            }
-            (row, _) => read_counter(row, pk),
-        }
+        // MariaDB answers a failed NOWAIT with 1205, the lock-wait-timeout code.
+        let row: Option<(i64, i64)> = sqlx::query_as(sql)
+            .bind(pk)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(|e| super::relabel_for_lock_mode(db_err::<MySql>(e), mode))?;
+        super::locked_row::<Self>(c, pk, row, mode).await
     }
 
     async fn load(c: &mut MySqlConnection, pk: Pk) -> Result<PostRow, DbError> {

@@ -37,16 +37,6 @@ fn error_without_url(err: &sqlx::Error) -> String {
     }
 }
 
-/// PostgreSQL reports both a failed NOWAIT and an expired `lock_timeout` as 55P03. Only a locking read
-/// asks for NOWAIT, so everywhere else 55P03 is a timeout; the locking read says which it was.
-fn lock_error(err: sqlx::Error, nowait: bool) -> DbError {
-    let err = db_err::<Postgres>(err);
-    match (err.kind(), nowait) {
-        (ErrorKind::LockTimeout, true) => err.with_kind(ErrorKind::LockNotAvailable),
-        _ => err,
-    }
-}
-
 impl Dialect for Postgres {
     type Db = sqlx::Postgres;
 
@@ -115,15 +105,8 @@ impl Dialect for Postgres {
             .bind(pk)
             .fetch_optional(&mut *c)
             .await
-            .map_err(|e| lock_error(e, mode == LockMode::NoWait))?;
-        match (row, mode) {
-            (None, LockMode::SkipLocked) => {
-                // No row: either it is locked (skipped) or it does not exist. Only a plain read tells.
-                Self::read(c, pk).await?;
-                Err(DbError::new(ErrorKind::RowSkipped, format!("post {pk} is locked by another transaction; skipped")))
-            }
-            (row, _) => read_counter(row, pk),
-        }
+            .map_err(|e| super::relabel_for_lock_mode(db_err::<Postgres>(e), mode))?;
+        super::locked_row::<Self>(c, pk, row, mode).await
     }
 
     async fn load(c: &mut PgConnection, pk: Pk) -> Result<PostRow, DbError> {
