@@ -200,12 +200,13 @@ pub fn router(state: AppState) -> Router {
     let api = api
         // The seed answered `/test-db` as well as `/test-db/`.
         .route("/test-db", get(lab::connection_check))
-        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state);
     api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
         .fallback(no_route)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::map_response(move |response: Response| timeout_as_problem(response, timeout)))
+        // Outside the timeout, so a request answered 503 by it is counted and timed like any other.
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))

@@ -179,6 +179,15 @@ async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
     assert_eq!(body["experiment"]["foreign_writes"], 0, "{body}");
     assert_eq!(body["experiment"]["like_before"], 50, "{body}");
     assert_eq!(body["like_result"], 60, "{body}");
+
+    // The timed-out request is in the request metrics, with its status.
+    let metrics = app.get("/metrics").await.text;
+    let counted = metrics.lines().any(|line| {
+        line.starts_with("http_requests_total{")
+            && line.contains(r#"route="/test-db/2th-plock""#)
+            && line.contains(r#"status="503""#)
+    });
+    assert!(counted, "no 503 for /test-db/2th-plock in the metrics:\n{metrics}");
 }
 
 on_every_backend!(
