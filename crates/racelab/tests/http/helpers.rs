@@ -250,6 +250,8 @@ impl Raw {
 pub struct TcpProxy {
     pub port: u16,
     open: watch::Sender<bool>,
+    /// Bumped by [`TcpProxy::sever`]: every live connection closes, new ones are still let through.
+    severed: watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -265,10 +267,12 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let port = listener.local_addr().expect("proxy address").port();
         let (open, _) = watch::channel(true);
-        let opened = open.clone();
+        let (severed, _) = watch::channel(0);
+        let (opened, severs) = (open.clone(), severed.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let mut is_open = opened.subscribe();
+                let mut is_severed = severs.subscribe();
                 if !*is_open.borrow() {
                     continue; // dropped: the connection is closed at once
                 }
@@ -277,16 +281,22 @@ impl TcpProxy {
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                         _ = is_open.wait_for(|open| !open) => {}
+                        _ = is_severed.changed() => {}
                     }
                 });
             }
         });
-        Self { port, open, accept }
+        Self { port, open, severed, accept }
     }
 
     /// Closes every proxied connection and refuses new ones (they are accepted and closed at once).
     pub fn cut(&self) {
         self.open.send_replace(false);
+    }
+
+    /// Closes every proxied connection, and goes on letting new ones through.
+    pub fn sever(&self) {
+        self.severed.send_modify(|n| *n += 1);
     }
 
     pub fn restore(&self) {

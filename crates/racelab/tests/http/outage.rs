@@ -2,12 +2,12 @@
 //! 503 problem+json with `Retry-After` while it is away, 200 as soon as it is back, no restart. And
 //! the service starts while the database is down.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use racelab_core::Backend;
 use racelab_testkit::TestDb;
 
-use crate::helpers::{TcpProxy, assert_problem, spawn_app_at};
+use crate::helpers::{Raw, TcpProxy, assert_problem, read_answer, spawn_app_at};
 
 async fn through_proxy(test: &TestDb) -> (TcpProxy, String) {
     let (upstream, rewrite) = TcpProxy::route(&test.url);
@@ -23,6 +23,20 @@ fn assert_unavailable(answer: &crate::helpers::Answer, path: &str) {
     // Neither the URL nor the driver's message reaches the client.
     for secret in ["postgres://", "mysql://", "127.0.0.1", "racelab_t_"] {
         assert!(!answer.text.contains(secret), "{path} leaks `{secret}`: {}", answer.text);
+    }
+}
+
+/// Polls `/ready` until it answers 200 (a failed connection attempt makes the service refuse at once
+/// for a cooldown), failing the test after 20 s.
+async fn wait_until_ready(app: &crate::helpers::TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = app.get("/ready").await;
+        if answer.status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready 20 s after the database came back: {}", answer.text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -56,9 +70,98 @@ async fn service_starts_while_the_database_is_down(test: TestDb) {
     proxy.restore();
     // A failed connection attempt makes the next second answer 503 at once (no queue of attempts);
     // after that the first request connects.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    wait_until_ready(&app).await;
     let body = app.ok("/test-db/check").await;
     assert_eq!(body["like_result"], 0, "{body}");
+}
+
+/// Starts `GET /test-db/2th-atomic?workers=4&increments=1000` on post 1 and returns once it has begun
+/// writing (observed on a connection of the test's own, not through the proxy).
+async fn start_a_long_run(
+    app: &crate::helpers::TestApp,
+    raw: &mut Raw,
+    backend: Backend,
+) -> tokio::task::JoinHandle<crate::helpers::Answer> {
+    let request = {
+        let (client, url) =
+            (app.client.clone(), format!("{}/test-db/2th-atomic?workers=4&increments=1000", app.address));
+        tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while like(raw, backend).await == 0 {
+        assert!(Instant::now() < deadline, "the experiment wrote nothing within 20 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    request
+}
+
+async fn like(raw: &mut Raw, backend: Backend) -> i64 {
+    let int = if backend == Backend::Postgres { "BIGINT" } else { "SIGNED" };
+    raw.count(&format!("SELECT CAST({} AS {int}) FROM posts WHERE pk = 1", raw.like())).await
+}
+
+/// The answer to a request started before the cut, failing the test if it takes more than 30 s (a
+/// bound, not a wait: it comes as soon as the workers have given up).
+async fn answer_within_30s(request: tokio::task::JoinHandle<crate::helpers::Answer>) -> crate::helpers::Answer {
+    tokio::time::timeout(Duration::from_secs(30), request)
+        .await
+        .expect("the request answers within 30 s of the cut")
+        .expect("request task")
+}
+
+// The database goes away while an experiment runs and stays away: the proxy severs the workers' live
+// connections and refuses new ones. Each worker stops when it cannot get a connection back (instead of
+// trying every remaining increment for an acquire timeout each, which took hours): the request answers
+// 503 within seconds. The outcome cannot be given (reading the post afterwards needs the database), so
+// the problem has none. The post is released: the next request on it runs once the database is back.
+async fn database_dies_mid_experiment(test: TestDb) {
+    let (proxy, url) = through_proxy(&test).await;
+    let app = spawn_app_at(&url, Duration::from_secs(1)).await;
+    app.ok("/test-db/init").await;
+    let mut raw = Raw::connect(&test).await;
+    let request = start_a_long_run(&app, &mut raw, test.backend).await;
+    proxy.cut();
+
+    let answer = answer_within_30s(request).await;
+    let written = like(&mut raw, test.backend).await;
+    assert!(written < 4000, "the experiment finished before the cut ({written} increments): {}", answer.text);
+    assert_unavailable(&answer, "/test-db/2th-atomic");
+    assert!(answer.body.get("experiment").is_none(), "{}", answer.text);
+
+    proxy.restore();
+    wait_until_ready(&app).await;
+    let body = app.ok("/test-db/2th-atomic?workers=2&increments=5").await;
+    assert_eq!(body["experiment"]["actual"], 10, "{body}");
+    assert_eq!(body["experiment"]["foreign_writes"], 0, "{body}");
+    assert_eq!(app.state.posts_in_use(), 0);
+}
+
+// The workers' connections are severed mid-run but the database stays reachable: each worker's
+// increment in flight fails (connection_lost), the worker takes a new connection and goes on. The
+// answer is a 503 (Interrupted) with the outcome: every increment is acknowledged or failed, and the
+// row holds every acknowledged one plus at most the failed ones (a severed statement may have
+// committed before its answer was lost).
+async fn connections_severed_mid_experiment_are_counted(test: TestDb) {
+    let (proxy, url) = through_proxy(&test).await;
+    let app = spawn_app_at(&url, Duration::from_secs(1)).await;
+    app.ok("/test-db/init").await;
+    let mut raw = Raw::connect(&test).await;
+    let request = start_a_long_run(&app, &mut raw, test.backend).await;
+    proxy.sever();
+
+    let answer = answer_within_30s(request).await;
+    assert_unavailable(&answer, "/test-db/2th-atomic");
+    let experiment = &answer.body["experiment"];
+    let number = |name: &str| experiment[name].as_u64().unwrap_or_else(|| panic!("no `{name}`: {}", answer.text));
+    let (acknowledged, failed, actual) = (number("acknowledged"), number("failed"), number("actual"));
+    assert!(failed > 0 && acknowledged < 4000, "{}", answer.text);
+    assert_eq!(acknowledged + failed, 4000, "{}", answer.text);
+    assert!(experiment["errors"]["connection_lost"].as_u64().is_some_and(|n| n > 0), "{}", answer.text);
+    assert!(acknowledged <= actual && actual <= acknowledged + failed, "{}", answer.text);
+
+    let body = app.ok("/test-db/2th-atomic?workers=2&increments=5").await;
+    assert_eq!(body["experiment"]["actual"], 10, "{body}");
+    assert_eq!(app.state.posts_in_use(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -80,3 +183,5 @@ async fn service_starts_while_the_database_is_down_postgres() {
 async fn service_starts_while_the_database_is_down_mysql() {
     racelab_testkit::run(Backend::MySql, service_starts_while_the_database_is_down).await;
 }
+
+racelab_testkit::on_server_backends!(database_dies_mid_experiment, connections_severed_mid_experiment_are_counted);
