@@ -6,6 +6,7 @@
 //! service mixed concurrent requests together; this must never.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -150,6 +151,11 @@ impl AppState {
             .map_err(|_| ApiError::Internal("the worker slots were closed".to_owned()))
     }
 
+    /// Requests waiting for a post another request holds (for tests that must see a request queued).
+    pub fn post_waiters(&self) -> usize {
+        self.inner.posts.waiting.load(Ordering::SeqCst)
+    }
+
     /// Posts some request currently holds or waits for (for tests of the lock table's size).
     pub fn posts_in_use(&self) -> usize {
         self.inner.posts.map.lock().unwrap_or_else(PoisonError::into_inner).len()
@@ -165,6 +171,17 @@ impl AppState {
 #[derive(Default)]
 struct PostLocks {
     map: Mutex<HashMap<Pk, Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests in [`PostLocks::lock`] that have not got their post yet.
+    waiting: AtomicUsize,
+}
+
+/// Counts one waiter while it lives (also when the waiting request is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl PostLocks {
@@ -173,7 +190,14 @@ impl PostLocks {
             let mut map = this.map.lock().unwrap_or_else(PoisonError::into_inner);
             map.entry(pk).or_default().clone()
         };
-        let guard = mutex.lock_owned().await;
+        let guard = match mutex.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                this.waiting.fetch_add(1, Ordering::SeqCst);
+                let _waiting = Waiting(&this.waiting);
+                mutex.lock_owned().await
+            }
+        };
         PostGuard { guard: Some(guard), pk, locks: this.clone() }
     }
 }

@@ -5,7 +5,7 @@ use racelab_core::Backend;
 use racelab_testkit::{TestDb, on_every_backend};
 use serde_json::Value;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::helpers::{Raw, assert_problem, spawn_app, spawn_app_with};
 
@@ -127,9 +127,6 @@ async fn concurrent_requests_never_mix(test: TestDb) {
 // row lock, waits until the experiment's workers queue behind it, writes, and lets go. The answer must
 // say another writer interfered instead of reporting a `lost` figure.
 async fn an_outside_writer_is_named_not_miscounted(test: TestDb) {
-    if test.backend == Backend::Sqlite {
-        return; // no row locks to hold the experiment at a known point; covered by the core's tests
-    }
     let app = spawn_app(&test).await;
     app.ok("/test-db/init?post=7").await;
     let mut raw = Raw::connect(&test).await;
@@ -157,10 +154,8 @@ async fn an_outside_writer_is_named_not_miscounted(test: TestDb) {
 
 // A request that outlives the request timeout is answered 503, but its experiment finishes in the
 // background still holding the post: the next request on the post waits for it and never overlaps it.
+// The test keeps the row locked until the second request is seen queued on the post, then lets go.
 async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
-    if test.backend == Backend::Sqlite {
-        return; // needs a row lock held by the test
-    }
     let app = spawn_app_with(&test.url, Duration::from_secs(3), Duration::from_millis(300)).await;
     app.ok("/test-db/init").await;
     let mut holder = Raw::connect(&test).await;
@@ -171,11 +166,22 @@ async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
     let answer = app.get("/test-db/2th-plock").await;
     let problem = assert_problem(&answer, 503);
     assert_eq!(problem["type"], "urn:racelab:problem:request-timeout", "{}", answer.text);
+
+    // The first run still holds the post (its workers wait for the test's row lock): the second request
+    // queues for the post.
+    let second = {
+        let (client, url) = (app.client.clone(), format!("{}/test-db/2th-plock?workers=2&increments=5", app.address));
+        tokio::spawn(async move { client.get(url).send().await.expect("request").json::<Value>().await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.state.post_waiters() == 0 {
+        assert!(Instant::now() < deadline, "the second request did not queue for the post within 20 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     holder.execute("COMMIT").await;
 
-    // The first run is still going (or just done); this one runs after it, on its own numbers.
-    let (client, url) = (app.client.clone(), format!("{}/test-db/2th-plock?workers=2&increments=5", app.address));
-    let body: Value = client.get(url).send().await.expect("request").json().await.expect("JSON");
+    // It ran after the first, on its own numbers.
+    let body = second.await.expect("task").expect("JSON");
     assert_eq!(body["experiment"]["foreign_writes"], 0, "{body}");
     assert_eq!(body["experiment"]["like_before"], 50, "{body}");
     assert_eq!(body["like_result"], 60, "{body}");
@@ -190,12 +196,17 @@ async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
     assert!(counted, "no 503 for /test-db/2th-plock in the metrics:\n{metrics}");
 }
 
-on_every_backend!(
+// Server backends only: these hold a row lock, which SQLite does not have (the outside writer is covered
+// there by the core's tests).
+racelab_testkit::on_server_backends!(
     a_timed_out_request_never_overlaps_the_next,
+    an_outside_writer_is_named_not_miscounted
+);
+
+on_every_backend!(
     safe_endpoints_lose_nothing,
     naive_loses_an_update_under_a_forced_race,
     versioning_without_retry_drops_increments_and_says_how_many,
     advisory_runs_on_servers_and_is_refused_on_sqlite,
     concurrent_requests_never_mix,
-    an_outside_writer_is_named_not_miscounted,
 );

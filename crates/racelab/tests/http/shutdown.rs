@@ -43,18 +43,4 @@ async fn shutdown_does_not_wait_past_the_grace_for_a_detached_experiment(test: T
 }
 
 // Server backends only: SQLite has no row lock for the test to hold.
-mod shutdown_does_not_wait_past_the_grace_for_a_detached_experiment {
-    use racelab_core::Backend;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn postgres() {
-        racelab_testkit::run(Backend::Postgres, super::shutdown_does_not_wait_past_the_grace_for_a_detached_experiment)
-            .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn mysql() {
-        racelab_testkit::run(Backend::MySql, super::shutdown_does_not_wait_past_the_grace_for_a_detached_experiment)
-            .await;
-    }
-}
+racelab_testkit::on_server_backends!(shutdown_does_not_wait_past_the_grace_for_a_detached_experiment);
