@@ -77,9 +77,12 @@ impl FromQuery for RunParams {
     }
 }
 
-/// How `SELECT ... FOR UPDATE` behaves when the row is already locked.
+/// How `SELECT ... FOR UPDATE` behaves when the row is already locked. Documentation only (utoipa needs
+/// a schema, which [`LockMode`] has not): the parameter is parsed into [`LockMode`] from
+/// [`LockMode::ALL`], with the same names.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
 pub enum LockModeParam {
     /// Wait for the lock, up to the lock timeout.
     Wait,
@@ -102,22 +105,14 @@ pub struct ModeParam {
 /// Parameters of `/2th-plock`.
 #[derive(Debug, Clone, Copy)]
 pub struct PlockParams {
-    pub mode: LockModeParam,
+    pub mode: LockMode,
     pub run: RunParams,
 }
 
 impl FromQuery for PlockParams {
     const NAMES: &'static [&'static str] = &["workers", "increments", "post", "force_race", "mode"];
     fn from_query(q: &QueryParams) -> Result<Self, ApiError> {
-        let mode = q.choice(
-            "mode",
-            LockModeParam::Wait,
-            &[
-                ("wait", LockModeParam::Wait),
-                ("nowait", LockModeParam::Nowait),
-                ("skip-locked", LockModeParam::SkipLocked),
-            ],
-        )?;
+        let mode = q.choice("mode", LockMode::Wait, &LockMode::ALL.map(|mode| (mode.as_str(), mode)))?;
         Ok(Self { mode, run: RunParams::parse(q)? })
     }
 }
@@ -474,13 +469,8 @@ pub async fn two_threads_pessimistic(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PlockParams>,
 ) -> Result<Json<LabResponse>, ApiError> {
-    let mode = match params.mode {
-        LockModeParam::Wait => LockMode::Wait,
-        LockModeParam::Nowait => LockMode::NoWait,
-        LockModeParam::SkipLocked => LockMode::SkipLocked,
-    };
     let message = "/2th-plock : pessimistic lock increment completed";
-    experiment(&state, message, Strategy::Pessimistic(mode), params.run).await
+    experiment(&state, message, Strategy::Pessimistic(params.mode), params.run).await
 }
 
 /// The ORM-style version counter: load, change, save; a stale save is retried (`retry=false`: dropped,
