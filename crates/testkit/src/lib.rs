@@ -25,18 +25,9 @@ const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/test";
 macro_rules! on_every_backend {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                $crate::run(racelab_core::Backend::Postgres, super::$name).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn mysql() {
-                $crate::run(racelab_core::Backend::MySql, super::$name).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                $crate::run(racelab_core::Backend::Sqlite, super::$name).await;
-            }
+            $crate::backend_test!($name, postgres, Postgres);
+            $crate::backend_test!($name, mysql, MySql);
+            $crate::backend_test!($name, sqlite, Sqlite);
         }
     )+};
 }
@@ -48,16 +39,22 @@ macro_rules! on_every_backend {
 macro_rules! on_server_backends {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                $crate::run(racelab_core::Backend::Postgres, super::$name).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn mysql() {
-                $crate::run(racelab_core::Backend::MySql, super::$name).await;
-            }
+            $crate::backend_test!($name, postgres, Postgres);
+            $crate::backend_test!($name, mysql, MySql);
         }
     )+};
+}
+
+/// One generated test: `super::$name` on a fresh database of `Backend::$backend`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident, $test:ident, $backend:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $test() {
+            $crate::run(racelab_core::Backend::$backend, super::$name).await;
+        }
+    };
 }
 
 /// Creates a test database on `backend` and runs `body` on it. The database is dropped when the body

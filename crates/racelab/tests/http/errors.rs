@@ -64,8 +64,7 @@ async fn a_row_locked_elsewhere_is_a_409_until_it_is_released(test: TestDb) {
         // SQLite has no row locks: the outside writer holds the database's write lock.
         Backend::Sqlite => outside.execute("BEGIN IMMEDIATE").await,
         _ => {
-            outside.execute("BEGIN").await;
-            outside.execute("SELECT pk FROM posts WHERE pk = 1 FOR UPDATE").await;
+            outside.hold_row_lock(1).await;
         }
     }
 

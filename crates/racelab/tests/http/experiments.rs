@@ -131,8 +131,7 @@ async fn an_outside_writer_is_named_not_miscounted(test: TestDb) {
     app.ok("/test-db/init?post=7").await;
     let mut raw = Raw::connect(&test).await;
     let like = raw.like();
-    raw.execute("BEGIN").await;
-    raw.execute(&format!("SELECT {like} FROM posts WHERE pk = 7 FOR UPDATE")).await;
+    raw.hold_row_lock(7).await;
 
     let request = {
         let (client, url) = (app.client.clone(), format!("{}/test-db/2th-plock?post=7", app.address));
@@ -159,9 +158,7 @@ async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
     let app = spawn_app_with(&test.url, Duration::from_secs(3), Duration::from_millis(300)).await;
     app.ok("/test-db/init").await;
     let mut holder = Raw::connect(&test).await;
-    let like = holder.like();
-    holder.execute("BEGIN").await;
-    holder.execute(&format!("SELECT {like} FROM posts WHERE pk = 1 FOR UPDATE")).await;
+    holder.hold_row_lock(1).await;
 
     let answer = app.get("/test-db/2th-plock").await;
     let problem = assert_problem(&answer, 503);

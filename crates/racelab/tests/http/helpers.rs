@@ -213,6 +213,12 @@ impl Raw {
         result.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Opens a transaction that holds post `pk`'s row lock until the test commits or rolls back.
+    pub async fn hold_row_lock(&mut self, pk: i64) {
+        self.execute("BEGIN").await;
+        self.execute(&format!("SELECT pk FROM posts WHERE pk = {pk} FOR UPDATE")).await;
+    }
+
     /// The quoted `like` column of this dialect.
     pub fn like(&self) -> &'static str {
         match self {

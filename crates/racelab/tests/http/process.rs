@@ -120,8 +120,7 @@ async fn graceful_shutdown(test: TestDb) {
     assert_eq!(server.get("/test-db/init").await.status, 200);
 
     let mut holder = Raw::connect(&test).await;
-    holder.execute("BEGIN").await;
-    holder.execute("SELECT \"like\" FROM posts WHERE pk = 1 FOR UPDATE").await;
+    holder.hold_row_lock(1).await;
     let request = {
         let (client, url) = (server.client.clone(), format!("{}/test-db/2th-plock", server.address));
         tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })

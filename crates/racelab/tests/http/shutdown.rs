@@ -21,9 +21,7 @@ async fn shutdown_does_not_wait_past_the_grace_for_a_detached_experiment(test: T
     let app = settings.spawn(&test.url).await;
     app.ok("/test-db/init").await;
     let mut holder = Raw::connect(&test).await;
-    let like = holder.like();
-    holder.execute("BEGIN").await;
-    holder.execute(&format!("SELECT {like} FROM posts WHERE pk = 1 FOR UPDATE")).await;
+    holder.hold_row_lock(1).await;
 
     let answer = app.get("/test-db/2th-plock").await;
     let problem = assert_problem(&answer, 503);
