@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Raw, assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{Raw, assert_problem, detach_a_locked_run, spawn_app, spawn_app_with};
 
 fn safe_endpoints(backend: Backend) -> Vec<&'static str> {
     let mut endpoints = vec![
@@ -156,13 +156,7 @@ async fn an_outside_writer_is_named_not_miscounted(test: TestDb) {
 // The test keeps the row locked until the second request is seen queued on the post, then lets go.
 async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
     let app = spawn_app_with(&test.url, Duration::from_secs(3), Duration::from_millis(300)).await;
-    app.ok("/test-db/init").await;
-    let mut holder = Raw::connect(&test).await;
-    holder.hold_row_lock(1).await;
-
-    let answer = app.get("/test-db/2th-plock").await;
-    let problem = assert_problem(&answer, 503);
-    assert_eq!(problem["type"], "urn:racelab:problem:request-timeout", "{}", answer.text);
+    let mut holder = detach_a_locked_run(&app, &test).await;
 
     // The first run still holds the post (its workers wait for the test's row lock): the second request
     // queues for the post.

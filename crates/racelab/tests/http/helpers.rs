@@ -158,6 +158,19 @@ impl Settings {
     }
 }
 
+/// Leaves a `/test-db/2th-plock` run on post 1 detached: the test holds the row lock, the request
+/// outlives `app`'s request timeout and is answered 503, and its workers stay queued behind the lock.
+/// Returns the connection holding the lock.
+pub async fn detach_a_locked_run(app: &TestApp, test: &TestDb) -> Raw {
+    app.ok("/test-db/init").await;
+    let mut holder = Raw::connect(test).await;
+    holder.hold_row_lock(1).await;
+    let answer = app.get("/test-db/2th-plock").await;
+    let problem = assert_problem(&answer, 503);
+    assert_eq!(problem["type"], "urn:racelab:problem:request-timeout", "{}", answer.text);
+    holder
+}
+
 /// Keys of a JSON object, sorted.
 pub fn keys(value: &Value) -> Vec<String> {
     let mut keys: Vec<String> = value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();

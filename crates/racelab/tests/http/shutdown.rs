@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use racelab_testkit::TestDb;
 
-use crate::helpers::{Raw, Settings, assert_problem};
+use crate::helpers::{Raw, Settings, detach_a_locked_run};
 
 // The test holds post 1's row lock (with a lock timeout far beyond the test), so the experiment of a
 // timed-out request keeps its connections for as long as the test wants. Shutting down must not wait
@@ -19,13 +19,7 @@ async fn shutdown_does_not_wait_past_the_grace_for_a_detached_experiment(test: T
         ..Settings::default()
     };
     let app = settings.spawn(&test.url).await;
-    app.ok("/test-db/init").await;
-    let mut holder = Raw::connect(&test).await;
-    holder.hold_row_lock(1).await;
-
-    let answer = app.get("/test-db/2th-plock").await;
-    let problem = assert_problem(&answer, 503);
-    assert_eq!(problem["type"], "urn:racelab:problem:request-timeout", "{}", answer.text);
+    let mut holder = detach_a_locked_run(&app, &test).await;
     // The experiment is still running, its workers queued behind the test's lock.
     Raw::connect(&test).await.wait_for_lock_waiter().await;
 
