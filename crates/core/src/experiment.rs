@@ -124,7 +124,7 @@ impl Experiment {
                 session.set_lock_timeout(timeout).await?;
             }
         }
-        let before = sessions[0].read(pk).await?;
+        let before = sessions[0].read_total(pk).await?;
 
         let start = Arc::new(Barrier::new(self.workers));
         let race = (self.force_race && self.strategy.reads_unlocked())
@@ -154,7 +154,7 @@ impl Experiment {
         }
         let totals = totals.ok_or_else(|| ExperimentError::Invalid("an experiment needs a worker".into()))?;
 
-        let after = db.session().await?.read(pk).await?;
+        let after = db.session().await?.read_total(pk).await?;
         Ok(Outcome::account(self, db.backend(), pk, before, after, totals))
     }
 }

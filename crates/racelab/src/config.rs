@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 use racelab_core::db::DEFAULT_DATABASE_URL;
+use racelab_core::strategy::{DEFAULT_SLOTS, MAX_SLOTS};
 use racelab_core::{ConnectOptions, DatabaseUrl, RetryPolicy};
 
 use crate::telemetry::LogFormat;
@@ -67,6 +68,16 @@ impl RetryArgs {
         };
         policy.validate().map(|()| policy)
     }
+}
+
+/// The `sharded` strategy's slot count.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ShardArgs {
+    /// Slot rows the `sharded` strategy spreads a counter over (1 to 1024): more slots, fewer workers
+    /// waiting on the same slot, a longer sum to read.
+    #[arg(long, env = "RACELAB_SLOTS", default_value_t = DEFAULT_SLOTS,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_SLOTS)))]
+    pub slots: u16,
 }
 
 /// Logging.

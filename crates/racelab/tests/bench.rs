@@ -202,6 +202,8 @@ async fn zero_or_absurd_durations_are_refused_before_connecting() {
 async fn unknown_or_unsupported_strategies_are_refused_before_connecting() {
     refused(&["--strategy", "atomic,optimstic"], "unknown strategy `optimstic`").await;
     refused(&["--strategy", ""], "no strategy given").await;
+    refused(&["--strategy", "sharded", "--slots", "0"], "0 is not in 1..=1024").await;
+    refused(&["--strategy", "sharded", "--slots", "1025"], "1025 is not in 1..=1024").await;
     let output =
         racelab(&["bench", "--database-url", "sqlite:///nonexistent-dir/x.db", "--strategy", "advisory"]).await;
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));

@@ -139,6 +139,13 @@ pub(crate) trait Dialect {
     ) -> impl Future<Output = Result<(), DbError>> + Send;
     /// Releases it (a no-op where the lock ends with the transaction).
     fn advisory_unlock(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Adds 1 to slot `slot` of post `pk` (creating the slot row) in one statement; returns the
+    /// slot's new value. A missing post is [`ErrorKind::NotFound`] (the foreign key refuses the slot).
+    fn increment_slot(c: &mut Conn<Self::Db>, pk: Pk, slot: u16) -> impl Future<Output = Result<i64, DbError>> + Send;
+    /// The post's whole counter in one statement: its own `like` and `version` plus those of its slots.
+    fn read_total(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    /// Deletes the post's slots.
+    fn clear_slots(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Inserts a new post with `like = 0` and returns its key.
     fn create_post(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Pk, DbError>> + Send;
@@ -334,8 +341,29 @@ impl Session {
         dispatch!(&mut self.conn, ensure_post(pk))
     }
 
+    /// Sets post `pk` back to `like = 0, version = 0` and deletes its slots, in one transaction, so
+    /// no reader sees the post reset with its old slots still counted (or the other way round).
     pub async fn reset_post(&mut self, pk: Pk) -> Result<(), DbError> {
-        dispatch!(&mut self.conn, reset_post(pk))
+        self.begin(TxMode::RowLocking(LockMode::Wait)).await?;
+        // The post first: a concurrent slot increment (whose foreign-key check reads the post's row)
+        // then waits here instead of holding a slot this transaction is about to delete.
+        let result = match dispatch!(&mut self.conn, reset_post(pk)) {
+            Ok(()) => dispatch!(&mut self.conn, clear_slots(pk)),
+            Err(err) => Err(err),
+        };
+        self.finish(result).await
+    }
+
+    /// The sharded strategy's increment: slot `slot` of post `pk` gains 1, in one autocommit
+    /// statement. Returns the slot's new value.
+    pub async fn increment_slot(&mut self, pk: Pk, slot: u16) -> Result<i64, DbError> {
+        dispatch!(&mut self.conn, increment_slot(pk, slot))
+    }
+
+    /// The post's counter as a reader must see it: `like` is the post's own plus the sum of its slots,
+    /// `version` likewise (so writes to slots count as writes to the post).
+    pub async fn read_total(&mut self, pk: Pk) -> Result<Counter, DbError> {
+        dispatch!(&mut self.conn, read_total(pk))
     }
 
     pub async fn server_version(&mut self) -> Result<String, DbError> {
@@ -533,6 +561,11 @@ impl Database {
         self.session().await?.reset_post(pk).await
     }
 
+    /// Post `pk`'s whole counter: its own `like` and `version` plus those of its slots.
+    pub async fn read_total(&self, pk: Pk) -> Result<Counter, DbError> {
+        self.session().await?.read_total(pk).await
+    }
+
     /// Reads post `pk`.
     pub async fn load_post(&self, pk: Pk) -> Result<PostRow, DbError> {
         self.session().await?.load(pk).await
@@ -630,6 +663,14 @@ pub(crate) async fn locked_row<D: Dialect>(
 /// `like, version` from a row that may be missing.
 pub(crate) fn read_counter(row: Option<(i64, i64)>, pk: Pk) -> Result<Counter, DbError> {
     row.map(|(like, version)| Counter { like, version }).ok_or_else(|| not_found(pk))
+}
+
+/// A slot refused by its foreign key belongs to a post that does not exist.
+pub(crate) fn slot_error<D: Dialect>(err: sqlx::Error, pk: Pk) -> DbError {
+    match &err {
+        sqlx::Error::Database(e) if e.is_foreign_key_violation() => not_found(pk),
+        _ => db_err::<D>(err),
+    }
 }
 
 /// The error for a post that does not exist.

@@ -14,7 +14,9 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, MySqlConnection};
 
-use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter};
+use super::{
+    ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
+};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// Marker for the MariaDB/MySQL dialect.
@@ -191,6 +193,46 @@ impl Dialect for MySql {
 
     async fn advisory_unlock(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
         sqlx::query("SELECT RELEASE_LOCK(CONCAT('racelab:', LEFT(MD5(DATABASE()), 16), ':posts:', ?))")
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<MySql>)
+    }
+
+    async fn increment_slot(c: &mut MySqlConnection, pk: Pk, slot: u16) -> Result<i64, DbError> {
+        // LAST_INSERT_ID(expr) on both paths (insert and update) hands the slot's new value back in the
+        // OK packet, as in `increment`: one round trip.
+        let done = sqlx::query(
+            "INSERT INTO post_slots (post, slot, `like`, version) VALUES (?, ?, LAST_INSERT_ID(1), 1)
+             ON DUPLICATE KEY UPDATE `like` = LAST_INSERT_ID(`like` + 1), version = version + 1",
+        )
+        .bind(pk)
+        .bind(i32::from(slot))
+        .execute(&mut *c)
+        .await
+        .map_err(|e| slot_error::<MySql>(e, pk))?;
+        i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "counter out of range"))
+    }
+
+    async fn read_total(c: &mut MySqlConnection, pk: Pk) -> Result<Counter, DbError> {
+        // One statement, so one consistent read: the post and its slots as of the same moment. SUM of
+        // BIGINT is DECIMAL: cast back.
+        let row = sqlx::query_as(
+            "SELECT CAST(p.`like` + COALESCE(SUM(s.`like`), 0) AS SIGNED),
+                    CAST(p.version + COALESCE(SUM(s.version), 0) AS SIGNED)
+             FROM posts p LEFT JOIN post_slots s ON s.post = p.pk
+             WHERE p.pk = ? GROUP BY p.pk, p.`like`, p.version",
+        )
+        .bind(pk)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_err::<MySql>)?;
+        read_counter(row, pk)
+    }
+
+    async fn clear_slots(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM post_slots WHERE post = ?")
             .bind(pk)
             .execute(&mut *c)
             .await

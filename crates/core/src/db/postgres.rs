@@ -6,7 +6,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, PgConnection};
 
-use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter};
+use super::{
+    ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
+};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// Marker for the PostgreSQL dialect.
@@ -173,6 +175,42 @@ impl Dialect for Postgres {
 
     async fn advisory_unlock(_c: &mut PgConnection, _pk: Pk) -> Result<(), DbError> {
         Ok(())
+    }
+
+    async fn increment_slot(c: &mut PgConnection, pk: Pk, slot: u16) -> Result<i64, DbError> {
+        sqlx::query_scalar(
+            r#"INSERT INTO post_slots AS s (post, slot, "like", version) VALUES ($1, $2, 1, 1)
+               ON CONFLICT (post, slot) DO UPDATE SET "like" = s."like" + 1, version = s.version + 1
+               RETURNING "like""#,
+        )
+        .bind(pk)
+        .bind(i32::from(slot))
+        .fetch_one(&mut *c)
+        .await
+        .map_err(|e| slot_error::<Postgres>(e, pk))
+    }
+
+    async fn read_total(c: &mut PgConnection, pk: Pk) -> Result<Counter, DbError> {
+        // One statement, so one snapshot: the post and its slots as of the same moment.
+        let row = sqlx::query_as(
+            r#"SELECT (p."like" + COALESCE(SUM(s."like"), 0))::BIGINT, (p.version + COALESCE(SUM(s.version), 0))::BIGINT
+               FROM posts p LEFT JOIN post_slots s ON s.post = p.pk
+               WHERE p.pk = $1 GROUP BY p.pk"#,
+        )
+        .bind(pk)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_err::<Postgres>)?;
+        read_counter(row, pk)
+    }
+
+    async fn clear_slots(c: &mut PgConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM post_slots WHERE post = $1")
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Postgres>)
     }
 
     async fn create_post(c: &mut PgConnection) -> Result<Pk, DbError> {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
 
-use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter};
+use super::{
+    ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
+};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// Marker for the SQLite dialect.
@@ -208,6 +210,41 @@ impl Dialect for Sqlite {
 
     async fn advisory_unlock(_c: &mut SqliteConnection, _pk: Pk) -> Result<(), DbError> {
         Ok(())
+    }
+
+    async fn increment_slot(c: &mut SqliteConnection, pk: Pk, slot: u16) -> Result<i64, DbError> {
+        sqlx::query_scalar(
+            r#"INSERT INTO post_slots (post, slot, "like", version) VALUES (?1, ?2, 1, 1)
+               ON CONFLICT (post, slot) DO UPDATE SET "like" = "like" + 1, version = version + 1
+               RETURNING "like""#,
+        )
+        .bind(pk)
+        .bind(i32::from(slot))
+        .fetch_one(&mut *c)
+        .await
+        .map_err(|e| slot_error::<Sqlite>(e, pk))
+    }
+
+    async fn read_total(c: &mut SqliteConnection, pk: Pk) -> Result<Counter, DbError> {
+        let row = sqlx::query_as(
+            r#"SELECT p."like" + COALESCE(SUM(s."like"), 0), p.version + COALESCE(SUM(s.version), 0)
+               FROM posts p LEFT JOIN post_slots s ON s.post = p.pk
+               WHERE p.pk = ? GROUP BY p.pk"#,
+        )
+        .bind(pk)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_err::<Sqlite>)?;
+        read_counter(row, pk)
+    }
+
+    async fn clear_slots(c: &mut SqliteConnection, pk: Pk) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM post_slots WHERE post = ?")
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Sqlite>)
     }
 
     async fn create_post(c: &mut SqliteConnection) -> Result<Pk, DbError> {

@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use racelab_core::{Database, Experiment, Outcome, StopAfter, Strategy, Target};
 
 use super::{Failure, parse_strategies};
-use crate::config::{DatabaseArgs, RetryArgs, parse_duration};
+use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::report::bench::{BenchCell, BenchReport};
 use crate::report::{bench_table, chart, csv};
 
@@ -36,10 +36,12 @@ pub struct BenchArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 
     /// Strategies to run: all, or a comma-separated list of naive, atomic, pessimistic,
     /// pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned, versioned-no-retry,
-    /// serializable, advisory.
+    /// serializable, advisory, sharded.
     #[arg(long, short = 's', default_value = "all")]
     pub strategy: String,
 
@@ -178,7 +180,10 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             options.max_connections
         )));
     }
-    let strategies = parse_strategies(&args.strategy, options.url.backend())?;
+    let strategies = parse_strategies(&args.strategy, options.url.backend())?
+        .into_iter()
+        .map(|s| s.with_slots(args.shard.slots))
+        .collect();
     for (flag, path) in [("--json", &args.json), ("--csv", &args.csv), ("--chart", &args.chart)] {
         if let Some(path) = path {
             check_writable(flag, path)?;

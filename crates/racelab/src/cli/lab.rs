@@ -8,7 +8,7 @@ use racelab_core::{Database, Experiment, LockMode, Outcome, Strategy};
 use serde::Serialize;
 
 use super::{Failure, parse_strategies};
-use crate::config::{DatabaseArgs, RetryArgs};
+use crate::config::{DatabaseArgs, RetryArgs, ShardArgs};
 use crate::report::table;
 
 #[derive(Debug, Args)]
@@ -17,6 +17,8 @@ pub struct LabArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 
     /// Concurrent workers, each on its own connection (1 to 256).
     #[arg(long, short = 'w', default_value_t = 2)]
@@ -28,7 +30,7 @@ pub struct LabArgs {
 
     /// Strategies to run: all, or a comma-separated list of naive, atomic, pessimistic,
     /// pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned, versioned-no-retry,
-    /// serializable, advisory.
+    /// serializable, advisory, sharded.
     #[arg(long, short = 's', default_value = "all")]
     pub strategy: String,
 
@@ -84,7 +86,7 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
         .into_iter()
         .map(|s| match s {
             Strategy::Pessimistic(LockMode::Wait) => Strategy::Pessimistic(args.lock_mode),
-            other => other,
+            other => other.with_slots(args.shard.slots),
         })
         .collect();
 

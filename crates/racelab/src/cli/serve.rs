@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Failure;
-use crate::config::{DatabaseArgs, RetryArgs, parse_duration};
+use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::http::lab::DEFAULT_POOL_SIZE;
 use crate::http::{Application, HttpConfig};
 
@@ -38,6 +38,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub retry: RetryArgs,
+
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 impl ServeArgs {
@@ -56,6 +59,7 @@ impl ServeArgs {
             retry,
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
+            slots: self.shard.slots,
         })
     }
 }

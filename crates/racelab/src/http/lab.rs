@@ -215,7 +215,7 @@ pub struct LabResponse {
 #[allow(dead_code)] // documentation only: the handlers serialise racelab_core::Outcome.
 pub struct OutcomeSchema {
     /// naive, atomic, pessimistic, pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned,
-    /// versioned-no-retry, serializable, advisory.
+    /// versioned-no-retry, serializable, advisory, sharded.
     strategy: String,
     /// postgres, mysql or sqlite.
     database: String,
@@ -289,10 +289,14 @@ pub struct InitResponse {
     "modified_at": "2026-11-25T10:00:00.123456Z"}))]
 pub struct CheckResponse {
     pub message: String,
+    /// The whole counter, as `like`.
     pub like_result: i64,
     pub post: i64,
+    /// The whole counter: the post's own `like` plus its slots' (written by the sharded strategy).
     pub like: i64,
+    /// Writes to the post and its slots.
     pub version: i64,
+    /// The last write to the post's own row (slot increments do not touch it).
     pub modified_at: DateTime<Utc>,
 }
 
@@ -376,12 +380,14 @@ pub async fn check(
     let db = state.db().await?;
     db.ensure_post(params.post).await?;
     let row = db.load_post(params.post).await?;
+    // The counter includes the sharded strategy's slots.
+    let total = db.read_total(params.post).await?;
     Ok(Json(CheckResponse {
         message: format!("/check : post {}", row.pk),
-        like_result: row.like,
+        like_result: total.like,
         post: row.pk,
-        like: row.like,
-        version: row.version,
+        like: total.like,
+        version: total.version,
         modified_at: row.modified_at,
     }))
 }
@@ -454,6 +460,24 @@ pub async fn two_threads_advisory(
     ApiQuery(params): ApiQuery<RunParams>,
 ) -> Result<Json<LabResponse>, ApiError> {
     experiment(&state, "/2th-advisory : advisory lock increment completed", Strategy::Advisory, params).await
+}
+
+/// The counter split over the server's `--slots` slot rows: each increment is one atomic upsert on a
+/// random slot, so workers rarely wait for each other; `like_result` is the post's whole counter (its
+/// own `like` plus the sum of its slots).
+#[utoipa::path(get, path = "/test-db/2th-sharded", tag = "seed", params(RunParams),
+    responses(
+        (status = 200, description = "The experiment ran; `like_result` is the sum", body = LabResponse),
+        (status = 400, description = "Invalid parameter (named in `detail` and `invalid_params`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn two_threads_sharded(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<RunParams>,
+) -> Result<Json<LabResponse>, ApiError> {
+    let strategy = Strategy::Sharded { slots: state.slots() };
+    experiment(&state, "/2th-sharded : sharded counter increment completed", strategy, params).await
 }
 
 /// Pessimistic lock: `SELECT ... FOR UPDATE` (or `NOWAIT` / `SKIP LOCKED`), then write, then commit.

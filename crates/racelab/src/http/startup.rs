@@ -40,6 +40,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Slot rows of the `sharded` strategy's counter (`/test-db/2th-sharded`).
+    pub slots: u16,
 }
 
 /// Why the service could not start.
@@ -68,7 +70,8 @@ impl Application {
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
-        let state = AppState::new(config.database, config.retry, config.request_timeout, metrics::handle());
+        let state =
+            AppState::new(config.database, config.retry, config.request_timeout, metrics::handle(), config.slots);
         Ok(Self { listener, addr, state, shutdown_grace: config.shutdown_grace })
     }
 
@@ -191,6 +194,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(lab::two_threads_atomic))
         .routes(routes!(lab::two_threads_serializable))
         .routes(routes!(lab::two_threads_advisory))
+        .routes(routes!(lab::two_threads_sharded))
         .routes(routes!(lab::test_versioning))
         .routes(routes!(health::health))
         .routes(routes!(health::ready))

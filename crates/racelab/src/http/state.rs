@@ -30,6 +30,8 @@ struct Inner {
     options: ConnectOptions,
     retry: RetryPolicy,
     request_timeout: Duration,
+    /// Slot rows of the `sharded` strategy's counter.
+    slots: u16,
     db: OnceCell<Database>,
     connecting: tokio::sync::Mutex<Option<Instant>>,
     posts: Arc<PostLocks>,
@@ -47,6 +49,7 @@ impl AppState {
         retry: RetryPolicy,
         request_timeout: Duration,
         metrics: PrometheusHandle,
+        sharded_slots: u16,
     ) -> Self {
         let slots = options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
         Self {
@@ -56,6 +59,7 @@ impl AppState {
                 options,
                 retry,
                 request_timeout,
+                slots: sharded_slots,
                 db: OnceCell::new(),
                 connecting: tokio::sync::Mutex::new(None),
                 posts: Arc::new(PostLocks::default()),
@@ -101,6 +105,11 @@ impl AppState {
     /// The retry policy of the strategies that retry.
     pub fn retry(&self) -> RetryPolicy {
         self.inner.retry
+    }
+
+    /// Slot rows of the `sharded` strategy's counter (`--slots`).
+    pub fn slots(&self) -> u16 {
+        self.inner.slots
     }
 
     /// How long a request may take.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::endpoints::OUTCOME_KEYS;
 use crate::helpers::{keys, spawn_app};
 
-const ROUTES: [&str; 15] = [
+const ROUTES: [&str; 16] = [
     "/test-db/",
     "/test-db/init",
     "/test-db/check",
@@ -20,6 +20,7 @@ const ROUTES: [&str; 15] = [
     "/test-db/2th-atomic",
     "/test-db/2th-serializable",
     "/test-db/2th-advisory",
+    "/test-db/2th-sharded",
     "/test-db/test-versioning",
     "/health",
     "/ready",

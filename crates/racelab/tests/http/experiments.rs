@@ -16,6 +16,7 @@ fn safe_endpoints(backend: Backend) -> Vec<&'static str> {
         "/test-db/2th-olock-sqlalchemy-versioning",
         "/test-db/2th-atomic",
         "/test-db/2th-serializable",
+        "/test-db/2th-sharded",
     ];
     if backend != Backend::Sqlite {
         endpoints.push("/test-db/2th-advisory");
@@ -189,6 +190,36 @@ async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
 
 // Server backends only: these hold a row lock, which SQLite does not have (the outside writer is covered
 // there by the core's tests).
+// `like_result` of the sharded endpoint is the whole counter: the post's own `like` (written here by
+// the atomic endpoint) plus its slots, which `/check` shows too and `/init` clears.
+async fn sharded_endpoint_answers_the_sum_of_post_and_slots(test: TestDb) {
+    let app = spawn_app(&test).await;
+    app.ok("/test-db/init").await;
+    assert_eq!(app.ok("/test-db/2th-atomic?workers=2&increments=5").await["like_result"], 10);
+    let body = app.ok("/test-db/2th-sharded?workers=8&increments=25").await;
+    assert_nothing_lost("/test-db/2th-sharded", &body, 210);
+    assert_eq!(body["experiment"]["strategy"], "sharded", "{body}");
+    assert_eq!(
+        (body["experiment"]["like_before"].as_i64(), body["experiment"]["actual"].as_i64()),
+        (Some(10), Some(200))
+    );
+
+    let mut raw = Raw::connect(&test).await;
+    let own = raw.count(&format!("SELECT {} FROM posts WHERE pk = 1", raw.like())).await;
+    assert_eq!(own, 10, "the slots, not the post's row, took the sharded increments");
+    assert!(raw.count("SELECT COUNT(*) FROM post_slots WHERE post = 1").await > 1, "spread over slots");
+    let check = app.ok("/test-db/check").await;
+    assert_eq!(
+        (check["like_result"].as_i64(), check["like"].as_i64(), check["version"].as_i64()),
+        (Some(210), Some(210), Some(210)),
+        "{check}"
+    );
+
+    app.ok("/test-db/init").await;
+    assert_eq!(raw.count("SELECT COUNT(*) FROM post_slots WHERE post = 1").await, 0, "/init cleared the slots");
+    assert_eq!(app.ok("/test-db/check").await["like_result"], 0);
+}
+
 racelab_testkit::on_server_backends!(
     a_timed_out_request_never_overlaps_the_next,
     an_outside_writer_is_named_not_miscounted
@@ -200,4 +231,5 @@ on_every_backend!(
     versioning_without_retry_drops_increments_and_says_how_many,
     advisory_runs_on_servers_and_is_refused_on_sqlite,
     concurrent_requests_never_mix,
+    sharded_endpoint_answers_the_sum_of_post_and_slots,
 );

@@ -146,6 +146,7 @@ impl Settings {
             retry: RetryPolicy::default(),
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
+            slots: racelab_core::strategy::DEFAULT_SLOTS,
         };
         let app = Application::build(config).await.expect("the service starts");
         let address = format!("http://127.0.0.1:{}", app.port());
