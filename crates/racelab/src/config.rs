@@ -1,5 +1,6 @@
 //! Configuration shared by the subcommands: flags, each with an environment fallback.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -91,14 +92,56 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1.5s` or a bare number of seconds.
+/// Reads `.env` from the working directory, or the nearest parent directory that has one (as dotenvy
+/// looks for it); real environment variables win. Returns the file read, if any.
+///
+/// A line that cannot be parsed is an error naming the file and the line: dotenvy would stop loading
+/// there without a word, and the lab would run on the SQLite default instead of the database named
+/// on a later line. The line's value is never shown: it may hold a password.
+pub fn load_dotenv() -> Result<Option<PathBuf>, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let Some(path) = cwd.ancestors().map(|dir| dir.join(".env")).find(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    match dotenvy::from_path(&path) {
+        Ok(()) => Ok(Some(path)),
+        Err(dotenvy::Error::LineParse(line, _)) => Err(unparsable_line(&path, &line)),
+        Err(err) => Err(format!("cannot read {}: {err}", path.display())),
+    }
+}
+
+/// "/x/.env line 3 (RACELAB_INIT_SQL=...) cannot be parsed", with the advice that fixes it.
+fn unparsable_line(path: &Path, line: &str) -> String {
+    // dotenvy hands back the whole line or only its value, depending on where parsing failed: the
+    // first file line that ends with its first line is the one.
+    let first = line.lines().next().unwrap_or_default().trim_end();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let found = text.lines().enumerate().find(|(_, l)| !first.is_empty() && l.trim_end().ends_with(first));
+    let number = found.map_or_else(String::new, |(i, _)| format!(" line {}", i + 1));
+    let file_line = found.map_or(first, |(_, l)| l);
+    let key = file_line.split_once('=').map_or("", |(k, _)| k.trim().trim_start_matches("export ").trim());
+    let shown = if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        format!(" ({key}=...)")
+    } else {
+        String::new()
+    };
+    format!(
+        "{}{number}{shown} cannot be parsed; quote a value that holds spaces or quotes, e.g. KEY=\"a b\"",
+        path.display()
+    )
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1.5s`. A number needs its unit (`5` could mean seconds or
+/// milliseconds, and guessing wrong is a factor of 1000), except `0`, which is the same in every unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (try 500ms, 10s, 2m)"))?;
     let seconds = match unit.trim() {
-        "" | "s" => value,
+        "" if value == 0.0 => 0.0,
+        "" => return Err(format!("`{text}` has no unit: write {text}s or {text}ms (units: ms, s, m, h)")),
+        "s" => value,
         "ms" => value / 1000.0,
         "us" | "µs" => value / 1e6,
         "m" | "min" => value * 60.0,
@@ -120,7 +163,10 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("5").unwrap_err(), "`5` has no unit: write 5s or 5ms (units: ms, s, m, h)");
+        assert!(parse_duration("1.5").unwrap_err().contains("no unit"));
         assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
         assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown duration unit"));
     }

@@ -12,7 +12,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // A .env file is read when present (the seed used one); real environment variables win.
-    let _ = dotenvy::dotenv();
+    if let Err(message) = racelab::config::load_dotenv() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let cli = racelab::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -1,5 +1,7 @@
 //! Logging: `tracing` to stderr, as text or JSON, filtered by `RUST_LOG` syntax.
 
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +16,9 @@ pub enum LogFormat {
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (`info`, `racelab_core=debug`).
 pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only where someone reads them: a log redirected to a file gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -87,13 +87,115 @@ fn lab_defaults_to_an_embedded_sqlite_file_and_prints_a_table() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("sqlite://racelab.db"), "{stdout}");
-    // The forced race makes naive lose at least one of its 50; atomic loses none.
-    let naive = stdout.lines().find(|l| l.contains("naive")).expect("a naive row");
-    assert!(naive.contains(" of 50 updates") && naive.contains("lost "), "{naive}");
+    // The forced race makes naive lose at least one of its 50; atomic loses none. Each verdict is on
+    // the line below its strategy's figures.
+    let verdict = |name: &str| {
+        let mut lines = stdout.lines().skip_while(|l| !l.starts_with(&format!("{name} ")));
+        assert!(lines.next().is_some(), "a {name} row in:\n{stdout}");
+        lines.next().unwrap_or_default().trim().to_owned()
+    };
+    let naive = verdict("naive");
+    assert!(naive.contains(" of 50 updates") && naive.starts_with("lost "), "{naive}");
     assert!(!naive.contains("lost 0 of"), "{naive}");
-    let atomic = stdout.lines().find(|l| l.contains("atomic")).expect("an atomic row");
-    assert!(atomic.contains("no update lost"), "{atomic}");
+    assert!(verdict("atomic").contains("no update lost"), "{stdout}");
     assert!(dir.join("racelab.db").exists(), "the default database file is created on demand");
+}
+
+/// The lab's output fits an 80-column terminal with every strategy name, header and verdict; `all`
+/// on SQLite says why `advisory` did not run; `--wide` keeps one line per strategy.
+#[test]
+fn the_lab_table_fits_80_columns_and_names_what_did_not_run() {
+    let dir = ScratchDir::new();
+    let names = "naive,atomic,pessimistic-skip-locked,versioned-no-retry";
+    let output = racelab(&["lab", "-s", names, "--force-race"], &dir);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for line in stdout.lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}\n{stdout}", line.chars().count());
+    }
+    assert!(stdout.starts_with("racelab lab on sqlite://racelab.db (SQLite 3."), "{stdout}");
+    for name in names.split(',') {
+        assert!(stdout.lines().any(|l| l.starts_with(&format!("{name} "))), "{name} unsplit in:\n{stdout}");
+    }
+
+    let output = racelab(&["lab", "-s", "all", "-w", "1", "-n", "1"], &dir);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("note: the advisory strategy was not run"), "{stdout}");
+    assert!(stdout.contains("SQLite") || stdout.contains("sqlite, which has no application locks"), "{stdout}");
+
+    let output = racelab(&["lab", "-s", "naive", "-w", "1", "-n", "1", "--wide"], &dir);
+    let stdout = text(&output.stdout);
+    let row = stdout.lines().find(|l| l.contains("naive")).expect("a naive row");
+    assert!(row.contains("no update lost"), "the verdict on the strategy's own line in --wide:\n{stdout}");
+}
+
+/// `racelab lab | head -1`: a reader that goes away is no reason to panic. The pipe is closed before
+/// the lab writes its first line, so every write it makes meets a closed pipe.
+#[test]
+fn a_closed_stdout_ends_the_lab_quietly() {
+    let dir = ScratchDir::new();
+    for extra in [&[][..], &["--json"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_racelab"))
+            .args(["lab", "-s", "atomic", "-w", "1", "-n", "1"])
+            .args(extra)
+            .current_dir(&*dir)
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the racelab binary runs");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("racelab ends");
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{extra:?}: {stderr}");
+    }
+}
+
+/// Logs written to a file (not a terminal) carry no ANSI colour codes.
+#[test]
+fn logs_off_a_terminal_have_no_colour_codes() {
+    let dir = ScratchDir::new();
+    let output = racelab(&["lab", "-s", "atomic", "-w", "1", "-n", "2", "--log", "debug"], &dir);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("DEBUG"), "debug lines expected: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "ANSI escape in: {stderr:?}");
+}
+
+/// A `.env` line dotenvy cannot parse (an unquoted value with spaces) is an error naming the file and
+/// the line, not a silent stop that leaves the lines after it unread. Its value is not shown.
+#[test]
+fn an_unparsable_env_file_is_an_error_naming_the_line() {
+    let dir = ScratchDir::new();
+    std::fs::write(
+        dir.join(".env"),
+        "# racelab\nRACELAB_LOCK_TIMEOUT=2s\nRACELAB_INIT_SQL=SET SESSION x = S3cret y\nDATABASE_URL=mysql://root@127.0.0.1/test\n",
+    )
+    .unwrap();
+    let output = racelab(&["lab", "-s", "atomic"], &dir);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let path = dir.join(".env");
+    assert!(stderr.contains(&format!("{} line 3 (RACELAB_INIT_SQL=...)", path.display())), "{stderr}");
+    assert!(stderr.contains("quote"), "{stderr}");
+    assert!(!stderr.contains("S3cret"), "{stderr}");
+    assert!(!dir.join("racelab.db").exists(), "the lab must not fall back to SQLite");
+
+    std::fs::write(dir.join(".env"), "RACELAB_INIT_SQL=\"SELECT 1\"\n").unwrap();
+    let output = racelab(&["lab", "-s", "atomic", "-w", "1", "-n", "1"], &dir);
+    assert!(output.status.success(), "a quoted value is fine: {}", text(&output.stderr));
+}
+
+/// A duration without a unit is refused with a suggestion, not taken as seconds.
+#[test]
+fn a_duration_needs_a_unit() {
+    let dir = ScratchDir::new();
+    let output = racelab(&["lab", "--lock-timeout", "5"], &dir);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`5` has no unit: write 5s or 5ms"), "{stderr}");
 }
 
 /// Bad input: exit code 2 (usage) or 1 (runtime), a message naming the problem, no password.
@@ -125,5 +227,42 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
         assert_eq!(output.status.code(), Some(*code), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: expected `{needle}` in: {stderr}");
         assert!(!stderr.contains("tiger") && !text(&output.stdout).contains("tiger"), "{args:?} leaked: {stderr}");
+    }
+}
+
+/// The malformed database URLs of issue 8: whatever the form, the password is never printed, by `lab`
+/// or by `serve`, on stdout or stderr (with every log line on), and the command ends with an error.
+#[tokio::test]
+async fn a_malformed_database_url_never_prints_its_password() {
+    let dir = ScratchDir::new();
+    let forms = [
+        "postgres:/u:S3cretPW@127.0.0.1:1/x",
+        "postgres:u:S3cretPW@127.0.0.1:1/x",
+        "u:S3cretPW@127.0.0.1:1/x",
+        "postgres//u:S3cretPW@127.0.0.1:1/x",
+        "mysql:/u:S3cretPW@127.0.0.1:1/x",
+        "postgres://u:S3cretPW/x",
+    ];
+    for url in forms {
+        for command in [&["lab", "-s", "atomic"][..], &["serve", "--bind", "127.0.0.1:0"][..]] {
+            let mut args = command.to_vec();
+            args.extend(["--database-url", url, "--log", "trace"]);
+            let output = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_racelab"))
+                    .args(&args)
+                    .current_dir(&*dir)
+                    .env_remove("DATABASE_URL")
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} did not end"))
+            .expect("the racelab binary runs");
+            let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(stderr.contains("database URL"), "{args:?}: {stderr}");
+            assert!(!stdout.contains("S3cret") && !stderr.contains("S3cret"), "{args:?} leaked:\n{stdout}\n{stderr}");
+        }
     }
 }

@@ -29,7 +29,7 @@ macro_rules! now {
 
 pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbError> {
     let connect = SqliteConnectOptions::from_str(options.url.expose())
-        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid SQLite URL: {e}")))?
+        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid SQLite URL: {}", super::redact(&e.to_string()))))?
         .create_if_missing(true)
         // WAL lets readers run beside the one writer.
         .journal_mode(SqliteJournalMode::Wal)

@@ -65,9 +65,12 @@ impl DatabaseUrl {
             "postgres" | "postgresql" => Backend::Postgres,
             "mysql" | "mariadb" => Backend::MySql,
             "sqlite" => Backend::Sqlite,
-            other => {
+            // Only a well-formed `scheme://` names its scheme: in `user:password@host` the "scheme" is
+            // the user name, and in worse forms it could be anything.
+            other if authority_start(raw).is_some() => {
                 return Err(UrlError::UnknownScheme { url: redact(raw), scheme: other.to_owned() });
             }
+            _ => return Err(UrlError::NoScheme { url: redact(raw) }),
         };
         if backend != Backend::Sqlite {
             let parsed =
@@ -113,21 +116,13 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// Replaces the password of a URL (`scheme://user:password@host`) and any `password=` query value with
-/// `***`. Works on malformed URLs too, so an error message about a bad URL cannot leak its secret.
+/// Replaces every password-looking part of a string given as a database URL with `***`: the password
+/// of `scheme://user:password@host`, any `password=` query value, and, because an error message about a
+/// bad URL must not leak its secret either, whatever precedes the `@` of a malformed URL
+/// (`postgres:/u:pw@h`, `postgres:u:pw@h`, `u:pw@h`, `postgres//u:pw@h`) and a port that is not a
+/// number (`postgres://u:pw/x`, a password typed without a host). It errs on the side of hiding too much.
 pub fn redact(raw: &str) -> String {
-    let mut out = raw.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let authority_start = scheme_end + 3;
-        // The userinfo ends at the LAST '@': a password may itself hold '/', '?', '#' or '@'. An '@'
-        // further on (in a query) only makes this redact more than needed, never less.
-        if let Some(at) = out[authority_start..].rfind('@') {
-            let userinfo_end = authority_start + at;
-            if let Some(colon) = out[authority_start..userinfo_end].find(':') {
-                out.replace_range(authority_start + colon + 1..userinfo_end, "***");
-            }
-        }
-    }
+    let mut out = redact_userinfo(raw);
     for key in ["password=", "pass=", "pwd="] {
         let mut search_from = 0;
         while let Some(found) = out[search_from..].to_ascii_lowercase().find(key) {
@@ -138,6 +133,61 @@ pub fn redact(raw: &str) -> String {
         }
     }
     out
+}
+
+/// The schemes racelab knows, kept in a redacted malformed URL so that the message still says which
+/// backend was meant.
+const KNOWN_SCHEMES: [&str; 5] = ["postgresql", "postgres", "mariadb", "mysql", "sqlite"];
+
+fn redact_userinfo(raw: &str) -> String {
+    // The userinfo ends at the LAST '@': a password may itself hold '/', '?', '#' or '@'. An '@'
+    // further on (in a query) only makes this redact more than needed, never less.
+    let Some(at) = raw.rfind('@') else {
+        return redact_non_numeric_port(raw);
+    };
+    let (before, after) = raw.split_at(at);
+    if let Some(userinfo_start) = authority_start(before) {
+        return match before[userinfo_start..].find(':') {
+            Some(colon) => format!("{}:***{after}", &before[..userinfo_start + colon]),
+            None => raw.to_owned(),
+        };
+    }
+    // Not `scheme://`: nothing before the '@' can be told apart from a password but a known scheme.
+    let scheme = KNOWN_SCHEMES
+        .iter()
+        .find(|s| {
+            before.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)) && before[s.len()..].starts_with(':')
+        })
+        .map_or(0, |s| s.len() + 1);
+    format!("{}***{after}", &before[..scheme])
+}
+
+/// Where the authority of a well-formed `scheme://` starts: after the `://` of a scheme made of
+/// letters, digits, `+`, `-` and `.`, beginning with a letter.
+fn authority_start(text: &str) -> Option<usize> {
+    let end = text.find("://")?;
+    let scheme = &text[..end];
+    let mut chars = scheme.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    well_formed.then_some(end + 3)
+}
+
+/// `scheme://host:port/...` without an '@': a port that is not a number is a password that lost its
+/// host (`postgres://user:secret/db`).
+fn redact_non_numeric_port(raw: &str) -> String {
+    let Some(start) = authority_start(raw) else {
+        return raw.to_owned();
+    };
+    let end = raw[start..].find(['/', '?', '#']).map_or(raw.len(), |i| start + i);
+    // Past an IPv6 literal's closing bracket, if any.
+    let host_end = raw[start..end].rfind(']').map_or(start, |i| start + i);
+    match raw[host_end..end].find(':') {
+        Some(colon) if !raw[host_end + colon + 1..end].bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{}:***{}", &raw[..host_end + colon], &raw[end..])
+        }
+        _ => raw.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +204,49 @@ mod tests {
         assert_eq!(redact("postgres://bob:se/cret@127.0.0.1:5432/x"), "postgres://bob:***@127.0.0.1:5432/x");
         assert_eq!(redact("postgres://bob:se?cret@h/x"), "postgres://bob:***@h/x");
         assert_eq!(redact("mysql://bob:se#cret@h/x"), "mysql://bob:***@h/x");
+    }
+
+    /// The malformed forms of issue 8, and a few more: the password never survives.
+    #[test]
+    fn redacts_malformed_urls() {
+        let cases = [
+            ("postgres:/u:S3cretPW@127.0.0.1:1/x", "postgres:***@127.0.0.1:1/x"),
+            ("postgres:u:S3cretPW@127.0.0.1:1/x", "postgres:***@127.0.0.1:1/x"),
+            ("u:S3cretPW@127.0.0.1:1/x", "***@127.0.0.1:1/x"),
+            ("postgres//u:S3cretPW@127.0.0.1:1/x", "***@127.0.0.1:1/x"),
+            ("MySQL:/u:S3cretPW@h/x", "MySQL:***@h/x"),
+            (":S3cretPW@h", "***@h"),
+            ("postgres:///u:S3cretPW@h/x", "postgres:///u:***@h/x"),
+            ("postgres://u:S3cretPW/x", "postgres://u:***/x"),
+            ("postgres://u:S3cretPW", "postgres://u:***"),
+            ("postgres://u:S3cret:PW@h/x", "postgres://u:***@h/x"),
+            ("1postgres://u:S3cretPW@h/x", "***@h/x"),
+        ];
+        for (raw, redacted) in cases {
+            assert_eq!(redact(raw), redacted, "{raw}");
+            assert!(!redact(raw).contains("S3cret"), "{raw}");
+        }
+        // What holds no password is left alone.
+        for plain in ["postgres://h:5432/x", "postgres://[::1]:5432/x", "sqlite://racelab.db", "sqlite:racelab.db"] {
+            assert_eq!(redact(plain), plain);
+        }
+    }
+
+    #[test]
+    fn parsing_a_malformed_url_never_shows_its_password() {
+        for raw in [
+            "postgres:/u:S3cretPW@127.0.0.1:1/x",
+            "postgres:u:S3cretPW@127.0.0.1:1/x",
+            "u:S3cretPW@127.0.0.1:1/x",
+            "postgres//u:S3cretPW@127.0.0.1:1/x",
+            "postgres://u:S3cretPW/x",
+            "S3cretPW:x@h",
+        ] {
+            match DatabaseUrl::parse(raw) {
+                Err(err) => assert!(!err.to_string().contains("S3cret"), "{raw}: {err}"),
+                Ok(url) => panic!("{raw} parsed as {url}"),
+            }
+        }
     }
 
     #[test]

@@ -95,16 +95,19 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     let plan = plan(&args)?;
     let db = Database::connect(plan.options.clone()).await?;
     let version = db.server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
-    println!(
-        "racelab bench on {} ({}): {} strategies x {} worker counts, {} s + {} s warm-up per cell, about {} s in all",
+    super::say(format_args!(
+        "racelab bench on {} ({}): {} x {}, {} s + {} s warm-up per cell, about {} s in all",
         db.redacted_url(),
         crate::report::bench::short_server_name(db.backend(), &version),
-        plan.strategies.len(),
-        plan.workers.len(),
+        count(plan.strategies.len(), "strategy", "strategies"),
+        count(plan.workers.len(), "worker count", "worker counts"),
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64(),
         (plan.per_cell().as_secs_f64() * plan.cells() as f64).ceil(),
-    );
+    ))?;
+    for note in super::not_run_notes(&args.strategy, db.backend()) {
+        super::say(crate::report::table::note(&note))?;
+    }
 
     let mut progress = Progress::new(&plan, std::io::stderr().is_terminal());
     let mut cells = Vec::with_capacity(plan.cells());
@@ -151,6 +154,11 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         return Err(Failure::runtime(format!("actual != acknowledged for a safe strategy: {}", cells.join("; "))));
     }
     Ok(())
+}
+
+/// "1 strategy", "8 strategies".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Checks every flag, before anything connects.
@@ -353,6 +361,13 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_agree_with_their_number() {
+        assert_eq!(count(1, "strategy", "strategies"), "1 strategy");
+        assert_eq!(count(2, "strategy", "strategies"), "2 strategies");
+        assert_eq!(count(0, "worker count", "worker counts"), "0 worker counts");
+    }
 
     #[test]
     fn worker_lists_are_checked_sorted_and_deduplicated() {

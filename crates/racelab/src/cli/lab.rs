@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{Failure, parse_strategies};
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs};
+use crate::report::bench::short_server_name;
 use crate::report::table;
 
 #[derive(Debug, Args)]
@@ -44,8 +45,13 @@ pub struct LabArgs {
     pub force_race: bool,
 
     /// Print one JSON document instead of the table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wide")]
     pub json: bool,
+
+    /// Print every column on one line per strategy (the default stacks each verdict under its figures
+    /// to fit 80 columns).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// The `--json` document.
@@ -94,12 +100,13 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
     let version = db.server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
     let progress = !args.json && std::io::stderr().is_terminal();
     if !args.json {
-        println!(
-            "racelab lab on {} ({version}): {} workers x {} increments per strategy",
+        super::say(format_args!(
+            "racelab lab on {} ({})\n{} workers x {} increments per strategy",
             db.redacted_url(),
+            short_server_name(backend, &version),
             args.workers,
             args.increments
-        );
+        ))?;
     }
 
     let mut results = Vec::with_capacity(strategies.len());
@@ -128,9 +135,16 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
             results,
         };
         let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{text}");
+        super::say(text)?;
+    } else if args.wide {
+        super::say(table::outcomes(&results))?;
     } else {
-        println!("{}", table::outcomes(&results));
+        super::say(table::compact(&results))?;
+    }
+    if !args.json {
+        for note in super::not_run_notes(&args.strategy, backend) {
+            super::say(table::note(&note))?;
+        }
     }
     Ok(())
 }

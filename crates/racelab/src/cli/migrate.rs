@@ -15,7 +15,6 @@ pub struct MigrateArgs {
 pub async fn run(args: MigrateArgs) -> Result<(), Failure> {
     let options = args.database.connect_options(2)?;
     let db = Database::connect(options).await?;
-    println!("migrations applied to {}", db.redacted_url());
     db.close().await;
-    Ok(())
+    super::say(format_args!("migrations applied to {}", db.redacted_url()))
 }

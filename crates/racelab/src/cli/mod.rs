@@ -49,6 +49,24 @@ impl Failure {
     pub fn runtime(message: impl Into<String>) -> Self {
         Self { message: message.into(), code: 1 }
     }
+
+    /// Standard output was closed by its reader (`racelab lab | head -1`): nothing left to say to
+    /// anyone, so the command ends quietly, as `cat` and `ls` do, rather than panicking.
+    fn closed_pipe() -> Self {
+        Self { message: String::new(), code: 0 }
+    }
+}
+
+/// Prints `text` and a newline on standard output. A reader that went away is not an error worth a
+/// message (see [`Failure::closed_pipe`]); any other write error is.
+pub fn say(text: impl std::fmt::Display) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::closed_pipe()),
+        Err(err) => Err(Failure::runtime(format!("cannot write to standard output: {err}"))),
+    }
 }
 
 impl From<racelab_core::db::UrlError> for Failure {
@@ -80,7 +98,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("error: {}", failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -97,10 +117,7 @@ pub fn parse_strategies(list: &str, backend: racelab_core::Backend) -> Result<Ve
         let strategy: racelab_core::Strategy =
             name.parse().map_err(|e: racelab_core::strategy::UnknownStrategy| Failure::usage(e.to_string()))?;
         if !strategy.supported_on(backend) {
-            return Err(Failure::usage(format!(
-                "the {strategy} strategy is not supported on {backend}: it needs application locks \
-                 (PostgreSQL or MariaDB/MySQL)"
-            )));
+            return Err(Failure::usage(format!("the {strategy} strategy {}", why_not_supported(strategy, backend))));
         }
         strategies.push(strategy);
     }
@@ -110,4 +127,28 @@ pub fn parse_strategies(list: &str, backend: racelab_core::Backend) -> Result<Ve
     let mut seen = std::collections::HashSet::new();
     strategies.retain(|s| seen.insert(*s));
     Ok(strategies)
+}
+
+/// Why a strategy cannot run on a backend, to follow "the X strategy".
+fn why_not_supported(strategy: racelab_core::Strategy, backend: racelab_core::Backend) -> String {
+    match strategy {
+        racelab_core::Strategy::Advisory => format!(
+            "is not supported on {backend}, which has no application locks (PostgreSQL has \
+             pg_advisory_xact_lock, MariaDB/MySQL GET_LOCK)"
+        ),
+        _ => format!("is not supported on {backend}"),
+    }
+}
+
+/// What `all` left out on this backend, and why: a strategy's row is never dropped without a word.
+pub fn not_run_notes(list: &str, backend: racelab_core::Backend) -> Vec<String> {
+    if !list.split(',').any(|name| name.trim().eq_ignore_ascii_case("all")) {
+        return Vec::new();
+    }
+    racelab_core::Strategy::names()
+        .iter()
+        .filter_map(|name| name.parse::<racelab_core::Strategy>().ok())
+        .filter(|strategy| !strategy.supported_on(backend))
+        .map(|strategy| format!("the {strategy} strategy was not run: it {}", why_not_supported(strategy, backend)))
+        .collect()
 }

@@ -1,13 +1,94 @@
-//! Terminal tables.
+//! Terminal tables of lab outcomes: a compact form that fits an 80-column terminal, and the wide one.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use racelab_core::Outcome;
 
-/// One row per experiment: what was expected, what the database holds, and the verdict.
+/// The width the compact form stays within: a default terminal's.
+pub const COMPACT_WIDTH: usize = 80;
+
+/// The figures of the compact form, after the strategy's name.
+const COMPACT_HEADER: [&str; 7] = ["expected", "actual", "lost", "failed", "retries", "incr/s", "p99 ms"];
+
+/// One line of figures per experiment, its verdict below it, wrapped and indented: every line within
+/// [`COMPACT_WIDTH`] columns for any strategy name and ordinary figures, so nothing splits a name or
+/// slices a verdict the way a table squeezed into a narrow terminal does. `--wide` has every column.
+pub fn compact(outcomes: &[Outcome]) -> String {
+    let rows: Vec<[String; 7]> = outcomes
+        .iter()
+        .map(|o| {
+            [
+                o.expected.to_string(),
+                o.actual.to_string(),
+                o.lost.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                o.failed.to_string(),
+                o.retries.to_string(),
+                format!("{:.0}", o.throughput_per_s),
+                short_ms(o.latency_ms.p99),
+            ]
+        })
+        .collect();
+    let name_width = outcomes.iter().map(|o| o.strategy.name().len()).chain(["strategy".len()]).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..COMPACT_HEADER.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).chain([COMPACT_HEADER[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |name: &str, figures: &[&str]| {
+        let mut out = format!("{name:<name_width$} ");
+        for (figure, width) in figures.iter().zip(&widths) {
+            out.push_str(&format!(" {figure:>width$}"));
+        }
+        out
+    };
+    let mut out = line("strategy", &COMPACT_HEADER);
+    for (o, row) in outcomes.iter().zip(&rows) {
+        out.push('\n');
+        out.push_str(&line(o.strategy.name(), &row.each_ref().map(String::as_str)));
+        for verdict_line in wrap(&o.verdict(), COMPACT_WIDTH - 4) {
+            out.push_str("\n    ");
+            out.push_str(&verdict_line);
+        }
+    }
+    out
+}
+
+/// "note: ..." wrapped to [`COMPACT_WIDTH`], continuation lines indented under the text.
+pub fn note(text: &str) -> String {
+    format!("note: {}", wrap(text, COMPACT_WIDTH - 6).join("\n      "))
+}
+
+/// Milliseconds with the precision that matters at that size: 0.83, 12.4, 205.
+fn short_ms(ms: f64) -> String {
+    match ms {
+        ms if ms < 10.0 => format!("{ms:.2}"),
+        ms if ms < 100.0 => format!("{ms:.1}"),
+        ms => format!("{ms:.0}"),
+    }
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces (a longer word gets a line of its
+/// own, unbroken).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines
+}
+
+/// Every column, one row per experiment, never wrapped (`racelab lab --wide`).
 pub fn outcomes(outcomes: &[Outcome]) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     table.set_header([
         "strategy",
         "expected",
@@ -38,4 +119,26 @@ pub fn outcomes(outcomes: &[Outcome]) -> Table {
         table.add_row(row);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_keeps_lines_within_the_width() {
+        let text =
+            "lost 3054 of 3200 updates: concurrent read-modify-writes read the same value and overwrote each other";
+        let lines = wrap(text, 40);
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(wrap("a-word-longer-than-the-width", 5), ["a-word-longer-than-the-width"]);
+    }
+
+    #[test]
+    fn milliseconds_keep_three_significant_digits_or_so() {
+        assert_eq!(short_ms(0.834), "0.83");
+        assert_eq!(short_ms(12.44), "12.4");
+        assert_eq!(short_ms(204.6), "205");
+    }
 }
