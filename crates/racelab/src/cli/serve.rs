@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::Failure;
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
-use crate::http::lab::DEFAULT_POOL_SIZE;
+use crate::http::lab::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
 use crate::http::{Application, HttpConfig};
 
 #[derive(Debug, Args)]
@@ -32,6 +32,16 @@ pub struct ServeArgs {
     /// How long a request waits for a database connection before answering 503.
     #[arg(long, env = "RACELAB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub acquire_timeout: Duration,
+
+    /// The most workers one request may ask for (the published OpenAPI states it).
+    #[arg(long, env = "RACELAB_MAX_WORKERS", default_value_t = MAX_WORKERS,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
+    pub max_workers: u32,
+
+    /// The most increments per worker one request may ask for (the published OpenAPI states it).
+    #[arg(long, env = "RACELAB_MAX_INCREMENTS", default_value_t = MAX_INCREMENTS,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_INCREMENTS))]
+    pub max_increments: u64,
 
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -58,6 +68,7 @@ impl ServeArgs {
             database,
             retry,
             request_timeout: self.request_timeout,
+            limits: Limits { max_workers: self.max_workers, max_increments: self.max_increments },
             shutdown_grace: self.shutdown_grace,
             slots: self.shard.slots,
         })

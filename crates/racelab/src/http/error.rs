@@ -43,7 +43,8 @@ pub struct Problem {
     /// For 400: each offending query parameter and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid_params: Option<Vec<InvalidParam>>,
-    /// For an experiment interrupted by the database going away: what had been done until then.
+    /// For an experiment that ended in an error (the database went away, every increment found the
+    /// row locked): what had been done.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub experiment: Option<Outcome>,
@@ -77,6 +78,12 @@ pub enum ApiError {
     /// The database went away while the experiment ran: some increments could not be made.
     #[error("the database connection was lost during the run: {failed} of {expected} increments failed")]
     Interrupted { failed: u64, expected: u64, outcome: Box<Outcome> },
+    /// Every increment of the experiment gave up on a row lock another transaction held (`kinds`
+    /// says which: lock_not_available, lock_timeout, row_skipped).
+    #[error(
+        "every increment gave up on a row lock held by another transaction: {failed} of {expected} failed ({kinds})"
+    )]
+    Locked { failed: u64, expected: u64, kinds: String, outcome: Box<Outcome> },
     /// The experiment settings were refused (e.g. more workers than the pool holds).
     #[error("{0}")]
     InvalidExperiment(String),
@@ -125,6 +132,9 @@ impl ApiError {
             }
             ApiError::DatabaseUnavailable => unavailable("the database cannot be reached; try again shortly"),
             ApiError::Interrupted { .. } => unavailable(&self.to_string()),
+            ApiError::Locked { .. } => {
+                (StatusCode::CONFLICT, "conflict", "Conflict with another transaction", self.to_string())
+            }
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "not-found", "Not found", self.to_string()),
             ApiError::Internal(_) => internal(),
             ApiError::Database(err) => describe_db_error(err),
@@ -185,7 +195,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let experiment = match self {
-            ApiError::Interrupted { outcome, .. } => Some(*outcome),
+            ApiError::Interrupted { outcome, .. } | ApiError::Locked { outcome, .. } => Some(*outcome),
             _ => None,
         };
         let problem = Problem {

@@ -10,162 +10,182 @@
 
 use axum::Json;
 use axum::extract::State;
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use racelab_core::experiment::{StopAfter, Target};
-use racelab_core::{ErrorKind, Experiment, LockMode, Outcome, Pk, Post, SaveError, Strategy};
-use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use racelab_core::{ErrorKind, Experiment, LockMode, Outcome, Post, SaveError, Strategy};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::path::Parameter;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{IntoParams, IntoResponses, Number, PartialSchema, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, Problem};
-use super::query::{ApiQuery, FromQuery, NoParams, QueryParams};
+use super::error::{ApiError, PROBLEM_JSON, Problem};
+use super::query::ApiQuery;
 
-/// The most workers one request may ask for. The pool is sized so that this many fit, plus headroom.
-pub const MAX_WORKERS: i64 = 32;
-/// The most increments per worker one request may ask for.
-pub const MAX_INCREMENTS: i64 = 1000;
-/// The highest post key accepted.
-pub const MAX_POST: i64 = i32::MAX as i64;
+/// The most workers one request may ask for, unless `serve --max-workers` lowers it. The default pool
+/// is sized so that this many fit, plus headroom.
+pub const MAX_WORKERS: u32 = 32;
+/// The most increments per worker one request may ask for, unless `serve --max-increments` lowers it.
+pub const MAX_INCREMENTS: u64 = 1000;
 /// Connections the service's pool needs by default: the largest experiment plus headroom for
 /// concurrent reads (`/check`, `/ready`) and a second experiment waiting for its connections.
-pub const DEFAULT_POOL_SIZE: u32 = MAX_WORKERS as u32 + 8;
-
-/// The post the seed's endpoints use.
-const SEED_POST: Pk = 1;
+pub const DEFAULT_POOL_SIZE: u32 = MAX_WORKERS + 8;
 
 // ---------------------------------------------------------------------------------------------------
-// Parameters
+// Parameters: one struct per endpoint, which documents (IntoParams) and parses (Deserialize, checked
+// against its own documentation by `ApiQuery`) the query.
 // ---------------------------------------------------------------------------------------------------
 
-/// Parameters of every `2th*` endpoint.
-#[derive(Debug, Clone, Copy, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RunParams {
-    /// Concurrent workers, each on its own database connection.
-    #[param(required = false, minimum = 1, maximum = 32, default = 2, example = 2)]
+/// The largest experiment one request may ask for. The parser and the published OpenAPI document both
+/// take the maxima of `workers` and `increments` from here (see [`Limits::apply`]), so a server
+/// started with lower limits documents exactly what it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_workers: u32,
+    pub max_increments: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_workers: MAX_WORKERS, max_increments: MAX_INCREMENTS }
+    }
+}
+
+impl Limits {
+    /// Sets the configured maximum on a parameter it bounds (`workers`, `increments`; others are left
+    /// alone), and keeps the parameter's default within it. (They carry no `example`: the default is one.)
+    pub fn apply(&self, parameter: &mut Parameter) {
+        let max = match parameter.name.as_str() {
+            "workers" => u64::from(self.max_workers),
+            "increments" => self.max_increments,
+            _ => return,
+        };
+        let within = |value: &mut Option<Value>| {
+            if value.as_ref().and_then(Value::as_u64).is_some_and(|v| v > max) {
+                *value = Some(Value::from(max));
+            }
+        };
+        if let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema {
+            schema.maximum = Some(Number::UInt(max as usize));
+            within(&mut schema.default);
+            within(&mut schema.example);
+        }
+    }
+}
+
+/// Declares the parameters of an endpoint that runs an experiment: its own fields, then `workers`,
+/// `increments`, `post` and `force_race`, which every such endpoint takes.
+macro_rules! experiment_params {
+    ($(#[$doc:meta])* $name:ident { $($(#[$field_doc:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            $($(#[$field_doc])* pub $field: $ty,)*
+            /// Concurrent workers, each on its own database connection.
+            #[param(required = false, minimum = 1, default = 2)]
+            pub workers: usize,
+            /// Increments each worker makes.
+            #[param(required = false, minimum = 1, default = 25)]
+            pub increments: u64,
+            /// The post to work on, created with `like = 0` if missing. Requests on the same post run one
+            /// after the other; on different posts, side by side.
+            #[param(required = false, minimum = 1, maximum = 2147483647, default = 1, example = 1)]
+            pub post: i64,
+            /// Make every worker read before any of them writes, on its first increment: the conflict
+            /// forced, deterministically (strategies that read without a lock).
+            #[param(required = false, default = false)]
+            pub force_race: bool,
+        }
+
+        impl $name {
+            /// The experiment asked for.
+            pub fn run(&self) -> Run {
+                Run { workers: self.workers, increments: self.increments, post: self.post, force_race: self.force_race }
+            }
+        }
+    };
+}
+
+/// The experiment one request asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
     pub workers: usize,
-    /// Increments each worker makes.
-    #[param(required = false, minimum = 1, maximum = 1000, default = 25, example = 25)]
     pub increments: u64,
-    /// The post to work on, created with `like = 0` if missing. Requests on the same post run one after
-    /// the other; on different posts, side by side.
-    #[param(required = false, minimum = 1, maximum = 2147483647, default = 1, example = 1)]
     pub post: i64,
-    /// Make every worker read before any of them writes, on its first increment: the conflict forced,
-    /// deterministically (strategies that read without a lock).
-    #[param(required = false, default = false)]
     pub force_race: bool,
 }
 
-impl RunParams {
-    const NAMES: [&'static str; 4] = ["workers", "increments", "post", "force_race"];
+experiment_params!(
+    /// Parameters of the `2th*` endpoints without options of their own.
+    RunParams {}
+);
 
-    fn parse(q: &QueryParams) -> Result<Self, ApiError> {
-        Ok(Self {
-            workers: q.int("workers", 2, 1..=MAX_WORKERS)? as usize,
-            increments: q.int("increments", 25, 1..=MAX_INCREMENTS)? as u64,
-            post: q.int("post", SEED_POST, 1..=MAX_POST)?,
-            force_race: q.bool("force_race", false)?,
-        })
+experiment_params!(
+    /// Parameters of `/2th-plock`.
+    PlockParams {
+        /// What `SELECT ... FOR UPDATE` does when the row is locked: `wait` (up to the lock timeout),
+        /// `nowait` (give up at once: `lock_not_available`) or `skip-locked` (give up at once:
+        /// `row_skipped`).
+        #[param(required = false, inline, example = "wait")]
+        mode: Mode,
+    }
+);
+
+experiment_params!(
+    /// Parameters of `/2th-olock-sqlalchemy-versioning`.
+    VersioningParams {
+        /// Retry a save that found a stale version by re-running the whole unit of work. `false` does
+        /// what the seed did: each conflict silently drops one increment (`experiment.dropped` counts
+        /// them).
+        #[param(required = false, default = true)]
+        retry: bool,
+    }
+);
+
+/// `/2th-plock`'s `mode`: a [`LockMode`] by the name [`LockMode::as_str`] gives it. Its schema is a
+/// plain string enum of [`LockMode::ALL`], so a new mode is documented and accepted at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode(pub LockMode);
+
+impl PartialSchema for Mode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(LockMode::ALL.map(LockMode::as_str)))
+            .default(Some(Value::from(LockMode::default().as_str())))
+            .into()
     }
 }
 
-impl FromQuery for RunParams {
-    const NAMES: &'static [&'static str] = &Self::NAMES;
-    fn from_query(q: &QueryParams) -> Result<Self, ApiError> {
-        Self::parse(q)
-    }
-}
+impl ToSchema for Mode {}
 
-/// How `SELECT ... FOR UPDATE` behaves when the row is already locked. Documentation only (utoipa needs
-/// a schema, which [`LockMode`] has not): the parameter is parsed into [`LockMode`] from
-/// [`LockMode::ALL`], with the same names.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-pub enum LockModeParam {
-    /// Wait for the lock, up to the lock timeout.
-    Wait,
-    /// Fail at once (`NOWAIT`): the increment gives up with `lock_not_available`.
-    Nowait,
-    /// Skip the locked row (`SKIP LOCKED`): the increment gives up with `row_skipped`.
-    SkipLocked,
-}
-
-/// The parameter `/2th-plock` adds to [`RunParams`] (documentation; parsed into [`PlockParams`]).
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ModeParam {
-    /// What to do when the row is locked.
-    #[param(required = false, inline, default = "wait", example = "wait")]
-    mode: LockModeParam,
-}
-
-/// Parameters of `/2th-plock`.
-#[derive(Debug, Clone, Copy)]
-pub struct PlockParams {
-    pub mode: LockMode,
-    pub run: RunParams,
-}
-
-impl FromQuery for PlockParams {
-    const NAMES: &'static [&'static str] = &["workers", "increments", "post", "force_race", "mode"];
-    fn from_query(q: &QueryParams) -> Result<Self, ApiError> {
-        let mode = q.choice("mode", LockMode::Wait, &LockMode::ALL.map(|mode| (mode.as_str(), mode)))?;
-        Ok(Self { mode, run: RunParams::parse(q)? })
-    }
-}
-
-/// The parameter `/2th-olock-sqlalchemy-versioning` adds to [`RunParams`] (documentation).
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct RetryParam {
-    /// Retry a save that found a stale version by re-running the whole unit of work. `false` does what
-    /// the seed did: each conflict silently drops one increment (`experiment.dropped` counts them).
-    #[param(required = false, default = true)]
-    retry: bool,
-}
-
-/// Parameters of `/2th-olock-sqlalchemy-versioning`.
-#[derive(Debug, Clone, Copy)]
-pub struct VersioningParams {
-    pub retry: bool,
-    pub run: RunParams,
-}
-
-impl FromQuery for VersioningParams {
-    const NAMES: &'static [&'static str] = &["workers", "increments", "post", "force_race", "retry"];
-    fn from_query(q: &QueryParams) -> Result<Self, ApiError> {
-        Ok(Self { retry: q.bool("retry", true)?, run: RunParams::parse(q)? })
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map(Mode).map_err(serde::de::Error::custom)
     }
 }
 
 /// Parameters of `/inc`: one session, sequential increments.
-#[derive(Debug, Clone, Copy, IntoParams)]
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IncParams {
     /// Increments, one after the other on one connection.
-    #[param(required = false, minimum = 1, maximum = 1000, default = 25, example = 25)]
+    #[param(required = false, minimum = 1, default = 25)]
     pub increments: u64,
     /// The post to work on, created with `like = 0` if missing.
     #[param(required = false, minimum = 1, maximum = 2147483647, default = 1, example = 1)]
     pub post: i64,
 }
 
-impl FromQuery for IncParams {
-    const NAMES: &'static [&'static str] = &["increments", "post"];
-    fn from_query(q: &QueryParams) -> Result<Self, ApiError> {
-        Ok(Self {
-            increments: q.int("increments", 25, 1..=MAX_INCREMENTS)? as u64,
-            post: q.int("post", SEED_POST, 1..=MAX_POST)?,
-        })
-    }
-}
-
 /// Parameters of the endpoints that work on one post and nothing else.
-#[derive(Debug, Clone, Copy, IntoParams)]
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PostParams {
     /// The post to work on, created with `like = 0` if missing.
@@ -173,12 +193,10 @@ pub struct PostParams {
     pub post: i64,
 }
 
-impl FromQuery for PostParams {
-    const NAMES: &'static [&'static str] = &["post"];
-    fn from_query(q: &QueryParams) -> Result<Self, ApiError> {
-        Ok(Self { post: q.int("post", SEED_POST, 1..=MAX_POST)? })
-    }
-}
+/// For endpoints without parameters: any parameter is refused.
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NoParams {}
 
 // ---------------------------------------------------------------------------------------------------
 // Responses
@@ -322,6 +340,70 @@ pub struct VersioningResponse {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Error answers, documented once for the endpoints that share them
+// ---------------------------------------------------------------------------------------------------
+
+const INVALID_PARAMETER: (u16, &str) =
+    (400, "An unknown, repeated or invalid query parameter (named in `detail` and `invalid_params`)");
+const UNAVAILABLE: (u16, &str) = (
+    503,
+    "The database cannot be reached or went away, or the request timeout passed (with Retry-After); an experiment \
+     the database left unfinished carries `experiment`, what was done",
+);
+
+/// problem+json answers with these statuses and descriptions.
+fn problems(answers: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(Problem::name()))).build();
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let response = ResponseBuilder::new().description(*description).content(PROBLEM_JSON, content.clone());
+            (status.to_string(), response.build().into())
+        })
+        .collect()
+}
+
+/// The errors of an endpoint that reads its parameters and the database, and takes no lock.
+pub struct QueryErrors;
+
+impl IntoResponses for QueryErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[INVALID_PARAMETER, UNAVAILABLE])
+    }
+}
+
+/// The errors of an endpoint that works on one post.
+pub struct PostErrors;
+
+impl IntoResponses for PostErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[
+            INVALID_PARAMETER,
+            (409, "The row stayed locked by another transaction past the lock timeout, or another conflict kind"),
+            UNAVAILABLE,
+        ])
+    }
+}
+
+/// The errors of a `2th*` endpoint.
+pub struct ExperimentErrors;
+
+impl IntoResponses for ExperimentErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[
+            INVALID_PARAMETER,
+            (
+                409,
+                "Every increment gave up on a row lock another transaction held (`lock_not_available`, \
+                 `lock_timeout`, `row_skipped`); `experiment` says what was done",
+            ),
+            (422, "More workers than the server's pool allows (the maximum is named in `detail`)"),
+            UNAVAILABLE,
+        ])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Handlers
 // ---------------------------------------------------------------------------------------------------
 
@@ -329,12 +411,11 @@ pub struct VersioningResponse {
 #[utoipa::path(get, path = "/test-db/", tag = "seed",
     responses(
         (status = 200, description = "The database answers", body = ConnectionResponse),
-        (status = 400, description = "Unknown query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        QueryErrors,
     ))]
 pub async fn connection_check(
     State(state): State<AppState>,
-    ApiQuery(NoParams): ApiQuery<NoParams>,
+    ApiQuery(NoParams {}): ApiQuery<NoParams>,
 ) -> Result<Json<ConnectionResponse>, ApiError> {
     let db = state.db().await?;
     let version = db.server_version().await?;
@@ -349,8 +430,7 @@ pub async fn connection_check(
 #[utoipa::path(get, path = "/test-db/init", tag = "seed", params(PostParams),
     responses(
         (status = 200, description = "Post reset", body = InitResponse),
-        (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        PostErrors,
     ))]
 pub async fn init(
     State(state): State<AppState>,
@@ -370,8 +450,7 @@ pub async fn init(
 #[utoipa::path(get, path = "/test-db/check", tag = "seed", params(PostParams),
     responses(
         (status = 200, description = "The post", body = CheckResponse),
-        (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        PostErrors,
     ))]
 pub async fn check(
     State(state): State<AppState>,
@@ -396,14 +475,13 @@ pub async fn check(
 #[utoipa::path(get, path = "/test-db/inc", tag = "seed", params(IncParams),
     responses(
         (status = 200, description = "Increments done", body = LabResponse),
-        (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        PostErrors,
     ))]
 pub async fn inc(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<IncParams>,
 ) -> Result<Json<LabResponse>, ApiError> {
-    let run = RunParams { workers: 1, increments: params.increments, post: params.post, force_race: false };
+    let run = Run { workers: 1, increments: params.increments, post: params.post, force_race: false };
     experiment(&state, "/inc : Concurrent increment completed", Strategy::Naive, run).await
 }
 
@@ -413,16 +491,13 @@ macro_rules! two_threads {
         #[utoipa::path(get, path = $path, tag = "seed", params(RunParams),
             responses(
                 (status = 200, description = "The experiment ran; see `verdict` and `experiment`", body = LabResponse),
-                (status = 400, description = "Invalid parameter (named in `detail` and `invalid_params`)", body = Problem, content_type = "application/problem+json"),
-                (status = 409, description = "The post stayed locked by another transaction", body = Problem, content_type = "application/problem+json"),
-                (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
-                (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+                ExperimentErrors,
             ))]
         pub async fn $name(
             State(state): State<AppState>,
             ApiQuery(params): ApiQuery<RunParams>,
         ) -> Result<Json<LabResponse>, ApiError> {
-            experiment(&state, $message, $strategy, params).await
+            experiment(&state, $message, $strategy, params.run()).await
         }
     };
 }
@@ -450,16 +525,14 @@ two_threads!(
 #[utoipa::path(get, path = "/test-db/2th-advisory", tag = "seed", params(RunParams),
     responses(
         (status = 200, description = "The experiment ran", body = LabResponse),
-        (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
+        ExperimentErrors,
         (status = 501, description = "SQLite has no application locks", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn two_threads_advisory(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<RunParams>,
 ) -> Result<Json<LabResponse>, ApiError> {
-    experiment(&state, "/2th-advisory : advisory lock increment completed", Strategy::Advisory, params).await
+    experiment(&state, "/2th-advisory : advisory lock increment completed", Strategy::Advisory, params.run()).await
 }
 
 /// The counter split over the server's `--slots` slot rows: each increment is one atomic upsert on a
@@ -468,43 +541,36 @@ pub async fn two_threads_advisory(
 #[utoipa::path(get, path = "/test-db/2th-sharded", tag = "seed", params(RunParams),
     responses(
         (status = 200, description = "The experiment ran; `like_result` is the sum", body = LabResponse),
-        (status = 400, description = "Invalid parameter (named in `detail` and `invalid_params`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ExperimentErrors,
     ))]
 pub async fn two_threads_sharded(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<RunParams>,
 ) -> Result<Json<LabResponse>, ApiError> {
     let strategy = Strategy::Sharded { slots: state.slots() };
-    experiment(&state, "/2th-sharded : sharded counter increment completed", strategy, params).await
+    experiment(&state, "/2th-sharded : sharded counter increment completed", strategy, params.run()).await
 }
 
 /// Pessimistic lock: `SELECT ... FOR UPDATE` (or `NOWAIT` / `SKIP LOCKED`), then write, then commit.
-#[utoipa::path(get, path = "/test-db/2th-plock", tag = "seed", params(ModeParam, RunParams),
+#[utoipa::path(get, path = "/test-db/2th-plock", tag = "seed", params(PlockParams),
     responses(
         (status = 200, description = "The experiment ran", body = LabResponse),
-        (status = 400, description = "Invalid parameter (named in `detail`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The post stayed locked by another transaction", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ExperimentErrors,
     ))]
 pub async fn two_threads_pessimistic(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PlockParams>,
 ) -> Result<Json<LabResponse>, ApiError> {
     let message = "/2th-plock : pessimistic lock increment completed";
-    experiment(&state, message, Strategy::Pessimistic(params.mode), params.run).await
+    experiment(&state, message, Strategy::Pessimistic(params.mode.0), params.run()).await
 }
 
 /// The ORM-style version counter: load, change, save; a stale save is retried (`retry=false`: dropped,
 /// as in the seed).
-#[utoipa::path(get, path = "/test-db/2th-olock-sqlalchemy-versioning", tag = "seed", params(RetryParam, RunParams),
+#[utoipa::path(get, path = "/test-db/2th-olock-sqlalchemy-versioning", tag = "seed", params(VersioningParams),
     responses(
         (status = 200, description = "The experiment ran; with retry=false, `experiment.dropped` counts the dropped increments", body = LabResponse),
-        (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "More workers than the server's pool allows (the maximum is named in `detail`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ExperimentErrors,
     ))]
 pub async fn two_threads_versioned(
     State(state): State<AppState>,
@@ -512,16 +578,14 @@ pub async fn two_threads_versioned(
 ) -> Result<Json<LabResponse>, ApiError> {
     let strategy = if params.retry { Strategy::Versioned } else { Strategy::VersionedNoRetry };
     let message = "/2th-olock-sqlalchemy-versioning : versioning increment completed";
-    experiment(&state, message, strategy, params.run).await
+    experiment(&state, message, strategy, params.run()).await
 }
 
 /// One versioned increment (load, `like += 1`, save); like and version before and after.
 #[utoipa::path(get, path = "/test-db/test-versioning", tag = "seed", params(PostParams),
     responses(
         (status = 200, description = "Increment saved", body = VersioningResponse),
-        (status = 400, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Stale version after every retry", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        PostErrors,
     ))]
 pub async fn test_versioning(
     State(state): State<AppState>,
@@ -561,7 +625,7 @@ async fn experiment(
     state: &AppState,
     message: &str,
     strategy: Strategy,
-    params: RunParams,
+    params: Run,
 ) -> Result<Json<LabResponse>, ApiError> {
     // Refused before anything is waited for: more workers than the pool allows could never run.
     state.check_workers(params.workers)?;
@@ -595,14 +659,33 @@ async fn experiment(
     respond(message, outcome)
 }
 
-/// 200 with the outcome, unless the database went away during the run (503, with the outcome).
+/// The error kinds of a row lock held by another transaction (SQLite's busy database maps to them too).
+const LOCK_KINDS: [ErrorKind; 3] = [ErrorKind::LockNotAvailable, ErrorKind::LockTimeout, ErrorKind::RowSkipped];
+
+/// Failed increments of `outcome` of any of `kinds`.
+fn failed_on(outcome: &Outcome, kinds: &[ErrorKind]) -> u64 {
+    kinds.iter().map(|kind| outcome.errors.get(kind).copied().unwrap_or(0)).sum()
+}
+
+/// The status of a finished experiment, decided here and nowhere else; every answer carries the
+/// outcome. 503 if the database went away during the run; 409 if every increment gave up on a row
+/// lock held by another transaction (`nowait`, `skip-locked`, or `wait` past the lock timeout);
+/// 200 otherwise, the verdict saying what was lost, dropped or retried.
 fn respond(message: &str, outcome: Outcome) -> Result<Json<LabResponse>, ApiError> {
-    let gone = [ErrorKind::ConnectionLost, ErrorKind::PoolTimeout]
-        .iter()
-        .map(|kind| outcome.errors.get(kind).copied().unwrap_or(0))
-        .sum::<u64>();
+    let gone = failed_on(&outcome, &[ErrorKind::ConnectionLost, ErrorKind::PoolTimeout]);
     if gone > 0 {
         return Err(ApiError::Interrupted { failed: gone, expected: outcome.expected, outcome: Box::new(outcome) });
+    }
+    let locked = failed_on(&outcome, &LOCK_KINDS);
+    if outcome.acknowledged == 0 && locked > 0 && locked == outcome.failed && locked == outcome.expected {
+        let kinds: Vec<String> =
+            LOCK_KINDS.iter().filter_map(|kind| outcome.errors.get(kind).map(|n| format!("{kind}: {n}"))).collect();
+        return Err(ApiError::Locked {
+            failed: locked,
+            expected: outcome.expected,
+            kinds: kinds.join(", "),
+            outcome: Box::new(outcome),
+        });
     }
     let mut message = message.to_owned();
     if outcome.lost.is_none() {

@@ -3,8 +3,10 @@
 //! binary (utoipa-swagger-ui's `vendored` feature): the page fetches nothing from outside.
 
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
 
 use super::error::{InvalidParam, Problem};
+use super::lab::Limits;
 
 /// The document's fixed part; the paths are added by the router (see [`super::router`]).
 #[derive(OpenApi)]
@@ -13,8 +15,9 @@ use super::error::{InvalidParam, Problem};
         title = "racelab",
         description = "Show, measure and prevent lost updates. The `/test-db` endpoints rebuild the seed's \
 FastAPI demo on the racelab experiment engine: each `2th*` endpoint runs `workers` x `increments` increments of \
-one strategy on one post and proves the result with the database's own counter. Bounds: workers 1-32, \
-increments 1-1000, post 1-2147483647. Errors are RFC 9457 problem details."
+one strategy on one post and proves the result with the database's own counter. Each parameter states \
+its bounds (the maxima of `workers` and `increments` are this server's configuration); a parameter that is \
+not documented, or given twice, is refused. Errors are RFC 9457 problem details."
     ),
     tags(
         (name = "seed", description = "The seed's endpoints (GET, as the seed had them), one strategy each"),
@@ -28,3 +31,17 @@ pub struct ApiDoc;
 pub const OPENAPI_PATH: &str = "/openapi.json";
 /// Where the Swagger UI is served.
 pub const DOCS_PATH: &str = "/docs";
+
+/// The document with this server's maxima on every parameter they bound: the parser applies the same
+/// [`Limits::apply`] to the same parameters, so the document states exactly what is accepted.
+pub fn with_limits(mut doc: utoipa::openapi::OpenApi, limits: &Limits) -> utoipa::openapi::OpenApi {
+    let operations = doc.paths.paths.values_mut().flat_map(|item| {
+        [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+    });
+    for parameter in operations.flat_map(|op| op.parameters.iter_mut().flatten()) {
+        if let RefOr::T(parameter) = parameter {
+            limits.apply(parameter);
+        }
+    }
+    doc
+}

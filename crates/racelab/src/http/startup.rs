@@ -24,7 +24,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::error::{bare_problem, no_route};
-use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH};
+use super::lab::Limits;
+use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
 use super::{health, lab, metrics};
 
@@ -38,6 +39,8 @@ pub struct HttpConfig {
     /// A request taking longer is answered 503 (its experiment still finishes in the background,
     /// holding its post, so nothing overlaps it).
     pub request_timeout: Duration,
+    /// The largest experiment one request may ask for (`--max-workers`, `--max-increments`).
+    pub limits: Limits,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// Slot rows of the `sharded` strategy's counter (`/test-db/2th-sharded`).
@@ -70,8 +73,14 @@ impl Application {
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
-        let state =
-            AppState::new(config.database, config.retry, config.request_timeout, metrics::handle(), config.slots);
+        let state = AppState::new(
+            config.database,
+            config.retry,
+            config.request_timeout,
+            config.limits,
+            metrics::handle(),
+            config.slots,
+        );
         Ok(Self { listener, addr, state, shutdown_grace: config.shutdown_grace })
     }
 
@@ -200,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::ready))
         .routes(routes!(metrics::render))
         .split_for_parts();
+    let openapi = with_limits(openapi, &state.limits());
     let timeout = state.request_timeout();
     let api = api
         // The seed answered `/test-db` as well as `/test-db/`.

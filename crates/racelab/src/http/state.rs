@@ -15,6 +15,7 @@ use racelab_core::{ConnectOptions, Database, Pk, RetryPolicy};
 use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use super::lab::Limits;
 
 /// After a failed connection attempt, requests are refused at once for this long instead of each one
 /// waiting for its own attempt (a dead database must give quick 503s, not a queue).
@@ -32,6 +33,7 @@ struct Inner {
     request_timeout: Duration,
     /// Slot rows of the `sharded` strategy's counter.
     slots: u16,
+    limits: Limits,
     db: OnceCell<Database>,
     connecting: tokio::sync::Mutex<Option<Instant>>,
     posts: Arc<PostLocks>,
@@ -48,6 +50,7 @@ impl AppState {
         options: ConnectOptions,
         retry: RetryPolicy,
         request_timeout: Duration,
+        limits: Limits,
         metrics: PrometheusHandle,
         sharded_slots: u16,
     ) -> Self {
@@ -60,6 +63,7 @@ impl AppState {
                 retry,
                 request_timeout,
                 slots: sharded_slots,
+                limits,
                 db: OnceCell::new(),
                 connecting: tokio::sync::Mutex::new(None),
                 posts: Arc::new(PostLocks::default()),
@@ -115,6 +119,11 @@ impl AppState {
     /// How long a request may take.
     pub fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
+    }
+
+    /// The largest experiment one request may ask for.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// The lock timeout of new sessions.

@@ -1,9 +1,9 @@
 //! `/openapi.json` is OpenAPI 3.1 and lists every route with its parameters and error responses;
 //! `/docs` is the Swagger UI served from the binary, with nothing fetched from outside.
 
-use racelab_core::Backend;
+use racelab_core::{Backend, LockMode};
 use racelab_testkit::TestDb;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::endpoints::OUTCOME_KEYS;
 use crate::helpers::{keys, spawn_app};
@@ -66,14 +66,37 @@ async fn openapi_document(test: TestDb) {
         for name in run_params {
             assert!(names.contains(&name.to_string()), "{route} lacks `{name}`: {names:?}");
         }
-        for status in ["400", "503"] {
+        for status in ["400", "409", "422", "503"] {
             let content = &operation["responses"][status]["content"];
             assert!(content["application/problem+json"].is_object(), "{route} {status}: {content}");
         }
         let schema = &operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(schema, "#/components/schemas/LabResponse", "{route}");
     }
-    assert!(parameter_names(&doc["paths"]["/test-db/2th-plock"]["get"]).contains(&"mode".to_string()));
+    // Every status a `/test-db` endpoint can answer besides 200 is a documented problem.
+    for route in ROUTES.iter().filter(|r| r.starts_with("/test-db/")) {
+        let responses = &doc["paths"][route]["get"]["responses"];
+        let mut statuses = vec!["400", "503"];
+        if *route != "/test-db/" {
+            statuses.push("409");
+        }
+        if *route == "/test-db/2th-advisory" {
+            statuses.push("501");
+        }
+        for status in statuses {
+            let schema = &responses[status]["content"]["application/problem+json"]["schema"]["$ref"];
+            assert_eq!(schema, "#/components/schemas/Problem", "{route} {status}: {responses}");
+        }
+    }
+    // `mode` is a plain string enum of the lock modes (it was an unsatisfiable `allOf` of a string enum
+    // and `{type: object}`).
+    let mode = doc["paths"]["/test-db/2th-plock"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "mode"))
+        .expect("mode");
+    let modes: Vec<&str> = LockMode::ALL.iter().map(|m| m.as_str()).collect();
+    assert_eq!(mode["schema"], json!({"type": "string", "enum": modes, "default": "wait"}), "{mode}");
+    assert_eq!(mode["required"], false);
     let versioning = &doc["paths"]["/test-db/2th-olock-sqlalchemy-versioning"]["get"];
     assert!(parameter_names(versioning).contains(&"retry".to_string()));
     let workers = doc["paths"]["/test-db/2th"]["get"]["parameters"]

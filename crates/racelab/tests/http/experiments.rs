@@ -188,6 +188,31 @@ async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
     assert!(counted, "no 503 for /test-db/2th-plock in the metrics:\n{metrics}");
 }
 
+// With post 1's row held from outside, a run whose every increment gives up on the lock (`nowait`:
+// lock_not_available, `skip-locked`: row_skipped) answers 409 with the experiment, what was done: nothing
+// acknowledged, nothing written. Once the row is free, the same request answers 200.
+async fn a_run_refused_by_a_held_row_is_a_409_with_its_outcome(test: TestDb) {
+    let app = spawn_app(&test).await;
+    app.ok("/test-db/init").await;
+    let mut holder = Raw::connect(&test).await;
+    holder.hold_row_lock(1).await;
+    for (mode, kind) in [("nowait", "lock_not_available"), ("skip-locked", "row_skipped")] {
+        let path = format!("/test-db/2th-plock?mode={mode}&workers=1&increments=1");
+        let answer = app.get(&path).await;
+        let problem = assert_problem(&answer, 409);
+        assert_eq!(problem["type"], "urn:racelab:problem:conflict", "{path}: {}", answer.text);
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains(kind)), "{path}: {}", answer.text);
+        let experiment = &problem["experiment"];
+        assert_eq!(experiment["acknowledged"], 0, "{path}: {experiment}");
+        assert_eq!(experiment["failed"], 1, "{path}: {experiment}");
+        assert_eq!(experiment["errors"][kind], 1, "{path}: {experiment}");
+        assert_eq!((experiment["like_after"].as_i64(), experiment["actual"].as_i64()), (Some(0), Some(0)));
+    }
+    holder.execute("ROLLBACK").await;
+    let body = app.ok("/test-db/2th-plock?mode=nowait&workers=1&increments=1").await;
+    assert_eq!((body["like_result"].as_i64(), body["experiment"]["failed"].as_i64()), (Some(1), Some(0)), "{body}");
+}
+
 // Server backends only: these hold a row lock, which SQLite does not have (the outside writer is covered
 // there by the core's tests).
 // `like_result` of the sharded endpoint is the whole counter: the post's own `like` (written here by
@@ -221,6 +246,7 @@ async fn sharded_endpoint_answers_the_sum_of_post_and_slots(test: TestDb) {
 }
 
 racelab_testkit::on_server_backends!(
+    a_run_refused_by_a_held_row_is_a_409_with_its_outcome,
     a_timed_out_request_never_overlaps_the_next,
     an_outside_writer_is_named_not_miscounted
 );

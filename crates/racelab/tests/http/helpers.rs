@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use racelab::http::lab::Limits;
 use racelab::http::{AppState, Application, HttpConfig};
 use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
 use racelab_testkit::TestDb;
@@ -117,6 +118,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The pool's size (`--pool-size`).
     pub max_connections: u32,
+    /// `--max-workers`, `--max-increments`.
+    pub limits: Limits,
 }
 
 impl Default for Settings {
@@ -128,6 +131,7 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(5),
             // PostgreSQL here allows 100 connections and two tests run at once.
             max_connections: 40,
+            limits: Limits::default(),
         }
     }
 }
@@ -145,6 +149,7 @@ impl Settings {
             database,
             retry: RetryPolicy::default(),
             request_timeout: self.request_timeout,
+            limits: self.limits,
             shutdown_grace: self.shutdown_grace,
             slots: racelab_core::strategy::DEFAULT_SLOTS,
         };

@@ -12,5 +12,6 @@ mod endpoints;
 mod errors;
 mod experiments;
 mod outage;
+mod params;
 mod process;
 mod shutdown;
