@@ -96,6 +96,18 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// The server's message without the driver's decorations: sqlx's "error returned from database: "
+/// prefix, and the "at line N" (a line of PostgreSQL's own source code) that its `Display` appends.
+fn driver_detail(source: &sqlx::Error) -> String {
+    match source {
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            Some(pg) => format!("{} (SQLSTATE {})", pg.message(), pg.code()),
+            None => db.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
 /// An error from a database operation, with its kind and, where there is one, the driver's error.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {detail}")]
@@ -119,7 +131,7 @@ impl DbError {
             sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
             _ => None,
         };
-        Self { kind, detail: source.to_string(), code, source: Some(source) }
+        Self { kind, detail: driver_detail(&source), code, source: Some(source) }
     }
 
     /// The kind this error was classified as.

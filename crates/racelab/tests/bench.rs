@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use racelab_core::Backend;
-use racelab_testkit::{TestDb, on_every_backend};
+use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::Value;
+
+#[path = "support/limited_account.rs"]
+mod limited_account;
 
 /// A URL nothing listens on: a command that got as far as connecting fails with exit 1, not 2.
 const UNREACHABLE: &str = "postgres://racelab@127.0.0.1:9/nothing";
@@ -161,6 +164,62 @@ fn check_chart(path: &Path) {
 }
 
 on_every_backend!(a_short_bench_writes_json_csv_and_a_chart);
+
+/// An account that may hold 3 connections: the 1-worker cells run, the 8-worker cell cannot. The bench
+/// names that cell and the server's refusal, and its JSON, CSV and chart hold the cells finished
+/// before it (and the JSON the failure).
+async fn a_cell_that_cannot_run_keeps_the_cells_before_it(test: TestDb) {
+    let account = limited_account::LimitedAccount::create(&test, 3).await;
+    let out = OutDir::new();
+    let (json, csv, chart) = (out.arg("bench.json"), out.arg("bench.csv"), out.arg("bench.svg"));
+    let output = racelab(&[
+        "bench",
+        "--database-url",
+        &account.url,
+        "--strategy",
+        "atomic,pessimistic",
+        "--workers",
+        "1,8",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--json",
+        &json,
+        "--csv",
+        &csv,
+        "--chart",
+        &chart,
+    ])
+    .await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let refusal = match test.backend {
+        Backend::Postgres => "too many connections for role",
+        _ => "max_user_connections",
+    };
+    assert!(stderr.contains("the cell atomic x 8 workers failed: pool_timeout: "), "{stderr}");
+    assert!(stderr.contains(refusal), "{stderr}");
+    assert!(stderr.contains("the 1 cell finished before it is in the outputs"), "{stderr}");
+    assert!(stdout.contains("atomic"), "the table of the finished cell: {stdout}");
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.file("bench.json")).expect("JSON written")).expect("JSON");
+    let cells = report["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 1, "{report:#}");
+    assert_eq!((cells[0]["strategy"].as_str(), cells[0]["workers"].as_u64()), (Some("atomic"), Some(1)));
+    assert_eq!(report["failure"]["strategy"], "atomic", "{report:#}");
+    assert_eq!(report["failure"]["workers"], 8, "{report:#}");
+    assert_eq!(report["failure"]["kind"], "pool_timeout", "{report:#}");
+    assert!(report["failure"]["error"].as_str().is_some_and(|e| e.contains(refusal)), "{report:#}");
+    let csv = std::fs::read_to_string(out.file("bench.csv")).expect("CSV written");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.lines().nth(1).is_some_and(|l| l.starts_with("atomic,1,")), "{csv}");
+    let svg = std::fs::read_to_string(out.file("bench.svg")).expect("SVG written");
+    roxmltree::Document::parse(&svg).expect("the chart is XML");
+}
+
+on_server_backends!(a_cell_that_cannot_run_keeps_the_cells_before_it);
 
 /// Runs `racelab bench` with `args` against a server that does not exist and expects a usage error
 /// (exit 2) that mentions `expected`: proof that the input was refused before connecting.

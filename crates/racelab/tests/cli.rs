@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use racelab_testkit::{TestDb, on_every_backend};
+use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::Value;
 
 fn racelab(args: &[&str], dir: &std::path::Path) -> Output {
@@ -15,6 +15,9 @@ fn racelab(args: &[&str], dir: &std::path::Path) -> Output {
         .output()
         .expect("the racelab binary runs")
 }
+
+#[path = "support/limited_account.rs"]
+mod limited_account;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -266,3 +269,98 @@ async fn a_malformed_database_url_never_prints_its_password() {
         }
     }
 }
+
+/// `racelab lab` with `args` on a thread of its own (the binary blocks), and how long it took.
+async fn lab_timed(args: Vec<String>) -> (Output, std::time::Duration) {
+    tokio::task::spawn_blocking(move || {
+        let dir = ScratchDir::new();
+        let started = std::time::Instant::now();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = racelab(&args, &dir);
+        (output, started.elapsed())
+    })
+    .await
+    .unwrap()
+}
+
+/// The same URL naming another database.
+fn other_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    format!("{base}/{name}")
+}
+
+/// Connection failures say what is true: access denied, no such database (with the command that
+/// creates it), a bad init statement (once, with its text and the server's message, at once), each
+/// with its own hint, never "check that the server runs" (that is for a server that did not answer),
+/// and without the driver's decorations ("error returned from database", PostgreSQL's "at line N").
+async fn connection_failures_say_what_is_true(test: TestDb) {
+    let denied = match test.backend {
+        racelab_core::Backend::Postgres => test.url.replacen("postgres@", "racelab_nobody@", 1),
+        _ => test.url.replacen("root@", "root:wrong@", 1),
+    };
+    let missing = format!("racelab_missing_{}", uuid::Uuid::new_v4().simple());
+    let create = match test.backend {
+        racelab_core::Backend::Postgres => {
+            format!("hint: create it: createdb -h 127.0.0.1 -p 5432 -U postgres {missing}")
+        }
+        _ => format!("hint: create it: mysql -h127.0.0.1 -P3306 -uroot -e 'CREATE DATABASE {missing}'"),
+    };
+    let bad_sql = "SET racelab_no_such_setting = 1";
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["--database-url".into(), denied],
+            vec!["refused the connection".into(), "hint: check the user name and password".into()],
+        ),
+        (
+            vec!["--database-url".into(), other_database(&test.url, &missing)],
+            vec!["refused the connection".into(), missing.clone(), create],
+        ),
+        (
+            vec!["--database-url".into(), test.url.clone(), "--init-sql".into(), bad_sql.into()],
+            vec![
+                format!("error: the init statement `{bad_sql}` failed on "),
+                "hint: fix or remove that --init-sql statement".into(),
+            ],
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all: Vec<String> = ["lab", "-s", "atomic", "-w", "1", "-n", "1"].map(String::from).to_vec();
+        all.extend(args.clone());
+        let (output, elapsed) = lab_timed(all).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        for needle in &expected {
+            assert!(stderr.contains(needle.as_str()), "{args:?}: expected `{needle}` in:\n{stderr}");
+        }
+        for noise in ["check that the server runs", "pool timed out", "error returned from database", " at line "] {
+            assert!(!stderr.contains(noise), "{args:?}: `{noise}` in:\n{stderr}");
+        }
+        assert_eq!(stderr.lines().filter(|l| !l.trim().is_empty()).count(), 2, "one error, one hint:\n{stderr}");
+        assert!(elapsed < std::time::Duration::from_secs(5), "{args:?} took {elapsed:?}");
+    }
+}
+
+on_server_backends!(connection_failures_say_what_is_true);
+
+/// An account that may hold 2 connections runs a 4-worker lab: the error names the server's refusal
+/// (PostgreSQL 53300 "too many connections for role", MariaDB 1226 "max_user_connections") well
+/// before the pool's 10 s acquire timeout, instead of "pool timed out".
+async fn out_of_connections_is_named_as_such(test: TestDb) {
+    let account = limited_account::LimitedAccount::create(&test, 2).await;
+    let args = ["lab", "-s", "atomic", "-w", "4", "-n", "1", "--database-url", &account.url].map(String::from).to_vec();
+    let (output, elapsed) = lab_timed(args).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let expected = match test.backend {
+        racelab_core::Backend::Postgres => "too many connections for role",
+        _ => "max_user_connections",
+    };
+    assert!(stderr.contains("the server refused a new connection") || stderr.contains(expected), "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    for noise in ["pool timed out", " at line ", "error returned from database"] {
+        assert!(!stderr.contains(noise), "`{noise}` in: {stderr}");
+    }
+    assert!(elapsed < std::time::Duration::from_secs(8), "took {elapsed:?}: {stderr}");
+}
+
+on_server_backends!(out_of_connections_is_named_as_such);

@@ -5,6 +5,7 @@
 //! databases (quoting of `like`, `RETURNING` vs `LAST_INSERT_ID`, lock clauses, which code means what)
 //! stays inside `postgres`, `mysql` and `sqlite`.
 
+mod connect;
 mod mysql;
 mod postgres;
 mod sqlite;
@@ -19,6 +20,7 @@ use sqlx::pool::PoolConnection;
 
 use crate::error::{DbError, ErrorKind};
 
+pub use self::connect::{ConnectError, Refusal};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, UrlError, redact};
 
 /// The primary key of a post.
@@ -407,25 +409,6 @@ impl ConnectOptions {
     }
 }
 
-/// Connecting failed. The message names the (redacted) URL.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error(transparent)]
-    Url(#[from] UrlError),
-    #[error("cannot connect to {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: DbError,
-    },
-    #[error("cannot apply migrations to {url}: {source}")]
-    Migrate {
-        url: String,
-        #[source]
-        source: sqlx::migrate::MigrateError,
-    },
-}
-
 #[derive(Clone)]
 enum Pool {
     Postgres(sqlx::PgPool),
@@ -455,11 +438,10 @@ impl Database {
     /// Connects (checking that the server answers) and applies the migrations.
     pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
         let url = options.url.clone();
-        let unreachable = |source: DbError| ConnectError::Unreachable { url: url.redacted(), source };
         let pool = match url.backend() {
-            Backend::Postgres => Pool::Postgres(postgres::connect(&options).await.map_err(unreachable)?),
-            Backend::MySql => Pool::MySql(mysql::connect(&options).await.map_err(unreachable)?),
-            Backend::Sqlite => Pool::Sqlite(sqlite::connect(&options).await.map_err(unreachable)?),
+            Backend::Postgres => Pool::Postgres(postgres::connect(&options).await?),
+            Backend::MySql => Pool::MySql(mysql::connect(&options).await?),
+            Backend::Sqlite => Pool::Sqlite(sqlite::connect(&options).await?),
         };
         let db = Self {
             pool,
@@ -526,9 +508,30 @@ impl Database {
         let _one_at_a_time = self.bulk_acquire.lock().await;
         let mut sessions = Vec::with_capacity(n);
         for _ in 0..n {
-            sessions.push(self.session().await?);
+            sessions.push(self.session_or_refusal().await?);
         }
         Ok(sessions)
+    }
+
+    /// A session; if the pool is slow to give one, the server is asked directly whether it refuses new
+    /// connections (`max_connections`, a role's or user's limit), which the pool would otherwise retry
+    /// in silence until its acquire timeout and report as "pool timed out".
+    async fn session_or_refusal(&self) -> Result<Session, DbError> {
+        let acquire = self.session();
+        tokio::pin!(acquire);
+        tokio::select! {
+            result = &mut acquire => return result,
+            () = tokio::time::sleep(connect::REFUSAL_CHECK_AFTER) => {}
+        }
+        let refusal = match &self.pool {
+            Pool::Postgres(p) => connect::refusal::<postgres::Postgres>(p, postgres::explain).await,
+            Pool::MySql(p) => connect::refusal::<mysql::MySql>(p, mysql::explain).await,
+            Pool::Sqlite(_) => None,
+        };
+        match refusal {
+            Some(refused) => Err(refused),
+            None => acquire.await,
+        }
     }
 
     /// Checks that the database answers (for readiness probes).
@@ -579,19 +582,6 @@ impl Database {
             Pool::Sqlite(p) => p.close().await,
         }
     }
-}
-
-/// One direct connection, so that an unreachable server fails at once with its own error (a pool
-/// would retry "connection refused" until its acquire timeout).
-async fn probe<O>(options: &O, timeout: Duration) -> Result<(), sqlx::Error>
-where
-    O: sqlx::ConnectOptions,
-    O::Connection: Sized,
-{
-    use sqlx::Connection;
-    let connection =
-        tokio::time::timeout(timeout, options.connect()).await.map_err(|_| sqlx::Error::PoolTimedOut)??;
-    connection.close().await
 }
 
 /// Under contention, statements wait for locks by design: sqlx's "slow statement" warnings would flood

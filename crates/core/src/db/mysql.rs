@@ -11,9 +11,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, MySqlConnection};
 
+use super::connect::{self, ConnectError, Refusal};
 use super::{
     ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
 };
@@ -22,16 +24,32 @@ use crate::error::{DbError, ErrorKind, classify_driver_error};
 /// Marker for the MariaDB/MySQL dialect.
 pub(crate) struct MySql;
 
-pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, DbError> {
-    let connect = MySqlConnectOptions::from_str(options.url.expose())
-        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid MySQL URL: {}", super::redact(&e.to_string()))))?;
+pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, ConnectError> {
+    let connect = MySqlConnectOptions::from_str(options.url.expose()).map_err(|e| {
+        let reason = super::redact(&e.to_string());
+        ConnectError::Url(super::UrlError::Malformed { url: options.url.redacted(), reason })
+    })?;
     let connect = super::quiet_lock_waits(connect);
-    super::probe(&connect, options.acquire_timeout).await.map_err(db_err::<MySql>)?;
+    connect::probe::<MySql>(&connect, options, explain).await?;
     Ok(MySqlPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<MySql>(options))
         .connect_lazy_with(connect))
+}
+
+/// What a refused connection means, by error number, and the server's message.
+pub(super) fn explain(err: &dyn DatabaseError) -> (Refusal, String) {
+    let number = err.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number);
+    let refusal = match number {
+        Some(1044 | 1045 | 1698) => Refusal::AccessDenied,
+        Some(1049) => Refusal::NoSuchDatabase { create_with: None },
+        // Too many connections; a user's max_user_connections (1203) or MAX_USER_CONNECTIONS (1226).
+        Some(1040 | 1203 | 1226) => Refusal::TooManyConnections,
+        _ => Refusal::Other,
+    };
+    let code = number.map_or_else(|| err.code().unwrap_or_default().into_owned(), |n| n.to_string());
+    (refusal, connect::server_message(err, "error", &code))
 }
 
 fn error_number(err: &sqlx::Error) -> Option<u16> {
@@ -51,7 +69,8 @@ impl Dialect for MySql {
             Some(3572) => ErrorKind::LockNotAvailable,
             // innodb_snapshot_isolation=ON: "Record has changed since last read".
             Some(1020) => ErrorKind::SerializationFailure,
-            Some(1040) => ErrorKind::PoolTimeout,
+            // Too many connections, for the server or for the user.
+            Some(1040 | 1203 | 1226) => ErrorKind::PoolTimeout,
             // Server shutdown, connection killed, gone away / lost (client codes, as other drivers
             // report them), Galera node not ready.
             Some(1053 | 1927 | 2006 | 2013 | 1047 | 4031) => ErrorKind::ConnectionLost,

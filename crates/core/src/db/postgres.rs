@@ -3,9 +3,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, PgConnection};
 
+use super::connect::{self, ConnectError, Refusal};
 use super::{
     ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
 };
@@ -18,12 +20,12 @@ pub(crate) struct Postgres;
 /// cannot collide with another application's keys or with each other: "RACE" in ASCII.
 const ADVISORY_NAMESPACE: i32 = 0x5241_4345;
 
-pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError> {
+pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, ConnectError> {
     let connect = PgConnectOptions::from_str(options.url.expose())
-        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid PostgreSQL URL: {}", error_without_url(&e))))?
+        .map_err(|e| malformed(&options.url, &e))?
         .application_name("racelab");
     let connect = super::quiet_lock_waits(connect);
-    super::probe(&connect, options.acquire_timeout).await.map_err(db_err::<Postgres>)?;
+    connect::probe::<Postgres>(&connect, options, explain).await?;
     Ok(PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
@@ -31,12 +33,25 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, DbError>
         .connect_lazy_with(connect))
 }
 
-/// sqlx's configuration errors can quote the URL; keep only what does not.
-fn error_without_url(err: &sqlx::Error) -> String {
-    match err {
+/// sqlx's configuration errors can quote the URL: keep only its redacted form.
+fn malformed(url: &super::DatabaseUrl, err: &sqlx::Error) -> ConnectError {
+    let reason = match err {
         sqlx::Error::Configuration(inner) => super::redact(&inner.to_string()),
         other => super::redact(&other.to_string()),
-    }
+    };
+    ConnectError::Url(super::UrlError::Malformed { url: url.redacted(), reason })
+}
+
+/// What a refused connection means, by SQLSTATE, and the server's message.
+pub(super) fn explain(err: &dyn DatabaseError) -> (Refusal, String) {
+    let code = err.code().unwrap_or_default();
+    let refusal = match code.as_ref() {
+        "28P01" | "28000" | "42501" => Refusal::AccessDenied,
+        "3D000" => Refusal::NoSuchDatabase { create_with: None },
+        "53300" => Refusal::TooManyConnections,
+        _ => Refusal::Other,
+    };
+    (refusal, connect::server_message(err, "SQLSTATE", &code))
 }
 
 impl Dialect for Postgres {

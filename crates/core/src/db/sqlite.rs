@@ -8,9 +8,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::error::DatabaseError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
 
+use super::connect::{self, ConnectError, Refusal};
 use super::{
     ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
 };
@@ -27,20 +29,28 @@ macro_rules! now {
     };
 }
 
-pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, DbError> {
+pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, ConnectError> {
     let connect = SqliteConnectOptions::from_str(options.url.expose())
-        .map_err(|e| DbError::new(ErrorKind::Other, format!("invalid SQLite URL: {}", super::redact(&e.to_string()))))?
+        .map_err(|e| {
+            let reason = super::redact(&e.to_string());
+            ConnectError::Url(super::UrlError::Malformed { url: options.url.redacted(), reason })
+        })?
         .create_if_missing(true)
         // WAL lets readers run beside the one writer.
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(options.lock_timeout);
     let connect = super::quiet_lock_waits(connect);
-    super::probe(&connect, options.acquire_timeout).await.map_err(db_err::<Sqlite>)?;
+    connect::probe::<Sqlite>(&connect, options, explain).await?;
     Ok(SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<Sqlite>(options))
         .connect_lazy_with(connect))
+}
+
+/// SQLite has no server to refuse anything: its errors are its message and result code.
+fn explain(err: &dyn DatabaseError) -> (Refusal, String) {
+    (Refusal::Other, connect::server_message(err, "SQLite code", &err.code().unwrap_or_default()))
 }
 
 async fn set_busy_timeout(c: &mut SqliteConnection, timeout: Duration) -> Result<(), DbError> {

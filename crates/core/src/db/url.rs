@@ -104,6 +104,47 @@ impl DatabaseUrl {
     }
 }
 
+impl DatabaseUrl {
+    /// The shell command that creates the database this URL names on its server, for a hint when
+    /// it does not exist: `createdb -h 127.0.0.1 -U postgres test`, `mysql -h127.0.0.1 -uroot -e
+    /// 'CREATE DATABASE test'`. Never holds the password (`mysql -p` asks for it).
+    pub fn create_database_command(&self) -> Option<String> {
+        let url = url::Url::parse(&self.raw).ok()?;
+        let name = url.path().trim_start_matches('/');
+        let host = url.host_str()?;
+        if name.is_empty() || name.contains(['/', '\'', ' ']) {
+            return None;
+        }
+        let user = url.username();
+        match self.backend {
+            Backend::Postgres => {
+                let mut command = format!("createdb -h {host}");
+                if let Some(port) = url.port() {
+                    command.push_str(&format!(" -p {port}"));
+                }
+                if !user.is_empty() {
+                    command.push_str(&format!(" -U {user}"));
+                }
+                Some(format!("{command} {name}"))
+            }
+            Backend::MySql => {
+                let mut command = format!("mysql -h{host}");
+                if let Some(port) = url.port() {
+                    command.push_str(&format!(" -P{port}"));
+                }
+                if !user.is_empty() {
+                    command.push_str(&format!(" -u{user}"));
+                }
+                if url.password().is_some() {
+                    command.push_str(" -p");
+                }
+                Some(format!("{command} -e 'CREATE DATABASE {name}'"))
+            }
+            Backend::Sqlite => None,
+        }
+    }
+}
+
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("DatabaseUrl").field(&self.redacted()).finish()
@@ -263,6 +304,26 @@ mod tests {
         let err = DatabaseUrl::parse("oracle://u:topsecret@h/x").unwrap_err().to_string();
         assert!(err.contains("unsupported scheme `oracle`"), "{err}");
         assert!(!err.contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn the_command_that_creates_a_database_never_holds_the_password() {
+        let command = |raw: &str| DatabaseUrl::parse(raw).unwrap().create_database_command();
+        assert_eq!(command("postgres://postgres@127.0.0.1/test").unwrap(), "createdb -h 127.0.0.1 -U postgres test");
+        assert_eq!(
+            command("postgres://u:S3cret@db:5433/lab?sslmode=disable").unwrap(),
+            "createdb -h db -p 5433 -U u lab"
+        );
+        assert_eq!(
+            command("mysql://root@127.0.0.1/test").unwrap(),
+            "mysql -h127.0.0.1 -uroot -e 'CREATE DATABASE test'"
+        );
+        assert_eq!(
+            command("mariadb://bob:S3cret@h:3307/x").unwrap(),
+            "mysql -hh -P3307 -ubob -p -e 'CREATE DATABASE x'"
+        );
+        assert_eq!(command("postgres://h/"), None);
+        assert_eq!(command("sqlite://racelab.db"), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use racelab_core::{Database, Experiment, Outcome, StopAfter, Strategy, Target};
 
 use super::{Failure, parse_strategies};
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
-use crate::report::bench::{BenchCell, BenchReport};
+use crate::report::bench::{BenchCell, BenchReport, CellFailure};
 use crate::report::{bench_table, chart, csv};
 
 /// The longest measured window one cell may have: longer is a typo, not a benchmark.
@@ -96,7 +96,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     let db = Database::connect(plan.options.clone()).await?;
     let version = db.server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
     super::say(format_args!(
-        "racelab bench on {} ({}): {} x {}, {} s + {} s warm-up per cell, about {} s in all",
+        "racelab bench on {} ({})\n{} x {}, {} s + {} s warm-up per cell, about {} s in all",
         db.redacted_url(),
         crate::report::bench::short_server_name(db.backend(), &version),
         count(plan.strategies.len(), "strategy", "strategies"),
@@ -110,8 +110,17 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
 
     let mut progress = Progress::new(&plan, std::io::stderr().is_terminal());
-    let mut cells = Vec::with_capacity(plan.cells());
-    for &strategy in &plan.strategies {
+    let mut report = BenchReport {
+        database: db.backend(),
+        version,
+        url: db.redacted_url(),
+        duration_s: plan.duration.as_secs_f64(),
+        warmup_s: plan.warmup.as_secs_f64(),
+        cells: Vec::with_capacity(plan.cells()),
+        failure: None,
+    };
+    // A cell that cannot run ends the bench, but not the record of the cells before it.
+    'cells: for &strategy in &plan.strategies {
         for &workers in &plan.workers {
             let experiment = Experiment {
                 strategy,
@@ -122,28 +131,43 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                 lock_timeout: None,
                 force_race: false,
             };
-            let outcome = progress.run_cell(&db, &experiment).await.map_err(|e| {
-                progress.abandon();
-                Failure::runtime(format!("{strategy} with {workers} workers: {e}"))
-            })?;
-            let cell = BenchCell::from_outcome(&outcome);
-            progress.cell_done(&cell);
-            cells.push(cell);
+            match progress.run_cell(&db, &experiment).await {
+                Ok(outcome) => {
+                    let cell = BenchCell::from_outcome(&outcome);
+                    progress.cell_done(&cell);
+                    report.cells.push(cell);
+                }
+                Err(err) => {
+                    progress.abandon();
+                    report.failure = Some(CellFailure::new(strategy, workers, &err));
+                    break 'cells;
+                }
+            }
         }
     }
-    progress.finish();
+    if report.failure.is_none() {
+        progress.finish();
+    }
     db.close().await;
 
-    let report = BenchReport {
-        database: db.backend(),
-        version,
-        url: db.redacted_url(),
-        duration_s: plan.duration.as_secs_f64(),
-        warmup_s: plan.warmup.as_secs_f64(),
-        cells,
-    };
-    println!("{}", bench_table::bench_table(&report));
+    if !report.cells.is_empty() {
+        super::say(bench_table::bench_table(&report))?;
+    }
     write_outputs(&args, &report)?;
+    if let Some(failure) = &report.failure {
+        let kept = match report.cells.len() {
+            0 => "no cell had finished".to_owned(),
+            n => format!(
+                "the {} finished before it {} in the outputs",
+                count(n, "cell", "cells"),
+                if n == 1 { "is" } else { "are" }
+            ),
+        };
+        return Err(Failure::runtime(format!(
+            "the cell {} x {} workers failed: {}; {kept}",
+            failure.strategy, failure.workers, failure.error
+        )));
+    }
 
     let violations = report.violations();
     if !violations.is_empty() {

@@ -77,9 +77,46 @@ impl From<racelab_core::db::UrlError> for Failure {
 
 impl From<racelab_core::db::ConnectError> for Failure {
     fn from(err: racelab_core::db::ConnectError) -> Self {
-        let hint = "check that the server runs, or set DATABASE_URL / --database-url";
-        Failure::runtime(format!("{err}\n  hint: {hint}"))
+        if let racelab_core::db::ConnectError::Url(url) = err {
+            return url.into();
+        }
+        match connect_hint(&err) {
+            Some(hint) => Failure::runtime(format!("{err}\n  hint: {hint}")),
+            None => Failure::runtime(err.to_string()),
+        }
     }
+}
+
+/// What to do about a failed connection, said only where it is true: "check that the server runs"
+/// only when nothing answered.
+fn connect_hint(err: &racelab_core::db::ConnectError) -> Option<String> {
+    use racelab_core::Backend;
+    use racelab_core::db::{ConnectError, Refusal};
+    let hint = match err {
+        ConnectError::Unreachable { backend: Backend::Sqlite, .. } => {
+            "check that the file's directory exists and is writable, or set DATABASE_URL / --database-url".to_owned()
+        }
+        ConnectError::Unreachable { .. } => {
+            "check that the server runs and listens at that address, or set DATABASE_URL / --database-url".to_owned()
+        }
+        ConnectError::Refused { refusal: Refusal::AccessDenied, .. } => {
+            "check the user name and password in DATABASE_URL / --database-url, and the user's rights".to_owned()
+        }
+        ConnectError::Refused { refusal: Refusal::NoSuchDatabase { create_with }, .. } => match create_with {
+            Some(command) => format!("create it: {command}"),
+            None => "create the database, or name another in DATABASE_URL / --database-url".to_owned(),
+        },
+        ConnectError::Refused { refusal: Refusal::TooManyConnections, .. } => {
+            "the server's max_connections (or the user's connection limit) is reached: close other clients, \
+             use fewer --workers, or raise the limit"
+                .to_owned()
+        }
+        ConnectError::InitStatement { .. } => "fix or remove that --init-sql statement (RACELAB_INIT_SQL)".to_owned(),
+        ConnectError::Refused { refusal: Refusal::Other, .. } | ConnectError::Migrate { .. } | ConnectError::Url(_) => {
+            return None;
+        }
+    };
+    Some(hint)
 }
 
 /// Runs the parsed command line; prints any failure to stderr.

@@ -23,7 +23,31 @@ pub struct BenchReport {
     pub duration_s: f64,
     /// Warm-up seconds per cell, before the measured window.
     pub warmup_s: f64,
+    /// The cells that finished, in the order they ran.
     pub cells: Vec<BenchCell>,
+    /// The cell that could not run and ended the bench, if one did: `cells` are those before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<CellFailure>,
+}
+
+/// A cell that could not run (the server out of connections at 64 workers, say), and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellFailure {
+    pub strategy: Strategy,
+    pub workers: usize,
+    /// The kind of the database error, where the database said (`pool_timeout`, ...).
+    pub kind: Option<ErrorKind>,
+    pub error: String,
+}
+
+impl CellFailure {
+    pub fn new(strategy: Strategy, workers: usize, err: &racelab_core::ExperimentError) -> Self {
+        let kind = match err {
+            racelab_core::ExperimentError::Database(db) => Some(db.kind()),
+            _ => None,
+        };
+        Self { strategy, workers, kind, error: err.to_string() }
+    }
 }
 
 /// One strategy at one worker count.

@@ -1,0 +1,163 @@
+//! Connecting, and saying what is true when it fails: nothing answered, or the server answered and
+//! refused (wrong password, no such database, no connection left), or an init statement failed.
+//!
+//! A pool hides all of these behind "pool timed out" after retrying for its whole acquire timeout, and
+//! logs each retry of a failing init statement. So one direct connection comes first: it fails at
+//! once with the server's own answer, and it runs the init statements once, so that a bad one is
+//! reported once, with its text and the server's message.
+
+use std::time::Duration;
+
+use sqlx::Executor;
+use sqlx::error::DatabaseError;
+
+use super::{Backend, Conn, ConnectOptions, DatabaseUrl, Dialect, UrlError};
+use crate::error::{DbError, ErrorKind};
+
+/// Connecting failed. Every message names the URL without its password, and the server's message
+/// without the driver's decorations.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// Nothing answered at that address: connection refused, no such host, a timeout, TLS.
+    #[error("cannot connect to {url}: {message}")]
+    Unreachable { url: String, backend: Backend, message: String },
+    /// The server answered, and refused the connection.
+    #[error("{url} refused the connection: {message}")]
+    Refused { url: String, refusal: Refusal, message: String },
+    /// A statement of [`ConnectOptions::init_statements`] failed on a new connection.
+    #[error("the init statement `{statement}` failed on {url}: {message}")]
+    InitStatement { url: String, statement: String, message: String },
+    #[error("cannot apply migrations to {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Why a server that answered refused a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown user, wrong password, or no right to the database (PostgreSQL 28P01, 28000, 42501;
+    /// MySQL 1044, 1045, 1698).
+    AccessDenied,
+    /// The database does not exist (PostgreSQL 3D000, MySQL 1049). Carries the command that creates
+    /// it, where the URL names a server.
+    NoSuchDatabase { create_with: Option<String> },
+    /// No connection left: the server's `max_connections`, or a limit on the role or user
+    /// (PostgreSQL 53300; MySQL 1040, 1203, 1226).
+    TooManyConnections,
+    /// Anything else the server said.
+    Other,
+}
+
+/// What a backend makes of a database error met while connecting: the refusal it means and the
+/// server's message with its code.
+pub(crate) type Explain = fn(&dyn DatabaseError) -> (Refusal, String);
+
+/// The server's own words and code: "role \"x\" does not exist (SQLSTATE 28000)". PostgreSQL's
+/// `Display` appends the server's source line ("at line 948"), which says nothing to a user.
+pub(crate) fn server_message(err: &dyn DatabaseError, code_label: &str, code: &str) -> String {
+    format!("{} ({code_label} {code})", err.message())
+}
+
+/// A driver error met while connecting, as what it means.
+pub(crate) fn connect_error(url: &DatabaseUrl, err: sqlx::Error, explain: Explain) -> ConnectError {
+    match err {
+        // A file that cannot be opened: nobody refused anything.
+        sqlx::Error::Database(db) if url.backend() == Backend::Sqlite => {
+            ConnectError::Unreachable { url: url.redacted(), backend: Backend::Sqlite, message: explain(db.as_ref()).1 }
+        }
+        sqlx::Error::Database(db) => {
+            let (refusal, message) = explain(db.as_ref());
+            let refusal = match refusal {
+                Refusal::NoSuchDatabase { .. } => {
+                    Refusal::NoSuchDatabase { create_with: url.create_database_command() }
+                }
+                other => other,
+            };
+            ConnectError::Refused { url: url.redacted(), refusal, message }
+        }
+        other => ConnectError::Unreachable {
+            url: url.redacted(),
+            backend: url.backend(),
+            message: super::redact(&other.to_string()),
+        },
+    }
+}
+
+/// One direct connection with the pool's own settings: the lock timeout and every init statement run
+/// once on it, then it is closed.
+pub(crate) async fn probe<D: Dialect>(
+    connect: &<Conn<D::Db> as sqlx::Connection>::Options,
+    options: &ConnectOptions,
+    explain: Explain,
+) -> Result<(), ConnectError>
+where
+    for<'c> &'c mut Conn<D::Db>: Executor<'c, Database = D::Db>,
+{
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let url = &options.url;
+    let timeout = options.acquire_timeout;
+    let mut conn = match tokio::time::timeout(timeout, connect.connect()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(err)) => return Err(connect_error(url, err, explain)),
+        Err(_) => {
+            return Err(ConnectError::Unreachable {
+                url: url.redacted(),
+                backend: url.backend(),
+                message: format!("no answer within {}", seconds(timeout)),
+            });
+        }
+    };
+    let init_failed = |statement: String, err: sqlx::Error| {
+        let message = match &err {
+            sqlx::Error::Database(db) => explain(db.as_ref()).1,
+            other => super::redact(&other.to_string()),
+        };
+        ConnectError::InitStatement { url: url.redacted(), statement, message }
+    };
+    if let Err(err) = D::set_lock_timeout(&mut conn, options.lock_timeout).await {
+        return Err(init_failed(
+            format!("(the lock timeout, {})", seconds(options.lock_timeout)),
+            err.into_driver_error(),
+        ));
+    }
+    for sql in &options.init_statements {
+        if let Err(err) = conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))).await {
+            return Err(init_failed(sql.clone(), err));
+        }
+    }
+    // The answer was had; a failed goodbye changes nothing.
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// How long a pool may take to hand out a connection before [`refusal`] asks the server why.
+pub(crate) const REFUSAL_CHECK_AFTER: Duration = Duration::from_millis(500);
+
+/// Whether the server refuses a new connection right now, asked with one direct connection of the
+/// pool's own settings: the refusal, in the server's words, or `None` if it accepts (or does not
+/// answer, which the pool reports itself).
+pub(crate) async fn refusal<D: Dialect>(pool: &sqlx::Pool<D::Db>, explain: Explain) -> Option<DbError> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let options = pool.connect_options();
+    match tokio::time::timeout(pool.options().get_acquire_timeout(), options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            None
+        }
+        Ok(Err(sqlx::Error::Database(db))) => {
+            let (refusal, message) = explain(db.as_ref());
+            let kind = if refusal == Refusal::TooManyConnections { ErrorKind::PoolTimeout } else { ErrorKind::Other };
+            Some(DbError::new(kind, format!("the server refused a new connection: {message}")))
+        }
+        _ => None,
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
