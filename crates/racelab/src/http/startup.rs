@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tower_http::LatencyUnit;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,7 +27,7 @@ use super::error::{bare_problem, no_route};
 use super::lab::Limits;
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{health, lab, metrics};
+use super::{health, lab, metrics, query};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -223,7 +223,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(query::request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
 }
