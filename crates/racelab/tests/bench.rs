@@ -51,6 +51,16 @@ impl OutDir {
     fn arg(&self, name: &str) -> String {
         self.file(name).display().to_string()
     }
+
+    /// `racelab bench` on `url` with `sweep` (strategies, workers, timings), writing bench.json,
+    /// bench.csv and bench.svg here.
+    async fn bench(&self, url: &str, sweep: &[&str]) -> Output {
+        let (json, csv, chart) = (self.arg("bench.json"), self.arg("bench.csv"), self.arg("bench.svg"));
+        let mut args = vec!["bench", "--database-url", url];
+        args.extend_from_slice(sweep);
+        args.extend(["--json", &json, "--csv", &csv, "--chart", &chart]);
+        racelab(&args).await
+    }
 }
 
 impl Drop for OutDir {
@@ -66,27 +76,9 @@ const WORKERS: [u64; 2] = [1, 2];
 // the invariant held, the CSV has the same cells, and the chart has one line per strategy.
 async fn a_short_bench_writes_json_csv_and_a_chart(test: TestDb) {
     let out = OutDir::new();
-    let (json, csv, chart) = (out.arg("bench.json"), out.arg("bench.csv"), out.arg("bench.svg"));
-    let output = racelab(&[
-        "bench",
-        "--database-url",
-        &test.url,
-        "--strategy",
-        &STRATEGIES.join(","),
-        "--workers",
-        "2,1",
-        "--duration",
-        "1s",
-        "--warmup",
-        "200ms",
-        "--json",
-        &json,
-        "--csv",
-        &csv,
-        "--chart",
-        &chart,
-    ])
-    .await;
+    let strategies = STRATEGIES.join(",");
+    let sweep = ["--strategy", &strategies, "--workers", "2,1", "--duration", "1s", "--warmup", "200ms"];
+    let output = out.bench(&test.url, &sweep).await;
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "bench failed on {}:\n{stdout}\n{stderr}", test.backend);
 
@@ -171,27 +163,8 @@ on_every_backend!(a_short_bench_writes_json_csv_and_a_chart);
 async fn a_cell_that_cannot_run_keeps_the_cells_before_it(test: TestDb) {
     let account = limited_account::LimitedAccount::create(&test, 3).await;
     let out = OutDir::new();
-    let (json, csv, chart) = (out.arg("bench.json"), out.arg("bench.csv"), out.arg("bench.svg"));
-    let output = racelab(&[
-        "bench",
-        "--database-url",
-        &account.url,
-        "--strategy",
-        "atomic,pessimistic",
-        "--workers",
-        "1,8",
-        "--duration",
-        "300ms",
-        "--warmup",
-        "0s",
-        "--json",
-        &json,
-        "--csv",
-        &csv,
-        "--chart",
-        &chart,
-    ])
-    .await;
+    let sweep = ["--strategy", "atomic,pessimistic", "--workers", "1,8", "--duration", "300ms", "--warmup", "0s"];
+    let output = out.bench(&account.url, &sweep).await;
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     let refusal = match test.backend {
