@@ -13,7 +13,7 @@ use clap::Args;
 use super::Failure;
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::http::lab::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
-use crate::http::{Application, HttpConfig};
+use crate::http::{Application, ConnectionSettings, HttpConfig};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -28,6 +28,22 @@ pub struct ServeArgs {
     /// After ctrl-c or SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, env = "RACELAB_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// A client must send a whole request head (request line and headers) within this, from its
+    /// connection's accept or from the first bytes of a request on a kept-alive connection; else the
+    /// connection is closed.
+    #[arg(long, env = "RACELAB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A kept-alive connection without a request for this long is closed (keep it above the load
+    /// balancer's idle timeout, 60 s on AWS ALB).
+    #[arg(long, env = "RACELAB_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Client connections at once, lowered to fit the open-files limit (`ulimit -n`). At the cap the
+    /// connection idle the longest is closed for a new one; if all are busy, the new one gets 503.
+    #[arg(long, env = "RACELAB_MAX_CONNECTIONS", default_value_t = ConnectionSettings::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 
     /// How long a request waits for a database connection before answering 503.
     #[arg(long, env = "RACELAB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
@@ -60,8 +76,17 @@ impl ServeArgs {
         let mut database = self.database.connect_options(DEFAULT_POOL_SIZE)?;
         database.acquire_timeout = self.acquire_timeout;
         let retry = self.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
-        if self.request_timeout.is_zero() {
-            return Err(Failure::usage("--request-timeout must be more than 0"));
+        for (flag, value) in [
+            ("--request-timeout", self.request_timeout),
+            ("--header-read-timeout", self.header_read_timeout),
+            ("--keep-alive-timeout", self.keep_alive_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Failure::usage(format!("{flag} must be more than 0")));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(Failure::usage("--max-connections must be at least 1"));
         }
         Ok(HttpConfig {
             bind: self.bind,
@@ -71,6 +96,11 @@ impl ServeArgs {
             limits: Limits { max_workers: self.max_workers, max_increments: self.max_increments },
             shutdown_grace: self.shutdown_grace,
             slots: self.shard.slots,
+            connections: ConnectionSettings {
+                header_read_timeout: self.header_read_timeout,
+                keep_alive_timeout: self.keep_alive_timeout,
+                max_connections: self.max_connections,
+            },
         })
     }
 }

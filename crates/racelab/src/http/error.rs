@@ -6,7 +6,11 @@
 //! [`ErrorKind`], never from message text, and it never sends a driver's message, an internal error's
 //! text or a database URL to the client: those are logged, the client gets a fixed sentence.
 
+use std::time::Duration;
+
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use racelab_core::{DbError, ErrorKind, ExperimentError, Outcome};
 use serde::Serialize;
@@ -90,9 +94,50 @@ pub enum ApiError {
     /// No route matched.
     #[error("no endpoint at this path; see /docs for the list")]
     NoRoute,
+    /// The path exists, not for this method (axum's 405; the `Allow` header lists the methods).
+    #[error("{method} is not allowed here; the Allow header lists the methods this path answers")]
+    MethodNotAllowed { method: String },
+    /// The request target is longer than the server accepts.
+    #[error("the request target is {} long; this server accepts at most {max} bytes", bytes_or_more(*.length))]
+    UriTooLong {
+        /// `None` when hyper refused it before it was read whole (over 65534 bytes).
+        length: Option<usize>,
+        max: usize,
+    },
+    /// The header fields together are larger than the server accepts.
+    #[error("the request's header fields take {length} bytes; this server accepts at most {max}")]
+    HeadersTooLarge { length: usize, max: usize },
+    /// The request line and header fields did not fit in what the server reads of a request head
+    /// (hyper's own limit; caught on the way out, see `http::connections`).
+    #[error("the request line and header fields are longer than the {max} bytes this server reads of a request head")]
+    HeadTooLarge { max: usize },
+    /// A request body larger than any endpoint accepts (none reads one).
+    #[error("the request body is {length} bytes; no endpoint takes a body larger than {max} bytes")]
+    BodyTooLarge { length: u64, max: u64 },
+    /// The request line or a header field is not valid HTTP (hyper's own 400).
+    #[error("the request line or a header field is not valid HTTP/1.1")]
+    MalformedRequest,
+    /// Every connection the server accepts is busy with a request: nothing idle could be closed to
+    /// make room.
+    #[error("all {max} connections this server accepts are busy with requests; try again shortly")]
+    OverCapacity { max: usize },
+    /// The request took longer than the request timeout.
+    #[error(
+        "the request took longer than the server's request timeout ({0:?}); any experiment it started \
+         finishes in the background"
+    )]
+    RequestTimeout(Duration),
+    /// An error status no handler described and none of the above covers.
+    #[error("{}", .0.canonical_reason().unwrap_or("error"))]
+    Status(StatusCode),
     /// A bug or an unexpected failure: logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// `1234 bytes`, or `more than 65534 bytes` when only hyper's limit is known to be exceeded.
+fn bytes_or_more(length: Option<usize>) -> String {
+    length.map_or_else(|| format!("more than {} bytes", u16::MAX - 1), |n| format!("{n} bytes"))
 }
 
 impl From<ExperimentError> for ApiError {
@@ -136,6 +181,32 @@ impl ApiError {
                 (StatusCode::CONFLICT, "conflict", "Conflict with another transaction", self.to_string())
             }
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "not-found", "Not found", self.to_string()),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", self.to_string())
+            }
+            ApiError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri-too-long", "URI too long", self.to_string()),
+            ApiError::HeadersTooLarge { .. } | ApiError::HeadTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header-fields-too-large",
+                "Request header fields too large",
+                self.to_string(),
+            ),
+            ApiError::BodyTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "content-too-large", "Content too large", self.to_string())
+            }
+            ApiError::MalformedRequest => {
+                (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", self.to_string())
+            }
+            ApiError::OverCapacity { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "over-capacity", "Server at capacity", self.to_string())
+            }
+            ApiError::RequestTimeout(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "request-timeout", "Request timed out", self.to_string())
+            }
+            ApiError::Status(status) => {
+                let reason = status.canonical_reason().unwrap_or("Error");
+                (*status, "http-status", reason, format!("the server answered {} ({reason})", status.as_u16()))
+            }
             ApiError::Internal(_) => internal(),
             ApiError::Database(err) => describe_db_error(err),
         }
@@ -178,27 +249,21 @@ fn describe_db_error(err: &DbError) -> (StatusCode, &'static str, &'static str, 
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The problem body a client gets for this error.
+    pub fn problem(&self) -> Problem {
         let (status, slug, title, detail) = self.describe();
-        if status.is_server_error() {
-            // The full cause (driver message included) goes to the log only; URLs in it are redacted
-            // by the core.
-            tracing::error!(error = %self, status = status.as_u16(), "request failed");
-        } else {
-            tracing::info!(error = %self, status = status.as_u16(), "request refused");
-        }
-        let invalid_params = match &self {
+        let invalid_params = match self {
             ApiError::InvalidParameter { name, reason } => {
                 Some(vec![InvalidParam { name: name.clone(), reason: reason.clone() }])
             }
             _ => None,
         };
         let experiment = match self {
-            ApiError::Interrupted { outcome, .. } | ApiError::Locked { outcome, .. } => Some(*outcome),
+            ApiError::Interrupted { outcome, .. } | ApiError::Locked { outcome, .. } => Some(outcome.as_ref().clone()),
             _ => None,
         };
-        let problem = Problem {
+        Problem {
             problem_type: format!("urn:racelab:problem:{slug}"),
             title: title.to_owned(),
             status: status.as_u16(),
@@ -206,7 +271,33 @@ impl IntoResponse for ApiError {
             instance: None,
             invalid_params,
             experiment,
-        };
+        }
+    }
+
+    /// The error an error status stands for when nothing but the status is known: axum's own 404
+    /// and 405, the request timeout's 503, hyper's answers to requests it cannot parse.
+    pub fn from_status(status: StatusCode, method: &str, request_timeout: Duration) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => ApiError::NoRoute,
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed { method: method.to_owned() },
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::RequestTimeout(request_timeout),
+            StatusCode::BAD_REQUEST => ApiError::MalformedRequest,
+            other => ApiError::Status(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let status = problem.status;
+        if StatusCode::from_u16(status).is_ok_and(|s| s.is_server_error()) {
+            // The full cause (driver message included) goes to the log only; URLs in it are redacted
+            // by the core.
+            tracing::error!(error = %self, status, "request failed");
+        } else {
+            tracing::info!(error = %self, status, "request refused");
+        }
         problem_response(problem)
     }
 }
@@ -224,20 +315,31 @@ pub fn problem_response(problem: Problem) -> Response {
     response
 }
 
-/// A problem for a status that no handler produced (the request timeout, a panic).
-pub fn bare_problem(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Response {
-    problem_response(Problem {
-        problem_type: format!("urn:racelab:problem:{slug}"),
-        title: title.to_owned(),
-        status: status.as_u16(),
-        detail: detail.into(),
-        instance: None,
-        invalid_params: None,
-        experiment: None,
-    })
-}
-
 /// The fallback for unknown paths.
 pub async fn no_route() -> ApiError {
     ApiError::NoRoute
+}
+
+/// Gives every error status that left the router without a problem body one: axum's own 404 (e.g.
+/// under `/docs/`) and 405 (whose `Allow` header is kept), the request timeout's 503, and anything
+/// else a layer answers bare.
+pub async fn problems_only(request: Request, next: Next, request_timeout: Duration) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let is_problem = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == PROBLEM_JSON);
+    if !is_error || is_problem {
+        return response;
+    }
+    let (original, _body) = response.into_parts();
+    let mut problem = ApiError::from_status(status, method.as_str(), request_timeout).into_response();
+    for (name, value) in &original.headers {
+        let describes_the_body =
+            [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::TRANSFER_ENCODING].contains(name);
+        if !describes_the_body && !problem.headers().contains_key(name) {
+            problem.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    problem
 }

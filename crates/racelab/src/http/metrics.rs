@@ -59,3 +59,14 @@ pub async fn track(request: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
 }
+
+/// Client connections open now.
+pub fn connections_open(count: usize) {
+    metrics::gauge!("http_connections_open").set(count as f64);
+}
+
+/// A connection the server closed on its own: `header_timeout`, `keep_alive_timeout`, `shed` (idle,
+/// to make room at the cap), `refused` (503 at the cap) or `overflow` (closed unanswered).
+pub fn connection_closed(reason: &'static str) {
+    metrics::counter!("http_connections_closed_total", "reason" => reason).increment(1);
+}

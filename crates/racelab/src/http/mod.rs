@@ -8,6 +8,9 @@
 //!
 //! Nothing here speaks SQL: every database operation goes through `racelab-core`.
 
+/// The accept loop: idle timeouts, the connection cap fitted to the open-files limit, shedding idle
+/// connections, hyper's bare answers turned into problems.
+pub mod connections;
 /// Problem details (RFC 9457): the one error body of the service, and the status of each error kind.
 pub mod error;
 /// `/health` and `/ready`.
@@ -20,10 +23,14 @@ mod metrics;
 pub mod openapi;
 /// Query string parsing with errors that name the parameter and its allowed values.
 pub mod query;
+/// Limits on a request's URI, header fields and body (414, 431, 413).
+pub mod request_limits;
 /// `Application::build` / `run_until_stopped`, the router, graceful shutdown.
 mod startup;
 /// What every handler shares: the (lazily connected) database and one lock per post.
 mod state;
 
+pub use connections::ConnectionSettings;
+pub use connections::budget::ConnectionBudget;
 pub use startup::{Application, HttpConfig, StartupError, router};
 pub use state::AppState;

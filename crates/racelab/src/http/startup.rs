@@ -8,8 +8,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::Response;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::routing::get;
 use racelab_core::{ConnectOptions, RetryPolicy};
 use tokio::net::TcpListener;
@@ -23,11 +24,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::error::{bare_problem, no_route};
+use super::connections::budget::{BudgetError, ConnectionBudget};
+use super::connections::{self, ConnectionSettings};
+use super::error::{no_route, problems_only};
 use super::lab::Limits;
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{health, lab, metrics, query};
+use super::{health, lab, metrics, query, request_limits};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// Slot rows of the `sharded` strategy's counter (`/test-db/2th-sharded`).
     pub slots: u16,
+    /// Idle timeouts and the connection cap.
+    pub connections: ConnectionSettings,
 }
 
 /// Why the service could not start.
@@ -56,6 +61,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Descriptors(#[from] BudgetError),
 }
 
 /// A bound, not yet serving, service.
@@ -64,12 +71,15 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     shutdown_grace: Duration,
+    connections: ConnectionSettings,
+    budget: ConnectionBudget,
 }
 
 impl Application {
     /// Binds the listener and prepares the state. Does not need the database: it is connected on
     /// first use (and tried once in the background as soon as the service runs).
     pub async fn build(config: HttpConfig) -> Result<Self, StartupError> {
+        let budget = ConnectionBudget::new(config.connections.max_connections, config.database.max_connections)?;
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
@@ -81,7 +91,14 @@ impl Application {
             metrics::handle(),
             config.slots,
         );
-        Ok(Self { listener, addr, state, shutdown_grace: config.shutdown_grace })
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            shutdown_grace: config.shutdown_grace,
+            connections: config.connections,
+            budget,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -96,6 +113,11 @@ impl Application {
         &self.state
     }
 
+    /// The connection cap, fitted to the open-files limit.
+    pub fn connection_budget(&self) -> ConnectionBudget {
+        self.budget
+    }
+
     /// Serves until ctrl-c or SIGTERM, then drains.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
@@ -104,8 +126,17 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish, for at most the grace
     /// period; new connections are refused from the signal on.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, addr, state, shutdown_grace } = self;
+        let Self { listener, addr, state, shutdown_grace, connections, budget } = self;
         tracing::info!(%addr, "listening on {addr}");
+        let ConnectionSettings { header_read_timeout, keep_alive_timeout, .. } = connections;
+        let connection_limits =
+            format!("{budget}; header read timeout {header_read_timeout:?}, keep-alive timeout {keep_alive_timeout:?}");
+        if budget.clamped() {
+            tracing::warn!("{connection_limits}");
+        } else {
+            tracing::info!("{connection_limits}");
+        }
+
         let background = tokio::spawn(background_tasks(state.clone()));
         // The drain deadline, set when the signal arrives: it bounds the drain and the pool's close.
         let deadline = Arc::new(OnceLock::<Instant>::new());
@@ -119,7 +150,13 @@ impl Application {
                 let _ = draining_tx.send(at);
             }
         };
-        let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(signal);
+        let server = connections::serve(
+            listener,
+            router(state.clone()),
+            connections.idle_timeouts(),
+            budget.max_connections,
+            signal,
+        );
         let drain_deadline = async move {
             match draining_rx.await {
                 Ok(at) => tokio::time::sleep_until(at).await,
@@ -127,7 +164,7 @@ impl Application {
             }
         };
         let result = tokio::select! {
-            result = server.into_future() => result,
+            result = server => result,
             () = drain_deadline => {
                 tracing::warn!("in-flight requests did not finish within {shutdown_grace:?}; stopping anyway");
                 Ok(())
@@ -218,7 +255,9 @@ pub fn router(state: AppState) -> Router {
     api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
         .fallback(no_route)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
-        .layer(axum::middleware::map_response(move |response: Response| timeout_as_problem(response, timeout)))
+        .layer(axum::middleware::from_fn(request_limits::enforce))
+        // Every error status leaves as problem+json, axum's own 404 and 405 and the timeout's 503 included.
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| problems_only(request, next, timeout)))
         // Outside the timeout, so a request answered 503 by it is counted and timed like any other.
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(
@@ -226,22 +265,4 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(query::request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
-}
-
-/// The timeout layer answers with an empty body: give it the same problem body as every other error.
-async fn timeout_as_problem(response: Response, timeout: Duration) -> Response {
-    let empty_503 =
-        response.status() == StatusCode::SERVICE_UNAVAILABLE && !response.headers().contains_key(header::CONTENT_TYPE);
-    if !empty_503 {
-        return response;
-    }
-    bare_problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "request-timeout",
-        "Request timed out",
-        format!(
-            "the request took longer than the server's request timeout ({timeout:?}); any experiment it started \
-             finishes in the background"
-        ),
-    )
 }

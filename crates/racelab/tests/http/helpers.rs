@@ -6,7 +6,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use racelab::http::lab::Limits;
-use racelab::http::{AppState, Application, HttpConfig};
+use racelab::http::{AppState, Application, ConnectionSettings, HttpConfig};
 use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
 use racelab_testkit::TestDb;
 use reqwest::StatusCode;
@@ -120,6 +120,8 @@ pub struct Settings {
     pub max_connections: u32,
     /// `--max-workers`, `--max-increments`.
     pub limits: Limits,
+    /// Idle timeouts and the connection cap.
+    pub connections: ConnectionSettings,
 }
 
 impl Default for Settings {
@@ -132,6 +134,7 @@ impl Default for Settings {
             // PostgreSQL here allows 100 connections and two tests run at once.
             max_connections: 40,
             limits: Limits::default(),
+            connections: ConnectionSettings::default(),
         }
     }
 }
@@ -152,6 +155,7 @@ impl Settings {
             limits: self.limits,
             shutdown_grace: self.shutdown_grace,
             slots: racelab_core::strategy::DEFAULT_SLOTS,
+            connections: self.connections,
         };
         let app = Application::build(config).await.expect("the service starts");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -13,29 +13,48 @@ use tokio::sync::mpsc;
 use crate::helpers::{Raw, read_answer};
 
 /// `racelab serve` on port 0, its log lines, and a client.
-struct Server {
+pub struct Server {
     child: Child,
     pid: u32,
-    address: String,
+    pub address: String,
     log: mpsc::UnboundedReceiver<String>,
-    client: reqwest::Client,
+    pub client: reqwest::Client,
 }
 
 impl Server {
-    async fn start(database_url: &str) -> Self {
+    pub async fn start(database_url: &str) -> Self {
         Self::start_with_pool(database_url, 40).await
     }
 
     /// The server with a pool of at most `pool_size` connections.
     async fn start_with_pool(database_url: &str, pool_size: u32) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_racelab"))
-            .arg("serve")
+        Self::start_with(database_url, pool_size, &[], None).await
+    }
+
+    /// The server with a pool of at most `pool_size` connections, more environment variables, and
+    /// at most `open_files` descriptors (`ulimit -n`).
+    pub async fn start_with(database_url: &str, pool_size: u32, env: &[(&str, &str)], open_files: Option<u32>) -> Self {
+        let binary = env!("CARGO_BIN_EXE_racelab");
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" serve"), binary]);
+                sh
+            }
+            None => {
+                let mut racelab = Command::new(binary);
+                racelab.arg("serve");
+                racelab
+            }
+        };
+        let mut child = command
             .env("DATABASE_URL", database_url)
             .env("RACELAB_POOL_SIZE", pool_size.to_string())
             .env("RACELAB_BIND", "127.0.0.1:0")
             .env("RACELAB_SHUTDOWN_GRACE", "20s")
             .env("RUST_LOG", "info,sqlx=warn")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             // No .env of the developer's: run where there is none.
             .current_dir(std::env::temp_dir())
             .stdin(Stdio::null())
@@ -64,7 +83,7 @@ impl Server {
     }
 
     /// The next log line containing `needle` (20 s at most).
-    async fn wait_for_log(&mut self, needle: &str) -> String {
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
         let wait = async {
             while let Some(line) = self.log.recv().await {
                 if line.contains(needle) {
@@ -78,7 +97,7 @@ impl Server {
             .unwrap_or_else(|_| panic!("the server did not log `{needle}` within 20 s"))
     }
 
-    async fn get(&self, path: &str) -> crate::helpers::Answer {
+    pub async fn get(&self, path: &str) -> crate::helpers::Answer {
         let response = self.client.get(format!("{}{path}", self.address)).send().await.expect(path);
         read_answer(response).await
     }

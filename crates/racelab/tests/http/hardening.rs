@@ -1,0 +1,392 @@
+//! A server safe behind a load balancer: idle connections time out, the connection cap sheds idle
+//! connections before it refuses a request (503 problem+json), `/health` answers while descriptors
+//! are short, every error status the machinery produces itself is problem+json, and logged URIs are
+//! bounded. Raw sockets where a client library would tidy the request (dot segments, sizes, timing).
+
+use std::time::Duration;
+
+use racelab::http::ConnectionSettings;
+use racelab_core::Backend;
+use racelab_testkit::TestDb;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::helpers::{Answer, Raw, Settings, TestApp, assert_problem, read_answer, spawn_app};
+use crate::process::Server;
+
+/// Short timeouts, so the tests that wait for them stay fast.
+fn short(header_read_ms: u64, keep_alive_ms: u64) -> ConnectionSettings {
+    ConnectionSettings {
+        header_read_timeout: Duration::from_millis(header_read_ms),
+        keep_alive_timeout: Duration::from_millis(keep_alive_ms),
+        ..ConnectionSettings::default()
+    }
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.address.trim_start_matches("http://")).await.expect("connect")
+}
+
+/// Waits until the server closes `stream` (end of file or reset), failing after `within`; returns
+/// what it sent before.
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let wait = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, wait).await.expect("the server closes the connection in time");
+    received
+}
+
+/// An HTTP/1.1 answer read off a raw socket.
+struct RawAnswer {
+    status: u16,
+    head: String,
+    body: Value,
+    text: String,
+}
+
+impl RawAnswer {
+    fn parse(bytes: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status: {head}"));
+        let body_value = serde_json::from_str(body).unwrap_or(Value::Null);
+        Self { status, head: head.to_ascii_lowercase(), body: body_value, text }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| line.strip_prefix(&format!("{name}: ")))
+    }
+
+    /// A problem+json with `status`.
+    fn assert_problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text);
+        assert_eq!(self.body["status"], status, "{}", self.text);
+        for member in ["type", "title", "detail"] {
+            assert!(self.body[member].as_str().is_some_and(|s| !s.is_empty()), "no `{member}`: {}", self.text);
+        }
+        &self.body
+    }
+}
+
+/// Sends `request` whole on a new connection and reads one answer: its head, and its body up to its
+/// `content-length` or the end of the connection.
+async fn exchange(app: &TestApp, request: &[u8]) -> RawAnswer {
+    let mut stream = connect(app).await;
+    // The server may answer and close before it has read all of a request it refuses.
+    let _ = stream.write_all(request).await;
+    let read = async {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+                let length =
+                    head.lines().find_map(|l| l.strip_prefix("content-length: ")?.trim().parse::<usize>().ok());
+                if length.is_some_and(|length| received.len() >= end + 4 + length) {
+                    return received;
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return received,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let received = tokio::time::timeout(Duration::from_secs(10), read).await.expect("an answer within 10 s");
+    RawAnswer::parse(&received)
+}
+
+fn get(target: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: racelab\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn a_half_sent_request_line_is_closed_after_the_header_timeout() {
+    racelab_testkit::run(Backend::Sqlite, half_sent_request_line).await;
+}
+
+async fn half_sent_request_line(test: TestDb) {
+    let app = Settings { connections: short(300, 10_000), ..Settings::default() }.spawn(&test.url).await;
+    let started = Instant::now();
+    let mut stream = connect(&app).await;
+    stream.write_all(b"GET /health HT").await.expect("write");
+    let answer = closed_by_server(&mut stream, Duration::from_secs(5)).await;
+    let elapsed = started.elapsed();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(elapsed >= Duration::from_millis(300), "closed after {elapsed:?}, before the header timeout");
+}
+
+#[tokio::test]
+async fn slow_headers_are_closed_after_the_header_timeout() {
+    racelab_testkit::run(Backend::Sqlite, slow_headers).await;
+}
+
+// A slowloris: a header line every 50 ms, never the blank line. The connection is closed 300 ms
+// after its accept, however steadily the bytes come.
+async fn slow_headers(test: TestDb) {
+    let app = Settings { connections: short(300, 10_000), ..Settings::default() }.spawn(&test.url).await;
+    let started = Instant::now();
+    let stream = connect(&app).await;
+    let (mut read, mut write) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        write.write_all(b"GET /health HTTP/1.1\r\nHost: racelab\r\n").await?;
+        for i in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            write.write_all(format!("X-Slow-{i}: a\r\n").as_bytes()).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(4), read.read(&mut buf)).await.expect("closed in time");
+    let elapsed = started.elapsed();
+    assert!(matches!(closed, Ok(0) | Err(_)), "answered: {closed:?}");
+    assert!(elapsed >= Duration::from_millis(300), "closed after {elapsed:?}, before the header timeout");
+    trickle.abort();
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
+    racelab_testkit::run(Backend::Sqlite, idle_keep_alive).await;
+}
+
+// The header timeout is long (10 s) so only the keep-alive timeout (300 ms) can close it.
+async fn idle_keep_alive(test: TestDb) {
+    let app = Settings { connections: short(10_000, 300), ..Settings::default() }.spawn(&test.url).await;
+    let mut stream = connect(&app).await;
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: racelab\r\n\r\n").await.expect("write");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !received.ends_with(b"{\"status\":\"ok\"}") {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    }
+    let answered = Instant::now();
+    let after = closed_by_server(&mut stream, Duration::from_secs(5)).await;
+    let idle = answered.elapsed();
+    assert!(after.is_empty(), "{}", String::from_utf8_lossy(&after));
+    assert!(idle >= Duration::from_millis(250), "closed after {idle:?} idle, before the keep-alive timeout");
+    assert!(idle < Duration::from_secs(5), "closed by something else after {idle:?}");
+}
+
+#[tokio::test]
+async fn at_the_cap_the_connection_idle_the_longest_makes_room_for_a_new_one() {
+    racelab_testkit::run(Backend::Sqlite, idle_connections_are_shed).await;
+}
+
+async fn idle_connections_are_shed(test: TestDb) {
+    let connections = ConnectionSettings { max_connections: 2, ..ConnectionSettings::default() };
+    let app = Settings { connections, ..Settings::default() }.spawn(&test.url).await;
+    // Two kept-alive connections, the first idle the longest.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect(&app).await;
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: racelab\r\n\r\n").await.expect("write");
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        idle.push(stream);
+    }
+
+    let body = app.ok("/health").await;
+    assert_eq!(body["status"], "ok");
+    closed_by_server(&mut idle[0], Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn past_the_cap_with_every_connection_busy_a_new_one_gets_a_503_problem() {
+    racelab_testkit::run(Backend::Postgres, busy_cap).await;
+}
+
+// Two connections, both busy: one request waits for the row lock the test holds, the other for the
+// post the first holds. A third connection is answered 503 problem+json and closed; once the lock
+// is released both requests complete.
+async fn busy_cap(test: TestDb) {
+    let connections = ConnectionSettings { max_connections: 2, ..ConnectionSettings::default() };
+    let app = Settings { connections, ..Settings::default() }.spawn(&test.url).await;
+    app.ok("/test-db/init").await;
+    let mut holder = Raw::connect(&test).await;
+    holder.hold_row_lock(1).await;
+    let fire = || {
+        let (client, url) = (reqwest::Client::new(), format!("{}/test-db/2th-plock?increments=2", app.address));
+        tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })
+    };
+    let first = fire();
+    Raw::connect(&test).await.wait_for_lock_waiter().await;
+    let second = fire();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.state.post_waiters() == 0 {
+        assert!(Instant::now() < deadline, "the second request never queued for the post");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let refused = exchange(&app, &get("/health")).await;
+    let problem = refused.assert_problem(503);
+    assert_eq!(problem["type"], "urn:racelab:problem:over-capacity", "{}", refused.text);
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("all 2 connections"), "{}", refused.text);
+    assert_eq!(refused.header("connection"), Some("close"), "{}", refused.text);
+    assert!(refused.header("retry-after").is_some(), "{}", refused.text);
+
+    holder.execute("COMMIT").await;
+    for request in [first, second] {
+        let answer: Answer = request.await.expect("task");
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_ulimit_256_three_hundred_idle_sockets_leave_health_answering() {
+    racelab_testkit::run(Backend::Sqlite, descriptors_short).await;
+}
+
+// The scenario: `ulimit -n 256`, 300 idle sockets. The header timeout is a minute, longer
+// than the test: what keeps `/health` answering is the cap (below the limit) and shedding, not a
+// timeout.
+async fn descriptors_short(test: TestDb) {
+    let env = [("RACELAB_HEADER_READ_TIMEOUT", "60s"), ("RACELAB_KEEP_ALIVE_TIMEOUT", "60s")];
+    let mut server = Server::start_with(&test.url, 40, &env, Some(256)).await;
+    let budget = server.wait_for_log("connections").await;
+    assert!(budget.contains("at most 40 connections") && budget.contains("open-files limit is 256"), "{budget}");
+
+    let address = server.address.trim_start_matches("http://").to_owned();
+    let mut sockets = Vec::new();
+    for _ in 0..300 {
+        sockets.push(TcpStream::connect(&address).await.expect("connect"));
+    }
+    for path in ["/health", "/ready", "/health"] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let answer = loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(2),
+                server.client.get(format!("{}{path}", server.address)).send(),
+            );
+            if let Ok(Ok(response)) = attempt.await {
+                break read_answer(response).await;
+            }
+            assert!(Instant::now() < deadline, "{path} did not answer within 5 s with 300 idle sockets open");
+        };
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+    }
+    drop(sockets);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_traversals_are_404_problems() {
+    racelab_testkit::run(Backend::Sqlite, not_found).await;
+}
+
+async fn not_found(test: TestDb) {
+    let app = spawn_app(&test).await;
+    for target in [
+        "/test-db/3th",
+        "/docs/../../etc/passwd",
+        "/docs/%2e%2e/%2e%2e/etc/passwd",
+        "/%2e%2e/etc/passwd",
+        "/docs/nothing.js",
+    ] {
+        let answer = exchange(&app, &get(target)).await;
+        let problem = answer.assert_problem(404);
+        assert_eq!(problem["type"], "urn:racelab:problem:not-found", "{target}: {}", answer.text);
+    }
+}
+
+#[tokio::test]
+async fn other_methods_on_get_routes_are_405_problems_with_allow() {
+    racelab_testkit::run(Backend::Sqlite, method_not_allowed).await;
+}
+
+async fn method_not_allowed(test: TestDb) {
+    let app = spawn_app(&test).await;
+    for path in ["/health", "/test-db/2th", "/openapi.json"] {
+        for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::OPTIONS] {
+            let response = app.client.request(method.clone(), format!("{}{path}", app.address)).send().await;
+            let answer = read_answer(response.expect("request")).await;
+            let problem = assert_problem(&answer, 405);
+            assert_eq!(problem["type"], "urn:racelab:problem:method-not-allowed", "{method} {path}");
+            assert!(problem["detail"].as_str().unwrap_or_default().contains(method.as_str()), "{}", answer.text);
+            let allow = answer.headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert!(allow.contains("GET"), "{method} {path}: Allow is `{allow}`");
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_requests_are_413_414_and_431_problems() {
+    racelab_testkit::run(Backend::Sqlite, oversized).await;
+}
+
+async fn oversized(test: TestDb) {
+    let app = spawn_app(&test).await;
+
+    let body = app.client.get(format!("{}/health", app.address)).body(vec![b'x'; 20_000]).send().await;
+    let answer = read_answer(body.expect("request")).await;
+    assert_eq!(assert_problem(&answer, 413)["type"], "urn:racelab:problem:content-too-large");
+
+    // Past our limit (8 KiB), and up to hyper's 64 KiB buffer: our 414 names both numbers.
+    for length in [9_000, 60_000] {
+        let answer = exchange(&app, &get(&format!("/health?x={}", "a".repeat(length)))).await;
+        let problem = answer.assert_problem(414);
+        assert_eq!(problem["type"], "urn:racelab:problem:uri-too-long");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(&format!("{} bytes", length + 10)) && detail.contains("8192"), "{detail}");
+    }
+
+    // Header fields past our limit (16 KiB), within hyper's buffer.
+    let request =
+        format!("GET /health HTTP/1.1\r\nHost: racelab\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "b".repeat(20_000));
+    let answer = exchange(&app, request.as_bytes()).await;
+    let problem = answer.assert_problem(431);
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("16384"), "{}", answer.text);
+}
+
+#[tokio::test]
+async fn what_hyper_refuses_before_routing_is_a_problem_too() {
+    racelab_testkit::run(Backend::Sqlite, refused_by_hyper).await;
+}
+
+// hyper answers these itself, with an empty body, before any middleware runs: more than 100 header
+// fields, a request line it cannot parse, and a head past its 64 KiB buffer (unless one read brought
+// the head in whole: then our own limit answers). The socket layer rewrites hyper's answers.
+async fn refused_by_hyper(test: TestDb) {
+    let app = spawn_app(&test).await;
+
+    let huge = format!("GET /health HTTP/1.1\r\nHost: racelab\r\nX-Big: {}\r\n\r\n", "b".repeat(100_000));
+    let answer = exchange(&app, huge.as_bytes()).await;
+    assert_eq!(answer.assert_problem(431)["type"], "urn:racelab:problem:header-fields-too-large");
+
+    let many: String = (0..120).map(|i| format!("X-{i}: v\r\n")).collect();
+    let answer = exchange(&app, format!("GET /health HTTP/1.1\r\nHost: racelab\r\n{many}\r\n").as_bytes()).await;
+    answer.assert_problem(431);
+
+    let answer = exchange(&app, b"GET /he alth HTTP/1.1\r\nHost: racelab\r\n\r\n").await;
+    assert_eq!(answer.assert_problem(400)["type"], "urn:racelab:problem:malformed-request");
+
+    // The service goes on answering.
+    app.ok("/health").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uri_is_logged_truncated() {
+    racelab_testkit::run(Backend::Sqlite, long_uri_logged).await;
+}
+
+async fn long_uri_logged(test: TestDb) {
+    let mut server = Server::start(&test.url).await;
+    let marker = "q".repeat(6_000);
+    let answer = server.get(&format!("/health?{marker}")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let line = server.wait_for_log("(6008 bytes)").await;
+    assert!(line.len() < 1_000, "a {}-byte log line: {line}", line.len());
+    assert!(line.contains("uri=/health?qqq"), "{line}");
+}
