@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// Write an SVG chart to this file: throughput and p99 latency vs workers, one line per strategy.
     #[arg(long, value_name = "FILE.svg")]
     pub chart: Option<PathBuf>,
+
+    /// Print every column of the final table on one line per cell (the default fits 80 columns).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// What the user asked for, checked: nothing here can fail once the bench starts.
@@ -151,7 +155,9 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     db.close().await;
 
     if !report.cells.is_empty() {
-        super::say(bench_table::bench_table(&report))?;
+        let table =
+            if args.wide { bench_table::bench_table(&report).to_string() } else { bench_table::compact(&report) };
+        super::say(table)?;
     }
     write_outputs(&args, &report)?;
     if let Some(failure) = &report.failure {

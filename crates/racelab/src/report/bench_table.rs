@@ -1,14 +1,53 @@
-//! The table printed at the end of `racelab bench`: one row per strategy and worker count.
+//! The table printed at the end of `racelab bench`: one row per strategy and worker count, compact
+//! (80 columns) or wide.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::bench::{BenchCell, BenchReport};
+use super::table::{StackedRow, short_ms, stacked};
 
-/// Throughput, latency, retries, failures and the invariant of every cell.
+/// The figures of the compact form, after the strategy's name.
+const COMPACT_HEADER: [&str; 7] = ["workers", "incr/s", "p50 ms", "p95 ms", "p99 ms", "retr/incr", "in row"];
+
+/// Throughput, latency and retries of every cell on one line within 80 columns; whether the row holds
+/// every acknowledged increment as `yes`, with a line below saying what went wrong where it did not,
+/// or where increments failed. `--wide` has every column (max latency, the failures by kind).
+pub fn compact(report: &BenchReport) -> String {
+    let rows: Vec<StackedRow> = report
+        .cells
+        .iter()
+        .map(|cell| {
+            let holds = cell.lost == Some(0);
+            let mut notes = Vec::new();
+            if !holds {
+                notes.push(invariant(cell));
+            }
+            if cell.failed > 0 {
+                notes.push(format!("failed {}", failures(cell)));
+            }
+            StackedRow {
+                name: cell.strategy.name(),
+                figures: vec![
+                    cell.workers.to_string(),
+                    format!("{:.0}", cell.throughput_per_s),
+                    short_ms(cell.latency_ms.p50),
+                    short_ms(cell.latency_ms.p95),
+                    short_ms(cell.latency_ms.p99),
+                    format!("{:.3}", cell.retries_per_increment),
+                    if holds { "yes" } else { "no" }.to_owned(),
+                ],
+                notes,
+            }
+        })
+        .collect();
+    stacked(&COMPACT_HEADER, &rows)
+}
+
+/// Throughput, latency, retries, failures and the invariant of every cell, unwrapped (`--wide`).
 pub fn bench_table(report: &BenchReport) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     table.set_header([
         "strategy",
         "workers",

@@ -14,10 +14,11 @@ const COMPACT_HEADER: [&str; 7] = ["expected", "actual", "lost", "failed", "retr
 /// [`COMPACT_WIDTH`] columns for any strategy name and ordinary figures, so nothing splits a name or
 /// slices a verdict the way a table squeezed into a narrow terminal does. `--wide` has every column.
 pub fn compact(outcomes: &[Outcome]) -> String {
-    let rows: Vec<[String; 7]> = outcomes
+    let rows: Vec<StackedRow> = outcomes
         .iter()
-        .map(|o| {
-            [
+        .map(|o| StackedRow {
+            name: o.strategy.name(),
+            figures: vec![
                 o.expected.to_string(),
                 o.actual.to_string(),
                 o.lost.map_or_else(|| "?".to_owned(), |l| l.to_string()),
@@ -25,27 +26,44 @@ pub fn compact(outcomes: &[Outcome]) -> String {
                 o.retries.to_string(),
                 format!("{:.0}", o.throughput_per_s),
                 short_ms(o.latency_ms.p99),
-            ]
+            ],
+            notes: vec![o.verdict()],
         })
         .collect();
-    let name_width = outcomes.iter().map(|o| o.strategy.name().len()).chain(["strategy".len()]).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..COMPACT_HEADER.len())
-        .map(|i| rows.iter().map(|r| r[i].len()).chain([COMPACT_HEADER[i].len()]).max().unwrap_or(0))
+    stacked(&COMPACT_HEADER, &rows)
+}
+
+/// One row of a stacked table: a name, its figures, and what is said about them.
+pub struct StackedRow {
+    pub name: &'static str,
+    pub figures: Vec<String>,
+    /// Each wrapped on lines of its own below the figures, indented.
+    pub notes: Vec<String>,
+}
+
+/// A table without borders: a header, then per row a line of right-aligned figures after a
+/// left-aligned name (each column as wide as its widest entry) and the row's notes below it.
+pub fn stacked(header: &[&str], rows: &[StackedRow]) -> String {
+    let name_width = rows.iter().map(|r| r.name.len()).chain(["strategy".len()]).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter().filter_map(|r| r.figures.get(i)).map(String::len).chain([header[i].len()]).max().unwrap_or(0)
+        })
         .collect();
-    let line = |name: &str, figures: &[&str]| {
+    let line = |name: &str, figures: &mut dyn Iterator<Item = &str>| {
         let mut out = format!("{name:<name_width$} ");
-        for (figure, width) in figures.iter().zip(&widths) {
+        for (figure, width) in figures.zip(&widths) {
             out.push_str(&format!(" {figure:>width$}"));
         }
         out
     };
-    let mut out = line("strategy", &COMPACT_HEADER);
-    for (o, row) in outcomes.iter().zip(&rows) {
+    let mut out = line("strategy", &mut header.iter().copied());
+    for row in rows {
         out.push('\n');
-        out.push_str(&line(o.strategy.name(), &row.each_ref().map(String::as_str)));
-        for verdict_line in wrap(&o.verdict(), COMPACT_WIDTH - 4) {
+        out.push_str(&line(row.name, &mut row.figures.iter().map(String::as_str)));
+        for note_line in row.notes.iter().flat_map(|note| wrap(note, COMPACT_WIDTH - 4)) {
             out.push_str("\n    ");
-            out.push_str(&verdict_line);
+            out.push_str(&note_line);
         }
     }
     out
@@ -57,7 +75,7 @@ pub fn note(text: &str) -> String {
 }
 
 /// Milliseconds with the precision that matters at that size: 0.83, 12.4, 205.
-fn short_ms(ms: f64) -> String {
+pub fn short_ms(ms: f64) -> String {
     match ms {
         ms if ms < 10.0 => format!("{ms:.2}"),
         ms if ms < 100.0 => format!("{ms:.1}"),
