@@ -282,6 +282,29 @@ async fn descriptors_short(test: TestDb) {
 }
 
 #[tokio::test]
+async fn a_descriptor_limit_below_the_reserve_is_refused_at_start_saying_what_to_do() {
+    racelab_testkit::run(Backend::Sqlite, too_few_descriptors).await;
+}
+
+// 200 descriptors cannot hold the 216 kept for a pool of 40 and the process: no connection could be
+// served without starving the pool, so the server does not start, and says why.
+async fn too_few_descriptors(test: TestDb) {
+    let run = tokio::process::Command::new("sh")
+        .args(["-c", "ulimit -n 200 && exec \"$0\" serve", env!("CARGO_BIN_EXE_racelab")])
+        .env("DATABASE_URL", &test.url)
+        .env("RACELAB_BIND", "127.0.0.1:0")
+        .env("RACELAB_POOL_SIZE", "40")
+        .env("NO_COLOR", "1")
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(20), run).await.expect("exits at once").expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started: {stderr}");
+    assert!(stderr.contains("open-files limit (200)") && stderr.contains("raise `ulimit -n`"), "{stderr}");
+}
+
+#[tokio::test]
 async fn unknown_paths_and_traversals_are_404_problems() {
     racelab_testkit::run(Backend::Sqlite, not_found).await;
 }
