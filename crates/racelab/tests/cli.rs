@@ -364,3 +364,32 @@ async fn out_of_connections_is_named_as_such(test: TestDb) {
 }
 
 on_server_backends!(out_of_connections_is_named_as_such);
+
+/// An account allowed one connection, which the test holds: the lab's first connection is refused,
+/// and the error says so with the hint about connection limits, not "check that the server runs".
+async fn no_connection_left_at_connect_is_named_with_its_hint(test: TestDb) {
+    use sqlx::Connection;
+    let account = limited_account::LimitedAccount::create(&test, 1).await;
+    let held: Box<dyn std::any::Any> = match test.backend {
+        racelab_core::Backend::Postgres => Box::new(sqlx::PgConnection::connect(&account.url).await.unwrap()),
+        _ => Box::new(sqlx::MySqlConnection::connect(&account.url).await.unwrap()),
+    };
+    let args = ["lab", "-s", "atomic", "-w", "1", "-n", "1", "--database-url", &account.url].map(String::from).to_vec();
+    let (output, elapsed) = lab_timed(args).await;
+    drop(held);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let code = match test.backend {
+        racelab_core::Backend::Postgres => "(SQLSTATE 53300)",
+        _ => "(error 1226)",
+    };
+    assert!(stderr.contains("refused the connection: ") && stderr.contains(code), "{stderr}");
+    assert!(
+        stderr.contains("hint: the server's max_connections (or the user's connection limit) is reached"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("check that the server runs"), "{stderr}");
+    assert!(elapsed < std::time::Duration::from_secs(5), "took {elapsed:?}");
+}
+
+on_server_backends!(no_connection_left_at_connect_is_named_with_its_hint);
