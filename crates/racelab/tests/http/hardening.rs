@@ -160,24 +160,28 @@ async fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     racelab_testkit::run(Backend::Sqlite, idle_keep_alive).await;
 }
 
-// The header timeout is long (10 s) so only the keep-alive timeout (300 ms) can close it.
+// The header timeout is long (10 s) so only the keep-alive timeout (600 ms) can close it. A second
+// request right after the first is served on the same connection: kept alive, then closed once idle.
 async fn idle_keep_alive(test: TestDb) {
-    let app = Settings { connections: short(10_000, 300), ..Settings::default() }.spawn(&test.url).await;
+    let app = Settings { connections: short(10_000, 600), ..Settings::default() }.spawn(&test.url).await;
     let mut stream = connect(&app).await;
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: racelab\r\n\r\n").await.expect("write");
-    let mut received = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !received.ends_with(b"{\"status\":\"ok\"}") {
-        let n = stream.read(&mut buf).await.expect("read");
-        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&received));
-        received.extend_from_slice(&buf[..n]);
+    for _ in 0..2 {
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: racelab\r\n\r\n").await.expect("write");
+        let mut received = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !received.ends_with(b"{\"status\":\"ok\"}") {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&buf[..n]);
+        }
     }
     let answered = Instant::now();
     let after = closed_by_server(&mut stream, Duration::from_secs(5)).await;
     let idle = answered.elapsed();
     assert!(after.is_empty(), "{}", String::from_utf8_lossy(&after));
-    assert!(idle >= Duration::from_millis(250), "closed after {idle:?} idle, before the keep-alive timeout");
-    assert!(idle < Duration::from_secs(5), "closed by something else after {idle:?}");
+    // The server's idle clock started a little before the client read the answer: half the timeout
+    // leaves room for a loaded machine.
+    assert!(idle >= Duration::from_millis(300), "closed after {idle:?} idle, before the keep-alive timeout");
 }
 
 #[tokio::test]
