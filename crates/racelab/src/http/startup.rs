@@ -113,11 +113,6 @@ impl Application {
         &self.state
     }
 
-    /// The connection cap, fitted to the open-files limit.
-    pub fn connection_budget(&self) -> ConnectionBudget {
-        self.budget
-    }
-
     /// Serves until ctrl-c or SIGTERM, then drains.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await

@@ -125,6 +125,16 @@ async fn half_sent_request_line(test: TestDb) {
     let elapsed = started.elapsed();
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     assert!(elapsed >= Duration::from_millis(300), "closed after {elapsed:?}, before the header timeout");
+    assert_closed_for(&app, "header_timeout").await;
+}
+
+/// `/metrics` counts a connection the server closed for `reason`.
+async fn assert_closed_for(app: &TestApp, reason: &str) {
+    let metrics = app.get("/metrics").await.text;
+    let series = format!("http_connections_closed_total{{reason=\"{reason}\"}} ");
+    // The recorder is the process's: other tests in it may have added to the count.
+    let count = metrics.lines().find_map(|line| line.strip_prefix(&series)?.parse::<f64>().ok());
+    assert!(count.is_some_and(|n| n >= 1.0), "no `{series}` in:\n{metrics}");
 }
 
 #[tokio::test]
@@ -206,6 +216,7 @@ async fn idle_connections_are_shed(test: TestDb) {
     let body = app.ok("/health").await;
     assert_eq!(body["status"], "ok");
     closed_by_server(&mut idle[0], Duration::from_secs(5)).await;
+    assert_closed_for(&app, "shed").await;
 }
 
 #[tokio::test]
