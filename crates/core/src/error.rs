@@ -71,6 +71,13 @@ impl ErrorKind {
         )
     }
 
+    /// Whether a lock was refused: `NOWAIT` found it taken, `SKIP LOCKED` skipped the row, or the wait
+    /// ran out. Retrying these is a choice (a budget the caller sets), not a default: a lock mode that
+    /// fails fast must fail fast, and a wait must not outlast its timeout.
+    pub fn is_lock_refusal(self) -> bool {
+        matches!(self, ErrorKind::LockNotAvailable | ErrorKind::LockTimeout | ErrorKind::RowSkipped)
+    }
+
     /// The snake_case name used in JSON, CSV and tables.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,6 +122,9 @@ pub struct DbError {
     kind: ErrorKind,
     detail: String,
     code: Option<String>,
+    /// The connection was lost while the statement that commits was on the wire: it may have
+    /// committed or not, and nobody can tell from this side.
+    in_doubt: bool,
     #[source]
     source: Option<sqlx::Error>,
 }
@@ -122,7 +132,7 @@ pub struct DbError {
 impl DbError {
     /// An error that did not come from the driver.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into(), code: None, source: None }
+        Self { kind, detail: detail.into(), code: None, in_doubt: false, source: None }
     }
 
     /// A driver error, already classified by a backend module.
@@ -131,7 +141,7 @@ impl DbError {
             sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
             _ => None,
         };
-        Self { kind, detail: driver_detail(&source), code, source: Some(source) }
+        Self { kind, detail: driver_detail(&source), code, in_doubt: false, source: Some(source) }
     }
 
     /// The kind this error was classified as.
@@ -142,6 +152,20 @@ impl DbError {
     /// The database's own code (SQLSTATE, MySQL error number, SQLite extended result code), if any.
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()
+    }
+
+    /// Whether this error came from the statement that would have committed the unit of work, with
+    /// the answer lost on the way back: the work may be in the database or not.
+    pub fn is_in_doubt(&self) -> bool {
+        self.in_doubt
+    }
+
+    /// Marks an error of the committing statement (`COMMIT`, or a write in autocommit): if the
+    /// connection was lost, the commit's fate is unknown. Any other error is a known failure: the
+    /// server answered, or rolled back when the connection broke before the commit was sent.
+    pub(crate) fn at_commit(mut self) -> Self {
+        self.in_doubt = self.kind == ErrorKind::ConnectionLost;
+        self
     }
 
     /// Re-labels the kind where only the caller knows what a shared code meant (PG 55P03 and

@@ -18,7 +18,9 @@ pub mod strategy;
 
 pub use db::{Backend, ConnectOptions, Database, DatabaseUrl, LockMode, Pk, Session};
 pub use error::{Classify, DbError, ErrorKind};
-pub use experiment::{Experiment, ExperimentError, Outcome, StopAfter, Target};
+pub use experiment::{
+    Experiment, ExperimentError, NodeOutcome, Outcome, Progress, ProgressSnapshot, StopAfter, Target,
+};
 pub use post::{Post, SaveError};
 pub use retry::{Retried, RetryPolicy};
 pub use strategy::Strategy;

@@ -12,8 +12,8 @@ async fn run(db: &racelab_core::Database, experiment: Experiment) -> Outcome {
 }
 
 fn assert_accounted(outcome: &Outcome) {
-    assert_eq!(outcome.acknowledged + outcome.failed, outcome.expected, "{outcome:#?}");
-    assert_eq!(outcome.like_after - outcome.like_before, outcome.actual, "{outcome:#?}");
+    assert_eq!(outcome.acknowledged + outcome.failed + outcome.in_doubt, outcome.expected, "{outcome:#?}");
+    assert_eq!(outcome.like_after.map(|after| after - outcome.like_before), outcome.actual, "{outcome:#?}");
     assert_eq!(outcome.foreign_writes, 0, "{outcome:#?}");
 }
 
@@ -23,7 +23,7 @@ async fn naive_loses_exactly_one_of_two_under_a_forced_race(test: TestDb) {
     let db = test.connect().await;
     let outcome = run(&db, Experiment { force_race: true, ..Experiment::new(Strategy::Naive, 2, 1) }).await;
     assert_accounted(&outcome);
-    assert_eq!((outcome.acknowledged, outcome.actual, outcome.lost), (2, 1, Some(1)), "{outcome:#?}");
+    assert_eq!((outcome.acknowledged, outcome.actual, outcome.lost), (2, Some(1), Some(1)), "{outcome:#?}");
     assert!(outcome.verdict().starts_with("lost 1 of 2 updates"), "{}", outcome.verdict());
 }
 
@@ -32,7 +32,7 @@ async fn safe_strategy_at_32_workers(db: &racelab_core::Database, strategy: Stra
     assert_accounted(&outcome);
     assert_eq!(outcome.expected, 1600);
     assert_eq!(outcome.lost, Some(0), "{strategy}: {outcome:#?}");
-    assert_eq!(outcome.actual as u64, outcome.acknowledged, "{strategy}: {outcome:#?}");
+    assert_eq!(outcome.actual, Some(outcome.acknowledged as i64), "{strategy}: {outcome:#?}");
     // The default retry policy is meant to let 32 workers on one row finish.
     assert_eq!(outcome.failed, 0, "{strategy}: {outcome:#?}");
 }
@@ -74,7 +74,7 @@ async fn versioned_without_retry_drops_conflicting_increments(test: TestDb) {
     let outcome = run(&db, Experiment { force_race: true, ..Experiment::new(Strategy::VersionedNoRetry, 4, 5) }).await;
     assert_accounted(&outcome);
     assert!(outcome.dropped >= 3, "all four read version 0, only one can save it: {outcome:#?}");
-    assert_eq!(outcome.actual as u64, outcome.acknowledged, "{outcome:#?}");
+    assert_eq!(outcome.actual, Some(outcome.acknowledged as i64), "{outcome:#?}");
     assert_eq!(outcome.lost, Some(0));
     assert_eq!(outcome.acknowledged + outcome.dropped, 20);
     assert!(outcome.errors.contains_key(&ErrorKind::StaleVersion), "{outcome:#?}");
@@ -82,7 +82,7 @@ async fn versioned_without_retry_drops_conflicting_increments(test: TestDb) {
 
     // The same race with the retry: nothing dropped.
     let outcome = run(&db, Experiment { force_race: true, ..Experiment::new(Strategy::Versioned, 4, 5) }).await;
-    assert_eq!((outcome.acknowledged, outcome.actual, outcome.dropped), (20, 20, 0), "{outcome:#?}");
+    assert_eq!((outcome.acknowledged, outcome.actual, outcome.dropped), (20, Some(20), 0), "{outcome:#?}");
     assert!(outcome.retried_errors.contains_key(&ErrorKind::StaleVersion), "{outcome:#?}");
 }
 
@@ -92,7 +92,7 @@ async fn serializable_conflict_is_detected_and_retried(test: TestDb) {
     let db = test.connect().await;
     let outcome = run(&db, Experiment { force_race: true, ..Experiment::new(Strategy::Serializable, 2, 1) }).await;
     assert_accounted(&outcome);
-    assert_eq!((outcome.acknowledged, outcome.actual, outcome.failed), (2, 2, 0), "{outcome:#?}");
+    assert_eq!((outcome.acknowledged, outcome.actual, outcome.failed), (2, Some(2), 0), "{outcome:#?}");
     assert!(outcome.retries >= 1, "{outcome:#?}");
     let expected_kinds: &[ErrorKind] = match test.backend {
         Backend::Sqlite => &[ErrorKind::Busy],
@@ -131,12 +131,12 @@ async fn pessimistic_lock_modes_report_their_kind_when_the_row_is_held(test: Tes
     let waited = one_locked_increment(&db, pk, LockMode::Wait, Duration::from_millis(200)).await;
     assert_eq!(waited.errors.get(&ErrorKind::LockTimeout), Some(&1), "{waited:#?}");
     for outcome in [&nowait, &skipped, &waited] {
-        assert_eq!((outcome.acknowledged, outcome.actual), (0, 0), "{outcome:#?}");
+        assert_eq!((outcome.acknowledged, outcome.actual), (0, Some(0)), "{outcome:#?}");
     }
 
     holder.rollback_quietly().await;
     let free = one_locked_increment(&db, pk, LockMode::NoWait, Duration::from_secs(1)).await;
-    assert_eq!((free.acknowledged, free.actual, free.failed), (1, 1, 0), "{free:#?}");
+    assert_eq!((free.acknowledged, free.actual, free.failed), (1, Some(1), 0), "{free:#?}");
 }
 
 async fn advisory_lock_times_out_and_is_released_after_an_error(test: TestDb) {
@@ -191,16 +191,16 @@ async fn duration_bounded_runs_account_for_every_increment(test: TestDb) {
     let outcome = run(&db, Experiment { stop, ..Experiment::new(Strategy::Atomic, 4, 1) }).await;
     assert_accounted(&outcome);
     assert!(outcome.acknowledged > 0 && outcome.throughput_per_s > 0.0, "{outcome:#?}");
-    assert_eq!(outcome.actual as u64, outcome.acknowledged);
+    assert_eq!(outcome.actual, Some(outcome.acknowledged as i64));
     assert_eq!(outcome.increments, None);
 }
 
 async fn an_existing_post_is_used_and_a_missing_one_created(test: TestDb) {
     let db = test.connect().await;
     let outcome = run(&db, Experiment { target: Target::Post(1), ..Experiment::new(Strategy::Atomic, 2, 3) }).await;
-    assert_eq!((outcome.post, outcome.like_before, outcome.like_after), (1, 0, 6));
+    assert_eq!((outcome.post, outcome.like_before, outcome.like_after), (1, 0, Some(6)));
     let outcome = run(&db, Experiment { target: Target::Post(1), ..Experiment::new(Strategy::Atomic, 2, 3) }).await;
-    assert_eq!((outcome.like_before, outcome.like_after), (6, 12));
+    assert_eq!((outcome.like_before, outcome.like_after), (6, Some(12)));
     // Fresh posts never collide with the explicitly created post 1.
     let fresh = run(&db, Experiment::new(Strategy::Atomic, 1, 1)).await;
     assert_ne!(fresh.post, 1);

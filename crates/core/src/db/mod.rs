@@ -114,6 +114,12 @@ pub(crate) trait Dialect {
 
     /// A plain read of `like` and `version`.
     fn read(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    /// The whole counter (as [`Dialect::read_total`]) as it stands after every write committed
+    /// anywhere before the read: on a Galera node it waits until the node has applied every write set
+    /// certified before it (`wsrep_sync_wait`).
+    fn read_settled(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send {
+        Self::read_total(c, pk)
+    }
     /// A locking read (`FOR UPDATE [NOWAIT | SKIP LOCKED]`).
     fn read_for_update(
         c: &mut Conn<Self::Db>,
@@ -253,7 +259,7 @@ impl Session {
         if !self.in_transaction {
             return Ok(());
         }
-        let result = dispatch!(&mut self.conn, commit());
+        let result = dispatch!(&mut self.conn, commit()).map_err(DbError::at_commit);
         match result {
             Ok(()) => self.in_transaction = false,
             // The server may have rolled back or may still hold the transaction: make sure of it.
@@ -302,6 +308,12 @@ impl Session {
         dispatch!(&mut self.conn, read(pk))
     }
 
+    /// The whole counter (post and slots), seeing every write committed before it on any node of a
+    /// cluster: the read that proves an experiment.
+    pub async fn read_settled(&mut self, pk: Pk) -> Result<Counter, DbError> {
+        dispatch!(&mut self.conn, read_settled(pk))
+    }
+
     pub async fn read_for_update(&mut self, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
         dispatch!(&mut self.conn, read_for_update(pk, mode))
     }
@@ -311,15 +323,25 @@ impl Session {
     }
 
     pub async fn write(&mut self, pk: Pk, like: i64) -> Result<(), DbError> {
-        dispatch!(&mut self.conn, write(pk, like))
+        let result = dispatch!(&mut self.conn, write(pk, like));
+        self.autocommit_point(result)
     }
 
     pub async fn write_if_version(&mut self, pk: Pk, like: i64, expected_version: i64) -> Result<bool, DbError> {
-        dispatch!(&mut self.conn, write_if_version(pk, like, expected_version))
+        let result = dispatch!(&mut self.conn, write_if_version(pk, like, expected_version));
+        self.autocommit_point(result)
     }
 
     pub async fn increment(&mut self, pk: Pk) -> Result<i64, DbError> {
-        dispatch!(&mut self.conn, increment(pk))
+        let result = dispatch!(&mut self.conn, increment(pk));
+        self.autocommit_point(result)
+    }
+
+    /// Outside a transaction a write commits by itself: its lost answer leaves the increment in doubt,
+    /// as a lost answer to `COMMIT` does. Inside one, the server rolls back what a broken connection
+    /// left uncommitted: a known failure.
+    fn autocommit_point<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
+        if self.in_transaction { result } else { result.map_err(DbError::at_commit) }
     }
 
     pub async fn advisory_lock(&mut self, pk: Pk) -> Result<(), DbError> {
@@ -359,7 +381,8 @@ impl Session {
     /// The sharded strategy's increment: slot `slot` of post `pk` gains 1, in one autocommit
     /// statement. Returns the slot's new value.
     pub async fn increment_slot(&mut self, pk: Pk, slot: u16) -> Result<i64, DbError> {
-        dispatch!(&mut self.conn, increment_slot(pk, slot))
+        let result = dispatch!(&mut self.conn, increment_slot(pk, slot));
+        self.autocommit_point(result)
     }
 
     /// The post's counter as a reader must see it: `like` is the post's own plus the sum of its slots,

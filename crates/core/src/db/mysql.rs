@@ -117,6 +117,21 @@ impl Dialect for MySql {
         read_counter(row, pk)
     }
 
+    async fn read_settled(c: &mut MySqlConnection, pk: Pk) -> Result<Counter, DbError> {
+        // Galera reads are node-local and may be stale (MDEV-38999): wait until this node has applied
+        // every write set certified before the read. MySQL has no such variable (1193): nothing to wait for.
+        let galera = match c.execute(sqlx::raw_sql("SET SESSION wsrep_sync_wait = 1")).await {
+            Ok(_) => true,
+            Err(err) if error_number(&err) == Some(1193) => false,
+            Err(err) => return Err(db_err::<MySql>(err)),
+        };
+        let read = Self::read_total(c, pk).await;
+        if galera {
+            c.execute(sqlx::raw_sql("SET SESSION wsrep_sync_wait = 0")).await.map_err(db_err::<MySql>)?;
+        }
+        read
+    }
+
     async fn read_for_update(c: &mut MySqlConnection, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
         let sql = match mode {
             LockMode::Wait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE",

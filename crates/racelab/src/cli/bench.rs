@@ -134,6 +134,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                 retry: plan.retry,
                 lock_timeout: None,
                 force_race: false,
+                lock_retries: 0,
+                settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
             };
             match progress.run_cell(&db, &experiment).await {
                 Ok(outcome) => {

@@ -80,7 +80,9 @@ pub enum ApiError {
     #[error(transparent)]
     Database(#[from] DbError),
     /// The database went away while the experiment ran: some increments could not be made.
-    #[error("the database connection was lost during the run: {failed} of {expected} increments failed")]
+    #[error(
+        "the database connection was lost during the run: {failed} of {expected} increments failed or are in doubt"
+    )]
     Interrupted { failed: u64, expected: u64, outcome: Box<Outcome> },
     /// Every increment of the experiment gave up on a row lock another transaction held (`kinds`
     /// says which: lock_not_available, lock_timeout, row_skipped).

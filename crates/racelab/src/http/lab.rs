@@ -210,10 +210,13 @@ pub struct NoParams {}
     "post": 1,
     "verdict": "no update lost",
     "experiment": {"strategy": "pessimistic", "database": "postgres", "post": 1, "workers": 2, "increments": 25,
-        "expected": 50, "acknowledged": 50, "failed": 0, "errors": {}, "retried_errors": {}, "actual": 50,
+        "expected": 50, "acknowledged": 50, "failed": 0, "in_doubt": 0, "in_doubt_committed": 0, "errors": {},
+        "retried_errors": {}, "actual": 50,
         "lost": 0, "dropped": 0, "foreign_writes": 0, "attempts": 50, "retries": 0, "elapsed_ms": 9.8,
         "throughput_per_s": 5102.0, "latency_ms": {"p50": 0.3, "p95": 0.6, "p99": 0.9, "max": 1.2},
-        "like_before": 0, "like_after": 50}
+        "like_before": 0, "like_after": 50, "counter_error": null,
+        "nodes": [{"node": 1, "workers": 2, "acknowledged": 50, "failed": 0, "in_doubt": 0, "retries": 0,
+            "errors": {}, "retried_errors": {}}]}
 }))]
 pub struct LabResponse {
     /// What was done, as the seed said it (plus what went wrong, if anything did).
@@ -245,16 +248,21 @@ pub struct OutcomeSchema {
     expected: u64,
     /// Increments the strategy reported done.
     acknowledged: u64,
-    /// Increments that gave up with an error, counted by kind in `errors`.
+    /// Increments known not applied (refused, or rolled back), counted by kind in `errors`.
     failed: u64,
+    /// Increments whose commit's answer was lost: each may be in the row or not.
+    in_doubt: u64,
+    /// How many in-doubt increments committed, as the version count shows.
+    in_doubt_committed: Option<u64>,
     /// Failed increments by kind (serialization_failure, deadlock, lock_not_available, lock_timeout, busy,
     /// stale_version, row_skipped, connection_lost, pool_timeout, not_found, unsupported, other).
     errors: std::collections::BTreeMap<String, u64>,
     /// Failed attempts that were retried, by kind.
     retried_errors: std::collections::BTreeMap<String, u64>,
-    /// `like` after minus `like` before, read from the database.
-    actual: i64,
-    /// `acknowledged - actual`; `null` when another writer touched the row during the run.
+    /// `like` after minus `like` before, read from the database; `null` when it could not be read.
+    actual: Option<i64>,
+    /// Committed increments missing from the row; never negative; `null` when another writer touched
+    /// the row during the run or the counter could not be read.
     lost: Option<i64>,
     /// Increments the no-retry versioning run dropped after detecting a conflict.
     dropped: u64,
@@ -267,7 +275,26 @@ pub struct OutcomeSchema {
     throughput_per_s: f64,
     latency_ms: LatencySchema,
     like_before: i64,
-    like_after: i64,
+    like_after: Option<i64>,
+    /// Why the counter could not be read after the run (an error kind), when it could not.
+    counter_error: Option<String>,
+    /// The same figures per node the workers wrote through.
+    nodes: Vec<NodeSchema>,
+}
+
+/// One node's share of an experiment.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct NodeSchema {
+    /// The node's number, from 1, in the order the databases were given.
+    node: u32,
+    workers: u32,
+    acknowledged: u64,
+    failed: u64,
+    in_doubt: u64,
+    retries: u64,
+    errors: std::collections::BTreeMap<String, u64>,
+    retried_errors: std::collections::BTreeMap<String, u64>,
 }
 
 /// Latency of whole increments (retries and backoff included), in milliseconds.
@@ -641,6 +668,8 @@ async fn experiment(
         retry: state.retry(),
         lock_timeout: None,
         force_race: params.force_race,
+        lock_retries: 0,
+        settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
     };
     // Waiting for the post is cancellable (a client that gives up stops waiting); the run itself is
     // not: it goes on in its own task, still holding the post, even if the request is dropped by the
@@ -668,20 +697,20 @@ fn failed_on(outcome: &Outcome, kinds: &[ErrorKind]) -> u64 {
 }
 
 /// The status of a finished experiment, decided here and nowhere else; every answer carries the
-/// outcome. 503 if the database went away during the run; 409 if every increment gave up on a row
-/// lock held by another transaction (`nowait`, `skip-locked`, or `wait` past the lock timeout);
-/// 200 otherwise, the verdict saying what was lost, dropped or retried.
+/// outcome. 503 if the database went away during the run (what was acknowledged, failed and in
+/// doubt, and the counter if it could be read); 409 if every increment gave up on a row lock held by
+/// another transaction (`nowait`, `skip-locked`, or `wait` past the lock timeout); 200 otherwise, the
+/// verdict saying what was lost, dropped or retried.
 fn respond(message: &str, outcome: Outcome) -> Result<Json<LabResponse>, ApiError> {
-    let gone = failed_on(&outcome, &[ErrorKind::ConnectionLost, ErrorKind::PoolTimeout]);
-    if gone > 0 {
+    let Some(like_result) = outcome.like_after.filter(|_| !outcome.database_unavailable()) else {
+        let gone = outcome.in_doubt + failed_on(&outcome, &[ErrorKind::ConnectionLost, ErrorKind::PoolTimeout]);
         return Err(ApiError::Interrupted { failed: gone, expected: outcome.expected, outcome: Box::new(outcome) });
-    }
-    let locked = failed_on(&outcome, &LOCK_KINDS);
-    if outcome.acknowledged == 0 && locked > 0 && locked == outcome.failed && locked == outcome.expected {
+    };
+    if outcome.refused_by_locks() {
         let kinds: Vec<String> =
             LOCK_KINDS.iter().filter_map(|kind| outcome.errors.get(kind).map(|n| format!("{kind}: {n}"))).collect();
         return Err(ApiError::Locked {
-            failed: locked,
+            failed: outcome.failed,
             expected: outcome.expected,
             kinds: kinds.join(", "),
             outcome: Box::new(outcome),
@@ -699,11 +728,5 @@ fn respond(message: &str, outcome: Outcome) -> Result<Json<LabResponse>, ApiErro
             outcome.dropped, outcome.expected
         ));
     }
-    Ok(Json(LabResponse {
-        message,
-        like_result: outcome.like_after,
-        post: outcome.post,
-        verdict: outcome.verdict(),
-        experiment: outcome,
-    }))
+    Ok(Json(LabResponse { message, like_result, post: outcome.post, verdict: outcome.verdict(), experiment: outcome }))
 }

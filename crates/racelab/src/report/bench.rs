@@ -61,12 +61,15 @@ pub struct BenchCell {
     pub latency_ms: Latency,
     /// Increments the strategy reported done (warm-up included).
     pub acknowledged: u64,
-    /// How far the row's counter moved, read from the database.
-    pub actual: i64,
-    /// `acknowledged - actual`; `null` when another writer touched the row.
+    /// How far the row's counter moved, read from the database; `null` when it could not be read.
+    pub actual: Option<i64>,
+    /// Committed increments missing from the row; `null` when another writer touched the row or the
+    /// counter could not be read.
     pub lost: Option<i64>,
     /// Increments that gave up with an error.
     pub failed: u64,
+    /// Increments whose commit's answer was lost (in the row or not).
+    pub in_doubt: u64,
     /// Attempts beyond the first, over the whole run.
     pub retries: u64,
     /// `retries` per attempted increment.
@@ -94,12 +97,13 @@ impl BenchCell {
             actual: outcome.actual,
             lost: outcome.lost,
             failed: outcome.failed,
+            in_doubt: outcome.in_doubt,
             retries: outcome.retries,
             retries_per_increment: if attempted == 0 { 0.0 } else { outcome.retries as f64 / attempted as f64 },
             errors: outcome.errors.clone(),
             retried_errors: outcome.retried_errors.clone(),
             safe: outcome.strategy != Strategy::Naive,
-            invariant_holds: outcome.lost == Some(0),
+            invariant_holds: outcome.lost == Some(0) && outcome.invariant_holds() == Some(true),
         }
     }
 

@@ -86,11 +86,16 @@ fn failures(cell: &BenchCell) -> String {
 /// "yes (n)", or what went wrong: lost updates (expected only of `naive`), or writes that were not ours.
 pub fn invariant(cell: &BenchCell) -> String {
     match cell.lost {
-        Some(0) => format!("yes ({})", cell.actual),
+        Some(0) => format!("yes ({})", cell.actual.unwrap_or_default()),
         Some(lost) if !cell.safe => format!("no: lost {lost} of {}", cell.acknowledged),
         Some(lost) => {
-            format!("VIOLATED: {} acknowledged, {} in the row ({lost:+} lost)", cell.acknowledged, cell.actual)
+            format!(
+                "VIOLATED: {} acknowledged, {} in the row ({lost} lost)",
+                cell.acknowledged,
+                cell.actual.unwrap_or_default()
+            )
         }
+        None if cell.actual.is_none() => "unknown: the counter could not be read".to_owned(),
         None => "unknown: another writer touched the row".to_owned(),
     }
 }

@@ -32,6 +32,7 @@ pub fn bench_csv(report: &BenchReport) -> String {
     out.push('\n');
     for c in &report.cells {
         let lost = c.lost.map(|l| l.to_string()).unwrap_or_default();
+        let actual = c.actual.map(|a| a.to_string()).unwrap_or_default();
         let errors: Vec<String> = c.errors.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
         // Writing to a String cannot fail.
         let _ = writeln!(
@@ -45,7 +46,7 @@ pub fn bench_csv(report: &BenchReport) -> String {
             c.latency_ms.p99,
             c.latency_ms.max,
             c.acknowledged,
-            c.actual,
+            actual,
             lost,
             c.failed,
             c.retries,

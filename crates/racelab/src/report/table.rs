@@ -20,7 +20,7 @@ pub fn compact(outcomes: &[Outcome]) -> String {
             name: o.strategy.name(),
             figures: vec![
                 o.expected.to_string(),
-                o.actual.to_string(),
+                o.actual.map_or_else(|| "?".to_owned(), |a| a.to_string()),
                 o.lost.map_or_else(|| "?".to_owned(), |l| l.to_string()),
                 o.failed.to_string(),
                 o.retries.to_string(),
@@ -123,7 +123,7 @@ pub fn outcomes(outcomes: &[Outcome]) -> Table {
         let lost = o.lost.map_or_else(|| "?".to_owned(), |l| l.to_string());
         let numbers = [
             o.expected.to_string(),
-            o.actual.to_string(),
+            o.actual.map_or_else(|| "?".to_owned(), |a| a.to_string()),
             lost,
             o.failed.to_string(),
             o.retries.to_string(),

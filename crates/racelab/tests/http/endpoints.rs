@@ -6,10 +6,11 @@ use racelab_testkit::{TestDb, on_every_backend};
 use crate::helpers::{Raw, keys, spawn_app};
 
 /// The fields of `racelab lab --json`, which every experiment answer carries under `experiment`.
-pub const OUTCOME_KEYS: [&str; 21] = [
+pub const OUTCOME_KEYS: [&str; 25] = [
     "acknowledged",
     "actual",
     "attempts",
+    "counter_error",
     "database",
     "dropped",
     "elapsed_ms",
@@ -17,11 +18,14 @@ pub const OUTCOME_KEYS: [&str; 21] = [
     "expected",
     "failed",
     "foreign_writes",
+    "in_doubt",
+    "in_doubt_committed",
     "increments",
     "latency_ms",
     "like_after",
     "like_before",
     "lost",
+    "nodes",
     "post",
     "retried_errors",
     "retries",

@@ -156,7 +156,9 @@ async fn an_outside_writer_is_named_not_miscounted(test: TestDb) {
 // background still holding the post: the next request on the post waits for it and never overlaps it.
 // The test keeps the row locked until the second request is seen queued on the post, then lets go.
 async fn a_timed_out_request_never_overlaps_the_next(test: TestDb) {
-    let app = spawn_app_with(&test.url, Duration::from_secs(3), Duration::from_millis(300)).await;
+    // The first request times out because the test holds the row; the second must not: its own run
+    // and the rest of the first (60 increments) take a few ms, so 1.5 s is room, not a race.
+    let app = spawn_app_with(&test.url, Duration::from_secs(3), Duration::from_millis(1500)).await;
     let mut holder = detach_a_locked_run(&app, &test).await;
 
     // The first run still holds the post (its workers wait for the test's row lock): the second request

@@ -1,7 +1,6 @@
 //! `spawn_app`, a raw connection for what the test itself does to the database, a TCP proxy the test
 //! can cut, and the child-process harness.
 
-use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,6 @@ use racelab_testkit::TestDb;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 /// A running service and a client for it.
 pub struct TestApp {
@@ -250,6 +247,27 @@ impl Raw {
         }
     }
 
+    /// Waits until no other connection to this database runs a statement: what connections that
+    /// were cut had sent has finished on the server (it may commit after the client has gone).
+    pub async fn wait_until_no_other_statement_runs(&mut self) {
+        let sql = match self {
+            Raw::Postgres(_) => {
+                "SELECT COUNT(*)::BIGINT FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND state <> 'idle'"
+            }
+            Raw::MySql(_) => {
+                "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.processlist \
+                 WHERE db = DATABASE() AND id <> CONNECTION_ID() AND command <> 'Sleep'"
+            }
+            Raw::Sqlite(_) => return,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count(sql).await != 0 {
+            assert!(Instant::now() < deadline, "statements of cut connections still run after 20 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until some transaction on the server waits for a row lock (the test holds it): the
     /// interleaving is observed, not hoped for.
     pub async fn wait_for_lock_waiter(&mut self) {
@@ -276,74 +294,4 @@ impl Raw {
 }
 
 /// A TCP proxy between the service and the database server that the test can cut and restore.
-pub struct TcpProxy {
-    pub port: u16,
-    open: watch::Sender<bool>,
-    /// Bumped by [`TcpProxy::sever`]: every live connection closes, new ones are still let through.
-    severed: watch::Sender<u64>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        let _ = self.open.send(false);
-    }
-}
-
-impl TcpProxy {
-    pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
-        let port = listener.local_addr().expect("proxy address").port();
-        let (open, _) = watch::channel(true);
-        let (severed, _) = watch::channel(0);
-        let (opened, severs) = (open.clone(), severed.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mut is_open = opened.subscribe();
-                let mut is_severed = severs.subscribe();
-                if !*is_open.borrow() {
-                    continue; // dropped: the connection is closed at once
-                }
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = is_open.wait_for(|open| !open) => {}
-                        _ = is_severed.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { port, open, severed, accept }
-    }
-
-    /// Closes every proxied connection and refuses new ones (they are accepted and closed at once).
-    pub fn cut(&self) {
-        self.open.send_replace(false);
-    }
-
-    /// Closes every proxied connection, and goes on letting new ones through.
-    pub fn sever(&self) {
-        self.severed.send_modify(|n| *n += 1);
-    }
-
-    pub fn restore(&self) {
-        self.open.send_replace(true);
-    }
-
-    /// `url` with its host and port replaced by this proxy; and the upstream address it named.
-    pub fn route(url: &str) -> (SocketAddr, impl FnOnce(u16) -> String) {
-        let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
-        let (credentials, host_port) = authority.rsplit_once('@').map_or(("", authority), |(c, h)| (c, h));
-        let upstream: SocketAddr = host_port.parse().expect("test server URL has an IP address and a port");
-        let (scheme, credentials, path) = (scheme.to_owned(), credentials.to_owned(), path.to_owned());
-        let rewrite = move |port: u16| {
-            let at = if credentials.is_empty() { String::new() } else { format!("{credentials}@") };
-            format!("{scheme}://{at}127.0.0.1:{port}{path}")
-        };
-        (upstream, rewrite)
-    }
-}
+pub use racelab_testkit::proxy::TcpProxy;
