@@ -116,13 +116,14 @@ async fn a_long_value_is_echoed_cut_short() {
 async fn long_value(test: TestDb) {
     let app = spawn_app(&test).await;
     let cut = format!("{}…", "7".repeat(ECHO_LIMIT));
-    let answer = app.get(&format!("/test-db/2th?workers={}", "7".repeat(60_000))).await;
+    // Long, but within the URI limit (a longer target is a 414, tested with the server's limits).
+    let answer = app.get(&format!("/test-db/2th?workers={}", "7".repeat(8_000))).await;
     let problem = assert_refused(&answer, "workers", &format!("got `{cut}`"));
     assert!(problem["invalid_params"][0]["reason"].as_str().is_some_and(|r| r.ends_with(&format!("`{cut}`"))));
     assert!(answer.text.len() < 1_000, "a {} byte body", answer.text.len());
 
     // A long parameter name is cut too.
-    let answer = app.get(&format!("/test-db/2th?{}=1", "x".repeat(60_000))).await;
+    let answer = app.get(&format!("/test-db/2th?{}=1", "x".repeat(8_000))).await;
     let name = format!("{}…", "x".repeat(ECHO_LIMIT));
     assert_refused(&answer, &name, "is not a parameter of this endpoint");
     assert!(answer.text.len() < 1_000, "a {} byte body", answer.text.len());
