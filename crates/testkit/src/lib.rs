@@ -6,6 +6,7 @@
 //! `RACELAB_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`). A server that cannot be
 //! reached fails the test with the URL tried and the variable to set: nothing is skipped silently.
 
+pub mod galera;
 pub mod proxy;
 
 use std::path::PathBuf;

@@ -35,6 +35,10 @@ pub enum ConnectError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// A Galera node that answers but refuses queries (1047): outside the Primary component, or not
+    /// yet prepared.
+    #[error("node not ready: {state} ({url})")]
+    NodeNotReady { url: String, state: super::NodeState },
 }
 
 /// Why a server that answered refused a connection.

@@ -21,6 +21,7 @@ use sqlx::pool::PoolConnection;
 use crate::error::{DbError, ErrorKind};
 
 pub use self::connect::{ConnectError, Refusal};
+pub use self::mysql::NodeState;
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, UrlError, redact};
 
 /// The primary key of a post.
@@ -473,19 +474,70 @@ impl Database {
             max_connections: options.max_connections,
             bulk_acquire: Default::default(),
         };
+        // A Galera node outside the Primary component answers, then refuses every query with 1047:
+        // say so, with its state, rather than fail later on a migration. (Errors here are left to the
+        // statements that follow.)
+        if let Ok(Some(state)) = db.node_state().await
+            && !state.accepts_queries()
+        {
+            return Err(ConnectError::NodeNotReady { url: db.url.redacted(), state });
+        }
         if options.migrate {
             db.migrate().await?;
         }
         Ok(db)
     }
 
-    /// Applies the embedded migrations of this backend. Safe to run concurrently and repeatedly.
+    /// Applies the embedded migrations of this backend. Safe to run concurrently and repeatedly: on
+    /// Galera, connections to several nodes migrating at once conflict (sqlx's migration lock is
+    /// node-local, so each node may start the same migration); the losers retry until they find the
+    /// migrations applied.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         let migrate = |source| ConnectError::Migrate { url: self.url.redacted(), source };
+        let mut backoff = SETUP_RETRY.backoff();
+        loop {
+            let result = match &self.pool {
+                Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
+                Pool::MySql(p) => sqlx::migrate!("./migrations/mysql").run(p).await,
+                Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+            };
+            let conflict = match &result {
+                Err(
+                    sqlx::migrate::MigrateError::Execute(err) | sqlx::migrate::MigrateError::ExecuteMigration(err, _),
+                ) => self.is_setup_conflict(err),
+                // A migration marked "not done" in `_sqlx_migrations`: another node's, in progress, or one
+                // that lost a conflict after MariaDB's implicit commit had recorded it. Only on a cluster
+                // (on one server sqlx's lock excludes both, and dirty means dirty): the mark is removed
+                // and the migration runs again, which our migrations allow (they are idempotent).
+                Err(sqlx::migrate::MigrateError::Dirty(version)) => match &self.pool {
+                    Pool::MySql(p) if matches!(self.node_state().await, Ok(Some(_))) => {
+                        mysql::forget_unfinished_migration(p, *version).await
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            match backoff.next() {
+                Some(sleep) if conflict => tokio::time::sleep(sleep).await,
+                _ => return result.map_err(migrate),
+            }
+        }
+    }
+
+    /// A migration that lost to the same migration on another Galera node: a certification conflict
+    /// (1213), or the other node's row in `_sqlx_migrations` (1062).
+    fn is_setup_conflict(&self, err: &sqlx::Error) -> bool {
         match &self.pool {
-            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await.map_err(migrate),
-            Pool::MySql(p) => sqlx::migrate!("./migrations/mysql").run(p).await.map_err(migrate),
-            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await.map_err(migrate),
+            Pool::MySql(_) => mysql::MySql::classify(err) == ErrorKind::Deadlock || mysql::is_duplicate_key(err),
+            _ => false,
+        }
+    }
+
+    /// Where this server stands in a Galera cluster; `None` unless it is a MariaDB node with wsrep on.
+    pub async fn node_state(&self) -> Result<Option<NodeState>, DbError> {
+        match &self.pool {
+            Pool::MySql(p) => mysql::node_state(p).await,
+            _ => Ok(None),
         }
     }
 
@@ -569,22 +621,25 @@ impl Database {
 
     /// Creates a fresh post with `like = 0` and returns its key.
     pub async fn create_post(&self) -> Result<Pk, DbError> {
-        self.session().await?.create_post().await
+        retry_setup(|| async { self.session().await?.create_post().await }).await
     }
 
     /// Creates post `pk` with `like = 0` unless it exists. Writes only when it is missing, so it does
     /// not wait for a lock someone holds on an existing row (or on a whole SQLite database).
     pub async fn ensure_post(&self, pk: Pk) -> Result<(), DbError> {
-        let mut session = self.session().await?;
-        match session.read(pk).await {
-            Err(err) if err.kind() == ErrorKind::NotFound => session.ensure_post(pk).await,
-            other => other.map(drop),
-        }
+        retry_setup(|| async {
+            let mut session = self.session().await?;
+            match session.read(pk).await {
+                Err(err) if err.kind() == ErrorKind::NotFound => session.ensure_post(pk).await,
+                other => other.map(drop),
+            }
+        })
+        .await
     }
 
     /// Sets post `pk` back to `like = 0, version = 0`, creating it if needed.
     pub async fn reset_post(&self, pk: Pk) -> Result<(), DbError> {
-        self.session().await?.reset_post(pk).await
+        retry_setup(|| async { self.session().await?.reset_post(pk).await }).await
     }
 
     /// Post `pk`'s whole counter: its own `like` and `version` plus those of its slots.
@@ -603,6 +658,34 @@ impl Database {
             Pool::Postgres(p) => p.close().await,
             Pool::MySql(p) => p.close().await,
             Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// The retry of setup statements (creating or resetting a post, migrations). On Galera, nodes that
+/// create the same row at once certify as a deadlock (1213) though nothing is wrong: the loser runs
+/// again, a few times, briefly. Lock timeouts are not retried here: a held row stays the caller's to see.
+const SETUP_RETRY: crate::RetryPolicy = crate::RetryPolicy {
+    max_attempts: 20,
+    base_delay: Duration::from_millis(5),
+    max_delay: Duration::from_millis(200),
+    deadline: Duration::from_secs(10),
+};
+
+/// Runs a setup statement under [`SETUP_RETRY`], retrying deadlocks (1213, 40P01) only.
+async fn retry_setup<T, F, Fut>(mut statement: F) -> Result<T, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbError>>,
+{
+    let mut backoff = SETUP_RETRY.backoff();
+    loop {
+        match statement().await {
+            Err(err) if err.kind() == ErrorKind::Deadlock => match backoff.next() {
+                Some(sleep) => tokio::time::sleep(sleep).await,
+                None => return Err(err),
+            },
+            other => return other,
         }
     }
 }

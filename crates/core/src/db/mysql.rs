@@ -11,7 +11,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::Serialize;
 use sqlx::error::DatabaseError;
+
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, MySqlConnection};
 
@@ -50,6 +52,87 @@ pub(super) fn explain(err: &dyn DatabaseError) -> (Refusal, String) {
     };
     let code = number.map_or_else(|| err.code().unwrap_or_default().into_owned(), |n| n.to_string());
     (refusal, connect::server_message(err, "error", &code))
+}
+
+/// Where a MariaDB Galera node stands, from its `wsrep_*` status variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeState {
+    /// `wsrep_ready`: the node accepts queries (otherwise they fail with 1047).
+    pub ready: bool,
+    /// `wsrep_cluster_status`: `Primary`, `non-Primary` or `Disconnected`.
+    pub cluster_status: String,
+    /// `wsrep_local_state_comment`: `Synced`, `Donor/Desynced`, `Joining`, `Joined`, `Initialized`, ...
+    pub local_state: String,
+    /// `wsrep_cluster_size`: the nodes of the component this node is in.
+    pub cluster_size: u32,
+}
+
+impl NodeState {
+    /// Ready and in the Primary component: statements run (though the node may lag behind).
+    pub fn accepts_queries(&self) -> bool {
+        self.ready && self.cluster_status == "Primary"
+    }
+
+    /// Accepts queries and has applied what the cluster has: what a load balancer should send work to.
+    pub fn is_serving(&self) -> bool {
+        self.accepts_queries() && self.local_state == "Synced"
+    }
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ready = if self.ready { "ON" } else { "OFF" };
+        write!(
+            f,
+            "{} in a {} component of {} node(s), wsrep_ready {ready}",
+            self.local_state, self.cluster_status, self.cluster_size
+        )
+    }
+}
+
+/// The node's Galera state, or `None` where wsrep is off (a standalone server, MySQL). Only SHOW
+/// statements: they answer even on a node that refuses every query with 1047.
+pub(super) async fn node_state(pool: &MySqlPool) -> Result<Option<NodeState>, DbError> {
+    let mut conn = pool.acquire().await.map_err(db_err::<MySql>)?;
+    let wsrep_on: Option<(String, String)> = sqlx::query_as("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err::<MySql>)?;
+    if !wsrep_on.is_some_and(|(_, value)| value.eq_ignore_ascii_case("ON")) {
+        return Ok(None);
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN
+         ('wsrep_ready', 'wsrep_cluster_status', 'wsrep_local_state_comment', 'wsrep_cluster_size')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err::<MySql>)?;
+    let value = |name: &str| {
+        rows.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    Ok(Some(NodeState {
+        ready: value("wsrep_ready").eq_ignore_ascii_case("ON"),
+        cluster_status: value("wsrep_cluster_status"),
+        local_state: value("wsrep_local_state_comment"),
+        cluster_size: value("wsrep_cluster_size").parse().unwrap_or(0),
+    }))
+}
+
+/// Removes the "not done" mark of migration `version`, so that it runs again; returns whether that
+/// worked. Waits first: the mark may be another node's migration in progress, about to finish.
+pub(super) async fn forget_unfinished_migration(pool: &MySqlPool, version: i64) -> bool {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ? AND success = FALSE")
+        .bind(version)
+        .execute(pool)
+        .await
+        .is_ok()
+}
+
+/// 1062: a duplicate key.
+pub(super) fn is_duplicate_key(err: &sqlx::Error) -> bool {
+    error_number(err) == Some(1062)
 }
 
 fn error_number(err: &sqlx::Error) -> Option<u16> {

@@ -112,6 +112,11 @@ fn connect_hint(err: &racelab_core::db::ConnectError) -> Option<String> {
                 .to_owned()
         }
         ConnectError::InitStatement { .. } => "fix or remove that --init-sql statement (RACELAB_INIT_SQL)".to_owned(),
+        ConnectError::NodeNotReady { .. } => {
+            "the Galera node is outside the Primary component or not prepared: use another node, or wait for it \
+             to rejoin (scripts/galera status)"
+                .to_owned()
+        }
         ConnectError::Refused { refusal: Refusal::Other, .. } | ConnectError::Migrate { .. } | ConnectError::Url(_) => {
             return None;
         }

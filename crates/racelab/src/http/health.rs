@@ -1,13 +1,19 @@
-//! `/health`: the process is alive (no database involved). `/ready`: the database answers; 503 with
-//! `Retry-After` otherwise, so a load balancer stops sending work until the database is back.
+//! `/health`: the process is alive (no database involved). `/ready`: the database answers and, on a
+//! MariaDB Galera node, the node is ready, in the Primary component and Synced; 503 with `Retry-After`
+//! otherwise, so a load balancer stops sending work until the database is back. A node outside the
+//! Primary component still answers `SELECT VERSION()` while it refuses every table with 1047: a ping
+//! alone would call it ready.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use racelab_core::db::NodeState;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, Problem, problem_response};
 
 /// Liveness or readiness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,13 +37,38 @@ pub async fn health() -> Json<HealthResponse> {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthResponse),
-        (status = 503, description = "The database cannot be reached (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached, or its Galera node is not ready, \
+            Primary and Synced (with Retry-After; the detail names the node's state)", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
-    let db = state.db().await?;
+pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthResponse>, Response> {
+    let db = state.db().await.map_err(IntoResponse::into_response)?;
     if let Err(err) = db.ping().await {
         tracing::warn!(%err, "readiness check failed");
-        return Err(ApiError::DatabaseUnavailable);
+        return Err(ApiError::DatabaseUnavailable.into_response());
+    }
+    match db.node_state().await {
+        Ok(Some(node)) if !node.is_serving() => {
+            tracing::warn!(%node, "readiness check failed: Galera node not serving");
+            return Err(node_not_ready(&node));
+        }
+        Ok(_) => {}
+        Err(err) => {
+            tracing::warn!(%err, "readiness check failed: no Galera node state");
+            return Err(ApiError::DatabaseUnavailable.into_response());
+        }
     }
     Ok(Json(HealthResponse { status: "ready", database: Some(db.backend().to_string()) }))
+}
+
+/// 503 naming the node's state: what an operator needs to see (a node's state is no secret).
+fn node_not_ready(node: &NodeState) -> Response {
+    problem_response(Problem {
+        problem_type: "urn:racelab:problem:node-not-ready".to_owned(),
+        title: "Database node not ready".to_owned(),
+        status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        detail: format!("the Galera node is not ready, Primary and Synced: it is {node}"),
+        instance: None,
+        invalid_params: None,
+        experiment: None,
+    })
 }
