@@ -148,9 +148,10 @@ pub async fn serve(
                 warn_at_most_every_second(&format!(
                     "cannot accept a connection: {err}; closing an idle connection to make room"
                 ));
-                if !shared.registry.shed_longest_idle() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                // The shed connection's task closes its socket soon after: give it that time, rather
+                // than shedding another on the next failure.
+                let pause = if shared.registry.shed_longest_idle() { 5 } else { 50 };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
             }
             // The client gave up before it was accepted.
             Err(err) if is_connection_error(&err) => {}
