@@ -26,6 +26,9 @@ pub fn compact(report: &BenchReport) -> String {
             if cell.failed > 0 {
                 notes.push(format!("failed {}", failures(cell)));
             }
+            if cell.in_doubt > 0 {
+                notes.push(format!("{} in doubt: the answer to their commit was lost", cell.in_doubt));
+            }
             StackedRow {
                 name: cell.strategy.name(),
                 figures: vec![
