@@ -1,9 +1,16 @@
 //! An application lock named after the row serialises the read-modify-write. On PostgreSQL the lock
 //! belongs to the transaction; on MariaDB/MySQL to the session, so it is released on every path, and a
 //! session whose release failed is closed rather than pooled with the lock still held.
+//!
+//! The read under the lock is a locking read (`FOR UPDATE`). On one server the application lock alone
+//! would do; on a MariaDB Galera cluster it does not: `GET_LOCK` is node-local, and a plain read under
+//! it may see the row as it was before another node's certified write. Measured on 3 nodes, that lost
+//! acknowledged increments in every run. A locking read sees the latest committed row, and if another
+//! node's write to it arrives while the lock is held, Galera aborts this transaction (1213), which the
+//! retry runs again: the loss becomes a retry (tests/galera.rs).
 
 use super::Step;
-use crate::db::{Session, TxMode};
+use crate::db::{LockMode, Session, TxMode};
 use crate::error::DbError;
 
 pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
@@ -19,7 +26,7 @@ pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64
 
 async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     session.advisory_lock(step.pk).await?;
-    let read = session.read(step.pk).await?;
+    let read = session.read_for_update(step.pk, LockMode::Wait).await?;
     tracing::debug!(post = step.pk, worker = step.worker, attempt = step.attempt, like = read.like, "acquired lock");
     let like = read.like + 1;
     session.write(step.pk, like).await?;

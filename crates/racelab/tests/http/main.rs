@@ -11,6 +11,7 @@ mod docs;
 mod endpoints;
 mod errors;
 mod experiments;
+mod galera;
 mod hardening;
 mod outage;
 mod params;
