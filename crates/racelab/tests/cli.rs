@@ -83,6 +83,31 @@ async fn lab_json_accounts_for_every_strategy(test: TestDb) {
 
 on_every_backend!(lab_json_accounts_for_every_strategy);
 
+// `--slots` reaches the strategy: with one slot every increment of a post lands in the same slot row,
+// with 64 they spread (counted in the SQLite file behind racelab's back).
+#[tokio::test]
+async fn lab_spreads_sharded_increments_over_the_slots_it_is_given() {
+    use sqlx::Connection;
+    let dir = ScratchDir::new();
+    for (slots, spread) in [("1", false), ("64", true)] {
+        let output = racelab(&["lab", "-s", "sharded", "--slots", slots, "-w", "4", "-n", "25", "--json"], &dir);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+        let result = &report["results"][0];
+        assert_eq!((result["strategy"].as_str(), result["lost"].as_i64()), (Some("sharded"), Some(0)), "{result}");
+        let post = result["post"].as_i64().expect("post");
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.join("racelab.db").display()))
+            .await
+            .expect("open racelab.db");
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM post_slots WHERE post = ?")
+            .bind(post)
+            .fetch_one(&mut db)
+            .await
+            .expect("count slots");
+        assert_eq!(rows > 1, spread, "--slots {slots}: 100 increments in {rows} slot rows");
+    }
+}
+
 #[test]
 fn lab_defaults_to_an_embedded_sqlite_file_and_prints_a_table() {
     let dir = ScratchDir::new();
