@@ -20,7 +20,7 @@ const HEIGHT: u32 = 560;
 const LEGEND_WIDTH: u32 = 210;
 
 /// Tableau 10: distinct, readable on white, and kind to the common forms of colour blindness.
-const PALETTE: [RGBColor; 10] = [
+const PALETTE: [RGBColor; 11] = [
     RGBColor(0x7f, 0x7f, 0x7f), // naive: grey, it is the counter-example
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
@@ -31,6 +31,7 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0xe3, 0x77, 0xc2),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x00, 0x5f, 0x73), // sharded: one colour per strategy, none shared with naive's grey
 ];
 
 /// Drawing the chart failed (plotters reports backend and layout errors as text).
@@ -266,5 +267,20 @@ fn format_value(v: f64) -> String {
     } else {
         let text = format!("{v:.2}");
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_strategy_has_a_colour_of_its_own() {
+        let colours: std::collections::HashSet<(u8, u8, u8)> = Strategy::names()
+            .iter()
+            .map(|name| colour(name.parse().expect("a known name")))
+            .map(|RGBColor(r, g, b)| (r, g, b))
+            .collect();
+        assert_eq!(colours.len(), Strategy::names().len());
     }
 }
