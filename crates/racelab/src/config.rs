@@ -14,9 +14,12 @@ use crate::telemetry::LogFormat;
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// postgres://, mysql:// (or mariadb://) or sqlite:// URL. Default: the SQLite file racelab.db in
-    /// the working directory, created on demand.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
+    /// the working directory, created on demand. `lab` and `bench` take several (repeat the flag, or
+    /// separate them with commas, also in DATABASE_URL): the nodes of one cluster, which the workers
+    /// are spread over.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true,
+          value_delimiter = ',', num_args = 1)]
+    pub database_url: Vec<String>,
 
     /// Most connections in the pool (default: enough for the largest experiment).
     #[arg(long, env = "RACELAB_POOL_SIZE")]
@@ -32,13 +35,41 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    /// Connect options, with a pool of at least `min_pool` connections.
-    pub fn connect_options(&self, min_pool: u32) -> Result<ConnectOptions, racelab_core::db::UrlError> {
-        let mut options = ConnectOptions::new(DatabaseUrl::parse(&self.database_url)?);
-        options.max_connections = self.pool_size.unwrap_or(min_pool).max(1);
-        options.lock_timeout = self.lock_timeout;
-        options.init_statements = self.init_sql.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-        Ok(options)
+    /// Connect options for the one database a command works on, with a pool of at least `min_pool`
+    /// connections. Several URLs are refused here: only `lab` and `bench` spread over nodes.
+    pub fn connect_options(&self, min_pool: u32) -> Result<ConnectOptions, crate::cli::Failure> {
+        match self.connect_options_each(min_pool)?.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(crate::cli::Failure::usage(
+                "this command works on one database: give one --database-url (several are for lab and bench)",
+            )),
+        }
+    }
+
+    /// Connect options for every URL given (the nodes of one cluster), each pool of at least
+    /// `min_pool` connections.
+    pub fn connect_options_each(&self, min_pool: u32) -> Result<Vec<ConnectOptions>, crate::cli::Failure> {
+        let urls: Vec<&str> = self.database_url.iter().map(|u| u.trim()).filter(|u| !u.is_empty()).collect();
+        if urls.is_empty() {
+            return Err(crate::cli::Failure::usage("--database-url is empty"));
+        }
+        let mut each = Vec::with_capacity(urls.len());
+        for url in urls {
+            let mut options = ConnectOptions::new(DatabaseUrl::parse(url)?);
+            options.max_connections = self.pool_size.unwrap_or(min_pool).max(1);
+            options.lock_timeout = self.lock_timeout;
+            options.init_statements =
+                self.init_sql.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            each.push(options);
+        }
+        if let Some(other) = each.iter().find(|o| o.url.backend() != each[0].url.backend()) {
+            return Err(crate::cli::Failure::usage(format!(
+                "the nodes of one experiment must be one kind of database: {} and {}",
+                each[0].url.backend(),
+                other.url.backend()
+            )));
+        }
+        Ok(each)
     }
 }
 

@@ -498,8 +498,8 @@ impl Database {
         loop {
             let result = match &self.pool {
                 Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
-                Pool::MySql(p) => sqlx::migrate!("./migrations/mysql").run(p).await,
-                Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+                Pool::MySql(p) => mysql::migrate(p, sqlx::migrate!("./migrations/mysql")).await,
+                Pool::Sqlite(p) => sqlite::migrate(p, sqlx::migrate!("./migrations/sqlite")).await,
             };
             let conflict = match &result {
                 Err(
@@ -507,7 +507,7 @@ impl Database {
                 ) => self.is_setup_conflict(err),
                 // A migration marked "not done" in `_sqlx_migrations`: another node's, in progress, or one
                 // that lost a conflict after MariaDB's implicit commit had recorded it. Only on a cluster
-                // (on one server sqlx's lock excludes both, and dirty means dirty): the mark is removed
+                // (on one server our migration lock excludes both, and dirty means dirty): the mark is removed
                 // and the migration runs again, which our migrations allow (they are idempotent).
                 Err(sqlx::migrate::MigrateError::Dirty(version)) => match &self.pool {
                     Pool::MySql(p) if matches!(self.node_state().await, Ok(Some(_))) => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::error::DatabaseError;
-
+use sqlx::migrate::MigrateError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, MySqlConnection};
 
@@ -137,6 +137,31 @@ pub(super) fn is_duplicate_key(err: &sqlx::Error) -> bool {
 
 fn error_number(err: &sqlx::Error) -> Option<u16> {
     err.as_database_error()?.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number)
+}
+
+/// Applies the migrations under an application lock of our own. sqlx's MySQL migrator locks with
+/// `GET_LOCK(name, -1)`, which MariaDB answers with NULL (a negative timeout is not "forever" there):
+/// no lock at all, so two processes starting together saw each other's half-applied migration
+/// ("migration 1 is partially applied").
+pub(super) async fn migrate(pool: &MySqlPool, mut migrator: sqlx::migrate::Migrator) -> Result<(), MigrateError> {
+    const WAIT_SECONDS: i64 = 60;
+    let mut conn = pool.acquire().await?;
+    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('racelab:migrate:', DATABASE()), ?)")
+        .bind(WAIT_SECONDS)
+        .fetch_one(&mut *conn)
+        .await?;
+    if locked != Some(1) {
+        return Err(MigrateError::Execute(sqlx::Error::Protocol(format!(
+            "another process held the migration lock for {WAIT_SECONDS} s"
+        ))));
+    }
+    let applied = migrator.set_locking(false).run_direct(None, &mut *conn, false).await;
+    let released = sqlx::query("SELECT RELEASE_LOCK(CONCAT('racelab:migrate:', DATABASE()))").execute(&mut *conn).await;
+    if released.is_err() {
+        // The lock belongs to the session: closing the connection releases it.
+        conn.close_on_drop();
+    }
+    applied
 }
 
 impl Dialect for MySql {

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::error::DatabaseError;
+use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
 
@@ -88,6 +89,24 @@ fn relabel_busy(err: DbError, mode: LockMode) -> DbError {
         (ErrorKind::Busy, LockMode::NoWait) => err.with_kind(ErrorKind::LockNotAvailable),
         (ErrorKind::Busy, LockMode::SkipLocked) => err.with_kind(ErrorKind::RowSkipped),
         _ => err,
+    }
+}
+
+/// Applies the migrations; SQLite has no application lock, so two processes starting together on
+/// one file can both try the same migration. Each migration is one transaction with its bookkeeping
+/// row: the loser's is rolled back (a UNIQUE violation, or busy), and its next try finds the migration
+/// applied. Bounded: a real failure still ends it.
+pub(super) async fn migrate(pool: &SqlitePool, migrator: sqlx::migrate::Migrator) -> Result<(), MigrateError> {
+    const TRIES: u32 = 5;
+    let mut tried = 1;
+    loop {
+        match migrator.run(pool).await {
+            Err(MigrateError::Execute(err)) if tried < TRIES => {
+                tracing::debug!(%err, "migration raced another process; trying again");
+                tried += 1;
+            }
+            done => return done,
+        }
     }
 }
 

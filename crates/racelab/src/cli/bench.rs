@@ -72,6 +72,15 @@ pub struct BenchArgs {
     /// Print every column of the final table on one line per cell (the default fits 80 columns).
     #[arg(long)]
     pub wide: bool,
+
+    /// Run every cell on this post (created if missing) instead of a fresh row per cell, so that
+    /// separate processes can share a row.
+    #[arg(long)]
+    pub post: Option<i64>,
+
+    /// Times one increment refused by a lock (NOWAIT, SKIP LOCKED, a lock timeout) is tried again.
+    #[arg(long, env = "RACELAB_LOCK_RETRIES", default_value_t = 0)]
+    pub lock_retries: u32,
 }
 
 /// What the user asked for, checked: nothing here can fail once the bench starts.
@@ -82,7 +91,8 @@ struct Plan {
     warmup: Duration,
     duration: Duration,
     retry: racelab_core::RetryPolicy,
-    options: racelab_core::ConnectOptions,
+    /// One per node the workers are spread over.
+    nodes: Vec<racelab_core::ConnectOptions>,
 }
 
 impl Plan {
@@ -97,11 +107,16 @@ impl Plan {
 
 pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     let plan = plan(&args)?;
-    let db = Database::connect(plan.options.clone()).await?;
+    let mut nodes = Vec::with_capacity(plan.nodes.len());
+    for node in &plan.nodes {
+        nodes.push(Database::connect(node.clone()).await?);
+    }
+    let db = nodes[0].clone();
     let version = db.server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
+    let place = nodes.iter().map(Database::redacted_url).collect::<Vec<_>>().join(", ");
     super::say(format_args!(
         "racelab bench on {} ({})\n{} x {}, {} s + {} s warm-up per cell, about {} s in all",
-        db.redacted_url(),
+        place,
         crate::report::bench::short_server_name(db.backend(), &version),
         count(plan.strategies.len(), "strategy", "strategies"),
         count(plan.workers.len(), "worker count", "worker counts"),
@@ -130,14 +145,14 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                 strategy,
                 workers,
                 stop: StopAfter::Duration { warmup: plan.warmup, measure: plan.duration },
-                target: Target::FreshPost,
+                target: args.post.map_or(Target::FreshPost, Target::Post),
                 retry: plan.retry,
                 lock_timeout: None,
                 force_race: false,
-                lock_retries: 0,
+                lock_retries: args.lock_retries,
                 settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
             };
-            match progress.run_cell(&db, &experiment).await {
+            match progress.run_cell(&nodes, &experiment).await {
                 Ok(outcome) => {
                     let cell = BenchCell::from_outcome(&outcome);
                     progress.cell_done(&cell);
@@ -154,7 +169,9 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     if report.failure.is_none() {
         progress.finish();
     }
-    db.close().await;
+    for node in &nodes {
+        node.close().await;
+    }
 
     if !report.cells.is_empty() {
         let table =
@@ -213,14 +230,16 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     let retry = args.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
     let most_workers = workers.iter().copied().max().unwrap_or(1);
     // One connection per worker, and one more for reading the row before and after.
-    let options = args.database.connect_options(most_workers as u32 + 1)?;
-    if (options.max_connections as usize) < most_workers {
+    let node_count = args.database.database_url.len().max(1);
+    let per_node = most_workers.div_ceil(node_count);
+    let nodes = args.database.connect_options_each(per_node as u32 + 1)?;
+    if (nodes[0].max_connections as usize) < per_node {
         return Err(Failure::usage(format!(
-            "--pool-size {} is too small for {most_workers} workers: each worker needs its own connection",
-            options.max_connections
+            "--pool-size {} is too small for {per_node} workers per node: each worker needs its own connection",
+            nodes[0].max_connections
         )));
     }
-    let strategies = parse_strategies(&args.strategy, options.url.backend())?
+    let strategies = parse_strategies(&args.strategy, nodes[0].url.backend())?
         .into_iter()
         .map(|s| s.with_slots(args.shard.slots))
         .collect();
@@ -229,7 +248,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             check_writable(flag, path)?;
         }
     }
-    Ok(Plan { strategies, workers, warmup: args.warmup, duration: args.duration, retry, options })
+    Ok(Plan { strategies, workers, warmup: args.warmup, duration: args.duration, retry, nodes })
 }
 
 /// `1,2,4,8`: each between 1 and [`Experiment::MAX_WORKERS`]; duplicates dropped, sorted ascending.
@@ -333,16 +352,21 @@ impl Progress {
     }
 
     /// Runs one cell, moving the bar along with the clock while it runs.
-    async fn run_cell(&self, db: &Database, experiment: &Experiment) -> Result<Outcome, racelab_core::ExperimentError> {
+    async fn run_cell(
+        &self,
+        nodes: &[Database],
+        experiment: &Experiment,
+    ) -> Result<Outcome, racelab_core::ExperimentError> {
         let label = format!("{} x {} workers", experiment.strategy, experiment.workers);
         let Some(bar) = &self.bar else {
-            return experiment.run(db).await;
+            return experiment.run_on(nodes, &Default::default()).await;
         };
         bar.set_prefix(format!("{}/{}", self.done + 1, self.cells));
         bar.set_message(label);
         let base = self.per_cell_ms.saturating_mul(self.done as u64);
         let started = Instant::now();
-        let run = experiment.run(db);
+        let progress = Default::default();
+        let run = experiment.run_on(nodes, &progress);
         tokio::pin!(run);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {

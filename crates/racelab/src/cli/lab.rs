@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use clap::Args;
-use racelab_core::{Database, Experiment, LockMode, Outcome, Strategy};
+use racelab_core::{Database, Experiment, LockMode, Outcome, Strategy, Target};
 use serde::Serialize;
 
 use super::{Failure, parse_strategies};
@@ -44,6 +44,16 @@ pub struct LabArgs {
     #[arg(long)]
     pub force_race: bool,
 
+    /// Run on this post (created if missing) instead of a fresh row per strategy, so that separate
+    /// processes (one per node, say) can share a row.
+    #[arg(long)]
+    pub post: Option<i64>,
+
+    /// Times one increment refused by a lock (NOWAIT, SKIP LOCKED, a lock timeout) is tried again.
+    /// 0: a lock mode that fails fast fails on the first refusal.
+    #[arg(long, env = "RACELAB_LOCK_RETRIES", default_value_t = 0)]
+    pub lock_retries: u32,
+
     /// Print one JSON document instead of the table.
     #[arg(long, conflicts_with = "wide")]
     pub json: bool,
@@ -66,8 +76,20 @@ pub struct LabReport {
 #[derive(Debug, Serialize)]
 pub struct DatabaseInfo {
     pub backend: racelab_core::Backend,
+    /// The first node's URL, without its password.
     pub url: String,
     pub version: String,
+    /// Every node's URL, without its password; an outcome's `nodes[].node` counts from 1 in this list.
+    pub nodes: Vec<String>,
+}
+
+/// The `--json` document of a lab that could not finish: what it has, and why it stopped.
+#[derive(Debug, Serialize)]
+struct StoppedReport<'a> {
+    #[serde(flatten)]
+    report: &'a LabReport,
+    /// The strategy that could not run, and why.
+    stopped: String,
 }
 
 pub async fn run(args: LabArgs) -> Result<(), Failure> {
@@ -86,8 +108,10 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
         )));
     }
     let policy = args.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
-    let options = args.database.connect_options(args.workers as u32 + 1)?;
-    let backend = options.url.backend();
+    let node_count = args.database.database_url.len().max(1);
+    let per_node = args.workers.div_ceil(node_count) as u32 + 1;
+    let options = args.database.connect_options_each(per_node)?;
+    let backend = options[0].url.backend();
     let strategies: Vec<Strategy> = parse_strategies(&args.strategy, backend)?
         .into_iter()
         .map(|s| match s {
@@ -96,20 +120,33 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
         })
         .collect();
 
-    let db = Database::connect(options).await?;
-    let version = db.server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
+    let mut nodes = Vec::with_capacity(options.len());
+    for node in options {
+        nodes.push(Database::connect(node).await?);
+    }
+    let version = nodes[0].server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
+    let urls: Vec<String> = nodes.iter().map(Database::redacted_url).collect();
     let progress = !args.json && std::io::stderr().is_terminal();
     if !args.json {
+        let server = short_server_name(backend, &version);
+        // Several nodes: one per line, numbered as the per-node table numbers them.
+        let place = match urls.as_slice() {
+            [one] => format!("{one} ({server})"),
+            many => {
+                let listed: Vec<String> =
+                    many.iter().enumerate().map(|(i, url)| format!("  {}: {url}", i + 1)).collect();
+                format!("{} nodes of {server}:\n{}", many.len(), listed.join("\n"))
+            }
+        };
         super::say(format_args!(
-            "racelab lab on {} ({})\n{} workers x {} increments per strategy",
-            db.redacted_url(),
-            short_server_name(backend, &version),
-            args.workers,
-            args.increments
+            "racelab lab on {place}\n{} workers x {} increments per strategy",
+            args.workers, args.increments
         ))?;
     }
 
     let mut results = Vec::with_capacity(strategies.len());
+    let mut stopped = None;
+    let mut interrupted: Vec<&str> = Vec::new();
     for strategy in strategies {
         if progress {
             eprint!("  running {strategy}...\r");
@@ -117,34 +154,64 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
         let experiment = Experiment {
             retry: policy,
             force_race: args.force_race,
+            lock_retries: args.lock_retries,
+            target: args.post.map_or(Target::FreshPost, Target::Post),
             ..Experiment::new(strategy, args.workers, args.increments)
         };
-        let outcome = experiment.run(&db).await.map_err(|e| Failure::runtime(format!("{strategy}: {e}")))?;
-        results.push(outcome);
+        match experiment.run_on(&nodes, &Default::default()).await {
+            Ok(outcome) => {
+                // A node (or the server) went away during the run: the outcome says what was done;
+                // the next strategy runs if it can start, and the command ends non-zero.
+                if outcome.database_unavailable() {
+                    interrupted.push(strategy.name());
+                }
+                results.push(outcome);
+            }
+            Err(err) => {
+                stopped = Some(format!("{strategy} could not run: {err}"));
+                break;
+            }
+        }
     }
     if progress {
         eprint!("{:40}\r", "");
     }
-    db.close().await;
+    for db in &nodes {
+        db.close().await;
+    }
 
+    let report = LabReport {
+        database: DatabaseInfo { backend, url: urls[0].clone(), version, nodes: urls.clone() },
+        workers: args.workers,
+        increments: args.increments,
+        results,
+    };
     if args.json {
-        let report = LabReport {
-            database: DatabaseInfo { backend, url: db.redacted_url(), version },
-            workers: args.workers,
-            increments: args.increments,
-            results,
+        let text = match &stopped {
+            Some(why) => serde_json::to_string_pretty(&StoppedReport { report: &report, stopped: why.clone() }),
+            None => serde_json::to_string_pretty(&report),
         };
-        let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::runtime(e.to_string()))?;
-        super::say(text)?;
-    } else if args.wide {
-        super::say(table::outcomes(&results))?;
-    } else {
-        super::say(table::compact(&results))?;
+        super::say(text.map_err(|e| Failure::runtime(e.to_string()))?)?;
+    } else if !report.results.is_empty() {
+        let table =
+            if args.wide { table::outcomes(&report.results).to_string() } else { table::compact(&report.results) };
+        super::say(table)?;
+        if urls.len() > 1 {
+            super::say(table::per_node(&report.results))?;
+        }
     }
     if !args.json {
         for note in super::not_run_notes(&args.strategy, backend) {
             super::say(table::note(&note))?;
         }
     }
-    Ok(())
+    // The table (or JSON) of what was done is out; a failure ends the command non-zero.
+    match (stopped, interrupted.is_empty()) {
+        (Some(why), _) => Err(Failure::runtime(why)),
+        (None, false) => Err(Failure::runtime(format!(
+            "the database went away during {}: see the in-doubt and failed increments above",
+            interrupted.join(", ")
+        ))),
+        (None, true) => Ok(()),
+    }
 }

@@ -82,6 +82,8 @@ pub struct BenchCell {
     pub safe: bool,
     /// Whether `actual == acknowledged` held, as proved by the row's own counter.
     pub invariant_holds: bool,
+    /// The figures per node the workers were spread over (one entry on a single server).
+    pub nodes: Vec<racelab_core::NodeOutcome>,
 }
 
 impl BenchCell {
@@ -104,6 +106,7 @@ impl BenchCell {
             retried_errors: outcome.retried_errors.clone(),
             safe: outcome.strategy != Strategy::Naive,
             invariant_holds: outcome.lost == Some(0) && outcome.invariant_holds() == Some(true),
+            nodes: outcome.nodes.clone(),
         }
     }
 

@@ -139,6 +139,43 @@ pub fn outcomes(outcomes: &[Outcome]) -> Table {
     table
 }
 
+/// Each strategy's figures per node, when the workers were spread over several: who acknowledged,
+/// who failed, who was left in doubt, and what each node's retries were. Fits 80 columns (the error
+/// kinds wrap under their row).
+pub fn per_node(outcomes: &[Outcome]) -> String {
+    let mut out = String::from("per node (numbered as in the header):");
+    let name_width = outcomes.iter().map(|o| o.strategy.name().len()).chain(["strategy".len()]).max().unwrap_or(0);
+    out.push_str(&format!(
+        "\n{:<name_width$}  {:>4} {:>7} {:>7} {:>6} {:>8}",
+        "strategy", "node", "acked", "failed", "doubt", "retries"
+    ));
+    for o in outcomes {
+        for node in &o.nodes {
+            out.push_str(&format!(
+                "\n{:<name_width$}  {:>4} {:>7} {:>7} {:>6} {:>8}",
+                o.strategy.name(),
+                node.node,
+                node.acknowledged,
+                node.failed,
+                node.in_doubt,
+                node.retries
+            ));
+            let kinds = |counts: &std::collections::BTreeMap<racelab_core::ErrorKind, u64>| {
+                counts.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ")
+            };
+            for (label, counts) in [("failed", &node.errors), ("retried", &node.retried_errors)] {
+                if !counts.is_empty() {
+                    for line in wrap(&format!("{label}: {}", kinds(counts)), COMPACT_WIDTH - 4) {
+                        out.push_str("\n    ");
+                        out.push_str(&line);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
