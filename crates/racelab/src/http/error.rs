@@ -48,10 +48,35 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid_params: Option<Vec<InvalidParam>>,
     /// For an experiment that ended in an error (the database went away, every increment found the
-    /// row locked): what had been done.
+    /// row locked): its outcome; for one still running when the request timed out: what it had done
+    /// so far (`"state": "running"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub experiment: Option<Outcome>,
+    pub experiment: Option<ExperimentSoFar>,
+}
+
+/// What a problem says of the experiment its request started.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ExperimentSoFar {
+    /// It ended: the whole outcome, with the proof.
+    Finished(Box<Outcome>),
+    /// It still runs (the request timed out): the counts so far; it finishes in the background.
+    Running(RunningExperiment),
+}
+
+/// An experiment that outlived its request: what it is and what it had done when the answer went.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningExperiment {
+    /// Always `running`.
+    pub state: &'static str,
+    pub strategy: racelab_core::Strategy,
+    pub post: i64,
+    pub workers: usize,
+    pub increments: u64,
+    pub expected: u64,
+    #[serde(flatten)]
+    pub so_far: racelab_core::ProgressSnapshot,
 }
 
 /// One offending query parameter.
@@ -129,6 +154,13 @@ pub enum ApiError {
          finishes in the background"
     )]
     RequestTimeout(Duration),
+    /// The request took longer than the request timeout while its experiment ran: what it had done
+    /// so far goes with the answer.
+    #[error(
+        "the request took longer than the server's request timeout ({timeout:?}); its experiment goes on \
+         in the background, holding its post: {} acknowledged so far", running.so_far.acknowledged
+    )]
+    RequestTimeoutRunning { timeout: Duration, running: Box<RunningExperiment> },
     /// An error status no handler described and none of the above covers.
     #[error("{}", .0.canonical_reason().unwrap_or("error"))]
     Status(StatusCode),
@@ -202,7 +234,7 @@ impl ApiError {
             ApiError::OverCapacity { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "over-capacity", "Server at capacity", self.to_string())
             }
-            ApiError::RequestTimeout(_) => {
+            ApiError::RequestTimeout(_) | ApiError::RequestTimeoutRunning { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "request-timeout", "Request timed out", self.to_string())
             }
             ApiError::Status(status) => {
@@ -262,7 +294,10 @@ impl ApiError {
             _ => None,
         };
         let experiment = match self {
-            ApiError::Interrupted { outcome, .. } | ApiError::Locked { outcome, .. } => Some(outcome.as_ref().clone()),
+            ApiError::Interrupted { outcome, .. } | ApiError::Locked { outcome, .. } => {
+                Some(ExperimentSoFar::Finished(outcome.clone()))
+            }
+            ApiError::RequestTimeoutRunning { running, .. } => Some(ExperimentSoFar::Running(running.as_ref().clone())),
             _ => None,
         };
         Problem {

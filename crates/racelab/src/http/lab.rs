@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use racelab_core::experiment::{StopAfter, Target};
-use racelab_core::{ErrorKind, Experiment, LockMode, Outcome, Post, SaveError, Strategy};
+use racelab_core::{ErrorKind, Experiment, LockMode, Outcome, Post, Progress, SaveError, Strategy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
 use utoipa::openapi::path::Parameter;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -24,7 +26,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoParams, IntoResponses, Number, PartialSchema, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, PROBLEM_JSON, Problem};
+use super::error::{ApiError, PROBLEM_JSON, Problem, RunningExperiment};
 use super::query::ApiQuery;
 
 /// The most workers one request may ask for, unless `serve --max-workers` lowers it. The default pool
@@ -671,17 +673,43 @@ async fn experiment(
         lock_retries: 0,
         settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
     };
+    // The handler answers a little before the request timeout would, so the answer can say what the
+    // experiment had done; the timeout layer stays as the backstop.
+    let timeout = state.request_timeout();
+    let deadline = tokio::time::Instant::now() + timeout.saturating_sub((timeout / 10).min(Duration::from_millis(250)));
     // Waiting for the post is cancellable (a client that gives up stops waiting); the run itself is
     // not: it goes on in its own task, still holding the post, even if the request is dropped by the
     // timeout, so a half-finished run never overlaps the next request on the same post.
-    let guard = state.lock_post(params.post).await;
+    let guard = tokio::time::timeout_at(deadline, state.lock_post(params.post))
+        .await
+        .map_err(|_| ApiError::RequestTimeout(timeout))?;
     let slots = state.worker_slots(params.workers).await?;
-    let run = tokio::spawn(async move {
-        let outcome = experiment.run(&db).await;
-        drop((slots, guard));
-        outcome
+    let progress = Arc::new(Progress::default());
+    let running = RunningExperiment {
+        state: "running",
+        strategy,
+        post: params.post,
+        workers: params.workers,
+        increments: params.increments,
+        expected: params.workers as u64 * params.increments,
+        so_far: progress.snapshot(),
+    };
+    let run = tokio::spawn({
+        let progress = progress.clone();
+        async move {
+            let outcome = experiment.run_on(std::slice::from_ref(&db), &progress).await;
+            drop((slots, guard));
+            outcome
+        }
     });
-    let outcome = run.await.map_err(|e| ApiError::Internal(format!("experiment task failed: {e}")))??;
+    let joined = match tokio::time::timeout_at(deadline, run).await {
+        Ok(joined) => joined,
+        Err(_) => {
+            let running = RunningExperiment { so_far: progress.snapshot(), ..running };
+            return Err(ApiError::RequestTimeoutRunning { timeout, running: Box::new(running) });
+        }
+    };
+    let outcome = joined.map_err(|e| ApiError::Internal(format!("experiment task failed: {e}")))??;
     metrics::counter!("racelab_increments_total", "strategy" => strategy.name()).increment(outcome.acknowledged);
     metrics::counter!("racelab_lost_updates_total", "strategy" => strategy.name())
         .increment(outcome.lost.unwrap_or(0).max(0) as u64);

@@ -175,6 +175,10 @@ pub async fn detach_a_locked_run(app: &TestApp, test: &TestDb) -> Raw {
     let answer = app.get("/test-db/2th-plock").await;
     let problem = assert_problem(&answer, 503);
     assert_eq!(problem["type"], "urn:racelab:problem:request-timeout", "{}", answer.text);
+    // The answer says what the experiment had done: nothing yet, the test holds the row.
+    let experiment = &problem["experiment"];
+    assert_eq!(experiment["state"], "running", "{}", answer.text);
+    assert_eq!((experiment["expected"].as_u64(), experiment["acknowledged"].as_u64()), (Some(50), Some(0)));
     holder
 }
 
