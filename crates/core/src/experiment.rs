@@ -180,6 +180,11 @@ impl Experiment {
         }
         // On a worker's session: the pool may hold no more connections than the workers need.
         let before = sessions[0][0].read_settled(pk).await?;
+        // Every other node must have applied the post's creation before its workers read it: on
+        // Galera a fresh row reaches the other nodes a moment after its commit (else `not_found`).
+        for on_node in sessions.iter_mut().skip(1).filter_map(|s| s.first_mut()) {
+            on_node.read_settled(pk).await?;
+        }
         let mut sessions: Vec<_> = sessions.into_iter().map(Vec::into_iter).collect();
 
         let start = Arc::new(Barrier::new(self.workers));

@@ -511,7 +511,8 @@ impl Database {
                 // and the migration runs again, which our migrations allow (they are idempotent).
                 Err(sqlx::migrate::MigrateError::Dirty(version)) => match &self.pool {
                     Pool::MySql(p) if matches!(self.node_state().await, Ok(Some(_))) => {
-                        mysql::forget_unfinished_migration(p, *version).await
+                        mysql::forget_unfinished_migration(p, *version).await;
+                        true
                     }
                     _ => false,
                 },

@@ -119,15 +119,18 @@ pub(super) async fn node_state(pool: &MySqlPool) -> Result<Option<NodeState>, Db
     }))
 }
 
-/// Removes the "not done" mark of migration `version`, so that it runs again; returns whether that
-/// worked. Waits first: the mark may be another node's migration in progress, about to finish.
-pub(super) async fn forget_unfinished_migration(pool: &MySqlPool, version: i64) -> bool {
+/// Removes the "not done" mark of migration `version`, so that it runs again. Waits first: the mark
+/// may be another node's migration in progress, about to finish. The delete itself may lose a
+/// conflict with that node (1213): the next attempt then finds the migration applied, or the mark again.
+pub(super) async fn forget_unfinished_migration(pool: &MySqlPool, version: i64) {
     tokio::time::sleep(Duration::from_millis(100)).await;
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ? AND success = FALSE")
+    if let Err(err) = sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ? AND success = FALSE")
         .bind(version)
         .execute(pool)
         .await
-        .is_ok()
+    {
+        tracing::debug!(%err, version, "could not remove an unfinished migration's mark; trying again");
+    }
 }
 
 /// 1062: a duplicate key.
