@@ -7,8 +7,10 @@
 //! - [`retry`]: the retry policy with full-jitter backoff, for our strategies and yours.
 //! - [`strategy`]: naive, atomic, pessimistic, optimistic, versioned, serializable, advisory.
 //! - [`post`]: a versioned entity (load, change, save) with a typed stale-version error.
+//! - [`anomalies`]: Hermitage's isolation tests (G0 ... G2, lost update), run on every level of a backend.
 //! - [`experiment`]: N workers x M increments, and the accounting (acknowledged == counter).
 
+pub mod anomalies;
 pub mod db;
 pub mod error;
 pub mod experiment;

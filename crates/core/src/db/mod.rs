@@ -774,3 +774,13 @@ pub(crate) fn slot_error<D: Dialect>(err: sqlx::Error, pk: Pk) -> DbError {
 pub(crate) fn not_found(pk: Pk) -> DbError {
     DbError::new(ErrorKind::NotFound, format!("post {pk} does not exist"))
 }
+
+/// Classifies a driver error of `backend` exactly as a session would: for code that runs SQL of its
+/// own on raw connections (the anomaly suite) and must not keep a second copy of the code tables.
+pub(crate) fn classify(backend: Backend, err: &sqlx::Error) -> ErrorKind {
+    match backend {
+        Backend::Postgres => <postgres::Postgres as Dialect>::classify(err),
+        Backend::MySql => <mysql::MySql as Dialect>::classify(err),
+        Backend::Sqlite => <sqlite::Sqlite as Dialect>::classify(err),
+    }
+}
