@@ -26,6 +26,7 @@ async fn state_of(db: &Database) -> NodeState {
 
 /// Connects to every node at once (each connection applies the migrations on an empty database).
 async fn connect_all(test: &GaleraDb) -> Vec<Database> {
+    assert_eq!(test.nodes(), 3, "these tests need a 3-node cluster: {:?}", test.urls);
     let (a, b, c) = tokio::join!(test.connect(0), test.connect(1), test.connect(2));
     vec![a, b, c]
 }

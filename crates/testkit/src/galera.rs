@@ -43,7 +43,7 @@ pub struct GaleraDb {
 impl GaleraDb {
     /// A database of its own on the shared cluster.
     pub async fn create() -> Self {
-        Self::create_on(shared_urls(), &format!("start it with `{}` or set {URLS_VAR}", "scripts/galera up")).await
+        Self::create_on(shared_urls(), &format!("start it with `scripts/galera up`, or set {URLS_VAR}")).await
     }
 
     /// Creates the database through node 1 and waits until every node sees it.
