@@ -59,7 +59,7 @@ async fn a_commit_cut_before_it_is_sent_is_in_doubt_and_not_in_the_row(test: Tes
 // again could count it twice).
 async fn every_transactional_strategy_reports_a_lost_commit_answer_as_in_doubt(test: TestDb) {
     let (proxy, db) = through_proxy(&test).await;
-    for strategy in [Strategy::Serializable, Strategy::Versioned, Strategy::Naive] {
+    for strategy in [Strategy::Serializable, Strategy::Versioned, Strategy::Advisory, Strategy::Naive] {
         let mut trap = proxy.lose_answer_to(b"COMMIT", 2);
         let outcome = run_with_trap(&db, strategy, &mut trap).await;
         assert_one_in_doubt(&outcome, 1);
@@ -79,14 +79,24 @@ async fn a_connection_lost_before_the_commit_is_a_known_failure(test: TestDb) {
 }
 
 // An autocommit write commits by itself: its lost answer leaves the increment in doubt too.
-// PostgreSQL's answer names the statement ("UPDATE 1"), so the trap can find the atomic increment.
+// PostgreSQL's answer names the statement ("UPDATE 1", "INSERT 0 1"), so the trap can find the atomic,
+// optimistic and sharded increments (their text is sent once per connection, as a prepared statement).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_autocommit_write_whose_answer_is_lost_is_in_doubt() {
     racelab_testkit::run(racelab_core::Backend::Postgres, async |test| {
         let (proxy, db) = through_proxy(&test).await;
-        let mut trap = proxy.lose_answer_containing(b"UPDATE 1\0", 2);
-        let outcome = run_with_trap(&db, Strategy::Atomic, &mut trap).await;
-        assert_one_in_doubt(&outcome, 1);
+        // Each of these commits with one statement whose answer names it.
+        let cases = [
+            (Strategy::Atomic, b"UPDATE 1\0".as_slice()),
+            (Strategy::Optimistic, b"UPDATE 1\0".as_slice()),
+            (Strategy::Sharded { slots: 4 }, b"INSERT 0 1\0".as_slice()),
+        ];
+        for (strategy, answer) in cases {
+            let mut trap = proxy.lose_answer_containing(answer, 2);
+            let outcome = run_with_trap(&db, strategy, &mut trap).await;
+            assert_one_in_doubt(&outcome, 1);
+            assert_eq!(outcome.retries, 0, "{strategy}: {outcome:#?}");
+        }
     })
     .await;
 }
