@@ -82,11 +82,14 @@ impl Conn {
         Ok(self.run(sql).await?.first().map(|(id, _)| *id))
     }
 
-    /// The server's name and version, e.g. "PostgreSQL 15.20", "MariaDB 10.11.19", "SQLite 3.46.0".
+    /// The server's name and version without the packager's suffix: "PostgreSQL 15.20",
+    /// "MariaDB 10.11.19", "SQLite 3.46.0".
     pub(crate) async fn version(&mut self) -> Result<String, sqlx::Error> {
         let sql = sqlx::raw_sql(match self {
-            Conn::Postgres(_) => "SELECT 'PostgreSQL ' || current_setting('server_version')",
-            Conn::MySql(_) => "SELECT CONCAT(IF(VERSION() LIKE '%MariaDB%', 'MariaDB ', 'MySQL '), VERSION())",
+            Conn::Postgres(_) => "SELECT 'PostgreSQL ' || split_part(current_setting('server_version'), ' ', 1)",
+            Conn::MySql(_) => {
+                "SELECT CONCAT(IF(VERSION() LIKE '%MariaDB%', 'MariaDB ', 'MySQL '), SUBSTRING_INDEX(VERSION(), '-', 1))"
+            }
             Conn::Sqlite(_) => "SELECT 'SQLite ' || sqlite_version()",
         });
         let row = match self {

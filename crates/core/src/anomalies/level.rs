@@ -49,8 +49,8 @@ impl Level {
             Level::PgSerializable | Level::MySerializable => "serializable",
             Level::MyReadUncommitted => "read uncommitted",
             Level::MyRepeatableReadSnapshot => "repeatable read + innodb_snapshot_isolation",
-            Level::SqliteDeferred => "deferred",
-            Level::SqliteImmediate => "immediate",
+            Level::SqliteDeferred => "BEGIN DEFERRED",
+            Level::SqliteImmediate => "BEGIN IMMEDIATE",
         }
     }
 

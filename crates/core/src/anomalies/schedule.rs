@@ -330,8 +330,12 @@ impl<'a> Runner<'a> {
                 results[step] = Some((StepResult::Failed { blocked, kind, code }, Vec::new()));
                 tx.failed = true;
                 // The transaction may still be open (PostgreSQL keeps it, aborted; SQLite keeps it
-                // after SQLITE_BUSY); a client rolls back. An error here changes nothing we report.
-                let _ = conn.run("ROLLBACK").await;
+                // after SQLITE_BUSY, even at COMMIT); a client rolls back. A COMMIT that PostgreSQL
+                // refused has ended it already (a ROLLBACK would only draw a warning). An error here
+                // changes nothing we report.
+                if !(op == Op::Commit && conn.backend() == crate::Backend::Postgres) {
+                    let _ = conn.run("ROLLBACK").await;
+                }
                 true
             }
         };

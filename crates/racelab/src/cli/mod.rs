@@ -1,5 +1,6 @@
-//! The command line: `racelab serve | lab | bench | migrate`.
+//! The command line: `racelab serve | lab | bench | anomalies | migrate`.
 
+mod anomalies;
 mod bench;
 mod lab;
 mod migrate;
@@ -29,6 +30,8 @@ pub enum Command {
     Lab(lab::LabArgs),
     /// Measure throughput and latency of strategies as workers grow; tables, JSON, CSV, SVG charts.
     Bench(bench::BenchArgs),
+    /// Run Hermitage's isolation tests (G0 ... G2, lost update) on every isolation level of a database.
+    Anomalies(anomalies::AnomaliesArgs),
     /// Apply the database migrations and exit.
     Migrate(migrate::MigrateArgs),
 }
@@ -135,6 +138,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Lab(args) => lab::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Anomalies(args) => anomalies::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
     };
     match result {

@@ -85,7 +85,7 @@ pub fn short_ms(ms: f64) -> String {
 
 /// Splits `text` into lines of at most `width` characters at spaces (a longer word gets a line of its
 /// own, unbroken).
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
     for word in text.split_whitespace() {
