@@ -8,6 +8,7 @@
 mod connect;
 mod mysql;
 mod postgres;
+mod resource;
 mod sqlite;
 mod url;
 
@@ -22,6 +23,7 @@ use crate::error::{DbError, ErrorKind};
 
 pub use self::connect::{ConnectError, Refusal};
 pub use self::mysql::NodeState;
+pub use self::resource::{Expected, Precondition};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, UrlError, redact};
 
 /// The primary key of a post.
@@ -136,6 +138,13 @@ pub(crate) trait Dialect {
         c: &mut Conn<Self::Db>,
         pk: Pk,
         like: i64,
+        expected_version: i64,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Deletes post `pk` (its slots go with it, by the foreign key) only if `version` is still
+    /// `expected_version`; returns whether it did.
+    fn delete_if_version(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
         expected_version: i64,
     ) -> impl Future<Output = Result<bool, DbError>> + Send;
     /// `like = like + 1` in one statement; returns the new value.
@@ -330,6 +339,11 @@ impl Session {
 
     pub async fn write_if_version(&mut self, pk: Pk, like: i64, expected_version: i64) -> Result<bool, DbError> {
         let result = dispatch!(&mut self.conn, write_if_version(pk, like, expected_version));
+        self.autocommit_point(result)
+    }
+
+    pub async fn delete_if_version(&mut self, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
+        let result = dispatch!(&mut self.conn, delete_if_version(pk, expected_version));
         self.autocommit_point(result)
     }
 

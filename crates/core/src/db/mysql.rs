@@ -299,6 +299,16 @@ impl Dialect for MySql {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete_if_version(c: &mut MySqlConnection, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM posts WHERE pk = ? AND version = ?")
+            .bind(pk)
+            .bind(expected_version)
+            .execute(&mut *c)
+            .await
+            .map_err(db_err::<MySql>)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn increment(c: &mut MySqlConnection, pk: Pk) -> Result<i64, DbError> {
         // LAST_INSERT_ID(expr) stores the new value in the session, and the OK packet carries it back:
         // the new value without a second statement.

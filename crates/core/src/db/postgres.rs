@@ -161,6 +161,16 @@ impl Dialect for Postgres {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete_if_version(c: &mut PgConnection, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM posts WHERE pk = $1 AND version = $2")
+            .bind(pk)
+            .bind(expected_version)
+            .execute(&mut *c)
+            .await
+            .map_err(db_err::<Postgres>)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn increment(c: &mut PgConnection, pk: Pk) -> Result<i64, DbError> {
         let like: Option<i64> = sqlx::query_scalar(
             r#"UPDATE posts SET "like" = "like" + 1, version = version + 1, modified_at = now()

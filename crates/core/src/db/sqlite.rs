@@ -215,6 +215,16 @@ impl Dialect for Sqlite {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete_if_version(c: &mut SqliteConnection, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM posts WHERE pk = ?1 AND version = ?2")
+            .bind(pk)
+            .bind(expected_version)
+            .execute(&mut *c)
+            .await
+            .map_err(db_err::<Sqlite>)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn increment(c: &mut SqliteConnection, pk: Pk) -> Result<i64, DbError> {
         let like: Option<i64> = sqlx::query_scalar(concat!(
             r#"UPDATE posts SET "like" = "like" + 1, version = version + 1,

@@ -44,7 +44,7 @@ pub struct Problem {
     /// The request path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    /// For 400: each offending query parameter and why.
+    /// For 400 and 422: each offending query parameter, header field or body member, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid_params: Option<Vec<InvalidParam>>,
     /// For an experiment that ended in an error (the database went away, every increment found the
@@ -79,7 +79,7 @@ pub struct RunningExperiment {
     pub so_far: racelab_core::ProgressSnapshot,
 }
 
-/// One offending query parameter.
+/// One offending query parameter, header field or body member.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InvalidParam {
     pub name: String,
@@ -95,6 +95,28 @@ pub enum ApiError {
     /// The query string could not be decoded at all.
     #[error("the query string cannot be decoded: {0}")]
     BadQuery(String),
+    /// A path parameter or header field the endpoint cannot read (`part` says which kind).
+    #[error("{part} `{name}` {reason}")]
+    InvalidPart { part: &'static str, name: String, reason: String },
+    /// A JSON body member missing, of the wrong type or out of range, or one the endpoint does not take.
+    #[error("body member `{name}` {reason}")]
+    InvalidBody { name: String, reason: String },
+    /// A request body that is not a JSON document.
+    #[error("the request body is not JSON: {0}")]
+    MalformedBody(String),
+    /// A request body of another media type than the endpoint reads.
+    #[error("the request body must be application/json, got `{0}`")]
+    UnsupportedMediaType(String),
+    /// A write without `If-Match` on a resource that requires one (RFC 6585 §3).
+    #[error(
+        "this request must carry If-Match with the ETag of the version it changes (GET the resource for it), so it \
+         cannot overwrite a change it has not seen"
+    )]
+    PreconditionRequired,
+    /// `If-Match` named another version than the current one (RFC 9110 §13.1.1); the answer carries the
+    /// current `ETag`.
+    #[error("If-Match does not match the current version (ETag {etag}): someone changed it since it was read")]
+    PreconditionFailed { etag: String },
     /// The strategy or option does not exist on this database.
     #[error("{0}")]
     Unsupported(String),
@@ -138,7 +160,7 @@ pub enum ApiError {
     /// (hyper's own limit; caught on the way out, see `http::connections`).
     #[error("the request line and header fields are longer than the {max} bytes this server reads of a request head")]
     HeadTooLarge { max: usize },
-    /// A request body larger than any endpoint accepts (none reads one).
+    /// A request body larger than any endpoint accepts (the largest they read, a post, is a few bytes).
     #[error("the request body is {length} bytes; no endpoint takes a body larger than {max} bytes")]
     BodyTooLarge { length: u64, max: u64 },
     /// The request line or a header field is not valid HTTP (hyper's own 400).
@@ -202,6 +224,27 @@ impl ApiError {
             }
             ApiError::BadQuery(_) => {
                 (StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid query string", self.to_string())
+            }
+            ApiError::InvalidPart { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid request parameter", self.to_string())
+            }
+            ApiError::InvalidBody { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body", "Invalid request body", self.to_string())
+            }
+            ApiError::MalformedBody(_) => {
+                (StatusCode::BAD_REQUEST, "malformed-body", "Malformed request body", self.to_string())
+            }
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                self.to_string(),
+            ),
+            ApiError::PreconditionRequired => {
+                (StatusCode::PRECONDITION_REQUIRED, "precondition-required", "Precondition required", self.to_string())
+            }
+            ApiError::PreconditionFailed { .. } => {
+                (StatusCode::PRECONDITION_FAILED, "precondition-failed", "Precondition failed", self.to_string())
             }
             ApiError::InvalidExperiment(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid-experiment", "Experiment refused", self.to_string())
@@ -288,7 +331,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, slug, title, detail) = self.describe();
         let invalid_params = match self {
-            ApiError::InvalidParameter { name, reason } => {
+            ApiError::InvalidParameter { name, reason }
+            | ApiError::InvalidPart { name, reason, .. }
+            | ApiError::InvalidBody { name, reason } => {
                 Some(vec![InvalidParam { name: name.clone(), reason: reason.clone() }])
             }
             _ => None,
@@ -335,7 +380,14 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(error = %self, status, "request refused");
         }
-        problem_response(problem)
+        let mut response = problem_response(problem);
+        // A client told its version is stale learns the current one without another round trip.
+        if let ApiError::PreconditionFailed { etag } = &self
+            && let Ok(value) = HeaderValue::from_str(etag)
+        {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        response
     }
 }
 

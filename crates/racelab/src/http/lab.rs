@@ -381,7 +381,7 @@ const UNAVAILABLE: (u16, &str) = (
 );
 
 /// problem+json answers with these statuses and descriptions.
-fn problems(answers: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+pub(super) fn problems(answers: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
     let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(Problem::name()))).build();
     answers
         .iter()

@@ -21,6 +21,8 @@ pub mod lab;
 mod metrics;
 /// `/openapi.json` and the Swagger UI at `/docs`.
 pub mod openapi;
+/// `/posts`: the post as a JSON resource, with `ETag` / `If-Match` (412, 428) tied to its version.
+mod posts;
 /// Query string parsing with errors that name the parameter and its allowed values.
 pub mod query;
 /// Limits on a request's URI, header fields and body (414, 431, 413).

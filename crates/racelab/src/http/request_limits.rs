@@ -1,5 +1,6 @@
 //! What one request may bring, checked before any handler runs: a URI of at most 8 KiB (414), header
-//! fields of at most 16 KiB (431), a body of at most 16 KiB (413; no endpoint reads one). Each answer is
+//! fields of at most 16 KiB (431), a body of at most 16 KiB (413; the largest body an endpoint reads,
+//! a post's JSON, is a few bytes). Each answer is
 //! a problem naming the limit.
 //!
 //! Each limit is well below what hyper reads of a request head ([`MAX_HEAD_BYTES`]): past that, hyper
@@ -20,7 +21,7 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// The most bytes of header fields (names, values and their separators) accepted.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// The largest request body accepted: no endpoint reads one, a client sending one is mistaken.
+/// The largest request body accepted: far more than any endpoint reads (a post's JSON).
 pub const MAX_BODY_BYTES: u64 = 16 * 1024;
 
 /// What hyper buffers of a request head at most (its default is 400 kB): room for a URI and header

@@ -30,7 +30,7 @@ use super::error::{no_route, problems_only};
 use super::lab::Limits;
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{health, lab, metrics, query, request_limits};
+use super::{health, lab, metrics, posts, query, request_limits};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -240,6 +240,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::render))
+        .merge(posts::routes())
         .split_for_parts();
     let openapi = with_limits(openapi, &state.limits());
     let timeout = state.request_timeout();

@@ -27,6 +27,9 @@ const ROUTES: [&str; 16] = [
     "/metrics",
 ];
 
+/// The resource API's paths and the methods each documents (their behaviour is tested in `posts.rs`).
+const RESOURCE_ROUTES: [(&str, &[&str]); 2] = [("/posts", &["post"]), ("/posts/{pk}", &["get", "patch", "delete"])];
+
 fn parameter_names(operation: &Value) -> Vec<String> {
     let mut names: Vec<String> = operation["parameters"]
         .as_array()
@@ -47,10 +50,18 @@ async fn openapi_document(test: TestDb) {
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "{}", doc["openapi"]);
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
     let mut paths = keys(&doc["paths"]);
-    let mut expected: Vec<String> = ROUTES.iter().map(|r| r.to_string()).collect();
+    let mut expected: Vec<String> =
+        ROUTES.iter().chain(RESOURCE_ROUTES.iter().map(|(r, _)| r)).map(|r| r.to_string()).collect();
     expected.sort();
     paths.sort();
     assert_eq!(paths, expected);
+    for (route, methods) in RESOURCE_ROUTES {
+        let mut documented = keys(&doc["paths"][route]);
+        documented.sort();
+        let mut methods = methods.to_vec();
+        methods.sort();
+        assert_eq!(documented, methods, "{route}");
+    }
 
     for route in ROUTES {
         let operation = &doc["paths"][route]["get"];

@@ -15,5 +15,6 @@ mod galera;
 mod hardening;
 mod outage;
 mod params;
+mod posts;
 mod process;
 mod shutdown;

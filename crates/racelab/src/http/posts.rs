@@ -1,0 +1,462 @@
+//! `/posts`: the post as a JSON resource with HTTP's own lost-update defence (RFC 9110 §13.1.1,
+//! RFC 6585 §3). Its strong `ETag` is its `version`; a write must carry `If-Match` with it (428
+//! without), and a stale one is refused (412, with the current `ETag`). The comparison and the write
+//! are one conditional statement in the database (see `racelab_core::db::resource`): two clients
+//! holding the same ETag cannot both succeed, however their requests interleave.
+//!
+//! ```sh
+//! curl -si -X POST http://127.0.0.1:8000/posts
+//! curl -si -X PATCH http://127.0.0.1:8000/posts/2 -H 'If-Match: "0"' -H 'Content-Type: application/json' \
+//!     -d '{"like": 5}'
+//! ```
+//!
+//! The lab's reset (`/test-db/init`) sets a post's version back to 0, so an ETag it saw before a reset
+//! can match again after one: the lab endpoints are experiments, the resource API is for posts they
+//! do not reset.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use racelab_core::db::{Expected, PostRow, Precondition};
+use racelab_core::{DbError, ErrorKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::{IntoResponses, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::ApiError;
+use super::lab::problems;
+use super::query::echo;
+
+/// The routes of this module, documented.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_post)).routes(routes!(get_post, patch_post, delete_post))
+}
+
+/// A post as the resource API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"pk": 2, "like": 5, "version": 1, "modified_at": "2026-12-02T12:00:00.123456Z"}))]
+pub struct PostBody {
+    pub pk: i64,
+    pub like: i64,
+    /// Bumped by every write; the `ETag` is this number in quotes.
+    pub version: i64,
+    pub modified_at: DateTime<Utc>,
+}
+
+impl From<PostRow> for PostBody {
+    fn from(row: PostRow) -> Self {
+        Self { pk: row.pk, like: row.like, version: row.version, modified_at: row.modified_at }
+    }
+}
+
+/// The body of `PATCH /posts/{pk}`: the members to change (only `like` can be).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"like": 5}))]
+#[allow(dead_code)] // The document's schema (closed: no other member); `LikePatch::read` reads the body.
+pub struct PatchPost {
+    /// The new count.
+    #[schema(minimum = 0)]
+    like: i64,
+}
+
+/// The strong entity-tag of a version (RFC 9110 §8.8.3).
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// `body` as JSON with the post's `ETag`.
+fn with_etag(status: StatusCode, row: PostRow) -> Response {
+    let tag = etag(row.version);
+    let mut response = (status, Json(PostBody::from(row))).into_response();
+    insert_etag(&mut response, &tag);
+    response
+}
+
+fn insert_etag(response: &mut Response, tag: &str) {
+    if let Ok(value) = HeaderValue::from_str(tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reading the request: the path's key, the conditional headers, the body
+// ---------------------------------------------------------------------------------------------------
+
+/// The `{pk}` of the path: a positive integer, or a 400 problem naming `pk`.
+#[derive(Debug, Clone, Copy)]
+pub struct PostKey(pub i64);
+
+impl FromRequestParts<AppState> for PostKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let invalid = |reason: String| ApiError::InvalidPart { part: "path parameter", name: "pk".into(), reason };
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| invalid(format!("cannot be read: {}", echo(&rejection.body_text()))))?;
+        // Plain decimal, as the query parameters: one spelling per number.
+        let canonical = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
+        match raw.parse::<i64>() {
+            Ok(pk) if canonical && pk >= 1 => Ok(PostKey(pk)),
+            _ => Err(invalid(format!("must be an integer between 1 and {}, got `{}`", i64::MAX, echo(&raw)))),
+        }
+    }
+}
+
+/// An entity-tag of a conditional header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntityTag {
+    weak: bool,
+    opaque: String,
+}
+
+/// A conditional header's value: `*` or a list of entity-tags (RFC 9110 §13.1.1, §13.1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Condition {
+    Any,
+    Tags(Vec<EntityTag>),
+}
+
+impl Condition {
+    /// Reads header `name` (all its field lines); `None` if absent.
+    fn from_headers(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<Self>, ApiError> {
+        let invalid = |reason: String| ApiError::InvalidPart { part: "header", name: name.to_string(), reason };
+        let mut values = Vec::new();
+        for value in headers.get_all(&name) {
+            values.push(value.to_str().map_err(|_| invalid("must be ASCII".into()))?);
+        }
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let joined = values.join(",");
+        if joined.trim() == "*" {
+            return Ok(Some(Condition::Any));
+        }
+        parse_tags(&joined)
+            .map(|tags| Some(Condition::Tags(tags)))
+            .map_err(|reason| invalid(format!("{reason}, got `{}`", echo(&joined))))
+    }
+
+    /// The versions a write may replace (strong comparison: a weak tag never matches).
+    fn expected(&self) -> Expected {
+        match self {
+            Condition::Any => Expected::Any,
+            Condition::Tags(tags) => {
+                Expected::OneOf(tags.iter().filter(|t| !t.weak).filter_map(|t| version_of(&t.opaque)).collect())
+            }
+        }
+    }
+
+    /// Whether a representation at `version` matches (weak comparison, as `If-None-Match` uses).
+    fn matches_weakly(&self, version: i64) -> bool {
+        match self {
+            Condition::Any => true,
+            Condition::Tags(tags) => tags.iter().any(|t| version_of(&t.opaque) == Some(version)),
+        }
+    }
+}
+
+/// The version an opaque tag names, if it is one of ours (a plain decimal).
+fn version_of(opaque: &str) -> Option<i64> {
+    let canonical = !opaque.is_empty() && opaque.bytes().all(|b| b.is_ascii_digit());
+    let canonical = canonical && (opaque == "0" || !opaque.starts_with('0'));
+    canonical.then(|| opaque.parse().ok()).flatten()
+}
+
+/// `#entity-tag`: `"x"` or `W/"x"`, separated by commas and optional whitespace. The list may be empty
+/// (RFC 9110 §5.6.1): it then matches nothing.
+fn parse_tags(value: &str) -> Result<Vec<EntityTag>, String> {
+    const EXPECTED: &str = "must be `*` or a list of entity-tags such as `\"3\"`";
+    let mut tags = Vec::new();
+    let mut rest = value.trim_start_matches([' ', '\t', ',']);
+    while !rest.is_empty() {
+        let (weak, quoted) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let inner = quoted.strip_prefix('"').ok_or(EXPECTED)?;
+        let end = inner.find('"').ok_or(EXPECTED)?;
+        let opaque = &inner[..end];
+        // etagc: any visible ASCII but the double quote (obs-text is refused: these are ours).
+        if !opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)) {
+            return Err(EXPECTED.into());
+        }
+        tags.push(EntityTag { weak, opaque: opaque.to_owned() });
+        let after = inner[end + 1..].trim_start_matches([' ', '\t']);
+        if !(after.is_empty() || after.starts_with(',')) {
+            return Err(EXPECTED.into());
+        }
+        rest = after.trim_start_matches([' ', '\t', ',']);
+    }
+    Ok(tags)
+}
+
+/// A validated `PATCH` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LikePatch {
+    pub like: i64,
+}
+
+impl LikePatch {
+    /// The members of a JSON object, each checked, each error naming its member.
+    fn read(value: Value) -> Result<Self, ApiError> {
+        let invalid = |name: &str, reason: String| ApiError::InvalidBody { name: name.to_owned(), reason };
+        let Value::Object(members) = value else {
+            return Err(invalid("body", "must be a JSON object such as {\"like\": 5}".into()));
+        };
+        if let Some(unknown) = members.keys().find(|name| name.as_str() != "like") {
+            return Err(invalid(
+                &echo(unknown),
+                "is not a member of a post that can be changed; only `like` is".into(),
+            ));
+        }
+        let like = members.get("like").ok_or_else(|| invalid("like", "is required".into()))?;
+        match like.as_i64() {
+            Some(like) if like >= 0 => Ok(LikePatch { like }),
+            _ => Err(invalid(
+                "like",
+                format!("must be an integer between 0 and {}, got `{}`", i64::MAX, echo(&like.to_string())),
+            )),
+        }
+    }
+}
+
+impl FromRequest<AppState> for LikePatch {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let media_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let essence = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        // A JSON merge patch (RFC 7396) is what this body is; plain JSON is what most clients send.
+        if essence != "application/json" && essence != "application/merge-patch+json" {
+            return Err(ApiError::UnsupportedMediaType(echo(&media_type)));
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::MalformedBody(echo(&rejection.body_text())))?;
+        let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+        Self::read(value)
+    }
+}
+
+/// The `If-Match` a write must carry, as the versions it accepts.
+fn required_if_match(headers: &HeaderMap) -> Result<Expected, ApiError> {
+    Condition::from_headers(headers, header::IF_MATCH)?
+        .map(|condition| condition.expected())
+        .ok_or(ApiError::PreconditionRequired)
+}
+
+/// What a conditional write's outcome means to the client.
+fn precondition<T>(outcome: Precondition<T>, pk: i64) -> Result<T, ApiError> {
+    match outcome {
+        Precondition::Met(value) => Ok(value),
+        Precondition::Failed(current) => Err(ApiError::PreconditionFailed { etag: etag(current.version) }),
+        Precondition::Missing => Err(DbError::new(ErrorKind::NotFound, format!("post {pk} does not exist")).into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Error answers, documented once
+// ---------------------------------------------------------------------------------------------------
+
+const INVALID_PK: (u16, &str) =
+    (400, "`pk` is not a positive integer, or a conditional header is not `*` or a list of entity-tags");
+const NOT_FOUND: (u16, &str) = (404, "No post has this key");
+const CONFLICT: (u16, &str) = (409, "The database refused the write for a conflict with another transaction");
+const UNAVAILABLE: (u16, &str) = (503, "The database cannot be reached (with Retry-After)");
+
+/// The errors of `GET`.
+struct ReadErrors;
+
+impl IntoResponses for ReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        problems(&[INVALID_PK, NOT_FOUND, UNAVAILABLE])
+    }
+}
+
+/// The errors of a conditional write.
+struct WriteErrors;
+
+impl IntoResponses for WriteErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        problems(&[
+            INVALID_PK,
+            NOT_FOUND,
+            CONFLICT,
+            (412, "`If-Match` does not name the current version; the answer's `ETag` does"),
+            (428, "`If-Match` is missing: a write must name the version it replaces"),
+            UNAVAILABLE,
+        ])
+    }
+}
+
+/// The errors of `PATCH` on top of a write's.
+struct PatchErrors;
+
+impl IntoResponses for PatchErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        problems(&[
+            (415, "The body is not `application/json` (or `application/merge-patch+json`)"),
+            (422, "A body member is missing, of the wrong type, out of range or unknown (named in `invalid_params`)"),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Handlers
+// ---------------------------------------------------------------------------------------------------
+
+/// Creates a post with `like = 0`.
+#[utoipa::path(post, path = "/posts", tag = "posts",
+    responses(
+        (status = 201, description = "Created", body = PostBody, headers(
+            ("Location" = String, description = "The new post's URL"),
+            ("ETag" = String, description = "The post's version, as a strong entity-tag"),
+        )),
+        (status = 503, description = "The database cannot be reached (with Retry-After)",
+            body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_post(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let db = state.db().await?;
+    let row = db.create_post_row().await?;
+    let location = format!("/posts/{}", row.pk);
+    let mut response = with_etag(StatusCode::CREATED, row);
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Reads a post; `If-None-Match` with its current ETag answers 304 without a body.
+#[utoipa::path(get, path = "/posts/{pk}", tag = "posts",
+    params(
+        ("pk" = i64, Path, description = "The post's key", minimum = 1),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (`*` or a list); 304 if one is current"),
+    ),
+    responses(
+        (status = 200, description = "The post", body = PostBody, headers(
+            ("ETag" = String, description = "The post's version, as a strong entity-tag"),
+        )),
+        (status = 304, description = "The client's copy is current", headers(
+            ("ETag" = String, description = "The post's version, as a strong entity-tag"),
+        )),
+        ReadErrors,
+    ))]
+pub async fn get_post(
+    State(state): State<AppState>,
+    PostKey(pk): PostKey,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let if_none_match = Condition::from_headers(&headers, header::IF_NONE_MATCH)?;
+    let row = state.db().await?.load_post(pk).await?;
+    if if_none_match.is_some_and(|condition| condition.matches_weakly(row.version)) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        insert_etag(&mut response, &etag(row.version));
+        return Ok(response);
+    }
+    Ok(with_etag(StatusCode::OK, row))
+}
+
+/// Sets `like`, if `If-Match` names the current version.
+#[utoipa::path(patch, path = "/posts/{pk}", tag = "posts",
+    params(
+        ("pk" = i64, Path, description = "The post's key", minimum = 1),
+        ("If-Match" = String, Header, description = "The ETag of the version this change replaces (or `*`)"),
+    ),
+    request_body(content = PatchPost, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed", body = PostBody, headers(
+            ("ETag" = String, description = "The new version, as a strong entity-tag"),
+        )),
+        WriteErrors,
+        PatchErrors,
+    ))]
+pub async fn patch_post(
+    State(state): State<AppState>,
+    PostKey(pk): PostKey,
+    headers: HeaderMap,
+    patch: LikePatch,
+) -> Result<Response, ApiError> {
+    let expected = required_if_match(&headers)?;
+    let outcome = state.db().await?.set_like_if_version(pk, patch.like, &expected).await?;
+    Ok(with_etag(StatusCode::OK, precondition(outcome, pk)?))
+}
+
+/// Deletes a post, if `If-Match` names the current version.
+#[utoipa::path(delete, path = "/posts/{pk}", tag = "posts",
+    params(
+        ("pk" = i64, Path, description = "The post's key", minimum = 1),
+        ("If-Match" = String, Header, description = "The ETag of the version this deletes (or `*`)"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        WriteErrors,
+    ))]
+pub async fn delete_post(
+    State(state): State<AppState>,
+    PostKey(pk): PostKey,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let expected = required_if_match(&headers)?;
+    let outcome = state.db().await?.delete_post_if_version(pk, &expected).await?;
+    precondition(outcome, pk).map(|()| StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_tags_are_read_as_rfc_9110_writes_them() {
+        let strong = |o: &str| EntityTag { weak: false, opaque: o.into() };
+        assert_eq!(parse_tags(r#""3""#), Ok(vec![strong("3")]));
+        assert_eq!(
+            parse_tags(r#" "3" , W/"4","x,y""#),
+            Ok(vec![strong("3"), EntityTag { weak: true, opaque: "4".into() }, strong("x,y")])
+        );
+        assert_eq!(parse_tags(""), Ok(vec![]));
+        assert_eq!(parse_tags(" , "), Ok(vec![]));
+        for bad in ["3", r#""3"#, r#""3" 4"#, r#"w/"3""#] {
+            assert!(parse_tags(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_strong_tags_of_plain_decimals_name_versions() {
+        let condition = Condition::Tags(parse_tags(r#""3", W/"4", "05", "0", "x""#).unwrap());
+        assert_eq!(condition.expected(), Expected::OneOf(vec![3, 0]));
+        assert!(condition.matches_weakly(4));
+        assert!(!condition.matches_weakly(5));
+    }
+
+    #[test]
+    fn a_patch_body_names_its_bad_member() {
+        let name = |body: &str| match LikePatch::read(serde_json::from_str(body).unwrap()) {
+            Err(ApiError::InvalidBody { name, .. }) => name,
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(LikePatch::read(serde_json::json!({"like": 7})).unwrap(), LikePatch { like: 7 });
+        assert_eq!(name(r#"{"like": -1}"#), "like");
+        assert_eq!(name(r#"{"like": 1.5}"#), "like");
+        assert_eq!(name(r#"{"like": "3"}"#), "like");
+        assert_eq!(name(r#"{}"#), "like");
+        assert_eq!(name(r#"{"like": 1, "version": 2}"#), "version");
+        assert_eq!(name(r#"[1]"#), "body");
+    }
+}
