@@ -91,13 +91,16 @@ async fn two_patches_with_one_etag_one_wins(test: TestDb) {
     // On a server, the test holds the row lock until both requests wait for it: both have passed
     // every check the service makes before its conditional UPDATE, so a read-then-write would let both through.
     let mut holder = Raw::connect(&test).await;
+    // Watched from a connection of its own: inside the holder's transaction, PostgreSQL would show
+    // one snapshot of pg_stat_activity however often it is asked.
+    let mut watcher = Raw::connect(&test).await;
     let server = test.backend != Backend::Sqlite;
     if server {
         holder.hold_row_lock(pk).await;
     }
     let release = async {
         if server {
-            wait_for_update_waiters(&mut holder, 2).await;
+            wait_for_update_waiters(&mut watcher, 2).await;
             holder.execute("COMMIT").await;
         }
     };
