@@ -54,6 +54,14 @@ fn assert_matrix(matrix: &Matrix, expected: &[(Level, [&str; 12])]) {
     }
 }
 
+/// Every cell for which Hermitage published a result agrees with it (and there are such cells).
+fn assert_agrees_with_hermitage(matrix: &Matrix) {
+    let compared = matrix.columns.iter().flat_map(|c| &c.cells).filter(|cell| cell.hermitage.is_some()).count();
+    assert!(compared >= 30, "only {compared} cells compared with Hermitage");
+    let differences: Vec<_> = matrix.differences().map(|(level, cell)| format!("{} at {level}", cell.case)).collect();
+    assert!(differences.is_empty(), "{differences:?}");
+}
+
 const SSI: &str = "P serialization_failure";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -70,8 +78,7 @@ async fn postgres_matrix() {
         (Level::PgSerializable,   [&s4,       "P", "P", &s8, &s6,       "P", &s6,       "P",     &s8,    &s8, &s6,       &s6]),
     ]);
     // Hermitage published the same for PostgreSQL 9.3.5, cell for cell.
-    let differences: Vec<_> = matrix.differences().map(|(level, cell)| format!("{} at {level}", cell.case)).collect();
-    assert!(differences.is_empty(), "{differences:?}");
+    assert_agrees_with_hermitage(&matrix);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,8 +97,7 @@ async fn mariadb_matrix() {
     ]);
     // MariaDB 10.11 agrees with what Hermitage published for MySQL 5.6's InnoDB, cell for cell
     // (its "R/O" cells, PMP and G-single at repeatable read, are the read-only schedules run here).
-    let differences: Vec<_> = matrix.differences().map(|(level, cell)| format!("{} at {level}", cell.case)).collect();
-    assert!(differences.is_empty(), "{differences:?}");
+    assert_agrees_with_hermitage(&matrix);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
