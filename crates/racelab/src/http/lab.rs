@@ -10,6 +10,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Redirect;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -312,13 +314,19 @@ pub struct LatencySchema {
 /// `/test-db/`: the connection check.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"message": "/ : database connection OK", "database": "postgres",
-    "version": "PostgreSQL 15.10 on x86_64-pc-linux-gnu"}))]
+    "version": "PostgreSQL 15.10 on x86_64-pc-linux-gnu", "status": "success",
+    "postgres_version": "PostgreSQL 15.10 on x86_64-pc-linux-gnu"}))]
 pub struct ConnectionResponse {
     pub message: String,
     /// postgres, mysql or sqlite.
     pub database: String,
     /// The server's version string (`SELECT version()`).
     pub version: String,
+    /// The seed's key: `success` when the database answered (a failure is a problem, never this body).
+    pub status: &'static str,
+    /// The seed's key for `version`, kept under its name whatever the backend: a client of the
+    /// original reads the server's version string here.
+    pub postgres_version: String,
 }
 
 /// `/test-db/init`.
@@ -333,7 +341,7 @@ pub struct InitResponse {
 /// `/test-db/check`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"message": "/check : post 1", "like_result": 50, "post": 1, "like": 50, "version": 50,
-    "modified_at": "2026-11-25T10:00:00.123456Z"}))]
+    "vsersion": 50, "modified_at": "2026-11-25T10:00:00.123456Z"}))]
 pub struct CheckResponse {
     pub message: String,
     /// The whole counter, as `like`.
@@ -343,6 +351,9 @@ pub struct CheckResponse {
     pub like: i64,
     /// Writes to the post and its slots.
     pub version: i64,
+    /// `version` under the seed's misspelt key (sic): the original answered `vsersion`, and a client
+    /// switching over may read it.
+    pub vsersion: i64,
     /// The last write to the post's own row (slot increments do not touch it).
     pub modified_at: DateTime<Utc>,
 }
@@ -357,13 +368,19 @@ pub struct CounterState {
 /// `/test-db/test-versioning`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"message": "/test-versioning : versioned increment completed", "like_result": 51,
-    "post": 1, "before": {"like": 50, "version": 50}, "after": {"like": 51, "version": 51}, "attempts": 1}))]
+    "post": 1, "before": {"like": 50, "version": 50}, "after": {"like": 51, "version": 51}, "attempts": 1,
+    "initial_like": 50, "initial_version": 50, "updated_like": 51, "updated_version": 51}))]
 pub struct VersioningResponse {
     pub message: String,
     pub like_result: i64,
     pub post: i64,
     pub before: CounterState,
     pub after: CounterState,
+    /// The seed's keys for `before` and `after`, flat, as the original answered them.
+    pub initial_like: i64,
+    pub initial_version: i64,
+    pub updated_like: i64,
+    pub updated_version: i64,
     /// Loads and saves it took (more than 1 when someone else saved in between).
     pub attempts: u32,
 }
@@ -451,8 +468,18 @@ pub async fn connection_check(
     Ok(Json(ConnectionResponse {
         message: "/ : database connection OK".to_owned(),
         database: db.backend().to_string(),
+        status: "success",
+        postgres_version: version.clone(),
         version,
     }))
+}
+
+/// `/test-db` without the slash: 307 to `/test-db/` with the query kept, as FastAPI answers it.
+pub async fn to_connection_check(uri: Uri) -> Redirect {
+    match uri.query() {
+        Some(query) => Redirect::temporary(&format!("/test-db/?{query}")),
+        None => Redirect::temporary("/test-db/"),
+    }
 }
 
 /// Resets the post to `like = 0`, `version = 0` (creating it if needed).
@@ -496,6 +523,7 @@ pub async fn check(
         post: row.pk,
         like: total.like,
         version: total.version,
+        vsersion: total.version,
         modified_at: row.modified_at,
     }))
 }
@@ -643,6 +671,10 @@ pub async fn test_versioning(
         message: "/test-versioning : versioned increment completed".to_owned(),
         like_result: after.like,
         post: pk,
+        initial_like: before.like,
+        initial_version: before.version,
+        updated_like: after.like,
+        updated_version: after.version,
         before,
         after,
         attempts: retried.attempts,

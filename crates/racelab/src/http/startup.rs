@@ -245,8 +245,8 @@ pub fn router(state: AppState) -> Router {
     let openapi = with_limits(openapi, &state.limits());
     let timeout = state.request_timeout();
     let api = api
-        // The seed answered `/test-db` as well as `/test-db/`.
-        .route("/test-db", get(lab::connection_check))
+        // The seed (FastAPI) redirects `/test-db` to `/test-db/`.
+        .route("/test-db", get(lab::to_connection_check))
         .with_state(state);
     api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
         .fallback(no_route)

@@ -62,16 +62,32 @@ async fn every_endpoint_answers_json_with_the_seeds_keys(test: TestDb) {
     let app = spawn_app(&test).await;
 
     let root = app.ok("/test-db/").await;
-    assert_eq!(keys(&root), sorted(&["message", "database", "version"]));
+    assert_eq!(keys(&root), sorted(&["message", "database", "version", "status", "postgres_version"]));
     assert_eq!(root["database"], test.backend.as_str());
     assert!(root["version"].as_str().is_some_and(|v| !v.is_empty()), "{root}");
+    // The seed's keys: its `postgres_version` is the server's version on any backend.
+    assert_eq!(root["status"], "success");
+    assert_eq!(root["postgres_version"], root["version"]);
+
+    // Without the slash, as FastAPI does: a redirect to it, the query kept.
+    let bare = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("{}/test-db?a=1", app.address))
+        .send()
+        .await
+        .expect("GET /test-db");
+    assert_eq!(bare.status(), 307);
+    assert_eq!(bare.headers()["location"], "/test-db/?a=1");
+    assert_eq!(keys(&app.ok("/test-db").await), keys(&root));
 
     let init = app.ok("/test-db/init").await;
     assert_eq!(keys(&init), sorted(&["message", "like_result", "post"]));
     assert_eq!(init["like_result"], 0);
 
     let check = app.ok("/test-db/check").await;
-    assert_eq!(keys(&check), sorted(&["message", "like_result", "post", "like", "version", "modified_at"]));
+    assert_eq!(keys(&check), sorted(&["message", "like_result", "post", "like", "version", "vsersion", "modified_at"]));
     assert_eq!((check["like"].as_i64(), check["version"].as_i64()), (Some(0), Some(0)));
 
     for (path, strategy) in experiment_endpoints(test.backend) {
@@ -86,7 +102,17 @@ async fn every_endpoint_answers_json_with_the_seeds_keys(test: TestDb) {
     }
 
     let versioning = app.ok("/test-db/test-versioning").await;
-    assert_eq!(keys(&versioning), sorted(&["message", "like_result", "post", "before", "after", "attempts"]));
+    let seed_keys = ["initial_like", "initial_version", "updated_like", "updated_version"];
+    let own_keys = ["message", "like_result", "post", "before", "after", "attempts"];
+    assert_eq!(keys(&versioning), sorted(&[own_keys.as_slice(), seed_keys.as_slice()].concat()));
+    for (seed, (state, member)) in
+        seed_keys.into_iter().zip([("before", "like"), ("before", "version"), ("after", "like"), ("after", "version")])
+    {
+        assert_eq!(versioning[seed], versioning[state][member], "{seed}: {versioning}");
+    }
+    let check = app.ok("/test-db/check").await;
+    assert!(check["version"].as_i64().is_some_and(|v| v > 0), "{check}");
+    assert_eq!(check["vsersion"], check["version"], "the seed's misspelt key: {check}");
     assert_eq!(versioning["after"]["like"].as_i64(), versioning["before"]["like"].as_i64().map(|l| l + 1));
     assert_eq!(versioning["after"]["version"].as_i64(), versioning["before"]["version"].as_i64().map(|v| v + 1));
 
