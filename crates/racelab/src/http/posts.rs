@@ -223,7 +223,7 @@ impl LikePatch {
             ));
         }
         let like = members.get("like").ok_or_else(|| invalid("like", "is required".into()))?;
-        match like.as_i64() {
+        match whole_number(like) {
             Some(like) if like >= 0 => Ok(LikePatch { like }),
             _ => Err(invalid(
                 "like",
@@ -231,6 +231,18 @@ impl LikePatch {
             )),
         }
     }
+}
+
+/// A JSON number without a fractional part, as JSON Schema's `integer` reads it (`3.0` is 3), if it
+/// fits an `i64`.
+fn whole_number(value: &Value) -> Option<i64> {
+    if let Some(n) = value.as_i64() {
+        return Some(n);
+    }
+    // 2^63 is the first float past i64::MAX; below it, a whole float converts exactly.
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    let float = value.as_f64()?;
+    (float.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&float)).then_some(float as i64)
 }
 
 impl FromRequest<AppState> for LikePatch {
@@ -452,6 +464,8 @@ mod tests {
             other => panic!("{body}: {other:?}"),
         };
         assert_eq!(LikePatch::read(serde_json::json!({"like": 7})).unwrap(), LikePatch { like: 7 });
+        assert_eq!(LikePatch::read(serde_json::json!({"like": 7.0})).unwrap(), LikePatch { like: 7 });
+        assert_eq!(name(r#"{"like": 1e19}"#), "like");
         assert_eq!(name(r#"{"like": -1}"#), "like");
         assert_eq!(name(r#"{"like": 1.5}"#), "like");
         assert_eq!(name(r#"{"like": "3"}"#), "like");
