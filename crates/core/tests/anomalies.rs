@@ -29,19 +29,19 @@ async fn measure(test: &TestDb) -> Matrix {
     anomalies::run(&url, Duration::from_secs(5)).await.unwrap()
 }
 
-/// Compares the measured matrix with `expected` (one row per level, in [`Case::ALL`] order) and
-/// reports every differing cell at once, with the steps of the first one.
-fn assert_matrix(matrix: &Matrix, expected: &[(Level, [&str; 12])]) {
-    let levels: Vec<Level> = matrix.columns.iter().map(|c| c.level).collect();
-    assert_eq!(levels, expected.iter().map(|(l, _)| *l).collect::<Vec<_>>());
+/// Compares the measured matrix with `expected`: one row per case, in [`Case::ALL`] order, one
+/// column per level (as `racelab anomalies` prints it). Reports every differing cell at once, with
+/// the steps of the first one.
+fn assert_matrix<const N: usize>(matrix: &Matrix, levels: [Level; N], expected: &[(Case, [&str; N])]) {
+    assert_eq!(matrix.columns.iter().map(|c| c.level).collect::<Vec<_>>(), levels);
+    assert_eq!(expected.iter().map(|(case, _)| *case).collect::<Vec<_>>(), Case::ALL);
     let mut wrong = Vec::new();
-    for (column, (_, row)) in matrix.columns.iter().zip(expected) {
+    for (i, column) in matrix.columns.iter().enumerate() {
         assert!(column.unavailable.is_none(), "{} not available: {:?}", column.name, column.unavailable);
-        let cases: Vec<Case> = column.cells.iter().map(|c| c.case).collect();
-        assert_eq!(cases, Case::ALL);
-        for (cell, want) in column.cells.iter().zip(row) {
-            if token(cell) != *want {
-                wrong.push((column.name, cell, *want));
+        assert_eq!(column.cells.iter().map(|c| c.case).collect::<Vec<_>>(), Case::ALL);
+        for (cell, (_, row)) in column.cells.iter().zip(expected) {
+            if token(cell) != row[i] {
+                wrong.push((column.name, cell, row[i]));
             }
         }
     }
@@ -62,20 +62,34 @@ fn assert_agrees_with_hermitage(matrix: &Matrix) {
     assert!(differences.is_empty(), "{differences:?}");
 }
 
-const SSI: &str = "P serialization_failure";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_matrix() {
     let test = TestDb::create(Backend::Postgres).await;
     let matrix = measure(&test).await;
-    let ser = |step: u8| format!("{SSI}@{step}");
-    let (s4, s6, s8) = (ser(4), ser(6), ser(8));
+    // 40001 at step N: "could not serialize access".
+    let (s4, s5, s6, s8) = (
+        "P serialization_failure@4",
+        "P serialization_failure@5",
+        "P serialization_failure@6",
+        "P serialization_failure@8",
+    );
     #[rustfmt::skip]
-    assert_matrix(&matrix, &[
-        //                          G0         G1a  G1b  G1c  OTV        PMP  P4         G-single G2-item G2   P4 v+1     read+write
-        (Level::PgReadCommitted,  ["P blk@4", "P", "P", "P", "P blk@6", "A", "A blk@6", "A",     "A",    "A", "P blk@6", "A blk@6"]),
-        (Level::PgRepeatableRead, [&s4,       "P", "P", "P", &s6,       "P", &s6,       "P",     "A",    "A", &s6,       &s6]),
-        (Level::PgSerializable,   [&s4,       "P", "P", &s8, &s6,       "P", &s6,       "P",     &s8,    &s8, &s6,       &s6]),
+    assert_matrix(&matrix, [Level::PgReadCommitted, Level::PgRepeatableRead, Level::PgSerializable], &[
+        //                        read committed  repeatable read  serializable
+        (Case::G0,               ["P blk@4",      s4,              s4]),
+        (Case::G1a,              ["P",            "P",             "P"]),
+        (Case::G1b,              ["P",            "P",             "P"]),
+        (Case::G1c,              ["P",            "P",             s8]),
+        (Case::Otv,              ["P blk@6",      s6,              s6]),
+        (Case::Pmp,              ["A",            "P",             "P"]),
+        (Case::PmpWrite,         ["A blk@5",      s5,              s5]),
+        (Case::P4,               ["A blk@6",      s6,              s6]),
+        (Case::GSingle,          ["A",            "P",             "P"]),
+        (Case::GSingleWrite,     ["A",            s8,              s8]),
+        (Case::G2Item,           ["A",            "A",             s8]),
+        (Case::G2,               ["A",            "A",             s8]),
+        (Case::P4Increment,      ["P blk@6",      s6,              s6]),
+        (Case::ReadThenWrite,    ["A blk@6",      s6,              s6]),
     ]);
     // Hermitage published the same for PostgreSQL 9.3.5, cell for cell.
     assert_agrees_with_hermitage(&matrix);
@@ -85,18 +99,35 @@ async fn postgres_matrix() {
 async fn mariadb_matrix() {
     let test = TestDb::create(Backend::MySql).await;
     let matrix = measure(&test).await;
-    let first_write_refused = "P serialization_failure@6";
+    // 1020 at step N: "Record has changed since last read" (innodb_snapshot_isolation).
+    let (c5, c6, c8) = ("P serialization_failure@5", "P serialization_failure@6", "P serialization_failure@8");
+    let levels = [
+        Level::MyReadUncommitted,
+        Level::MyReadCommitted,
+        Level::MyRepeatableRead,
+        Level::MyRepeatableReadSnapshot,
+        Level::MySerializable,
+    ];
     #[rustfmt::skip]
-    assert_matrix(&matrix, &[
-        //                                  G0         G1a        G1b        G1c             OTV        PMP        P4              G-single   G2-item         G2              P4 v+1          read+write
-        (Level::MyReadUncommitted,        ["P blk@4", "A",       "A",       "A",            "A blk@6", "A",       "A blk@6",      "A",       "A",            "A",            "P blk@6",      "A blk@6"]),
-        (Level::MyReadCommitted,          ["P blk@4", "P",       "P",       "P",            "P blk@6", "A",       "A blk@6",      "A",       "A",            "A",            "P blk@6",      "A blk@6"]),
-        (Level::MyRepeatableRead,         ["P blk@4", "P",       "P",       "P",            "P blk@6", "P",       "A blk@6",      "P",       "A",            "A",            "P blk@6",      "A blk@6"]),
-        (Level::MyRepeatableReadSnapshot, ["P blk@4", "P",       "P",       "P",            "P blk@6", "P",       first_write_refused, "P",  "A",            "A",            first_write_refused, first_write_refused]),
-        (Level::MySerializable,           ["P blk@4", "P blk@4", "P blk@4", "P deadlock@6", "P blk@6", "P blk@4", "P deadlock@6", "P blk@6", "P deadlock@6", "P deadlock@6", "P deadlock@6", "P deadlock@6"]),
+    assert_matrix(&matrix, levels, &[
+        //                        RU           RC           RR           RR+SI        SER
+        (Case::G0,               ["P blk@4",   "P blk@4",   "P blk@4",   "P blk@4",   "P blk@4"]),
+        (Case::G1a,              ["A",         "P",         "P",         "P",         "P blk@4"]),
+        (Case::G1b,              ["A",         "P",         "P",         "P",         "P blk@4"]),
+        (Case::G1c,              ["A",         "P",         "P",         "P",         "P deadlock@6"]),
+        (Case::Otv,              ["A blk@6",   "P blk@6",   "P blk@6",   "P blk@6",   "P blk@6"]),
+        (Case::Pmp,              ["A",         "A",         "P",         "P",         "P blk@4"]),
+        (Case::PmpWrite,         ["P blk@5",   "A blk@5",   "A blk@5",   c5,          "P blk@4"]),
+        (Case::P4,               ["A blk@6",   "A blk@6",   "A blk@6",   c6,          "P deadlock@6"]),
+        (Case::GSingle,          ["A",         "A",         "P",         "P",         "P blk@6"]),
+        (Case::GSingleWrite,     ["A",         "A",         "A",         c8,          "P deadlock@8"]),
+        (Case::G2Item,           ["A",         "A",         "A",         "A",         "P deadlock@6"]),
+        (Case::G2,               ["A",         "A",         "A",         "A",         "P deadlock@6"]),
+        (Case::P4Increment,      ["P blk@6",   "P blk@6",   "P blk@6",   c6,          "P deadlock@6"]),
+        (Case::ReadThenWrite,    ["A blk@6",   "A blk@6",   "A blk@6",   c6,          "P deadlock@6"]),
     ]);
     // MariaDB 10.11 agrees with what Hermitage published for MySQL 5.6's InnoDB, cell for cell
-    // (its "R/O" cells, PMP and G-single at repeatable read, are the read-only schedules run here).
+    // (its "R/O" cells: PMP and G-single prevented for a read-only reader, not on a write predicate).
     assert_agrees_with_hermitage(&matrix);
 }
 
@@ -104,13 +135,25 @@ async fn mariadb_matrix() {
 async fn sqlite_matrix() {
     let test = TestDb::create(Backend::Sqlite).await;
     let matrix = measure(&test).await;
-    // BEGIN IMMEDIATE takes the write lock: the second transaction cannot even begin.
-    let second_begin_busy = ["P busy@2"; 12];
+    // BEGIN IMMEDIATE takes the write lock: the second transaction cannot even begin (step 2).
+    let second_begin = "P busy@2";
     #[rustfmt::skip]
-    assert_matrix(&matrix, &[
-        //                        G0          G1a  G1b  G1c         OTV         PMP  P4          G-single G2-item     G2          P4 v+1      read+write
-        (Level::SqliteDeferred,  ["P busy@4", "P", "P", "P busy@4", "P busy@6", "P", "P busy@6", "P",     "P busy@6", "P busy@6", "P busy@6", "P busy@6"]),
-        (Level::SqliteImmediate, second_begin_busy),
+    assert_matrix(&matrix, [Level::SqliteDeferred, Level::SqliteImmediate], &[
+        //                        deferred     immediate
+        (Case::G0,               ["P busy@4",  second_begin]),
+        (Case::G1a,              ["P",         second_begin]),
+        (Case::G1b,              ["P",         second_begin]),
+        (Case::G1c,              ["P busy@4",  second_begin]),
+        (Case::Otv,              ["P busy@6",  second_begin]),
+        (Case::Pmp,              ["P",         second_begin]),
+        (Case::PmpWrite,         ["P busy@5",  second_begin]),
+        (Case::P4,               ["P busy@6",  second_begin]),
+        (Case::GSingle,          ["P",         second_begin]),
+        (Case::GSingleWrite,     ["P busy@8",  second_begin]),
+        (Case::G2Item,           ["P busy@6",  second_begin]),
+        (Case::G2,               ["P busy@6",  second_begin]),
+        (Case::P4Increment,      ["P busy@6",  second_begin]),
+        (Case::ReadThenWrite,    ["P busy@6",  second_begin]),
     ]);
     assert!(matrix.columns.iter().all(|c| c.cells.iter().all(|cell| cell.hermitage.is_none())));
 }

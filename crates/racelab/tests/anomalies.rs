@@ -30,7 +30,22 @@ async fn the_matrix_fits_80_columns_and_is_compared_with_hermitage(test: TestDb)
     for line in stdout.lines() {
         assert!(line.chars().count() <= 80, "{} columns: {line}\n{stdout}", line.chars().count());
     }
-    for case in ["G0", "G1a", "G1b", "G1c", "OTV", "PMP", "P4", "G-single", "G2-item", "G2", "P4 v+1", "read+write"] {
+    for case in [
+        "G0",
+        "G1a",
+        "G1b",
+        "G1c",
+        "OTV",
+        "PMP",
+        "PMP-write",
+        "P4",
+        "G-single",
+        "G-single-w",
+        "G2-item",
+        "G2",
+        "P4 v+1",
+        "read+write",
+    ] {
         assert!(stdout.lines().any(|l| l.starts_with(&format!("{case} "))), "no {case} row:\n{stdout}");
     }
     let expected = match test.backend {

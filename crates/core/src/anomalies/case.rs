@@ -30,11 +30,18 @@ pub enum Case {
     /// Predicate-many-preceders (a read predicate).
     #[serde(rename = "PMP")]
     Pmp,
+    /// Predicate-many-preceders on a write predicate: a DELETE whose predicate another transaction's
+    /// UPDATE changes while the DELETE waits for it.
+    #[serde(rename = "PMP-write")]
+    PmpWrite,
     /// Lost update, Hermitage's form: both read, both write a constant.
     P4,
     /// Read skew.
     #[serde(rename = "G-single")]
     GSingle,
+    /// Read skew on a write predicate: the reader then deletes by a predicate the writer changed.
+    #[serde(rename = "G-single-write")]
+    GSingleWrite,
     /// Write skew on disjoint rows.
     #[serde(rename = "G2-item")]
     G2Item,
@@ -124,15 +131,17 @@ fn step(tx: usize, op: Op) -> Step {
 }
 
 impl Case {
-    pub const ALL: [Case; 12] = [
+    pub const ALL: [Case; 14] = [
         Case::G0,
         Case::G1a,
         Case::G1b,
         Case::G1c,
         Case::Otv,
         Case::Pmp,
+        Case::PmpWrite,
         Case::P4,
         Case::GSingle,
+        Case::GSingleWrite,
         Case::G2Item,
         Case::G2,
         Case::P4Increment,
@@ -148,8 +157,10 @@ impl Case {
             Case::G1c => "G1c",
             Case::Otv => "OTV",
             Case::Pmp => "PMP",
+            Case::PmpWrite => "PMP-write",
             Case::P4 => "P4",
             Case::GSingle => "G-single",
+            Case::GSingleWrite => "G-single-w",
             Case::G2Item => "G2-item",
             Case::G2 => "G2",
             Case::P4Increment => "P4 v+1",
@@ -166,8 +177,10 @@ impl Case {
             Case::G1c => "circular information flow",
             Case::Otv => "observed transaction vanishes",
             Case::Pmp => "predicate-many-preceders (read predicate)",
+            Case::PmpWrite => "predicate-many-preceders (write predicate)",
             Case::P4 => "lost update (both write a constant)",
             Case::GSingle => "read skew (read-only reader)",
+            Case::GSingleWrite => "read skew (the reader deletes by a predicate)",
             Case::G2Item => "write skew",
             Case::G2 => "anti-dependency cycles (predicate write skew)",
             Case::P4Increment => "lost update with SET value = value + 1 (racelab)",
@@ -193,6 +206,7 @@ impl Case {
         let read_2 = sql!("SELECT id, value FROM racelab_anomaly_test WHERE id = 2");
         let read_all = sql!("SELECT id, value FROM racelab_anomaly_test ORDER BY id");
         let read_both = sql!("SELECT id, value FROM racelab_anomaly_test WHERE id IN (1, 2) ORDER BY id");
+        let delete_20 = sql!("DELETE FROM racelab_anomaly_test WHERE value = 20");
         let read_mod_3 = sql!("SELECT id, value FROM racelab_anomaly_test WHERE value % 3 = 0 ORDER BY id");
         let set = |id: i64, value: i64| -> Op {
             // The few constants the schedules write, spelled out so that every statement is a literal.
@@ -234,6 +248,24 @@ impl Case {
                 (T2, sql!("INSERT INTO racelab_anomaly_test (id, value) VALUES (3, 30)")),
                 (T2, Commit),
                 (T1, read_mod_3),
+                (T1, Commit),
+            ],
+            Case::PmpWrite => vec![
+                (T1, sql!("UPDATE racelab_anomaly_test SET value = value + 10")),
+                (T2, read_all),
+                (T2, delete_20),
+                (T1, Commit),
+                (T2, sql!("SELECT id, value FROM racelab_anomaly_test WHERE value = 20")),
+                (T2, Commit),
+            ],
+            Case::GSingleWrite => vec![
+                (T1, read_1),
+                (T2, read_all),
+                (T2, set(1, 12)),
+                (T2, set(2, 18)),
+                (T2, Commit),
+                (T1, delete_20),
+                (T1, read_2),
                 (T1, Commit),
             ],
             Case::P4 => {
@@ -300,8 +332,23 @@ impl Case {
             }
             // T1's second read sees the row that its first read's predicate missed.
             Case::Pmp => seen.reads(T1).last().is_some_and(|rows| rows.iter().any(|(id, _)| *id == 3)),
-            // Both read and both wrote on what they read, and both committed.
-            Case::P4 | Case::G2Item | Case::G2 => seen.both_committed(),
+            // T2 committed, and no serial order explains what it read first, what its DELETE left
+            // and what it read after: T2 before T1 (it saw the original rows; row 2 deleted, then
+            // row 1 raised to 20), T1 before T2 (it saw 20 and 30; row 1 deleted), or T2 alone.
+            Case::PmpWrite => {
+                let reads: Vec<&Rows> = seen.reads(T2).collect();
+                let (Some(before), Some(after)) = (reads.first(), reads.last()) else { return false };
+                let serial = match before.as_slice() {
+                    [(1, 10), (2, 20)] => [vec![(1, 20)], vec![(1, 10)]].contains(seen.final_rows),
+                    [(1, 20), (2, 30)] => *seen.final_rows == [(2, 30)],
+                    _ => false,
+                };
+                seen.committed[T2] && reads.len() == 2 && !(serial && after.is_empty())
+            }
+            // Both read and both wrote on what they read, and both committed. In G-single-write, T1
+            // read row 1 before T2 wrote it and T2 read row 2 before T1's DELETE could take it: no
+            // serial order has both commit.
+            Case::P4 | Case::G2Item | Case::G2 | Case::GSingleWrite => seen.both_committed(),
             // T1 read 1 before T2's commit and 2 after it: a total T2 never wrote.
             Case::GSingle => {
                 let value = |id: i64| seen.reads(T1).flatten().find(|(i, _)| *i == id).map(|(_, v)| *v);

@@ -133,7 +133,8 @@ fn comparison(matrix: &Matrix) -> Vec<String> {
     let mariadb = matrix.server_version.starts_with("MariaDB");
     let mut lines = wrap(&format!(
         "Mark after a cell: Hermitage's result for {source}{}: ✓ prevented, — not prevented, R prevented \
-         for read-only transactions (the form run here); ! = this run differs; blank = none published.",
+         for a read-only reader only (PMP and G-single; their write forms have rows of their own); ! = this \
+         run differs; blank = none published.",
         if mariadb { " (Hermitage has no MariaDB: compared with MySQL)" } else { "" }
     ));
     let differences: Vec<_> = matrix.differences().collect();
