@@ -6,6 +6,7 @@
 //! stays inside `postgres`, `mysql` and `sqlite`.
 
 mod connect;
+mod idempotency;
 mod mysql;
 mod postgres;
 mod resource;
@@ -22,6 +23,7 @@ use sqlx::pool::PoolConnection;
 use crate::error::{DbError, ErrorKind};
 
 pub use self::connect::{ConnectError, Refusal};
+pub use self::idempotency::{IdempotentLike, Keyed, StoredResponse};
 pub use self::mysql::NodeState;
 pub use self::resource::{Expected, Precondition};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, UrlError, redact};
@@ -147,6 +149,25 @@ pub(crate) trait Dialect {
         pk: Pk,
         expected_version: i64,
     ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Inserts an idempotency key with the request it is used for (its answer still to be saved);
+    /// `false` if the key exists. Waits for a transaction that inserted the same key to end.
+    fn insert_idempotency_key(
+        c: &mut Conn<Self::Db>,
+        key: &str,
+        fingerprint: &str,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Saves the answer given under a key this transaction inserted.
+    fn save_idempotent_response(
+        c: &mut Conn<Self::Db>,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// The request and answer stored under a key.
+    fn idempotent_response(
+        c: &mut Conn<Self::Db>,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<idempotency::StoredResponse>, DbError>> + Send;
     /// `like = like + 1` in one statement; returns the new value.
     fn increment(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<i64, DbError>> + Send;
     /// Takes the application lock for this post, waiting up to `timeout`.
@@ -345,6 +366,18 @@ impl Session {
     pub async fn delete_if_version(&mut self, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
         let result = dispatch!(&mut self.conn, delete_if_version(pk, expected_version));
         self.autocommit_point(result)
+    }
+
+    pub async fn insert_idempotency_key(&mut self, key: &str, fingerprint: &str) -> Result<bool, DbError> {
+        dispatch!(&mut self.conn, insert_idempotency_key(key, fingerprint))
+    }
+
+    pub async fn save_idempotent_response(&mut self, key: &str, status: u16, body: &str) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, save_idempotent_response(key, status, body))
+    }
+
+    pub async fn idempotent_response(&mut self, key: &str) -> Result<Option<idempotency::StoredResponse>, DbError> {
+        dispatch!(&mut self.conn, idempotent_response(key))
     }
 
     pub async fn increment(&mut self, pk: Pk) -> Result<i64, DbError> {

@@ -18,6 +18,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolO
 use sqlx::{Executor, MySqlConnection};
 
 use super::connect::{self, ConnectError, Refusal};
+use super::idempotency::StoredResponse;
 use super::{
     ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
 };
@@ -307,6 +308,48 @@ impl Dialect for MySql {
             .await
             .map_err(db_err::<MySql>)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_idempotency_key(c: &mut MySqlConnection, key: &str, fingerprint: &str) -> Result<bool, DbError> {
+        // The answer's placeholders are replaced before this transaction commits: no one else sees them.
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, status, body) VALUES (?, ?, 0, '')",
+        )
+        .bind(key)
+        .bind(fingerprint)
+        .execute(&mut *c)
+        .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(err) => Err(db_err::<MySql>(err)),
+        }
+    }
+
+    async fn save_idempotent_response(
+        c: &mut MySqlConnection,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE idempotency_keys SET status = ?, body = ? WHERE idempotency_key = ?")
+            .bind(i32::from(status))
+            .bind(body)
+            .bind(key)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<MySql>)
+    }
+
+    async fn idempotent_response(c: &mut MySqlConnection, key: &str) -> Result<Option<StoredResponse>, DbError> {
+        let row: Option<(String, i32, String)> =
+            sqlx::query_as("SELECT fingerprint, status, body FROM idempotency_keys WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db_err::<MySql>)?;
+        Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
     }
 
     async fn increment(c: &mut MySqlConnection, pk: Pk) -> Result<i64, DbError> {

@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, PgConnection};
 
 use super::connect::{self, ConnectError, Refusal};
+use super::idempotency::StoredResponse;
 use super::{
     ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
 };
@@ -169,6 +170,43 @@ impl Dialect for Postgres {
             .await
             .map_err(db_err::<Postgres>)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_idempotency_key(c: &mut PgConnection, key: &str, fingerprint: &str) -> Result<bool, DbError> {
+        // The answer's placeholders are replaced before this transaction commits: no one else sees them.
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, status, body) VALUES ($1, $2, 0, '')",
+        )
+        .bind(key)
+        .bind(fingerprint)
+        .execute(&mut *c)
+        .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(err) => Err(db_err::<Postgres>(err)),
+        }
+    }
+
+    async fn save_idempotent_response(c: &mut PgConnection, key: &str, status: u16, body: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE idempotency_key = $3")
+            .bind(i32::from(status))
+            .bind(body)
+            .bind(key)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Postgres>)
+    }
+
+    async fn idempotent_response(c: &mut PgConnection, key: &str) -> Result<Option<StoredResponse>, DbError> {
+        let row: Option<(String, i32, String)> =
+            sqlx::query_as("SELECT fingerprint, status, body FROM idempotency_keys WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db_err::<Postgres>)?;
+        Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
     }
 
     async fn increment(c: &mut PgConnection, pk: Pk) -> Result<i64, DbError> {

@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
 
 use super::connect::{self, ConnectError, Refusal};
+use super::idempotency::StoredResponse;
 use super::{
     ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
 };
@@ -223,6 +224,48 @@ impl Dialect for Sqlite {
             .await
             .map_err(db_err::<Sqlite>)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_idempotency_key(c: &mut SqliteConnection, key: &str, fingerprint: &str) -> Result<bool, DbError> {
+        // The answer's placeholders are replaced before this transaction commits: no one else sees them.
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, status, body) VALUES (?1, ?2, 0, '')",
+        )
+        .bind(key)
+        .bind(fingerprint)
+        .execute(&mut *c)
+        .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(err) => Err(db_err::<Sqlite>(err)),
+        }
+    }
+
+    async fn save_idempotent_response(
+        c: &mut SqliteConnection,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE idempotency_keys SET status = ?1, body = ?2 WHERE idempotency_key = ?3")
+            .bind(i32::from(status))
+            .bind(body)
+            .bind(key)
+            .execute(&mut *c)
+            .await
+            .map(drop)
+            .map_err(db_err::<Sqlite>)
+    }
+
+    async fn idempotent_response(c: &mut SqliteConnection, key: &str) -> Result<Option<StoredResponse>, DbError> {
+        let row: Option<(String, i32, String)> =
+            sqlx::query_as("SELECT fingerprint, status, body FROM idempotency_keys WHERE idempotency_key = ?1")
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db_err::<Sqlite>)?;
+        Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
     }
 
     async fn increment(c: &mut SqliteConnection, pk: Pk) -> Result<i64, DbError> {

@@ -117,6 +117,15 @@ pub enum ApiError {
     /// current `ETag`.
     #[error("If-Match does not match the current version (ETag {etag}): someone changed it since it was read")]
     PreconditionFailed { etag: String },
+    /// An Idempotency-Key already used for another request (draft-ietf-httpapi-idempotency-key-header).
+    #[error("this Idempotency-Key was used for another request; use a new key for a new request")]
+    IdempotencyKeyReused,
+    /// The first request with this Idempotency-Key was still running past the lock timeout.
+    #[error(
+        "the request with this Idempotency-Key (or another write to the post) is still running; retry it with the \
+         same key"
+    )]
+    IdempotencyKeyInFlight,
     /// The strategy or option does not exist on this database.
     #[error("{0}")]
     Unsupported(String),
@@ -245,6 +254,12 @@ impl ApiError {
             }
             ApiError::PreconditionFailed { .. } => {
                 (StatusCode::PRECONDITION_FAILED, "precondition-failed", "Precondition failed", self.to_string())
+            }
+            ApiError::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused", self.to_string())
+            }
+            ApiError::IdempotencyKeyInFlight => {
+                (StatusCode::CONFLICT, "idempotency-key-in-flight", "Request in progress", self.to_string())
             }
             ApiError::InvalidExperiment(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid-experiment", "Experiment refused", self.to_string())

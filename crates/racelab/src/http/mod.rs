@@ -17,6 +17,8 @@ pub mod error;
 mod health;
 /// The seed's `/test-db/*` endpoints, each one experiment of the engine.
 pub mod lab;
+/// `POST /posts/{pk}/likes`: one like, at most once per `Idempotency-Key`, the key stored with the like.
+mod likes;
 /// Prometheus `/metrics` and the middleware that counts requests.
 mod metrics;
 /// `/openapi.json` and the Swagger UI at `/docs`.

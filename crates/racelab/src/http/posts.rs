@@ -40,7 +40,10 @@ use super::query::echo;
 
 /// The routes of this module, documented.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_post)).routes(routes!(get_post, patch_post, delete_post))
+    OpenApiRouter::new()
+        .routes(routes!(create_post))
+        .routes(routes!(get_post, patch_post, delete_post))
+        .routes(routes!(super::likes::like_post))
 }
 
 /// A post as the resource API shows it.

@@ -28,7 +28,8 @@ const ROUTES: [&str; 16] = [
 ];
 
 /// The resource API's paths and the methods each documents (their behaviour is tested in `posts.rs`).
-const RESOURCE_ROUTES: [(&str, &[&str]); 2] = [("/posts", &["post"]), ("/posts/{pk}", &["get", "patch", "delete"])];
+const RESOURCE_ROUTES: [(&str, &[&str]); 3] =
+    [("/posts", &["post"]), ("/posts/{pk}", &["get", "patch", "delete"]), ("/posts/{pk}/likes", &["post"])];
 
 fn parameter_names(operation: &Value) -> Vec<String> {
     let mut names: Vec<String> = operation["parameters"]

@@ -13,6 +13,7 @@ mod errors;
 mod experiments;
 mod galera;
 mod hardening;
+mod likes;
 mod outage;
 mod params;
 mod posts;

@@ -1,0 +1,13 @@
+-- The Idempotency-Key of each `POST /posts/{pk}/likes` that carried one, with the request it was
+-- used for (`fingerprint`) and the answer given (`status`, `body`). A key's row is inserted in the same
+-- transaction as the increment and its answer, so it commits with them or not at all: a retried
+-- request finds either nothing (and makes the like) or the stored answer (and replays it), even after
+-- a crash between the commit and the reply. A concurrent retry waits on the key's unique index for the
+-- first request's transaction to end. `created_at` is when the key was first used.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    idempotency_key VARCHAR(255) PRIMARY KEY,
+    fingerprint     TEXT NOT NULL,
+    status          INTEGER NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);

@@ -1,0 +1,160 @@
+//! `POST /posts/{pk}/likes`: one like, made with the atomic `UPDATE ... SET like = like + 1`. With an
+//! `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header-07) the like happens once however often
+//! the request is sent: the key, the request and the answer are stored in the like's own transaction
+//! (see `racelab_core::db::idempotency`), a retry gets the stored answer (`Idempotent-Replayed: true`),
+//! the key used for another post is 422, and a retry that waits longer than the lock timeout for the
+//! first request to finish is 409.
+//!
+//! ```sh
+//! curl -si -X POST http://127.0.0.1:8000/posts/2/likes -H 'Idempotency-Key: "8e03978e-40d5"'
+//! ```
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use racelab_core::ErrorKind;
+use racelab_core::db::{IdempotentLike, Keyed};
+use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::{IntoResponses, ToSchema};
+
+use super::AppState;
+use super::error::ApiError;
+use super::lab::problems;
+use super::posts::PostKey;
+use super::query::echo;
+
+/// The request header that carries the key.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// Set on an answer replayed from the store.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// The longest key accepted (the column's width).
+pub const MAX_KEY_LENGTH: usize = 255;
+
+/// The answer to a like.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[schema(example = json!({"pk": 2, "like": 51}))]
+pub struct LikeBody {
+    pub pk: i64,
+    /// The post's count after this like.
+    pub like: i64,
+}
+
+/// The key of a request, if it has one: an sf-string (`"..."`, as the draft writes it) or the bare
+/// characters, 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| ApiError::InvalidPart { part: "header", name: IDEMPOTENCY_KEY.to_string(), reason };
+    let raw = value.to_str().map_err(|_| invalid("must be visible ASCII".into()))?;
+    let key = match raw.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) {
+        Some(inner) if !inner.is_empty() => inner,
+        _ => raw,
+    };
+    let valid = (1..=MAX_KEY_LENGTH).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        let reason = format!("must be 1 to {MAX_KEY_LENGTH} visible ASCII characters, got `{}`", echo(raw));
+        return Err(invalid(reason));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// A JSON answer as stored (or just made), with its status.
+fn stored_answer(status: u16, body: String, replayed: bool) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The errors of a like.
+struct LikeErrors;
+
+impl IntoResponses for LikeErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        problems(&[
+            (400, "`pk` is not a positive integer, or `Idempotency-Key` is not 1 to 255 visible ASCII characters"),
+            (404, "No post has this key"),
+            (
+                409,
+                "The request with this Idempotency-Key (or another write to the post) was still running after the \
+                 lock timeout; retry",
+            ),
+            (422, "This Idempotency-Key was used for another request (a like on another post)"),
+            (503, "The database cannot be reached (with Retry-After)"),
+        ])
+    }
+}
+
+/// Adds one like. With `Idempotency-Key`, at most once per key: a retry answers what the first did.
+#[utoipa::path(post, path = "/posts/{pk}/likes", tag = "posts",
+    params(
+        ("pk" = i64, Path, description = "The post's key", minimum = 1),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            pattern = "^[!-~]+$",
+            description = "A key unique to this like (e.g. a UUID), the same on every retry of it"),
+    ),
+    responses(
+        (status = 200, description = "Liked (or, with `Idempotent-Replayed: true`, the answer of the first request \
+            with this key)", body = LikeBody),
+        LikeErrors,
+    ))]
+pub async fn like_post(
+    State(state): State<AppState>,
+    PostKey(pk): PostKey,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let db = state.db().await?;
+    let answer = |like| {
+        let body = serde_json::to_string(&LikeBody { pk, like }).unwrap_or_default();
+        (StatusCode::OK.as_u16(), body)
+    };
+    let Some(key) = key else {
+        let like = db.session().await?.increment(pk).await?;
+        let (status, body) = answer(like);
+        return Ok(stored_answer(status, body, false));
+    };
+    // The like's request, whole: the endpoint reads no body, so the path says everything.
+    let fingerprint = format!("POST /posts/{pk}/likes");
+    let outcome = db.like_once(pk, Keyed { key: &key, fingerprint: &fingerprint }, answer).await;
+    match outcome {
+        Ok(IdempotentLike::Made { status, body }) => Ok(stored_answer(status, body, false)),
+        Ok(IdempotentLike::Replayed { status, body }) => Ok(stored_answer(status, body, true)),
+        Ok(IdempotentLike::KeyReused) => Err(ApiError::IdempotencyKeyReused),
+        Err(err) if matches!(err.kind(), ErrorKind::LockTimeout | ErrorKind::Busy) => {
+            tracing::info!(%err, "keyed like waited past the lock timeout");
+            Err(ApiError::IdempotencyKeyInFlight)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(value: &str) -> Result<Option<String>, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_str(value).unwrap());
+        idempotency_key(&headers)
+    }
+
+    #[test]
+    fn keys_are_sf_strings_or_bare() {
+        assert_eq!(key("\"abc-1\"").unwrap().as_deref(), Some("abc-1"));
+        assert_eq!(key("abc-1").unwrap().as_deref(), Some("abc-1"));
+        assert_eq!(key("\"\"").unwrap().as_deref(), Some("\"\""));
+        assert!(key("a b").is_err());
+        assert!(key(&"x".repeat(256)).is_err());
+        assert!(idempotency_key(&HeaderMap::new()).unwrap().is_none());
+    }
+}

@@ -1,0 +1,107 @@
+//! `POST /posts/{pk}/likes` with and without `Idempotency-Key`, on every backend: a key stored in the
+//! like's own transaction makes every retry answer the first request's answer without a second like.
+
+use racelab_testkit::{TestDb, on_every_backend};
+use reqwest::StatusCode;
+
+use crate::helpers::{Answer, Raw, TestApp, assert_problem, read_answer, spawn_app};
+
+async fn new_post(app: &TestApp) -> i64 {
+    let answer = read_answer(app.client.post(format!("{}/posts", app.address)).send().await.expect("POST")).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    answer.body["pk"].as_i64().expect("pk")
+}
+
+async fn like(app: &TestApp, pk: i64, key: Option<&str>) -> Answer {
+    let mut request = app.client.post(format!("{}/posts/{pk}/likes", app.address));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    read_answer(request.send().await.expect("POST likes")).await
+}
+
+/// The post's `like`, read by the test itself.
+async fn count(test: &TestDb, pk: i64) -> i64 {
+    let mut raw = Raw::connect(test).await;
+    let column = raw.like();
+    raw.count(&format!("SELECT {column} FROM posts WHERE pk = {pk}")).await
+}
+
+async fn likes_without_a_key_each_count(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let pk = new_post(&app).await;
+    for expected in 1..=3 {
+        let answer = like(&app, pk, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.body, serde_json::json!({"pk": pk, "like": expected}));
+    }
+    assert_eq!(count(&test, pk).await, 3);
+    assert_problem(&like(&app, 2_000_000_000, None).await, 404);
+}
+
+async fn a_retried_like_is_replayed_not_repeated(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let pk = new_post(&app).await;
+    let other = new_post(&app).await;
+
+    let first = like(&app, pk, Some("\"retry-me\"")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    // The same key, bare or as an sf-string, is the same key.
+    for key in ["\"retry-me\"", "retry-me"] {
+        let again = like(&app, pk, Some(key)).await;
+        assert_eq!((again.status, &again.text), (first.status, &first.text));
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+    }
+    assert_eq!(count(&test, pk).await, 1);
+
+    // The key on another request: refused, and nothing done.
+    let reused = like(&app, other, Some("retry-me")).await;
+    assert_eq!(assert_problem(&reused, 422)["type"], "urn:racelab:problem:idempotency-key-reused");
+    assert_eq!(count(&test, other).await, 0);
+
+    // A like that failed stored nothing: its key is still free.
+    assert_problem(&like(&app, 2_000_000_000, Some("was-404")).await, 404);
+    let later = like(&app, other, Some("was-404")).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.text);
+    assert_eq!(count(&test, other).await, 1);
+
+    let bad = like(&app, pk, Some("two words")).await;
+    assert_eq!(assert_problem(&bad, 400)["invalid_params"][0]["name"], "idempotency-key", "{}", bad.text);
+}
+
+async fn fifty_concurrent_likes_under_one_key_count_once(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let pk = new_post(&app).await;
+
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let request = app.client.post(format!("{}/posts/{pk}/likes", app.address)).header("idempotency-key", "one");
+            tokio::spawn(async move { read_answer(request.send().await.expect("POST likes")).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.expect("request task"));
+    }
+
+    assert_eq!(count(&test, pk).await, 1, "the counter moved by exactly one");
+    let made: Vec<&Answer> = answers.iter().filter(|a| a.status == StatusCode::OK).collect();
+    assert!(!made.is_empty(), "no like succeeded: {:?}", answers.iter().map(|a| &a.text).collect::<Vec<_>>());
+    for answer in &answers {
+        if answer.status == StatusCode::CONFLICT {
+            assert_eq!(answer.body["type"], "urn:racelab:problem:idempotency-key-in-flight", "{}", answer.text);
+            continue;
+        }
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.body, serde_json::json!({"pk": pk, "like": 1}), "every answer is the first one's");
+    }
+    let fresh = made.iter().filter(|a| a.headers.get("idempotent-replayed").is_none()).count();
+    assert_eq!(fresh, 1, "exactly one answer made the like; the others replayed it");
+}
+
+on_every_backend!(
+    likes_without_a_key_each_count,
+    a_retried_like_is_replayed_not_repeated,
+    fifty_concurrent_likes_under_one_key_count_once,
+);
