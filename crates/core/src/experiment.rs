@@ -600,7 +600,7 @@ pub struct Outcome {
     pub foreign_writes: i64,
     /// Attempts in all, first tries included.
     pub attempts: u64,
-    /// `attempts - expected`: what safety cost.
+    /// Attempts that were run again after a conflict (the sum of `retried_errors`): what safety cost.
     pub retries: u64,
     pub elapsed_ms: f64,
     /// Acknowledged increments per second (in the measured window, for timed runs).
@@ -645,7 +645,7 @@ impl NodeOutcome {
             acknowledged: stats.acknowledged,
             failed: stats.failed,
             in_doubt: stats.in_doubt,
-            retries: stats.attempts.saturating_sub(stats.expected()),
+            retries: stats.retried.iter().sum(),
             errors: count_by_kind(&stats.errors),
             retried_errors: count_by_kind(&stats.retried),
         }
@@ -731,7 +731,7 @@ impl Outcome {
             lost,
             foreign_writes,
             attempts: stats.attempts,
-            retries: stats.attempts.saturating_sub(expected),
+            retries: stats.retried.iter().sum(),
             elapsed_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
             throughput_per_s: (throughput * 10.0).round() / 10.0,
             latency_ms: Latency {
@@ -965,6 +965,21 @@ mod tests {
         let o =
             outcome(Strategy::Pessimistic(LockMode::NoWait), 1, &[(ErrorKind::LockNotAvailable, 3)], (0, 0), (1, 1));
         assert!(!o.refused_by_locks());
+    }
+
+    #[test]
+    fn retries_are_counted_even_when_a_dead_node_left_increments_unattempted() {
+        let mut stats = WorkerStats::new();
+        stats.acknowledged = 10;
+        stats.attempts = 14;
+        stats.retried[kind_index(ErrorKind::Deadlock)] = 4;
+        stats.fail_unattempted(ErrorKind::PoolTimeout, 90);
+        let experiment = Experiment::new(Strategy::Atomic, 1, 100);
+        let node = NodeStats { node: 1, workers: 1, stats };
+        let counter = Counter { like: 10, version: 10 };
+        let o =
+            Outcome::account(&experiment, Backend::MySql, 1, Counter { like: 0, version: 0 }, Ok(counter), vec![node]);
+        assert_eq!((o.expected, o.retries, o.nodes[0].retries), (100, 4, 4));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! restore, or set to lose the answer to one chosen statement: the faults that make a commit's fate
 //! unknown, forced at a chosen byte instead of hoped for.
 //!
-//! ```ignore
+//! ```text
 //! let (upstream, rewrite) = TcpProxy::route(&test.url);
 //! let proxy = TcpProxy::start(upstream).await;
 //! let trap = proxy.lose_answer_to(b"COMMIT", 2); // the third COMMIT runs, its answer never arrives

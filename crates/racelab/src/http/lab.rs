@@ -273,7 +273,7 @@ pub struct OutcomeSchema {
     /// Writes to the row during the run that were not this experiment's.
     foreign_writes: i64,
     attempts: u64,
-    /// `attempts - expected`.
+    /// Attempts run again after a conflict (the sum of `retried_errors`).
     retries: u64,
     elapsed_ms: f64,
     throughput_per_s: f64,
