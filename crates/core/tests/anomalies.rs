@@ -5,24 +5,13 @@
 
 use std::time::Duration;
 
-use racelab_core::anomalies::{self, Case, Cell, How, Level, Matrix, Verdict};
+use racelab_core::anomalies::{self, Case, Level, Matrix, Verdict};
 use racelab_core::{Backend, DatabaseUrl};
 use racelab_testkit::TestDb;
 
-/// A cell in a few characters: `A` the anomaly happened, `P` it was prevented; then how:
-/// `blk@5` a lock wait at step 5 (until the other transaction ended), `deadlock@6` an error of that
-/// kind at step 6, nothing if every step answered at once (a snapshot decided).
-fn token(cell: &Cell) -> String {
-    let verdict = match cell.verdict {
-        Verdict::Anomaly => "A",
-        Verdict::Prevented => "P",
-    };
-    match &cell.how {
-        How::Nothing => verdict.to_owned(),
-        How::Blocked { step, .. } => format!("{verdict} blk@{step}"),
-        How::Error { step, kind, .. } => format!("{verdict} {kind}@{step}"),
-    }
-}
+#[path = "support/anomaly_token.rs"]
+mod anomaly_token;
+use anomaly_token::token;
 
 async fn measure(test: &TestDb) -> Matrix {
     let url = DatabaseUrl::parse(&test.url).unwrap();
@@ -90,6 +79,7 @@ async fn postgres_matrix() {
         (Case::G2,               ["A",            "A",             s8]),
         (Case::P4Increment,      ["P blk@6",      s6,              s6]),
         (Case::ReadThenWrite,    ["A blk@6",      s6,              s6]),
+        (Case::ReadThenWriteLate, ["A",           "P serialization_failure@7", "P serialization_failure@7"]),
     ]);
     // Hermitage published the same for PostgreSQL 9.3.5, cell for cell.
     assert_agrees_with_hermitage(&matrix);
@@ -125,6 +115,7 @@ async fn mariadb_matrix() {
         (Case::G2,               ["A",         "A",         "A",         "A",         "P deadlock@6"]),
         (Case::P4Increment,      ["P blk@6",   "P blk@6",   "P blk@6",   c6,          "P deadlock@6"]),
         (Case::ReadThenWrite,    ["A blk@6",   "A blk@6",   "A blk@6",   c6,          "P deadlock@6"]),
+        (Case::ReadThenWriteLate, ["A",        "A",         "A",         "P serialization_failure@7", "P deadlock@7"]),
     ]);
     // MariaDB 10.11 agrees with what Hermitage published for MySQL 5.6's InnoDB, cell for cell
     // (its "R/O" cells: PMP and G-single prevented for a read-only reader, not on a write predicate).
@@ -154,6 +145,7 @@ async fn sqlite_matrix() {
         (Case::G2,               ["P busy@6",  second_begin]),
         (Case::P4Increment,      ["P busy@6",  second_begin]),
         (Case::ReadThenWrite,    ["P busy@6",  second_begin]),
+        (Case::ReadThenWriteLate, ["P busy@7", second_begin]),
     ]);
     assert!(matrix.columns.iter().all(|c| c.cells.iter().all(|cell| cell.hermitage.is_none())));
 }
@@ -165,8 +157,14 @@ async fn a_blocked_step_waits_for_the_commit_that_releases_it() {
     let test = TestDb::create(Backend::Postgres).await;
     let url = DatabaseUrl::parse(&test.url).unwrap();
     let started = std::time::Instant::now();
-    let matrix =
-        anomalies::run_cases(&url, Duration::from_secs(30), &[Level::PgReadCommitted], &[Case::P4]).await.unwrap();
+    let matrix = anomalies::run_cases(
+        std::slice::from_ref(&url),
+        Duration::from_secs(30),
+        &[Level::PgReadCommitted],
+        &[Case::P4],
+    )
+    .await
+    .unwrap();
     // Far below the 30 s lock timeout: the wait was seen, not waited out.
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     let cell = &matrix.columns[0].cells[0];

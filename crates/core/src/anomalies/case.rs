@@ -54,6 +54,10 @@ pub enum Case {
     /// seed's `/2th`, racelab's `naive`).
     #[serde(rename = "read-then-write")]
     ReadThenWrite,
+    /// The same, with the second write after the first commit: the lost update that needs no
+    /// concurrent write to happen (on Galera, the one certification lets through, MDEV-38977).
+    #[serde(rename = "read-then-write-late")]
+    ReadThenWriteLate,
 }
 
 /// What one step does.
@@ -131,7 +135,7 @@ fn step(tx: usize, op: Op) -> Step {
 }
 
 impl Case {
-    pub const ALL: [Case; 14] = [
+    pub const ALL: [Case; 15] = [
         Case::G0,
         Case::G1a,
         Case::G1b,
@@ -146,6 +150,7 @@ impl Case {
         Case::G2,
         Case::P4Increment,
         Case::ReadThenWrite,
+        Case::ReadThenWriteLate,
     ];
 
     /// The name in Hermitage's tables (or ours).
@@ -165,6 +170,7 @@ impl Case {
             Case::G2 => "G2",
             Case::P4Increment => "P4 v+1",
             Case::ReadThenWrite => "read+write",
+            Case::ReadThenWriteLate => "r+w late",
         }
     }
 
@@ -185,6 +191,7 @@ impl Case {
             Case::G2 => "anti-dependency cycles (predicate write skew)",
             Case::P4Increment => "lost update with SET value = value + 1 (racelab)",
             Case::ReadThenWrite => "ORM read, then write read + 1 (racelab)",
+            Case::ReadThenWriteLate => "ORM read, then write read + 1 after the other committed (racelab)",
         }
     }
 
@@ -304,6 +311,14 @@ impl Case {
                 (T1, Commit),
                 (T2, Commit),
             ],
+            Case::ReadThenWriteLate => vec![
+                (T1, read_1),
+                (T2, read_1),
+                (T1, WriteReadPlusOne),
+                (T1, Commit),
+                (T2, WriteReadPlusOne),
+                (T2, Commit),
+            ],
         }
     }
 
@@ -354,7 +369,7 @@ impl Case {
                 let value = |id: i64| seen.reads(T1).flatten().find(|(i, _)| *i == id).map(|(_, v)| *v);
                 matches!((value(1), value(2)), (Some(a), Some(b)) if a + b != 30)
             }
-            Case::P4Increment | Case::ReadThenWrite => seen.increment_lost(),
+            Case::P4Increment | Case::ReadThenWrite | Case::ReadThenWriteLate => seen.increment_lost(),
         }
     }
 }

@@ -24,8 +24,11 @@ pub(crate) enum Conn {
 
 impl Conn {
     /// Opens a connection; `lock_timeout` bounds every lock wait on the server, so a schedule that
-    /// goes wrong ends in an error rather than a hang.
-    pub(crate) async fn open(url: &DatabaseUrl, lock_timeout: Duration) -> Result<Self, sqlx::Error> {
+    /// goes wrong ends in an error rather than a hang. `causal`: on a Galera node, every statement
+    /// first waits until the node has applied what the cluster committed before it
+    /// (`wsrep_sync_wait = 7`: reads, updates and deletes, inserts), so a transaction on one node
+    /// starts from the rows another node wrote, and a conflict surfaces at a fixed step.
+    pub(crate) async fn open(url: &DatabaseUrl, lock_timeout: Duration, causal: bool) -> Result<Self, sqlx::Error> {
         let mut conn = match url.backend() {
             Backend::Postgres => Conn::Postgres(sqlx::PgConnection::connect(url.expose()).await?),
             Backend::MySql => {
@@ -50,6 +53,9 @@ impl Conn {
         };
         if let Some(sql) = setting {
             conn.run(&sql).await?;
+        }
+        if causal && matches!(conn, Conn::MySql(_)) {
+            conn.run("SET SESSION wsrep_sync_wait = 7").await?;
         }
         Ok(conn)
     }
@@ -98,6 +104,13 @@ impl Conn {
             Conn::Sqlite(c) => sql.fetch_one(c).await?.try_get(0)?,
         };
         Ok(row)
+    }
+
+    /// The seqno of the last write set this Galera node committed or applied (`wsrep_last_committed`).
+    pub(crate) async fn last_committed(&mut self) -> Result<i64, sqlx::Error> {
+        let sql = "SELECT CAST(VARIABLE_VALUE AS SIGNED), 0 FROM information_schema.global_status \
+                   WHERE VARIABLE_NAME = 'WSREP_LAST_COMMITTED'";
+        Ok(self.run(sql).await?.first().map_or(-1, |(seqno, _)| *seqno))
     }
 
     /// Whether connection `id` is waiting for a lock while running the step marked `marker`, as the

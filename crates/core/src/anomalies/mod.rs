@@ -100,8 +100,9 @@ pub struct Column {
 #[derive(Debug, Clone, Serialize)]
 pub struct Matrix {
     pub backend: Backend,
-    /// The database URL without its password.
-    pub url: String,
+    /// The database URLs without their passwords: one, or the Galera nodes the transactions of a
+    /// case were spread over (T1 on the first, T2 on the second, ...).
+    pub urls: Vec<String>,
     pub server_version: String,
     pub columns: Vec<Column>,
 }
@@ -118,6 +119,10 @@ impl Matrix {
 /// Why the suite could not run (a case whose steps fail is a result, not this).
 #[derive(Debug, thiserror::Error)]
 pub enum AnomalyError {
+    #[error("no database URL given")]
+    NoUrl,
+    #[error("several URLs are the nodes of one MariaDB Galera cluster; {backend} has no such thing")]
+    NotACluster { backend: Backend },
     #[error("cannot connect to {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
     #[error("preparing the table {TABLE} on {url}: {source}")]
@@ -130,37 +135,50 @@ pub enum AnomalyError {
 /// (a schedule that goes wrong ends with an error, not a hang). The table the cases use is created
 /// first and dropped at the end.
 pub async fn run(url: &DatabaseUrl, lock_timeout: Duration) -> Result<Matrix, AnomalyError> {
-    run_cases(url, lock_timeout, Level::of(url.backend()), &Case::ALL).await
+    run_cases(std::slice::from_ref(url), lock_timeout, Level::of(url.backend()), &Case::ALL).await
 }
 
-/// Runs the given cases at the given levels (all of which must belong to the URL's backend).
+/// Runs the given cases at the given levels (all of which must belong to the URLs' backend). With
+/// several URLs (the nodes of one MariaDB Galera cluster) the transactions of a case go to different
+/// nodes: T1 to the first, T2 to the second, T3 to the third (or the first again).
 pub async fn run_cases(
-    url: &DatabaseUrl,
+    urls: &[DatabaseUrl],
     lock_timeout: Duration,
     levels: &[Level],
     cases: &[Case],
 ) -> Result<Matrix, AnomalyError> {
-    let redacted = url.redacted();
-    let mut observer = Conn::open(url, lock_timeout)
-        .await
-        .map_err(|source| AnomalyError::Connect { url: redacted.clone(), source })?;
-    let setup = |source| AnomalyError::Setup { url: redacted.clone(), source };
-    let server_version = observer.version().await.map_err(setup)?;
-    observer.run(&format!("DROP TABLE IF EXISTS {TABLE}")).await.map_err(setup)?;
-    observer
-        .run(&format!("CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, value BIGINT NOT NULL)"))
-        .await
-        .map_err(setup)?;
-    let columns = run_columns(url, &mut observer, lock_timeout, levels, cases).await;
+    let Some(first) = urls.first() else {
+        return Err(AnomalyError::NoUrl);
+    };
+    if urls.len() > 1 && urls.iter().any(|u| u.backend() != Backend::MySql) {
+        return Err(AnomalyError::NotACluster { backend: first.backend() });
+    }
+    let causal = urls.len() > 1;
+    let mut observers = Vec::with_capacity(urls.len());
+    for url in urls {
+        let conn = Conn::open(url, lock_timeout, causal)
+            .await
+            .map_err(|source| AnomalyError::Connect { url: url.redacted(), source })?;
+        observers.push(conn);
+    }
+    let setup = |source| AnomalyError::Setup { url: first.redacted(), source };
+    let server_version = observers[0].version().await.map_err(setup)?;
+    observers[0].run(&format!("DROP TABLE IF EXISTS {TABLE}")).await.map_err(setup)?;
+    let create = format!("CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, value BIGINT NOT NULL)");
+    observers[0].run(&create).await.map_err(setup)?;
+    let columns = run_columns(urls, &mut observers, lock_timeout, levels, cases).await;
     // Dropped whatever happened; a failure to drop is not worth hiding the result for.
-    let _ = observer.run(&format!("DROP TABLE IF EXISTS {TABLE}")).await;
-    observer.close().await;
-    Ok(Matrix { backend: url.backend(), url: redacted, server_version, columns: columns? })
+    let _ = observers[0].run(&format!("DROP TABLE IF EXISTS {TABLE}")).await;
+    for observer in observers {
+        observer.close().await;
+    }
+    let urls = urls.iter().map(DatabaseUrl::redacted).collect();
+    Ok(Matrix { backend: first.backend(), urls, server_version, columns: columns? })
 }
 
 async fn run_columns(
-    url: &DatabaseUrl,
-    observer: &mut Conn,
+    urls: &[DatabaseUrl],
+    observers: &mut [Conn],
     lock_timeout: Duration,
     levels: &[Level],
     cases: &[Case],
@@ -169,13 +187,13 @@ async fn run_columns(
     for &level in levels {
         let mut column = Column { level, name: level.name(), unavailable: None, cells: Vec::new() };
         if let Some(probe) = level.probe_sql()
-            && let Err(err) = observer.run(probe).await
+            && let Err(err) = observers[0].run(probe).await
         {
             column.unavailable = Some(err.to_string());
             columns.push(column);
             continue;
         }
-        let mut runner = Runner::new(url, observer, lock_timeout);
+        let mut runner = Runner::new(urls, observers, lock_timeout);
         for &case in cases {
             let run = runner.run(case, level).await.map_err(|source| AnomalyError::Schedule { case, level, source })?;
             let hermitage = expectation(level, case);

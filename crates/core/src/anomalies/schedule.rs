@@ -74,6 +74,8 @@ struct Pending {
 /// A transaction of the schedule.
 struct Tx {
     conn: Option<Conn>,
+    /// The node (index into the URLs) its connection goes to.
+    node: usize,
     server_id: Option<i64>,
     pending: Option<Pending>,
     failed: bool,
@@ -89,20 +91,22 @@ enum Watch {
 }
 
 pub(crate) struct Runner<'a> {
-    url: &'a DatabaseUrl,
-    observer: &'a mut Conn,
+    /// The nodes: transaction `t` runs on node `t % len` (one URL: every transaction on it).
+    urls: &'a [DatabaseUrl],
+    /// One connection per node that reads its lock view; the first also resets and reads the table.
+    observers: &'a mut [Conn],
     lock_timeout: Duration,
 }
 
 impl<'a> Runner<'a> {
-    pub(crate) fn new(url: &'a DatabaseUrl, observer: &'a mut Conn, lock_timeout: Duration) -> Self {
-        Self { url, observer, lock_timeout }
+    pub(crate) fn new(urls: &'a [DatabaseUrl], observers: &'a mut [Conn], lock_timeout: Duration) -> Self {
+        Self { urls, observers, lock_timeout }
     }
 
     /// Puts the table back to Hermitage's starting state: `(1, 10), (2, 20)`.
     async fn reset(&mut self) -> Result<(), sqlx::Error> {
-        self.observer.run(&format!("DELETE FROM {TABLE}")).await?;
-        self.observer.run(&format!("INSERT INTO {TABLE} (id, value) VALUES (1, 10), (2, 20)")).await?;
+        self.observers[0].run(&format!("DELETE FROM {TABLE}")).await?;
+        self.observers[0].run(&format!("INSERT INTO {TABLE} (id, value) VALUES (1, 10), (2, 20)")).await?;
         Ok(())
     }
 
@@ -111,17 +115,12 @@ impl<'a> Runner<'a> {
         self.reset().await?;
         let schedule = case.schedule();
         let mut txs = Vec::with_capacity(case.transactions());
-        for _ in 0..case.transactions() {
-            let mut conn = Conn::open(self.url, self.lock_timeout).await?;
+        for t in 0..case.transactions() {
+            let node = t % self.urls.len();
+            let mut conn = Conn::open(&self.urls[node], self.lock_timeout, self.urls.len() > 1).await?;
             let server_id = conn.server_id().await?;
-            txs.push(Tx {
-                conn: Some(conn),
-                server_id,
-                pending: None,
-                failed: false,
-                committed: false,
-                last_read: None,
-            });
+            let (pending, failed, committed, last_read) = (None, false, false, None);
+            txs.push(Tx { conn: Some(conn), node, server_id, pending, failed, committed, last_read });
         }
         let mut results: Vec<Option<(StepResult, Rows)>> = vec![None; schedule.len()];
         let mut sql: Vec<String> = vec![String::new(); schedule.len()];
@@ -136,7 +135,7 @@ impl<'a> Runner<'a> {
             }
         }
         outcome?;
-        let final_rows = self.observer.run(&format!("SELECT id, value FROM {TABLE} ORDER BY id")).await?;
+        let final_rows = self.observers[0].run(&format!("SELECT id, value FROM {TABLE} ORDER BY id")).await?;
         let rows: Vec<Option<Rows>> = results
             .iter()
             .map(|r| match r {
@@ -192,9 +191,9 @@ impl<'a> Runner<'a> {
                     (conn, result)
                 });
                 let pending = Pending { step: i, handle };
-                match self.watch(pending, tx.server_id, Instant::now()).await? {
+                match self.watch(pending, tx.node, tx.server_id, Instant::now()).await? {
                     Watch::Answered(conn, result) => {
-                        let ended = self.record(schedule, txs, results, conn, i, result, false).await;
+                        let ended = self.record(schedule, txs, results, conn, i, result, false).await?;
                         if ended {
                             self.settle(schedule, txs, results).await?;
                         }
@@ -216,10 +215,11 @@ impl<'a> Runner<'a> {
     async fn watch(
         &mut self,
         mut pending: Pending,
+        node: usize,
         server_id: Option<i64>,
         fresh_after: Instant,
     ) -> Result<Watch, ScheduleError> {
-        let backend = self.observer.backend();
+        let backend = self.observers[node].backend();
         let fresh_from = fresh_after + lock_view_staleness(backend);
         let deadline = Instant::now() + self.lock_timeout + Duration::from_secs(5);
         loop {
@@ -230,7 +230,7 @@ impl<'a> Runner<'a> {
             }
             if let Some(id) = server_id
                 && Instant::now() >= fresh_from
-                && self.observer.is_waiting(id, &marker(pending.step)).await?
+                && self.observers[node].is_waiting(id, &marker(pending.step)).await?
             {
                 return Ok(Watch::Waiting(pending));
             }
@@ -255,9 +255,9 @@ impl<'a> Runner<'a> {
             for t in 0..txs.len() {
                 let Some(pending) = txs[t].pending.take() else { continue };
                 let step = pending.step;
-                match self.watch(pending, txs[t].server_id, released).await? {
+                match self.watch(pending, txs[t].node, txs[t].server_id, released).await? {
                     Watch::Answered(conn, result) => {
-                        ended |= self.record(schedule, txs, results, conn, step, result, true).await;
+                        ended |= self.record(schedule, txs, results, conn, step, result, true).await?;
                     }
                     Watch::Waiting(pending) => txs[t].pending = Some(pending),
                 }
@@ -287,7 +287,7 @@ impl<'a> Runner<'a> {
                 let step = pending.step;
                 let (conn, result) =
                     pending.handle.await.map_err(|e| ScheduleError::Task { step: step + 1, reason: e.to_string() })?;
-                if self.record(schedule, txs, results, conn, step, result, true).await {
+                if self.record(schedule, txs, results, conn, step, result, true).await? {
                     self.settle(schedule, txs, results).await?;
                 }
                 return Ok(());
@@ -302,6 +302,7 @@ impl<'a> Runner<'a> {
 
     /// Records a step's answer and gives the connection back to its transaction. A failed step
     /// rolls its transaction back. Returns whether the transaction ended (and may have released locks).
+    /// On a cluster, a commit is followed by [`Runner::await_replication`].
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &mut self,
@@ -312,7 +313,7 @@ impl<'a> Runner<'a> {
         step: usize,
         result: Result<Rows, sqlx::Error>,
         blocked: bool,
-    ) -> bool {
+    ) -> Result<bool, ScheduleError> {
         let Step { tx: t, op } = schedule[step];
         let tx = &mut txs[t];
         let ended = match result {
@@ -339,8 +340,33 @@ impl<'a> Runner<'a> {
                 true
             }
         };
+        let node = tx.node;
         tx.conn = Some(conn);
-        ended
+        if op == Op::Commit && matches!(results[step], Some((StepResult::Done { .. }, _))) {
+            self.await_replication(node, step).await?;
+        }
+        Ok(ended)
+    }
+
+    /// On a cluster, waits until every node has applied the commit just made on `node`: Galera
+    /// applies write sets on the other nodes asynchronously, and the schedule's next step must meet
+    /// the same state every run (the rows it reads; a local transaction that the write set aborts).
+    /// Polls `wsrep_last_committed`, with a deadline.
+    async fn await_replication(&mut self, node: usize, step: usize) -> Result<(), ScheduleError> {
+        if self.observers.len() < 2 {
+            return Ok(());
+        }
+        let target = self.observers[node].last_committed().await?;
+        let deadline = Instant::now() + self.lock_timeout + Duration::from_secs(5);
+        for other in 0..self.observers.len() {
+            while self.observers[other].last_committed().await? < target {
+                if Instant::now() >= deadline {
+                    return Err(ScheduleError::Undecided { step: step + 1, waited: self.lock_timeout });
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -26,9 +26,15 @@ pub async fn run(args: AnomaliesArgs) -> Result<(), Failure> {
         // Each level sets its own session variables; a statement of the user's could change them.
         return Err(Failure::usage("--init-sql does not apply to anomalies: each level sets its own session"));
     }
-    let options = args.database.connect_options(1)?;
-    let matrix =
-        anomalies::run(&options.url, options.lock_timeout).await.map_err(|err| Failure::runtime(err.to_string()))?;
+    let nodes = args.database.connect_options_each(1)?;
+    if nodes.len() > 1 && nodes[0].url.backend() != racelab_core::Backend::MySql {
+        return Err(Failure::usage("several --database-url are the nodes of one MariaDB Galera cluster"));
+    }
+    let urls: Vec<_> = nodes.iter().map(|o| o.url.clone()).collect();
+    let levels = racelab_core::anomalies::Level::of(urls[0].backend());
+    let matrix = anomalies::run_cases(&urls, nodes[0].lock_timeout, levels, &anomalies::Case::ALL)
+        .await
+        .map_err(|err| Failure::runtime(err.to_string()))?;
     if args.json {
         let json = serde_json::to_string_pretty(&matrix)
             .map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")))?;
@@ -44,7 +50,15 @@ const RESULT_WIDTH: usize = 8;
 
 /// The matrix, its legend and the cells that differ from Hermitage's, in 80 columns.
 pub fn render(matrix: &Matrix) -> String {
-    let mut lines = vec![format!("racelab anomalies: {}", matrix.server_version), matrix.url.clone(), String::new()];
+    let mut lines = vec![format!("racelab anomalies: {}", matrix.server_version)];
+    match matrix.urls.as_slice() {
+        [one] => lines.push(one.clone()),
+        nodes => {
+            lines.push("T1, T2, T3 of each case on these Galera nodes, in turn:".to_owned());
+            lines.extend(nodes.iter().map(|n| format!("  {n}")));
+        }
+    }
+    lines.push(String::new());
     let mut header = format!("{:<CASE_WIDTH$}", "case");
     for column in &matrix.columns {
         header.push_str(&format!("{:<width$}", column.level.short(), width = RESULT_WIDTH + 4));
@@ -153,7 +167,11 @@ fn comparison(matrix: &Matrix) -> Vec<String> {
         lines.extend(wrap(&format!(
             "Differs: {} at {level}: {measured} here; Hermitage's {source}: {published}{}.",
             cell.case,
-            if mariadb { " (MariaDB vs MySQL)" } else { "" }
+            match (mariadb, matrix.urls.len() > 1) {
+                (true, true) => " (Galera nodes vs one MySQL server)",
+                (true, false) => " (MariaDB vs MySQL)",
+                _ => "",
+            }
         )));
     }
     lines
