@@ -45,11 +45,28 @@ pub enum IdempotentLike {
     KeyReused,
 }
 
+/// Keys deleted per statement when expired ones are purged: each statement is short, so a like that
+/// waits for one (on a key it reuses, or for SQLite's write lock) waits briefly.
+const PURGE_BATCH: i64 = 500;
+
 /// A key found used, and then gone when its answer was read (expired and purged in between): the
 /// like is tried again, a few times at most.
 const ATTEMPTS: usize = 3;
 
 impl Database {
+    /// Deletes the keys first used `older_than` ago or earlier, in short batches; returns how many.
+    pub async fn purge_idempotency_keys(&self, older_than: std::time::Duration) -> Result<u64, DbError> {
+        let mut session = self.session().await?;
+        let mut purged = 0;
+        loop {
+            let batch = session.purge_idempotency_keys(older_than, PURGE_BATCH).await?;
+            purged += batch;
+            if batch < PURGE_BATCH as u64 {
+                return Ok(purged);
+            }
+        }
+    }
+
     /// Adds one like to post `pk` unless `keyed.key` was used before; `answer` words the answer from
     /// the new count, and it is stored with the key in the like's transaction.
     pub async fn like_once(

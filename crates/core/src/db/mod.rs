@@ -168,6 +168,12 @@ pub(crate) trait Dialect {
         c: &mut Conn<Self::Db>,
         key: &str,
     ) -> impl Future<Output = Result<Option<idempotency::StoredResponse>, DbError>> + Send;
+    /// Deletes at most `limit` keys first used `older_than` ago or earlier; returns how many.
+    fn purge_idempotency_keys(
+        c: &mut Conn<Self::Db>,
+        older_than: Duration,
+        limit: i64,
+    ) -> impl Future<Output = Result<u64, DbError>> + Send;
     /// `like = like + 1` in one statement; returns the new value.
     fn increment(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<i64, DbError>> + Send;
     /// Takes the application lock for this post, waiting up to `timeout`.
@@ -378,6 +384,10 @@ impl Session {
 
     pub async fn idempotent_response(&mut self, key: &str) -> Result<Option<idempotency::StoredResponse>, DbError> {
         dispatch!(&mut self.conn, idempotent_response(key))
+    }
+
+    pub async fn purge_idempotency_keys(&mut self, older_than: Duration, limit: i64) -> Result<u64, DbError> {
+        dispatch!(&mut self.conn, purge_idempotency_keys(older_than, limit))
     }
 
     pub async fn increment(&mut self, pk: Pk) -> Result<i64, DbError> {

@@ -352,6 +352,19 @@ impl Dialect for MySql {
         Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
     }
 
+    async fn purge_idempotency_keys(c: &mut MySqlConnection, older_than: Duration, limit: i64) -> Result<u64, DbError> {
+        let micros = i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE created_at <= CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND LIMIT ?",
+        )
+        .bind(micros)
+        .bind(limit)
+        .execute(&mut *c)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(db_err::<MySql>)
+    }
+
     async fn increment(c: &mut MySqlConnection, pk: Pk) -> Result<i64, DbError> {
         // LAST_INSERT_ID(expr) stores the new value in the session, and the OK packet carries it back:
         // the new value without a second statement.

@@ -209,6 +209,20 @@ impl Dialect for Postgres {
         Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
     }
 
+    async fn purge_idempotency_keys(c: &mut PgConnection, older_than: Duration, limit: i64) -> Result<u64, DbError> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE idempotency_key IN (
+                 SELECT idempotency_key FROM idempotency_keys
+                 WHERE created_at <= now() - make_interval(secs => $1) LIMIT $2)",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(limit)
+        .execute(&mut *c)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(db_err::<Postgres>)
+    }
+
     async fn increment(c: &mut PgConnection, pk: Pk) -> Result<i64, DbError> {
         let like: Option<i64> = sqlx::query_scalar(
             r#"UPDATE posts SET "like" = "like" + 1, version = version + 1, modified_at = now()

@@ -268,6 +268,25 @@ impl Dialect for Sqlite {
         Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
     }
 
+    async fn purge_idempotency_keys(
+        c: &mut SqliteConnection,
+        older_than: Duration,
+        limit: i64,
+    ) -> Result<u64, DbError> {
+        // The same text format as the column's default, so the strings compare as the times do.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE idempotency_key IN (
+                 SELECT idempotency_key FROM idempotency_keys
+                 WHERE created_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1) LIMIT ?2)",
+        )
+        .bind(format!("-{:.3} seconds", older_than.as_secs_f64()))
+        .bind(limit)
+        .execute(&mut *c)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(db_err::<Sqlite>)
+    }
+
     async fn increment(c: &mut SqliteConnection, pk: Pk) -> Result<i64, DbError> {
         let like: Option<i64> = sqlx::query_scalar(concat!(
             r#"UPDATE posts SET "like" = "like" + 1, version = version + 1,

@@ -13,7 +13,7 @@ use clap::Args;
 use super::Failure;
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::http::lab::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
-use crate::http::{Application, ConnectionSettings, HttpConfig};
+use crate::http::{Application, ConnectionSettings, HttpConfig, IdempotencySettings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -59,6 +59,15 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=MAX_INCREMENTS))]
     pub max_increments: u64,
 
+    /// Refuse a like without `Idempotency-Key` (400) instead of making it.
+    #[arg(long, env = "RACELAB_REQUIRE_IDEMPOTENCY_KEY")]
+    pub require_idempotency_key: bool,
+
+    /// How long an `Idempotency-Key` is kept after its first use (then purged, within a minute): a
+    /// retry later than this counts as a new like.
+    #[arg(long, env = "RACELAB_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_key_ttl: Duration,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 
@@ -100,6 +109,10 @@ impl ServeArgs {
                 header_read_timeout: self.header_read_timeout,
                 keep_alive_timeout: self.keep_alive_timeout,
                 max_connections: self.max_connections,
+            },
+            idempotency: IdempotencySettings {
+                require_key: self.require_idempotency_key,
+                key_ttl: self.idempotency_key_ttl,
             },
         })
     }

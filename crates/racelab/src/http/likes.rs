@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -33,6 +34,43 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// The longest key accepted (the column's width).
 pub const MAX_KEY_LENGTH: usize = 255;
+
+/// How keyed likes are handled (`serve --require-idempotency-key`, `--idempotency-key-ttl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencySettings {
+    /// A like without `Idempotency-Key` is refused (400) instead of made.
+    pub require_key: bool,
+    /// A key is kept at least this long after its first use, then purged (within [`PURGE_EVERY`]).
+    pub key_ttl: Duration,
+}
+
+impl IdempotencySettings {
+    pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        Self { require_key: false, key_ttl: Self::DEFAULT_KEY_TTL }
+    }
+}
+
+/// How often expired keys are purged.
+pub const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Purges expired keys every [`PURGE_EVERY`], in short batches beside the likes (never holding a
+/// lock a like needs for long), for as long as the service runs.
+pub async fn purge_expired_keys(state: AppState) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        every.tick().await;
+        let Some(db) = state.connected_db() else { continue };
+        match db.purge_idempotency_keys(state.idempotency().key_ttl).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
+            Err(err) => tracing::warn!(%err, "purging expired idempotency keys failed; trying again later"),
+        }
+    }
+}
 
 /// The answer to a like.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -81,7 +119,11 @@ struct LikeErrors;
 impl IntoResponses for LikeErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         problems(&[
-            (400, "`pk` is not a positive integer, or `Idempotency-Key` is not 1 to 255 visible ASCII characters"),
+            (
+                400,
+                "`pk` is not a positive integer, or `Idempotency-Key` is not 1 to 255 visible ASCII characters (or \
+                 missing, on a server started with --require-idempotency-key)",
+            ),
             (404, "No post has this key"),
             (
                 409,
@@ -100,7 +142,8 @@ impl IntoResponses for LikeErrors {
         ("pk" = i64, Path, description = "The post's key", minimum = 1),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
             pattern = "^[!-~]+$",
-            description = "A key unique to this like (e.g. a UUID), the same on every retry of it"),
+            description = "A key unique to this like (e.g. a UUID), the same on every retry of it. Kept 24 hours \
+                after its first use (`serve --idempotency-key-ttl`), then purged within a minute."),
     ),
     responses(
         (status = 200, description = "Liked (or, with `Idempotent-Replayed: true`, the answer of the first request \
@@ -119,6 +162,13 @@ pub async fn like_post(
         (StatusCode::OK.as_u16(), body)
     };
     let Some(key) = key else {
+        if state.idempotency().require_key {
+            return Err(ApiError::InvalidPart {
+                part: "header",
+                name: IDEMPOTENCY_KEY.to_string(),
+                reason: "is required by this server (--require-idempotency-key): send a key unique to this like".into(),
+            });
+        }
         let like = db.session().await?.increment(pk).await?;
         let (status, body) = answer(like);
         return Ok(stored_answer(status, body, false));

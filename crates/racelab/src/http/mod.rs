@@ -18,7 +18,7 @@ mod health;
 /// The seed's `/test-db/*` endpoints, each one experiment of the engine.
 pub mod lab;
 /// `POST /posts/{pk}/likes`: one like, at most once per `Idempotency-Key`, the key stored with the like.
-mod likes;
+pub mod likes;
 /// Prometheus `/metrics` and the middleware that counts requests.
 mod metrics;
 /// `/openapi.json` and the Swagger UI at `/docs`.
@@ -36,5 +36,6 @@ mod state;
 
 pub use connections::ConnectionSettings;
 pub use connections::budget::ConnectionBudget;
+pub use likes::IdempotencySettings;
 pub use startup::{Application, HttpConfig, StartupError, router};
 pub use state::AppState;

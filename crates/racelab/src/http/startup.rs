@@ -28,6 +28,7 @@ use super::connections::budget::{BudgetError, ConnectionBudget};
 use super::connections::{self, ConnectionSettings};
 use super::error::{no_route, problems_only};
 use super::lab::Limits;
+use super::likes::{self, IdempotencySettings};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
 use super::{health, lab, metrics, posts, query, request_limits};
@@ -50,6 +51,8 @@ pub struct HttpConfig {
     pub slots: u16,
     /// Idle timeouts and the connection cap.
     pub connections: ConnectionSettings,
+    /// Keyed likes: whether a key is required, how long keys are kept.
+    pub idempotency: IdempotencySettings,
 }
 
 /// Why the service could not start.
@@ -90,6 +93,7 @@ impl Application {
             config.limits,
             metrics::handle(),
             config.slots,
+            config.idempotency,
         );
         Ok(Self {
             listener,
@@ -133,6 +137,7 @@ impl Application {
         }
 
         let background = tokio::spawn(background_tasks(state.clone()));
+        let purge = tokio::spawn(likes::purge_expired_keys(state.clone()));
         // The drain deadline, set when the signal arrives: it bounds the drain and the pool's close.
         let deadline = Arc::new(OnceLock::<Instant>::new());
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<Instant>();
@@ -166,6 +171,7 @@ impl Application {
             }
         };
         background.abort();
+        purge.abort();
         if let Some(db) = state.connected_db() {
             // Closing waits for every checked-out connection, the experiments of timed-out requests'
             // (which run on in their own tasks) included: it gets what is left of the grace, no more.

@@ -16,6 +16,7 @@ use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 use super::lab::Limits;
+use super::likes::IdempotencySettings;
 
 /// After a failed connection attempt, requests are refused at once for this long instead of each one
 /// waiting for its own attempt (a dead database must give quick 503s, not a queue).
@@ -40,6 +41,7 @@ struct Inner {
     /// One permit per pooled connection that experiments may use at once (see [`AppState::worker_slots`]).
     worker_slots: Arc<Semaphore>,
     metrics: PrometheusHandle,
+    idempotency: IdempotencySettings,
 }
 
 /// Connections kept out of experiments' reach, for `/check`, `/ready` and the like.
@@ -53,6 +55,7 @@ impl AppState {
         limits: Limits,
         metrics: PrometheusHandle,
         sharded_slots: u16,
+        idempotency: IdempotencySettings,
     ) -> Self {
         let slots = options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
         Self {
@@ -68,6 +71,7 @@ impl AppState {
                 connecting: tokio::sync::Mutex::new(None),
                 posts: Arc::new(PostLocks::default()),
                 metrics,
+                idempotency,
             }),
         }
     }
@@ -117,6 +121,11 @@ impl AppState {
     }
 
     /// How long a request may take.
+    /// How keyed likes are handled.
+    pub fn idempotency(&self) -> IdempotencySettings {
+        self.inner.idempotency
+    }
+
     pub fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
     }

@@ -5,7 +5,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use racelab::http::lab::Limits;
-use racelab::http::{AppState, Application, ConnectionSettings, HttpConfig};
+use racelab::http::{AppState, Application, ConnectionSettings, HttpConfig, IdempotencySettings};
 use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
 use racelab_testkit::TestDb;
 use reqwest::StatusCode;
@@ -119,6 +119,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Idle timeouts and the connection cap.
     pub connections: ConnectionSettings,
+    /// `--require-idempotency-key`, `--idempotency-key-ttl`.
+    pub idempotency: IdempotencySettings,
 }
 
 impl Default for Settings {
@@ -132,6 +134,7 @@ impl Default for Settings {
             max_connections: 40,
             limits: Limits::default(),
             connections: ConnectionSettings::default(),
+            idempotency: IdempotencySettings::default(),
         }
     }
 }
@@ -153,6 +156,7 @@ impl Settings {
             shutdown_grace: self.shutdown_grace,
             slots: racelab_core::strategy::DEFAULT_SLOTS,
             connections: self.connections,
+            idempotency: self.idempotency,
         };
         let app = Application::build(config).await.expect("the service starts");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -4,7 +4,11 @@
 use racelab_testkit::{TestDb, on_every_backend};
 use reqwest::StatusCode;
 
-use crate::helpers::{Answer, Raw, TestApp, assert_problem, read_answer, spawn_app};
+use std::time::Duration;
+
+use racelab::http::IdempotencySettings;
+
+use crate::helpers::{Answer, Raw, Settings, TestApp, assert_problem, read_answer, spawn_app};
 
 async fn new_post(app: &TestApp) -> i64 {
     let answer = read_answer(app.client.post(format!("{}/posts", app.address)).send().await.expect("POST")).await;
@@ -100,7 +104,43 @@ async fn fifty_concurrent_likes_under_one_key_count_once(test: TestDb) {
     assert_eq!(fresh, 1, "exactly one answer made the like; the others replayed it");
 }
 
+async fn a_server_that_requires_keys_refuses_likes_without(test: TestDb) {
+    let settings = Settings {
+        idempotency: IdempotencySettings { require_key: true, ..IdempotencySettings::default() },
+        ..Settings::default()
+    };
+    let app = settings.spawn(&test.url).await;
+    let pk = new_post(&app).await;
+    let refused = like(&app, pk, None).await;
+    let problem = assert_problem(&refused, 400);
+    assert_eq!(problem["invalid_params"][0]["name"], "idempotency-key", "{}", refused.text);
+    assert_eq!(count(&test, pk).await, 0);
+    assert_eq!(like(&app, pk, Some("k")).await.status, StatusCode::OK);
+    assert_eq!(count(&test, pk).await, 1);
+}
+
+async fn expired_keys_are_purged_and_then_free(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let pk = new_post(&app).await;
+    assert_eq!(like(&app, pk, Some("old")).await.status, StatusCode::OK);
+    assert_eq!(like(&app, pk, Some("new")).await.status, StatusCode::OK);
+    let db = app.state.db().await.expect("database");
+
+    // Neither is a day old: a purge of day-old keys keeps both.
+    assert_eq!(db.purge_idempotency_keys(Duration::from_secs(24 * 3600)).await.expect("purge"), 0);
+    let kept = like(&app, pk, Some("old")).await;
+    assert_eq!(kept.headers["idempotent-replayed"], "true");
+    // Keys of any age: both go, and "old" makes a like again.
+    assert_eq!(db.purge_idempotency_keys(Duration::ZERO).await.expect("purge"), 2);
+    let again = like(&app, pk, Some("old")).await;
+    assert!(again.headers.get("idempotent-replayed").is_none(), "{again:?}");
+    assert_eq!(again.body["like"], 3);
+    assert_eq!(count(&test, pk).await, 3);
+}
+
 on_every_backend!(
+    a_server_that_requires_keys_refuses_likes_without,
+    expired_keys_are_purged_and_then_free,
     likes_without_a_key_each_count,
     a_retried_like_is_replayed_not_repeated,
     fifty_concurrent_likes_under_one_key_count_once,
