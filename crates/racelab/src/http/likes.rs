@@ -101,6 +101,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// The route the like metrics are labelled with (as `http_requests_total` labels it).
+const ROUTE: &str = "/posts/{pk}/likes";
+
+fn count_like(keyed: bool) {
+    metrics::counter!("racelab_likes_total", "route" => ROUTE, "keyed" => if keyed { "true" } else { "false" })
+        .increment(1);
+}
+
 /// A JSON answer as stored (or just made), with its status.
 fn stored_answer(status: u16, body: String, replayed: bool) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -170,6 +178,7 @@ pub async fn like_post(
             });
         }
         let like = db.session().await?.increment(pk).await?;
+        count_like(false);
         let (status, body) = answer(like);
         return Ok(stored_answer(status, body, false));
     };
@@ -177,8 +186,14 @@ pub async fn like_post(
     let fingerprint = format!("POST /posts/{pk}/likes");
     let outcome = db.like_once(pk, Keyed { key: &key, fingerprint: &fingerprint }, answer).await;
     match outcome {
-        Ok(IdempotentLike::Made { status, body }) => Ok(stored_answer(status, body, false)),
-        Ok(IdempotentLike::Replayed { status, body }) => Ok(stored_answer(status, body, true)),
+        Ok(IdempotentLike::Made { status, body }) => {
+            count_like(true);
+            Ok(stored_answer(status, body, false))
+        }
+        Ok(IdempotentLike::Replayed { status, body }) => {
+            metrics::counter!("racelab_idempotent_replays_total", "route" => ROUTE).increment(1);
+            Ok(stored_answer(status, body, true))
+        }
         Ok(IdempotentLike::KeyReused) => Err(ApiError::IdempotencyKeyReused),
         Err(err) if matches!(err.kind(), ErrorKind::LockTimeout | ErrorKind::Busy) => {
             tracing::info!(%err, "keyed like waited past the lock timeout");

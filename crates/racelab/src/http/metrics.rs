@@ -32,9 +32,26 @@ pub fn handle() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics will stay empty");
             }
+            describe();
             handle
         })
         .clone()
+}
+
+/// The `# HELP` line of every metric the service writes.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("http_requests_total", "Requests answered, by method, route and status");
+    describe_histogram!("http_request_duration_seconds", "Time to answer a request, by method, route and status");
+    describe_gauge!("http_connections_open", "Client connections open now");
+    describe_counter!("http_connections_closed_total", "Connections the server closed on its own, by reason");
+    describe_counter!("racelab_increments_total", "Increments acknowledged by the experiments, by strategy");
+    describe_counter!("racelab_lost_updates_total", "Updates the experiments lost, by strategy");
+    describe_counter!("racelab_likes_total", "Likes made by POST /posts/{pk}/likes, by route and keyed (true, false)");
+    describe_counter!(
+        "racelab_idempotent_replays_total",
+        "Keyed likes answered from the stored answer instead of made again, by route"
+    );
 }
 
 /// The Prometheus text exposition.

@@ -138,7 +138,41 @@ async fn expired_keys_are_purged_and_then_free(test: TestDb) {
     assert_eq!(count(&test, pk).await, 3);
 }
 
+/// The sum of `metric`'s series that carry every one of `labels` (`name="value"`).
+async fn metric(app: &TestApp, metric: &str, labels: &[&str]) -> f64 {
+    let text = app.get("/metrics").await.text;
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")) && labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn likes_and_replays_are_counted_with_help(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let pk = new_post(&app).await;
+    let route = r#"route="/posts/{pk}/likes""#;
+    let likes = async |keyed: &str| metric(&app, "racelab_likes_total", &[route, keyed]).await;
+    let (keyed, bare, replays) = (
+        likes(r#"keyed="true""#).await,
+        likes(r#"keyed="false""#).await,
+        metric(&app, "racelab_idempotent_replays_total", &[route]).await,
+    );
+
+    like(&app, pk, None).await;
+    like(&app, pk, Some("m")).await;
+    like(&app, pk, Some("m")).await;
+
+    assert_eq!(likes(r#"keyed="true""#).await, keyed + 1.0);
+    assert_eq!(likes(r#"keyed="false""#).await, bare + 1.0);
+    assert_eq!(metric(&app, "racelab_idempotent_replays_total", &[route]).await, replays + 1.0);
+    let text = app.get("/metrics").await.text;
+    for name in ["racelab_likes_total", "racelab_idempotent_replays_total", "http_requests_total"] {
+        assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}");
+    }
+}
+
 on_every_backend!(
+    likes_and_replays_are_counted_with_help,
     a_server_that_requires_keys_refuses_likes_without,
     expired_keys_are_purged_and_then_free,
     likes_without_a_key_each_count,
