@@ -276,6 +276,33 @@ impl Raw {
         }
     }
 
+    /// Polls until `n` statements of other connections matching `pattern` (SQL `LIKE`) wait for a lock
+    /// (one the test holds). From a connection outside any transaction: inside one, PostgreSQL shows
+    /// one snapshot of `pg_stat_activity` however often it is asked.
+    pub async fn wait_for_statements_waiting(&mut self, pattern: &str, n: i64) {
+        let sql = match self {
+            Raw::Postgres(_) => format!(
+                "SELECT COUNT(*)::BIGINT FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE '{pattern}'"
+            ),
+            Raw::MySql(_) => format!(
+                "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.processlist \
+                 WHERE db = DATABASE() AND id <> CONNECTION_ID() AND info LIKE '{pattern}'"
+            ),
+            Raw::Sqlite(_) => return,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count(&sql).await < n {
+            assert!(Instant::now() < deadline, "{n} statements like `{pattern}` did not wait for the lock in 20 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// One statement of another connection matching `pattern` waits for a lock.
+    pub async fn wait_for_statement_waiting(&mut self, pattern: &str) {
+        self.wait_for_statements_waiting(pattern, 1).await;
+    }
+
     /// Waits until some transaction on the server waits for a row lock (the test holds it): the
     /// interleaving is observed, not hoped for.
     pub async fn wait_for_lock_waiter(&mut self) {

@@ -1,14 +1,16 @@
 //! `POST /posts/{pk}/likes` with and without `Idempotency-Key`, on every backend: a key stored in the
 //! like's own transaction makes every retry answer the first request's answer without a second like.
 
-use racelab_testkit::{TestDb, on_every_backend};
+use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use reqwest::StatusCode;
 
 use std::time::Duration;
 
 use racelab::http::IdempotencySettings;
 
-use crate::helpers::{Answer, Raw, Settings, TestApp, assert_problem, read_answer, spawn_app};
+use crate::helpers::{
+    Answer, Raw, Settings, TestApp, assert_problem, read_answer, spawn_app, spawn_app_with_lock_timeout,
+};
 
 async fn new_post(app: &TestApp) -> i64 {
     let answer = read_answer(app.client.post(format!("{}/posts", app.address)).send().await.expect("POST")).await;
@@ -170,6 +172,42 @@ async fn likes_and_replays_are_counted_with_help(test: TestDb) {
         assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}");
     }
 }
+
+// The first request with a key holds it until its transaction ends: here it waits for the post's row,
+// which the test holds past the lock timeout. A retry meanwhile waits on the key and is told 409 (in
+// flight), the first one too when its wait ends; nothing was counted, and the key is free for a retry.
+async fn a_retry_while_the_first_is_stuck_is_409(test: TestDb) {
+    let app = spawn_app_with_lock_timeout(&test.url, Duration::from_secs(1)).await;
+    let pk = new_post(&app).await;
+    let mut holder = Raw::connect(&test).await;
+    let mut watcher = Raw::connect(&test).await;
+    holder.hold_row_lock(pk).await;
+
+    let first = tokio::spawn({
+        let request = app.client.post(format!("{}/posts/{pk}/likes", app.address)).header("idempotency-key", "stuck");
+        async move { read_answer(request.send().await.expect("POST likes")).await }
+    });
+    watcher.wait_for_statement_waiting("UPDATE posts%").await;
+    let retry = like(&app, pk, Some("stuck")).await;
+    let first = first.await.expect("first request");
+    holder.execute("ROLLBACK").await;
+
+    for answer in [&first, &retry] {
+        assert_eq!(
+            assert_problem(answer, 409)["type"],
+            "urn:racelab:problem:idempotency-key-in-flight",
+            "{}",
+            answer.text
+        );
+    }
+    assert_eq!(count(&test, pk).await, 0);
+    let later = like(&app, pk, Some("stuck")).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.text);
+    assert!(later.headers.get("idempotent-replayed").is_none());
+    assert_eq!(count(&test, pk).await, 1);
+}
+
+on_server_backends!(a_retry_while_the_first_is_stuck_is_409);
 
 on_every_backend!(
     likes_and_replays_are_counted_with_help,

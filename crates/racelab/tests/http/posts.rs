@@ -1,8 +1,6 @@
 //! `/posts`: ETag and If-Match tied to the row's version (RFC 9110 §13.1.1, RFC 6585 §3), on every
 //! backend.
 
-use std::time::{Duration, Instant};
-
 use racelab_core::Backend;
 use racelab_testkit::{TestDb, on_every_backend};
 use reqwest::StatusCode;
@@ -100,7 +98,7 @@ async fn two_patches_with_one_etag_one_wins(test: TestDb) {
     }
     let release = async {
         if server {
-            wait_for_update_waiters(&mut watcher, 2).await;
+            watcher.wait_for_statements_waiting("UPDATE posts%", 2).await;
             holder.execute("COMMIT").await;
         }
     };
@@ -121,26 +119,6 @@ async fn two_patches_with_one_etag_one_wins(test: TestDb) {
     let now = get(&app, pk, None).await;
     assert_eq!(now.body["like"], winner.body["like"]);
     assert_eq!(now.body["version"], 1);
-}
-
-/// Polls until `n` statements of the service wait for the row lock the test holds.
-async fn wait_for_update_waiters(raw: &mut Raw, n: i64) {
-    let sql = match raw {
-        Raw::Postgres(_) => {
-            "SELECT COUNT(*)::BIGINT FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event_type = 'Lock' AND query LIKE 'UPDATE posts%'"
-        }
-        Raw::MySql(_) => {
-            "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.processlist \
-             WHERE db = DATABASE() AND id <> CONNECTION_ID() AND info LIKE 'UPDATE posts%'"
-        }
-        Raw::Sqlite(_) => return,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while raw.count(sql).await < n {
-        assert!(Instant::now() < deadline, "the two PATCH requests did not both reach the row lock in 20 s");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn writes_without_if_match_are_refused(test: TestDb) {
