@@ -33,6 +33,8 @@ pub enum ErrorKind {
     PoolTimeout,
     /// The post does not exist.
     NotFound,
+    /// Never attempted: whoever ran the experiment stopped it (its request timed out).
+    Stopped,
     /// The strategy or option does not exist on this database.
     Unsupported,
     /// Anything else: a bug, a constraint, bad SQL. Never retried.
@@ -41,7 +43,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in a stable order (for tables and documentation).
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::SerializationFailure,
         ErrorKind::Deadlock,
         ErrorKind::LockNotAvailable,
@@ -52,6 +54,7 @@ impl ErrorKind {
         ErrorKind::ConnectionLost,
         ErrorKind::PoolTimeout,
         ErrorKind::NotFound,
+        ErrorKind::Stopped,
         ErrorKind::Unsupported,
         ErrorKind::Other,
     ];
@@ -91,6 +94,7 @@ impl ErrorKind {
             ErrorKind::ConnectionLost => "connection_lost",
             ErrorKind::PoolTimeout => "pool_timeout",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::Stopped => "stopped",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Other => "other",
         }

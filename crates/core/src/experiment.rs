@@ -239,13 +239,16 @@ fn workers_on_node(workers: usize, nodes: usize, node: usize) -> usize {
 /// Reads the counter after the run, on the first node that answers, trying again until `timeout`
 /// (the database may be coming back). What it could not read is reported, not hidden.
 async fn read_when_settled(nodes: &[Database], pk: Pk, timeout: Duration) -> Result<Counter, ErrorKind> {
+    // One try per node is bounded, so a dead or hung node (whose connection attempts the pool keeps
+    // retrying until its acquire timeout) cannot use up the window the live ones need.
+    const PER_TRY: Duration = Duration::from_secs(1);
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(50);
     loop {
         let mut last = ErrorKind::Other;
         for db in nodes {
             let read = async { db.session().await?.read_settled(pk).await };
-            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), read).await {
+            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).min(PER_TRY), read).await {
                 Ok(Ok(counter)) => return Ok(counter),
                 Ok(Err(err)) => {
                     tracing::debug!(%err, node = %db.redacted_url(), "cannot read the counter yet");
@@ -317,6 +320,15 @@ impl WorkerJob {
         stats.measure_from = measure_from;
         let mut done = 0;
         while done < limit && deadline.is_none_or(|d| Instant::now() < d) {
+            if self.progress.is_stopped() {
+                // Whoever watches gave up (a request timed out): the rest is counted, not made, so the
+                // run ends within one increment and releases its post.
+                if deadline.is_none() {
+                    stats.fail_unattempted(ErrorKind::Stopped, limit - done);
+                    self.progress.fail_unattempted(ErrorKind::Stopped, limit - done);
+                }
+                break;
+            }
             let race = if done == 0 { self.race.as_deref() } else { None };
             let began = Instant::now();
             let (fate, attempts, go_on) = self.one_increment(&mut session, race, &mut stats).await;
@@ -371,7 +383,7 @@ impl WorkerJob {
             if let Err(err) = &result {
                 let kind = err.kind();
                 let within_lock_budget = !kind.is_lock_refusal() || lock_refusals < self.experiment.lock_retries;
-                if within_lock_budget && retrier.retry_after(kind).await {
+                if within_lock_budget && !self.progress.is_stopped() && retrier.retry_after(kind).await {
                     lock_refusals += u32::from(kind.is_lock_refusal());
                     stats.retried[kind_index(kind)] += 1;
                     continue;
@@ -418,6 +430,9 @@ enum GoOn {
 /// own [`WorkerStats`], not from these.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Set by whoever watches to end the run early: each worker stops before its next increment (or
+    /// retry), and what it did not make is counted as `stopped`.
+    stop: std::sync::atomic::AtomicBool,
     acknowledged: AtomicU64,
     failed: AtomicU64,
     in_doubt: AtomicU64,
@@ -451,6 +466,16 @@ impl Progress {
     fn fail_unattempted(&self, kind: ErrorKind, n: u64) {
         self.errors[kind_index(kind)].fetch_add(n, Ordering::Relaxed);
         self.failed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Asks the workers to stop before their next increment.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Progress::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// The counts as they are now.

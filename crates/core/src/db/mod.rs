@@ -242,6 +242,8 @@ pub struct Session {
     pooled_lock_timeout: Duration,
     /// A session-scoped application lock (MariaDB/MySQL `GET_LOCK`) may be held.
     holds_app_lock: bool,
+    /// A settled read changed a session setting (`wsrep_sync_wait`) and has not put it back yet.
+    settings_changed: bool,
 }
 
 impl Drop for Session {
@@ -249,7 +251,11 @@ impl Drop for Session {
         // The next user of a pooled connection must get a clean one. A session dropped inside a
         // transaction (a cancelled future, a panic), holding an application lock, or with a changed
         // lock timeout is closed instead: the server then rolls back and releases everything.
-        if self.in_transaction || self.holds_app_lock || self.lock_timeout != self.pooled_lock_timeout {
+        if self.in_transaction
+            || self.holds_app_lock
+            || self.settings_changed
+            || self.lock_timeout != self.pooled_lock_timeout
+        {
             self.close_on_drop();
         }
     }
@@ -348,7 +354,11 @@ impl Session {
     /// The whole counter (post and slots), seeing every write committed before it on any node of a
     /// cluster: the read that proves an experiment.
     pub async fn read_settled(&mut self, pk: Pk) -> Result<Counter, DbError> {
-        dispatch!(&mut self.conn, read_settled(pk))
+        // Cancelled midway (a timeout), the connection could keep causal reads on: close it then.
+        self.settings_changed = true;
+        let read = dispatch!(&mut self.conn, read_settled(pk));
+        self.settings_changed = read.is_err();
+        read
     }
 
     pub async fn read_for_update(&mut self, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
@@ -627,6 +637,7 @@ impl Database {
             lock_timeout: self.lock_timeout,
             pooled_lock_timeout: self.lock_timeout,
             holds_app_lock: false,
+            settings_changed: false,
         })
     }
 

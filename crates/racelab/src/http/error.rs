@@ -170,8 +170,13 @@ pub enum ApiError {
     #[error("the request line and header fields are longer than the {max} bytes this server reads of a request head")]
     HeadTooLarge { max: usize },
     /// A request body larger than any endpoint accepts (the largest they read, a post, is a few bytes).
-    #[error("the request body is {length} bytes; no endpoint takes a body larger than {max} bytes")]
-    BodyTooLarge { length: u64, max: u64 },
+    #[error("the request body is {}; no endpoint takes a body larger than {max} bytes",
+        length.map_or_else(|| format!("more than {max} bytes"), |n| format!("{n} bytes")))]
+    BodyTooLarge {
+        /// `None` when the body came without a length (chunked) and was cut at the limit.
+        length: Option<u64>,
+        max: u64,
+    },
     /// The request line or a header field is not valid HTTP (hyper's own 400).
     #[error("the request line or a header field is not valid HTTP/1.1")]
     MalformedRequest,
@@ -337,7 +342,8 @@ fn describe_db_error(err: &DbError) -> (StatusCode, &'static str, &'static str, 
             "Not supported on this database",
             "this operation is not supported on this database".into(),
         ),
-        ErrorKind::Other => internal(),
+        // A database operation is never "stopped": that kind only counts increments a run did not make.
+        ErrorKind::Stopped | ErrorKind::Other => internal(),
     }
 }
 

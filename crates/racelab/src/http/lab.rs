@@ -737,6 +737,9 @@ async fn experiment(
     let joined = match tokio::time::timeout_at(deadline, run).await {
         Ok(joined) => joined,
         Err(_) => {
+            // The answer goes now; the run ends within one increment (the rest counted as
+            // `stopped`), so the post is not held for the whole of what was asked.
+            progress.stop();
             let running = RunningExperiment { so_far: progress.snapshot(), ..running };
             return Err(ApiError::RequestTimeoutRunning { timeout, running: Box::new(running) });
         }

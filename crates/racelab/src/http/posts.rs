@@ -262,9 +262,14 @@ impl FromRequest<AppState> for LikePatch {
         if essence != "application/json" && essence != "application/merge-patch+json" {
             return Err(ApiError::UnsupportedMediaType(echo(&media_type)));
         }
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::MalformedBody(echo(&rejection.body_text())))?;
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            // Past the body limit (a chunked body has no length to refuse it by up front): 413.
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::BodyTooLarge { length: None, max: super::request_limits::MAX_BODY_BYTES }
+            } else {
+                ApiError::MalformedBody(echo(&rejection.body_text()))
+            }
+        })?;
         let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
         Self::read(value)
     }

@@ -49,7 +49,9 @@ fn check(request: &Request) -> Result<(), ApiError> {
     }
     let body = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     match body {
-        Some(length) if length > MAX_BODY_BYTES => Err(ApiError::BodyTooLarge { length, max: MAX_BODY_BYTES }),
+        Some(length) if length > MAX_BODY_BYTES => {
+            Err(ApiError::BodyTooLarge { length: Some(length), max: MAX_BODY_BYTES })
+        }
         _ => Ok(()),
     }
 }

@@ -258,6 +258,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::from_fn(request_limits::enforce))
+        // A chunked body has no Content-Length for `enforce` to check: the extractors stop reading
+        // at the same limit (a 413, which `problems_only` words).
+        .layer(axum::extract::DefaultBodyLimit::max(request_limits::MAX_BODY_BYTES as usize))
         // Every error status leaves as problem+json, axum's own 404 and 405 and the timeout's 503 included.
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| problems_only(request, next, timeout)))
         // Outside the timeout, so a request answered 503 by it is counted and timed like any other.

@@ -229,7 +229,10 @@ async fn past_the_cap_with_every_connection_busy_a_new_one_gets_a_503_problem() 
 // is released both requests complete.
 async fn busy_cap(test: TestDb) {
     let connections = ConnectionSettings { max_connections: 2, ..ConnectionSettings::default() };
-    let app = Settings { connections, ..Settings::default() }.spawn(&test.url).await;
+    // The first request waits for the test's row lock through the whole exchange below: a lock
+    // timeout far longer than that, so a loaded machine cannot turn the wait into a 409.
+    let lock_timeout = Duration::from_secs(60);
+    let app = Settings { connections, lock_timeout, ..Settings::default() }.spawn(&test.url).await;
     app.ok("/test-db/init").await;
     let mut holder = Raw::connect(&test).await;
     holder.hold_row_lock(1).await;
@@ -370,6 +373,16 @@ async fn oversized(test: TestDb) {
     let body = app.client.get(format!("{}/health", app.address)).body(vec![b'x'; 20_000]).send().await;
     let answer = read_answer(body.expect("request")).await;
     assert_eq!(assert_problem(&answer, 413)["type"], "urn:racelab:problem:content-too-large");
+
+    // A chunked body has no Content-Length to refuse up front: it is cut at the same limit.
+    let chunk = "y".repeat(20_000);
+    let request = format!(
+        "PATCH /posts/1 HTTP/1.1\r\nHost: racelab\r\nContent-Type: application/json\r\nIf-Match: \"0\"\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    let answer = exchange(&app, request.as_bytes()).await;
+    assert_eq!(answer.assert_problem(413)["type"], "urn:racelab:problem:content-too-large", "{}", answer.text);
 
     // Past our limit (8 KiB), and up to hyper's 64 KiB buffer: our 414 names both numbers.
     for length in [9_000, 60_000] {
