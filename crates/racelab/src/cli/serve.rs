@@ -21,7 +21,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RACELAB_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
-    /// A request taking longer is answered 503 (its experiment still finishes, holding its post).
+    /// A request taking longer is answered 503 with what its experiment had done; the experiment stops
+    /// after the increments in flight, holding its post until then.
     #[arg(long, env = "RACELAB_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 

@@ -61,7 +61,8 @@ pub struct Problem {
 pub enum ExperimentSoFar {
     /// It ended: the whole outcome, with the proof.
     Finished(Box<Outcome>),
-    /// It still runs (the request timed out): the counts so far; it finishes in the background.
+    /// It still ran when the request timed out: the counts so far. It stops after the increments in
+    /// flight, holding its post until then.
     Running(RunningExperiment),
 }
 
@@ -185,16 +186,14 @@ pub enum ApiError {
     #[error("all {max} connections this server accepts are busy with requests; try again shortly")]
     OverCapacity { max: usize },
     /// The request took longer than the request timeout.
-    #[error(
-        "the request took longer than the server's request timeout ({0:?}); any experiment it started \
-         finishes in the background"
-    )]
+    #[error("the request took longer than the server's request timeout ({0:?})")]
     RequestTimeout(Duration),
     /// The request took longer than the request timeout while its experiment ran: what it had done
     /// so far goes with the answer.
     #[error(
-        "the request took longer than the server's request timeout ({timeout:?}); its experiment goes on \
-         in the background, holding its post: {} acknowledged so far", running.so_far.acknowledged
+        "the request took longer than the server's request timeout ({timeout:?}); its experiment stops \
+         after the increments in flight (the rest counted as stopped): {} acknowledged so far",
+        running.so_far.acknowledged
     )]
     RequestTimeoutRunning { timeout: Duration, running: Box<RunningExperiment> },
     /// An error status no handler described and none of the above covers.

@@ -20,7 +20,6 @@ use racelab_core::{ErrorKind, Experiment, LockMode, Outcome, Post, Progress, Sav
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
 use utoipa::openapi::path::Parameter;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -708,7 +707,7 @@ async fn experiment(
     // The handler answers a little before the request timeout would, so the answer can say what the
     // experiment had done; the timeout layer stays as the backstop.
     let timeout = state.request_timeout();
-    let deadline = tokio::time::Instant::now() + timeout.saturating_sub((timeout / 10).min(Duration::from_millis(250)));
+    let deadline = super::deadline::answer_by(timeout);
     // Waiting for the post is cancellable (a client that gives up stops waiting); the run itself is
     // not: it goes on in its own task, still holding the post, even if the request is dropped by the
     // timeout, so a half-finished run never overlaps the next request on the same post.

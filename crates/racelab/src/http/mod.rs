@@ -11,6 +11,8 @@
 /// The accept loop: idle timeouts, the connection cap fitted to the open-files limit, shedding idle
 /// connections, hyper's bare answers turned into problems.
 pub mod connections;
+/// When a request must be answered by, for handlers that answer with what they did before the timeout.
+mod deadline;
 /// Problem details (RFC 9457): the one error body of the service, and the status of each error kind.
 pub mod error;
 /// `/health` and `/ready`.

@@ -31,7 +31,7 @@ use super::lab::Limits;
 use super::likes::{self, IdempotencySettings};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{health, lab, metrics, posts, query, request_limits};
+use super::{deadline, health, lab, metrics, posts, query, request_limits};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -40,8 +40,8 @@ pub struct HttpConfig {
     pub bind: SocketAddr,
     pub database: ConnectOptions,
     pub retry: RetryPolicy,
-    /// A request taking longer is answered 503 (its experiment still finishes in the background,
-    /// holding its post, so nothing overlaps it).
+    /// A request taking longer is answered 503 with what its experiment had done; the experiment stops
+    /// after the increments in flight, holding its post until then, so nothing overlaps it.
     pub request_timeout: Duration,
     /// The largest experiment one request may ask for (`--max-workers`, `--max-increments`).
     pub limits: Limits,
@@ -257,6 +257,8 @@ pub fn router(state: AppState) -> Router {
     api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
         .fallback(no_route)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        // When the timeout above will fire, for handlers that answer just before it with what they did.
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| deadline::record(request, next, timeout)))
         .layer(axum::middleware::from_fn(request_limits::enforce))
         // A chunked body has no Content-Length for `enforce` to check: the extractors stop reading
         // at the same limit (a 413, which `problems_only` words).
