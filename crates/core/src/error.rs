@@ -81,6 +81,11 @@ impl ErrorKind {
         matches!(self, ErrorKind::LockNotAvailable | ErrorKind::LockTimeout | ErrorKind::RowSkipped)
     }
 
+    /// Whether the database was out of reach: the connection broke, or none could be had in time.
+    pub fn means_unreachable(self) -> bool {
+        matches!(self, ErrorKind::ConnectionLost | ErrorKind::PoolTimeout)
+    }
+
     /// The snake_case name used in JSON, CSV and tables.
     pub fn as_str(self) -> &'static str {
         match self {

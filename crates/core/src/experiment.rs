@@ -793,9 +793,7 @@ impl Outcome {
     /// Whether the database was out of reach: the counter could not be read, or increments failed
     /// because no connection could be had or kept.
     pub fn database_unavailable(&self) -> bool {
-        self.counter_error.is_some()
-            || self.in_doubt > 0
-            || self.errors.keys().any(|kind| matches!(kind, ErrorKind::ConnectionLost | ErrorKind::PoolTimeout))
+        self.counter_error.is_some() || self.in_doubt > 0 || self.errors.keys().any(|kind| kind.means_unreachable())
     }
 
     /// One line a newcomer understands.

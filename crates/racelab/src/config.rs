@@ -46,10 +46,20 @@ impl DatabaseArgs {
         }
     }
 
+    /// The URLs given, blanks dropped.
+    fn urls(&self) -> Vec<&str> {
+        self.database_url.iter().map(|u| u.trim()).filter(|u| !u.is_empty()).collect()
+    }
+
+    /// The most workers one node runs when `workers` are spread round-robin over the URLs given.
+    pub fn workers_per_node(&self, workers: usize) -> usize {
+        workers.div_ceil(self.urls().len().max(1))
+    }
+
     /// Connect options for every URL given (the nodes of one cluster), each pool of at least
     /// `min_pool` connections.
     pub fn connect_options_each(&self, min_pool: u32) -> Result<Vec<ConnectOptions>, crate::cli::Failure> {
-        let urls: Vec<&str> = self.database_url.iter().map(|u| u.trim()).filter(|u| !u.is_empty()).collect();
+        let urls = self.urls();
         if urls.is_empty() {
             return Err(crate::cli::Failure::usage("--database-url is empty"));
         }

@@ -142,15 +142,11 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     'cells: for &strategy in &plan.strategies {
         for &workers in &plan.workers {
             let experiment = Experiment {
-                strategy,
-                workers,
                 stop: StopAfter::Duration { warmup: plan.warmup, measure: plan.duration },
                 target: args.post.map_or(Target::FreshPost, Target::Post),
                 retry: plan.retry,
-                lock_timeout: None,
-                force_race: false,
                 lock_retries: args.lock_retries,
-                settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
+                ..Experiment::new(strategy, workers, 1)
             };
             match progress.run_cell(&nodes, &experiment).await {
                 Ok(outcome) => {
@@ -230,8 +226,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     let retry = args.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
     let most_workers = workers.iter().copied().max().unwrap_or(1);
     // One connection per worker, and one more for reading the row before and after.
-    let node_count = args.database.database_url.len().max(1);
-    let per_node = most_workers.div_ceil(node_count);
+    let per_node = args.database.workers_per_node(most_workers);
     let nodes = args.database.connect_options_each(per_node as u32 + 1)?;
     if (nodes[0].max_connections as usize) < per_node {
         return Err(Failure::usage(format!(

@@ -108,9 +108,8 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
         )));
     }
     let policy = args.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
-    let node_count = args.database.database_url.len().max(1);
-    let per_node = args.workers.div_ceil(node_count) as u32 + 1;
-    let options = args.database.connect_options_each(per_node)?;
+    // One connection per worker of the node, and one for reading the counter.
+    let options = args.database.connect_options_each(args.database.workers_per_node(args.workers) as u32 + 1)?;
     let backend = options[0].url.backend();
     let strategies: Vec<Strategy> = parse_strategies(&args.strategy, backend)?
         .into_iter()

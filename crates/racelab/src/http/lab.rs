@@ -15,7 +15,7 @@ use axum::response::Redirect;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use racelab_core::experiment::{StopAfter, Target};
+use racelab_core::experiment::Target;
 use racelab_core::{ErrorKind, Experiment, LockMode, Outcome, Post, Progress, SaveError, Strategy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -694,15 +694,10 @@ async fn experiment(
         return Err(racelab_core::ExperimentError::Unsupported { strategy, backend: db.backend() }.into());
     }
     let experiment = Experiment {
-        strategy,
-        workers: params.workers,
-        stop: StopAfter::Increments(params.increments),
         target: Target::Post(params.post),
         retry: state.retry(),
-        lock_timeout: None,
         force_race: params.force_race,
-        lock_retries: 0,
-        settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
+        ..Experiment::new(strategy, params.workers, params.increments)
     };
     // The handler answers a little before the request timeout would, so the answer can say what the
     // experiment had done; the timeout layer stays as the backstop.
@@ -750,12 +745,12 @@ async fn experiment(
     respond(message, outcome)
 }
 
-/// The error kinds of a row lock held by another transaction (SQLite's busy database maps to them too).
-const LOCK_KINDS: [ErrorKind; 3] = [ErrorKind::LockNotAvailable, ErrorKind::LockTimeout, ErrorKind::RowSkipped];
-
-/// Failed increments of `outcome` of any of `kinds`.
-fn failed_on(outcome: &Outcome, kinds: &[ErrorKind]) -> u64 {
-    kinds.iter().map(|kind| outcome.errors.get(kind).copied().unwrap_or(0)).sum()
+/// `kind: n` for each kind of failure `outcome` counted that `wanted` picks, and their sum.
+fn failed_on(outcome: &Outcome, wanted: impl Fn(ErrorKind) -> bool) -> (u64, String) {
+    let picked: Vec<(ErrorKind, u64)> =
+        outcome.errors.iter().filter(|(k, _)| wanted(**k)).map(|(k, n)| (*k, *n)).collect();
+    let listed: Vec<String> = picked.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
+    (picked.iter().map(|(_, n)| n).sum(), listed.join(", "))
 }
 
 /// The status of a finished experiment, decided here and nowhere else; every answer carries the
@@ -765,16 +760,16 @@ fn failed_on(outcome: &Outcome, kinds: &[ErrorKind]) -> u64 {
 /// verdict saying what was lost, dropped or retried.
 fn respond(message: &str, outcome: Outcome) -> Result<Json<LabResponse>, ApiError> {
     let Some(like_result) = outcome.like_after.filter(|_| !outcome.database_unavailable()) else {
-        let gone = outcome.in_doubt + failed_on(&outcome, &[ErrorKind::ConnectionLost, ErrorKind::PoolTimeout]);
+        let (unreachable, _) = failed_on(&outcome, ErrorKind::means_unreachable);
+        let gone = outcome.in_doubt + unreachable;
         return Err(ApiError::Interrupted { failed: gone, expected: outcome.expected, outcome: Box::new(outcome) });
     };
     if outcome.refused_by_locks() {
-        let kinds: Vec<String> =
-            LOCK_KINDS.iter().filter_map(|kind| outcome.errors.get(kind).map(|n| format!("{kind}: {n}"))).collect();
+        let (_, kinds) = failed_on(&outcome, ErrorKind::is_lock_refusal);
         return Err(ApiError::Locked {
             failed: outcome.failed,
             expected: outcome.expected,
-            kinds: kinds.join(", "),
+            kinds,
             outcome: Box::new(outcome),
         });
     }
