@@ -173,7 +173,13 @@ fn assert_accounted(outcome: &Outcome, nodes: usize) {
     assert_eq!(outcome.nodes.len(), nodes, "{strategy}: {outcome:#?}");
     let acknowledged: u64 = outcome.nodes.iter().map(|n| n.acknowledged).sum();
     assert_eq!(acknowledged, outcome.acknowledged, "{strategy}: {outcome:#?}");
-    assert!(outcome.nodes.iter().all(|n| n.acknowledged > 0), "{strategy}: a node did no work: {outcome:#?}");
+    // Every node's workers made all their attempts. (Not "acknowledged some": a strategy that does not
+    // retry a certification failure can see every attempt of one node refused.)
+    let per_worker = outcome.expected / outcome.workers as u64;
+    for node in &outcome.nodes {
+        let attempts = node.acknowledged + node.failed + node.in_doubt;
+        assert_eq!(attempts, node.workers as u64 * per_worker, "{strategy}: node {} {outcome:#?}", node.node);
+    }
 }
 
 /// The strategies racelab calls safe, each as it must run across nodes.
