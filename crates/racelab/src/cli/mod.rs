@@ -24,7 +24,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP service: the seed's /test-db endpoints, /docs, /health, /metrics.
+    /// Run the HTTP service: the seed's /test-db endpoints, /docs, /redoc, /health, /metrics.
     Serve(serve::ServeArgs),
     /// Run strategies side by side (N workers x M increments) and show what each lost or cost.
     Lab(lab::LabArgs),

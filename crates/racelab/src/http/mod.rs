@@ -29,6 +29,8 @@ pub mod openapi;
 mod posts;
 /// Query string parsing with errors that name the parameter and its allowed values.
 pub mod query;
+/// ReDoc at `/redoc`, from the binary, as FastAPI serves it.
+mod redoc;
 /// Limits on a request's URI, header fields and body (414, 431, 413).
 pub mod request_limits;
 /// `Application::build` / `run_until_stopped`, the router, graceful shutdown.

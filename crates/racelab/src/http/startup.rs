@@ -31,7 +31,7 @@ use super::lab::Limits;
 use super::likes::{self, IdempotencySettings};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{deadline, health, lab, metrics, posts, query, request_limits};
+use super::{deadline, health, lab, metrics, posts, query, redoc, request_limits};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -255,6 +255,7 @@ pub fn router(state: AppState) -> Router {
         .route("/test-db", get(lab::to_connection_check))
         .with_state(state);
     api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
+        .merge(redoc::routes())
         .fallback(no_route)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         // When the timeout above will fire, for handlers that answer just before it with what they did.
