@@ -30,6 +30,7 @@ use crate::db::{Backend, Counter, Database, Pk, Session};
 use crate::error::{DbError, ErrorKind};
 use crate::retry::RetryPolicy;
 use crate::strategy::{RaceGate, Step, Strategy};
+use crate::trace::{Seen, Trace, TraceKind, TraceLimit, Tracer};
 
 /// When workers stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,9 @@ pub struct Experiment {
     /// How long to keep trying to read the counter after the run (the database may be coming back)
     /// before reporting `actual: null`.
     pub settle_timeout: Duration,
+    /// Record a [`Trace`] of every worker's reads, writes, commits and conflicts into
+    /// [`Outcome::trace`], up to this limit. Off by default: meant for small runs a person reads.
+    pub trace: Option<TraceLimit>,
 }
 
 impl Experiment {
@@ -91,6 +95,7 @@ impl Experiment {
             force_race: false,
             lock_retries: 0,
             settle_timeout: Self::DEFAULT_SETTLE_TIMEOUT,
+            trace: None,
         }
     }
 
@@ -190,6 +195,10 @@ impl Experiment {
         let start = Arc::new(Barrier::new(self.workers));
         let race = (self.force_race && self.strategy.reads_unlocked())
             .then(|| Arc::new(RaceGate::new(self.workers, Duration::from_secs(10))));
+        // Each commit of a single-row strategy writes the row's new value, so a value committed twice
+        // is an overwritten increment; the sharded counter's slots repeat each other's values.
+        let marks_overwrites = !matches!(self.strategy, Strategy::Sharded { .. });
+        let tracer = self.trace.map(|limit| Arc::new(Tracer::new(limit, marks_overwrites)));
         let handles: Vec<_> = (0..self.workers)
             .map(|worker| {
                 let node = worker % nodes.len();
@@ -202,6 +211,7 @@ impl Experiment {
                     db: nodes[node].clone(),
                     start: start.clone(),
                     race: race.clone(),
+                    trace: tracer.clone(),
                     progress: progress.clone(),
                 };
                 tokio::spawn(job.run_traced(session))
@@ -227,7 +237,9 @@ impl Experiment {
             .collect();
 
         let after = read_when_settled(nodes, pk, self.settle_timeout).await;
-        Ok(Outcome::account(self, setup.backend(), pk, before, after, per_node))
+        let mut outcome = Outcome::account(self, setup.backend(), pk, before, after, per_node);
+        outcome.trace = tracer.map(|tracer| tracer.snapshot());
+        Ok(outcome)
     }
 }
 
@@ -288,6 +300,7 @@ struct WorkerJob {
     db: Database,
     start: Arc<Barrier>,
     race: Option<Arc<RaceGate>>,
+    trace: Option<Arc<Tracer>>,
     progress: Arc<Progress>,
 }
 
@@ -331,7 +344,7 @@ impl WorkerJob {
             }
             let race = if done == 0 { self.race.as_deref() } else { None };
             let began = Instant::now();
-            let (fate, attempts, go_on) = self.one_increment(&mut session, race, &mut stats).await;
+            let (fate, attempts, go_on) = self.one_increment(&mut session, done, race, &mut stats).await;
             let ended = Instant::now();
             stats.record(began, ended, attempts, fate);
             self.progress.record(fate, attempts);
@@ -357,6 +370,7 @@ impl WorkerJob {
     async fn one_increment(
         &self,
         session: &mut Option<Session>,
+        increment: u64,
         race: Option<&RaceGate>,
         stats: &mut WorkerStats,
     ) -> (Fate, u32, GoOn) {
@@ -378,14 +392,24 @@ impl WorkerJob {
         let mut retrier = if strategy.retries() { self.experiment.retry } else { RetryPolicy::no_retry() }.retrier();
         let mut lock_refusals = 0;
         let (result, attempts) = loop {
-            let step = Step { pk: self.pk, worker: self.worker, attempt: retrier.attempt(), race };
+            let step = Step {
+                pk: self.pk,
+                worker: self.worker,
+                increment,
+                attempt: retrier.attempt(),
+                race,
+                trace: self.trace.as_deref(),
+            };
+            step.record(TraceKind::Begin, Seen::default());
             let result = strategy.attempt(s, step).await;
+            trace_ending(&step, &result);
             if let Err(err) = &result {
                 let kind = err.kind();
                 let within_lock_budget = !kind.is_lock_refusal() || lock_refusals < self.experiment.lock_retries;
                 if within_lock_budget && !self.progress.is_stopped() && retrier.retry_after(kind).await {
                     lock_refusals += u32::from(kind.is_lock_refusal());
                     stats.retried[kind_index(kind)] += 1;
+                    step.record(TraceKind::Retry, Seen { detail: Some(kind), ..Seen::default() });
                     continue;
                 }
             }
@@ -403,6 +427,18 @@ impl WorkerJob {
                 let fate = if err.is_in_doubt() { Fate::InDoubt } else { Fate::Failed(err.kind()) };
                 (fate, attempts, GoOn::Yes)
             }
+        }
+    }
+}
+
+/// Traces how an attempt ended: its commit with the value written, or its failure, a conflict with
+/// another writer (the kinds a retry can get past) or another error.
+fn trace_ending(step: &Step<'_>, result: &Result<i64, DbError>) {
+    match result {
+        Ok(like) => step.record(TraceKind::Commit, Seen { like: Some(*like), ..Seen::default() }),
+        Err(err) => {
+            let kind = if err.kind().is_retryable() { TraceKind::Conflict } else { TraceKind::Error };
+            step.record(kind, Seen { detail: Some(err.kind()), ..Seen::default() });
         }
     }
 }
@@ -638,6 +674,10 @@ pub struct Outcome {
     pub counter_error: Option<ErrorKind>,
     /// The same figures per node the workers wrote through (one entry on a single server).
     pub nodes: Vec<NodeOutcome>,
+    /// The run's trace, when [`Experiment::trace`] asked for one. Not part of the outcome's JSON
+    /// (which the lab prints and files keep): serialize [`Trace`] on its own.
+    #[serde(skip)]
+    pub trace: Option<Trace>,
 }
 
 /// One node's counts, before they become a [`NodeOutcome`].
@@ -769,6 +809,7 @@ impl Outcome {
             like_after: counted.map(|(after, _)| after.like),
             counter_error: after.err(),
             nodes,
+            trace: None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`post`]: a versioned entity (load, change, save) with a typed stale-version error.
 //! - [`anomalies`]: Hermitage's isolation tests (G0 ... G2, lost update), run on every level of a backend.
 //! - [`experiment`]: N workers x M increments, and the accounting (acknowledged == counter).
+//! - [`trace`]: a bounded trace of an experiment's reads, writes and commits: the lost update, seen.
 
 pub mod anomalies;
 pub mod db;
@@ -17,6 +18,7 @@ pub mod experiment;
 pub mod post;
 pub mod retry;
 pub mod strategy;
+pub mod trace;
 
 pub use db::{Backend, ConnectOptions, Database, DatabaseUrl, LockMode, Pk, Session};
 pub use error::{Classify, DbError, ErrorKind};
@@ -26,3 +28,4 @@ pub use experiment::{
 pub use post::{Post, SaveError};
 pub use retry::{Retried, RetryPolicy};
 pub use strategy::Strategy;
+pub use trace::{Trace, TraceEvent, TraceKind, TraceLimit};

@@ -58,7 +58,7 @@ async fn increments_are_spread_over_the_slots_and_return_the_slots_value(test: T
         let pk = db.create_post().await.unwrap();
         let mut values = Vec::new();
         for n in 0..50 {
-            let step = Step { pk, worker: 0, attempt: 1, race: None };
+            let step = Step::new(pk, 0);
             values.push(
                 Strategy::Sharded { slots }.attempt(&mut session, step).await.unwrap_or_else(|e| panic!("{n}: {e}")),
             );
@@ -108,7 +108,7 @@ async fn a_missing_post_gets_no_slot(test: TestDb) {
     let err = session.increment_slot(missing, 0).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains(&format!("post {missing} does not exist")), "{err}");
-    let step = Step { pk: missing, worker: 0, attempt: 1, race: None };
+    let step = Step::new(missing, 0);
     let err = Strategy::Sharded { slots: 4 }.attempt(&mut session, step).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert_eq!(slot_rows(&test, missing).await, 0, "no orphan slot");

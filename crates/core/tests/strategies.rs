@@ -172,7 +172,7 @@ async fn advisory_lock_times_out_and_is_released_after_an_error(test: TestDb) {
     // An error inside the critical section (the post does not exist) must still release the lock.
     let missing = pk + 1_000_000;
     let mut failing = db.session().await.unwrap();
-    let step = racelab_core::strategy::Step { pk: missing, worker: 0, attempt: 1, race: None };
+    let step = racelab_core::strategy::Step::new(missing, 0);
     let err = Strategy::Advisory.attempt(&mut failing, step).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let mut next = db.session().await.unwrap();

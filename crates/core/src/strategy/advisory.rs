@@ -16,7 +16,7 @@ use crate::error::DbError;
 pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     session.begin(TxMode::DefaultIsolation).await?;
     let result = unit_of_work(session, step).await;
-    let result = session.finish(result).await;
+    let result = step.finish(session, result).await;
     if let Err(err) = session.advisory_unlock(step.pk).await {
         tracing::warn!(%err, "could not release the application lock; closing the connection");
         session.close_on_drop();
@@ -25,9 +25,10 @@ pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64
 }
 
 async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+    step.waits_for_lock();
     session.advisory_lock(step.pk).await?;
     let read = session.read_for_update(step.pk, LockMode::Wait).await?;
-    tracing::debug!(post = step.pk, worker = step.worker, attempt = step.attempt, like = read.like, "acquired lock");
+    step.locked(read.like, read.version);
     let like = read.like + 1;
     session.write(step.pk, like).await?;
     step.wrote(like);

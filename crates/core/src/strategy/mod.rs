@@ -21,6 +21,7 @@ use tokio::sync::Barrier;
 
 use crate::db::{Backend, LockMode, Pk, Session};
 use crate::error::DbError;
+use crate::trace::{IncrementId, Seen, TraceKind, Tracer};
 
 pub use self::sharded::{DEFAULT_SLOTS, MAX_SLOTS};
 
@@ -203,27 +204,63 @@ impl RaceGate {
     }
 }
 
-/// Where one attempt stands: which post, which worker, which attempt, and whether to stop at the race
-/// gate after reading.
+/// Where one attempt stands: which post, which worker, which of its increments and which attempt,
+/// whether to stop at the race gate after reading, and where to trace what it does (if anywhere).
 #[derive(Debug, Clone, Copy)]
 pub struct Step<'a> {
     pub pk: Pk,
     pub worker: usize,
+    /// Which of the worker's increments, from 0 (for the trace).
+    pub increment: u64,
     pub attempt: u32,
     pub race: Option<&'a RaceGate>,
+    pub trace: Option<&'a Tracer>,
 }
 
-impl Step<'_> {
+impl<'a> Step<'a> {
+    /// The first attempt of `worker`'s first increment of `pk`, with no race gate and no trace.
+    pub fn new(pk: Pk, worker: usize) -> Self {
+        Self { pk, worker, increment: 0, attempt: 1, race: None, trace: None }
+    }
+
     /// Called by strategies between their unlocked read and their write.
     async fn after_read(&self, like: i64, version: i64) {
         tracing::debug!(post = self.pk, worker = self.worker, attempt = self.attempt, like, version, "read");
+        self.record(TraceKind::Read, Seen { like: Some(like), version: Some(version), detail: None });
         if let (Some(gate), 1) = (self.race, self.attempt) {
             gate.wait().await;
         }
     }
 
+    /// Called by strategies just before they ask for a lock that may make them wait.
+    fn waits_for_lock(&self) {
+        self.record(TraceKind::LockWait, Seen::default());
+    }
+
+    /// Called by strategies once they hold the lock and have read the row under it.
+    fn locked(&self, like: i64, version: i64) {
+        tracing::debug!(post = self.pk, worker = self.worker, attempt = self.attempt, like, "acquired lock");
+        self.record(TraceKind::LockAcquired, Seen { like: Some(like), version: Some(version), detail: None });
+    }
+
     fn wrote(&self, like: i64) {
         tracing::debug!(post = self.pk, worker = self.worker, attempt = self.attempt, like, "wrote");
+        self.record(TraceKind::Write, Seen { like: Some(like), ..Seen::default() });
+    }
+
+    /// Ends a strategy's transaction: commits what the unit of work did, or rolls it back (traced).
+    async fn finish(&self, session: &mut Session, result: Result<i64, DbError>) -> Result<i64, DbError> {
+        if let Err(err) = &result {
+            self.record(TraceKind::Rollback, Seen { detail: Some(err.kind()), ..Seen::default() });
+        }
+        session.finish(result).await
+    }
+
+    /// Records one event of this attempt, if the experiment is traced.
+    pub(crate) fn record(&self, kind: TraceKind, seen: Seen) {
+        if let Some(tracer) = self.trace {
+            tracer.record(IncrementId { worker: self.worker, increment: self.increment }, self.attempt, kind, seen);
+        }
     }
 }
 

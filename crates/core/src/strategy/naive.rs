@@ -7,7 +7,7 @@ use crate::error::DbError;
 pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     session.begin(TxMode::DefaultIsolation).await?;
     let result = read_modify_write(session, step).await;
-    session.finish(result).await
+    step.finish(session, result).await
 }
 
 /// Read, add one, write back what was computed. Whether that is safe depends only on the transaction

@@ -8,5 +8,5 @@ use crate::error::DbError;
 pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     session.begin(TxMode::Serializable).await?;
     let result = naive::read_modify_write(session, step).await;
-    session.finish(result).await
+    step.finish(session, result).await
 }

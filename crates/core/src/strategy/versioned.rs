@@ -9,7 +9,7 @@ use crate::post::Post;
 pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
     session.begin(TxMode::DefaultIsolation).await?;
     let result = unit_of_work(session, step).await;
-    session.finish(result).await
+    step.finish(session, result).await
 }
 
 async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
