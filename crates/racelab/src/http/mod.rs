@@ -25,6 +25,8 @@ pub mod likes;
 mod metrics;
 /// `/openapi.json` and the Swagger UI at `/docs`.
 pub mod openapi;
+/// The page at `/` and its embedded assets under `/assets/`.
+mod page;
 /// `/posts`: the post as a JSON resource, with `ETag` / `If-Match` (412, 428) tied to its version.
 mod posts;
 /// Query string parsing with errors that name the parameter and its allowed values.

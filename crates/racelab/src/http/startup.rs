@@ -31,7 +31,7 @@ use super::lab::Limits;
 use super::likes::{self, IdempotencySettings};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{deadline, health, lab, metrics, posts, query, redoc, request_limits};
+use super::{deadline, health, lab, metrics, page, posts, query, redoc, request_limits};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -253,7 +253,8 @@ pub fn router(state: AppState) -> Router {
     let api = api
         // The seed (FastAPI) redirects `/test-db` to `/test-db/`.
         .route("/test-db", get(lab::to_connection_check))
-        .with_state(state);
+        .with_state(state)
+        .merge(page::routes());
     api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
         .merge(redoc::routes())
         .fallback(no_route)

@@ -1,0 +1,129 @@
+// The page's entry point: tabs, forms, runs and their URLs. A run started here gets the URL
+// /runs/{id}; opening that URL (or going back to it) shows the run again, live if it still runs.
+
+import { follow, getRun, startRun } from "./api.js";
+import { check, isUnavailable, onHealth, unavailable } from "./health.js";
+import { body, build, clearInvalid, fitTo, showInvalid } from "./form.js";
+import { RunView, isFinal } from "./run.js";
+import { el, replace } from "./format.js";
+
+const KINDS = ["lab", "bench", "anomalies"];
+const views = Object.fromEntries(KINDS.map((kind) => [kind, new RunView(document.getElementById(`run-${kind}`))]));
+let stopFollowing = () => {};
+
+// --- tabs (WAI-ARIA tabs: arrows move between them, the selected one is the tab stop) ---------------
+
+function select(kind, focus = false) {
+  for (const other of KINDS) {
+    const tab = document.getElementById(`tab-${other}`);
+    const on = other === kind;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    document.getElementById(`panel-${other}`).hidden = !on;
+    if (on && focus) tab.focus();
+  }
+}
+
+for (const [index, kind] of KINDS.entries()) {
+  const tab = document.getElementById(`tab-${kind}`);
+  tab.addEventListener("click", () => select(kind));
+  tab.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (step) select(KINDS[(index + step + KINDS.length) % KINDS.length], true);
+  });
+}
+
+// --- forms ------------------------------------------------------------------------------------------
+
+function message(kind, problem) {
+  const host = document.getElementById(`run-${kind}`);
+  const retry = problem.retryAfter ? ` Try again in ${problem.retryAfter} s.` : "";
+  replace(host, el("p", { class: "problem", role: "alert", id: `${kind}-problem` },
+    el("strong", {}, `${problem.status || ""} ${problem.title}`), problem.detail ? ` — ${problem.detail}` : "", retry));
+}
+
+for (const kind of KINDS) {
+  const form = document.getElementById(`form-${kind}`);
+  build(form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearInvalid(form);
+    const button = form.querySelector(".run-button");
+    button.disabled = true;
+    try {
+      const run = await startRun(body(form));
+      history.pushState({ id: run.id }, "", `/runs/${encodeURIComponent(run.id)}`);
+      show(run);
+    } catch (problem) {
+      if (isUnavailable(problem)) unavailable(problem);
+      showInvalid(form, problem);
+      message(kind, problem);
+    } finally {
+      button.disabled = !databaseReady;
+    }
+  });
+}
+
+let databaseReady = true;
+onHealth((state) => {
+  databaseReady = state.ready !== false;
+  for (const kind of KINDS) {
+    const form = document.getElementById(`form-${kind}`);
+    if (state.backend) fitTo(form, state.backend);
+    form.querySelector(".run-button").disabled = !databaseReady;
+  }
+});
+document.getElementById("db-recheck").addEventListener("click", check);
+
+// --- runs -------------------------------------------------------------------------------------------
+
+/** Shows a run in its tab and follows it until it ends. */
+function show(run) {
+  stopFollowing();
+  const kind = KINDS.includes(run.kind) ? run.kind : "lab";
+  select(kind);
+  const view = views[kind];
+  view.show(run);
+  if (isFinal(run)) return;
+  stopFollowing = follow(run.id, {
+    progress: (list) => view.progress(list),
+    result: (outcome) => view.result(outcome),
+    trace: (trace) => view.trace(trace),
+    end: (final) => view.show(final),
+    error: (problem) => {
+      if (isUnavailable(problem)) unavailable(problem);
+      refresh(run.id, view);
+    },
+    lost: () => refresh(run.id, view),
+  });
+}
+
+/** The stream broke: read the run as it is now, and follow it again if it still runs. */
+async function refresh(id, view) {
+  try {
+    show(await getRun(id));
+  } catch (problem) {
+    if (isUnavailable(problem)) unavailable(problem);
+    view.host.prepend(el("p", { class: "problem", role: "alert" }, `${problem.status || ""} ${problem.title}: ${problem.detail}`));
+  }
+}
+
+/** The run named by the page's URL, if any. */
+async function route() {
+  const match = location.pathname.match(/^\/runs\/([^/]+)$/) || location.hash.match(/^#\/runs\/([^/]+)$/);
+  if (!match) {
+    stopFollowing();
+    return;
+  }
+  const id = decodeURIComponent(match[1]);
+  try {
+    show(await getRun(id));
+  } catch (problem) {
+    if (isUnavailable(problem)) unavailable(problem);
+    message("lab", problem);
+  }
+}
+
+window.addEventListener("popstate", route);
+check();
+route();

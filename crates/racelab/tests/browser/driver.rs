@@ -1,0 +1,247 @@
+//! A headless Chromium for one test: its own chromedriver on a free port, one session, and what the
+//! tests need beyond WebDriver (the viewport set exactly through the DevTools protocol, full-page
+//! screenshots, the browser's console log). The driver is killed when the `Browser` is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use reqwest::Url;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The flags the container needs: no sandbox (root, no user namespaces), no GPU, /tmp not /dev/shm.
+const FLAGS: [&str; 4] = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"];
+
+/// What the page is looked at through: a desktop window or a phone's.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewport {
+    pub name: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub mobile: bool,
+}
+
+pub const DESKTOP: Viewport = Viewport { name: "desktop", width: 1280, height: 800, mobile: false };
+pub const PHONE: Viewport = Viewport { name: "phone", width: 390, height: 844, mobile: true };
+
+pub struct Browser {
+    pub client: Client,
+    /// The service's address, `http://127.0.0.1:port`.
+    pub base: String,
+    _chromedriver: Child,
+}
+
+impl Browser {
+    /// Starts chromedriver and a session, and opens nothing yet. Panics, naming the package, when
+    /// chromedriver or Chromium is missing.
+    pub async fn start(base: &str) -> Self {
+        let chromedriver = std::env::var("RACELAB_CHROMEDRIVER").unwrap_or_else(|_| CHROMEDRIVER.to_owned());
+        assert!(
+            Path::new(&chromedriver).exists(),
+            "chromedriver not found at {chromedriver}: install Debian's chromium and chromium-driver \
+             (`apt-get install chromium chromium-driver`; scripts/test does it when they are missing)"
+        );
+        let chromium = std::env::var("RACELAB_CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_owned());
+        assert!(Path::new(&chromium).exists(), "Chromium not found at {chromium}: `apt-get install chromium`");
+
+        // A port chromedriver may take: free when asked. Another process could take it in between;
+        // chromedriver then fails to start, and the next attempt gets another port.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"));
+            let url = format!("http://127.0.0.1:{port}");
+            match wait_until_up(&url, &mut child).await {
+                Ok(()) => {
+                    let client = session(&url, &chromium).await;
+                    return Self { client, base: base.trim_end_matches('/').to_owned(), _chromedriver: child };
+                }
+                Err(err) => last_error = err,
+            }
+        }
+        panic!("chromedriver did not start: {last_error}");
+    }
+
+    pub async fn open(&self, path: &str) {
+        let url = format!("{}{path}", self.base);
+        self.client.goto(&url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    /// Sets the layout viewport exactly (the window's own size would include no browser chrome in
+    /// headless mode, but the phone also needs its device metrics: `mobile` honours the page's
+    /// `<meta name="viewport">`).
+    pub async fn set_viewport(&self, viewport: Viewport) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": viewport.width, "height": viewport.height, "deviceScaleFactor": 1, "mobile": viewport.mobile}),
+        )
+        .await;
+    }
+
+    /// Runs a DevTools protocol command through chromedriver.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.client
+            .issue_cmd(Extension {
+                method: Method::POST,
+                path: "goog/cdp/execute",
+                body: json!({"cmd": cmd, "params": params}),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+
+    /// Saves what the viewport shows, and the whole page, as `target/screenshots/{name}.png` and
+    /// `{name}-full.png`.
+    pub async fn screenshots(&self, name: &str) -> Vec<PathBuf> {
+        let dir = screenshots_dir();
+        std::fs::create_dir_all(&dir).expect("create target/screenshots");
+        let viewport = self.client.screenshot().await.expect("screenshot");
+        let full = self.cdp("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true})).await;
+        let full = BASE64.decode(full["data"].as_str().expect("captureScreenshot returns data")).expect("base64 PNG");
+        let paths = vec![dir.join(format!("{name}.png")), dir.join(format!("{name}-full.png"))];
+        std::fs::write(&paths[0], viewport).expect("write screenshot");
+        std::fs::write(&paths[1], full).expect("write screenshot");
+        paths
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page and returns its value.
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Waits (at most `limit`) until `selector` matches an element.
+    pub async fn wait_for(&self, selector: &str, limit: Duration) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(limit)
+            .every(Duration::from_millis(50))
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no `{selector}` after {limit:?}: {e}"))
+    }
+
+    /// Waits (at most `limit`) until `condition` (a JS expression) is true.
+    pub async fn wait_until(&self, condition: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.js(&format!("return Boolean({condition});"), vec![]).await == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "`{condition}` still false after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every error the page collected (its `window.racelabErrors` hook: exceptions, rejections,
+    /// failed loads, console.error) and every SEVERE entry of the browser's console log except
+    /// the network ones listed in `expected_network` (e.g. a 503 the test caused).
+    pub async fn errors(&self, expected_network: &[&str]) -> Vec<String> {
+        let mut errors: Vec<String> = match self.js("return window.racelabErrors || null;", vec![]).await {
+            Value::Array(list) => list.iter().map(|e| format!("page: {}", e.as_str().unwrap_or_default())).collect(),
+            _ => vec!["page: the error hook (window.racelabErrors) is missing".to_owned()],
+        };
+        let log = self
+            .client
+            .issue_cmd(Extension { method: Method::POST, path: "se/log", body: json!({"type": "browser"}) })
+            .await
+            .unwrap_or_else(|e| panic!("read the browser log: {e}"));
+        for entry in log.as_array().into_iter().flatten() {
+            let message = entry["message"].as_str().unwrap_or_default();
+            let severe = entry["level"] == "SEVERE";
+            let expected = expected_network.iter().any(|what| message.contains(what));
+            if severe && !expected {
+                errors.push(format!("console: {message}"));
+            }
+        }
+        errors
+    }
+
+    pub async fn assert_no_errors(&self, expected_network: &[&str]) {
+        let errors = self.errors(expected_network).await;
+        assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
+    }
+}
+
+/// `target/screenshots`, beside the build's other output.
+pub fn screenshots_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("screenshots")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// Polls chromedriver's `/status` until it says ready, for at most 10 s.
+async fn wait_until_up(url: &str, child: &mut Child) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("chromedriver exited with {status}"));
+        }
+        if let Ok(answer) = client.get(format!("{url}/status")).send().await {
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            if body["value"]["ready"] == true {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no ready answer from {url}/status in 10 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn session(url: &str, chromium: &str) -> Client {
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": FLAGS.iter().copied().chain(["--window-size=1280,800", "--hide-scrollbars"]).collect::<Vec<_>>(),
+        },
+        // The console, for `errors`.
+        "goog:loggingPrefs": {"browser": "ALL"},
+    });
+    let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object") };
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open a Chromium session through chromedriver at {url}: {e}"))
+}
+
+/// A chromedriver command that WebDriver does not define (`/session/{id}/{path}`).
+#[derive(Debug)]
+struct Extension {
+    method: Method,
+    path: &'static str,
+    body: Value,
+}
+
+impl WebDriverCompatibleCommand for Extension {
+    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, <Url as std::str::FromStr>::Err> {
+        base_url.join(&format!("session/{}/{}", session_id.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _request_url: &Url) -> (Method, Option<String>) {
+        (self.method.clone(), Some(self.body.to_string()))
+    }
+}
