@@ -409,6 +409,7 @@ impl WorkerJob {
                 if within_lock_budget && !self.progress.is_stopped() && retrier.retry_after(kind).await {
                     lock_refusals += u32::from(kind.is_lock_refusal());
                     stats.retried[kind_index(kind)] += 1;
+                    self.progress.retried();
                     step.record(TraceKind::Retry, Seen { detail: Some(kind), ..Seen::default() });
                     continue;
                 }
@@ -473,6 +474,9 @@ pub struct Progress {
     failed: AtomicU64,
     in_doubt: AtomicU64,
     attempts: AtomicU64,
+    /// Attempts run again after a conflict, counted as each retry starts (not when its increment ends),
+    /// so a watcher sees conflicts as they happen.
+    retries: AtomicU64,
     errors: [AtomicU64; ErrorKind::ALL.len()],
 }
 
@@ -483,6 +487,8 @@ pub struct ProgressSnapshot {
     pub failed: u64,
     pub in_doubt: u64,
     pub attempts: u64,
+    /// Attempts run again after a conflict so far.
+    pub retries: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
 }
 
@@ -497,6 +503,10 @@ impl Progress {
                 self.failed.fetch_add(1, Ordering::Relaxed)
             }
         };
+    }
+
+    fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     fn fail_unattempted(&self, kind: ErrorKind, n: u64) {
@@ -522,6 +532,7 @@ impl Progress {
             failed: self.failed.load(Ordering::Relaxed),
             in_doubt: self.in_doubt.load(Ordering::Relaxed),
             attempts: self.attempts.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
             errors: count_by_kind(&errors),
         }
     }

@@ -12,6 +12,7 @@ use clap::Args;
 
 use super::Failure;
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
+use crate::http::experiments::RunLimits;
 use crate::http::lab::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
 use crate::http::{Application, ConnectionSettings, HttpConfig, IdempotencySettings};
 
@@ -69,6 +70,20 @@ pub struct ServeArgs {
     #[arg(long, env = "RACELAB_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_key_ttl: Duration,
 
+    /// Runs of `/experiments` under way at once; one more is refused (429).
+    #[arg(long, env = "RACELAB_MAX_RUNS", default_value_t = RunLimits::DEFAULT_MAX_RUNS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub max_runs: usize,
+
+    /// How long a finished run of `/experiments` is kept (then GET answers 404).
+    #[arg(long, env = "RACELAB_RUN_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    pub run_retention: Duration,
+
+    /// The most finished runs of `/experiments` kept; the oldest are forgotten first.
+    #[arg(long, env = "RACELAB_MAX_KEPT_RUNS", default_value_t = RunLimits::DEFAULT_MAX_KEPT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub max_kept_runs: usize,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 
@@ -115,6 +130,7 @@ impl ServeArgs {
                 require_key: self.require_idempotency_key,
                 key_ttl: self.idempotency_key_ttl,
             },
+            runs: RunLimits { max_runs: self.max_runs, retention: self.run_retention, max_kept: self.max_kept_runs },
         })
     }
 }

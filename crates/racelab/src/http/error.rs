@@ -153,6 +153,14 @@ pub enum ApiError {
     /// No route matched.
     #[error("no endpoint at this path; see /docs for the list")]
     NoRoute,
+    /// No experiment run has this id: it never existed, or it finished longer ago than runs are kept.
+    #[error("no run `{id}`: unknown, or finished longer ago than this server keeps runs (--run-retention)")]
+    RunNotFound { id: String },
+    /// As many runs as the server runs at once (`--max-runs`) are still going.
+    #[error(
+        "{max} experiment runs are already under way, as many as this server runs at once (--max-runs); try again when one has finished"
+    )]
+    TooManyRuns { max: usize },
     /// The path exists, not for this method (axum's 405; the `Allow` header lists the methods).
     #[error("{method} is not allowed here; the Allow header lists the methods this path answers")]
     MethodNotAllowed { method: String },
@@ -277,6 +285,10 @@ impl ApiError {
                 (StatusCode::CONFLICT, "conflict", "Conflict with another transaction", self.to_string())
             }
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "not-found", "Not found", self.to_string()),
+            ApiError::RunNotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found", self.to_string()),
+            ApiError::TooManyRuns { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too-many-runs", "Too many runs", self.to_string())
+            }
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", self.to_string())
             }
@@ -411,14 +423,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Writes a problem with its media type, and `Retry-After` on 503.
+/// Writes a problem with its media type, and `Retry-After` on 503 and 429.
 pub fn problem_response(problem: Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
     response

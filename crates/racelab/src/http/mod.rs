@@ -15,6 +15,8 @@ pub mod connections;
 mod deadline;
 /// Problem details (RFC 9457): the one error body of the service, and the status of each error kind.
 pub mod error;
+/// `/experiments`: runs of the lab, the bench or the anomalies started by a request, watched live (SSE).
+pub mod experiments;
 /// `/health` and `/ready`.
 mod health;
 /// The seed's `/test-db/*` endpoints, each one experiment of the engine.

@@ -22,6 +22,7 @@ not documented, or given twice, is refused. Errors are RFC 9457 problem details.
     tags(
         (name = "seed", description = "The seed's endpoints (GET, as the seed had them), one strategy each"),
         (name = "posts", description = "Posts as a resource: ETag is the version; writes need If-Match (412, 428)"),
+        (name = "experiments", description = "Lab, bench and anomalies runs started by a request, watched live (SSE)"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),
     components(schemas(Problem, InvalidParam))

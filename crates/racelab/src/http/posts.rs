@@ -238,7 +238,7 @@ impl LikePatch {
 
 /// A JSON number without a fractional part, as JSON Schema's `integer` reads it (`3.0` is 3), if it
 /// fits an `i64`.
-fn whole_number(value: &Value) -> Option<i64> {
+pub(super) fn whole_number(value: &Value) -> Option<i64> {
     if let Some(n) = value.as_i64() {
         return Some(n);
     }

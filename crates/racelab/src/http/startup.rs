@@ -27,11 +27,12 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::connections::budget::{BudgetError, ConnectionBudget};
 use super::connections::{self, ConnectionSettings};
 use super::error::{no_route, problems_only};
+use super::experiments::RunLimits;
 use super::lab::Limits;
 use super::likes::{self, IdempotencySettings};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{deadline, health, lab, metrics, page, posts, query, redoc, request_limits};
+use super::{deadline, experiments, health, lab, metrics, page, posts, query, redoc, request_limits};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct HttpConfig {
     pub connections: ConnectionSettings,
     /// Keyed likes: whether a key is required, how long keys are kept.
     pub idempotency: IdempotencySettings,
+    /// Runs of `/experiments` at once, and how long and how many finished ones are kept.
+    pub runs: RunLimits,
 }
 
 /// Why the service could not start.
@@ -94,6 +97,7 @@ impl Application {
             metrics::handle(),
             config.slots,
             config.idempotency,
+            config.runs,
         );
         Ok(Self {
             listener,
@@ -172,6 +176,10 @@ impl Application {
         };
         background.abort();
         purge.abort();
+        // Runs of /experiments end after the increments in flight instead of holding the pool's close.
+        for run in state.runs().under_way() {
+            run.stop();
+        }
         if let Some(db) = state.connected_db() {
             // Closing waits for every checked-out connection, the experiments of timed-out requests'
             // (which run on in their own tasks) included: it gets what is left of the grace, no more.
@@ -247,8 +255,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::ready))
         .routes(routes!(metrics::render))
         .merge(posts::routes())
+        .merge(experiments::routes())
         .split_for_parts();
-    let openapi = with_limits(openapi, &state.limits());
+    let openapi = experiments::document(with_limits(openapi, &state.limits()), &state);
     let timeout = state.request_timeout();
     let api = api
         // The seed (FastAPI) redirects `/test-db` to `/test-db/`.

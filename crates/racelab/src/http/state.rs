@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use racelab_core::{ConnectOptions, Database, Pk, RetryPolicy};
+use racelab_core::{Backend, ConnectOptions, Database, DatabaseUrl, Pk, RetryPolicy};
 use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use super::experiments::{Registry, RunLimits};
 use super::lab::Limits;
 use super::likes::IdempotencySettings;
 
@@ -42,12 +43,16 @@ struct Inner {
     worker_slots: Arc<Semaphore>,
     metrics: PrometheusHandle,
     idempotency: IdempotencySettings,
+    /// The experiment runs of `/experiments`, running and kept.
+    runs: Arc<Registry>,
 }
 
 /// Connections kept out of experiments' reach, for `/check`, `/ready` and the like.
 const RESERVED_CONNECTIONS: u32 = 2;
 
 impl AppState {
+    // One argument per part of `HttpConfig`, which is what callers fill in.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         options: ConnectOptions,
         retry: RetryPolicy,
@@ -56,6 +61,7 @@ impl AppState {
         metrics: PrometheusHandle,
         sharded_slots: u16,
         idempotency: IdempotencySettings,
+        runs: RunLimits,
     ) -> Self {
         let slots = options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
         Self {
@@ -72,6 +78,7 @@ impl AppState {
                 posts: Arc::new(PostLocks::default()),
                 metrics,
                 idempotency,
+                runs: Arc::new(Registry::new(runs)),
             }),
         }
     }
@@ -103,6 +110,21 @@ impl AppState {
                 Err(ApiError::DatabaseUnavailable)
             }
         }
+    }
+
+    /// The kind of database the service works on, known from its URL without connecting.
+    pub fn backend(&self) -> Backend {
+        self.inner.options.url.backend()
+    }
+
+    /// The database's URL (with its password: never to be shown; `redacted()` is for that).
+    pub fn database_url(&self) -> &DatabaseUrl {
+        &self.inner.options.url
+    }
+
+    /// The runs of `/experiments`.
+    pub fn runs(&self) -> &Arc<Registry> {
+        &self.inner.runs
     }
 
     /// The database if it is connected, without trying to connect.

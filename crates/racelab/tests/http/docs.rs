@@ -27,9 +27,16 @@ const ROUTES: [&str; 16] = [
     "/metrics",
 ];
 
-/// The resource API's paths and the methods each documents (their behaviour is tested in `posts.rs`).
-const RESOURCE_ROUTES: [(&str, &[&str]); 3] =
-    [("/posts", &["post"]), ("/posts/{pk}", &["get", "patch", "delete"]), ("/posts/{pk}/likes", &["post"])];
+/// The resource API's paths and the methods each documents (their behaviour is tested in `posts.rs`),
+/// and the experiment runs' (tested in `runs.rs`).
+const RESOURCE_ROUTES: [(&str, &[&str]); 6] = [
+    ("/posts", &["post"]),
+    ("/posts/{pk}", &["get", "patch", "delete"]),
+    ("/posts/{pk}/likes", &["post"]),
+    ("/experiments", &["post"]),
+    ("/experiments/{id}", &["get"]),
+    ("/experiments/{id}/events", &["get"]),
+];
 
 fn parameter_names(operation: &Value) -> Vec<String> {
     let mut names: Vec<String> = operation["parameters"]

@@ -4,6 +4,7 @@
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use racelab::http::experiments::RunLimits;
 use racelab::http::lab::Limits;
 use racelab::http::{AppState, Application, ConnectionSettings, HttpConfig, IdempotencySettings};
 use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
@@ -121,6 +122,8 @@ pub struct Settings {
     pub connections: ConnectionSettings,
     /// `--require-idempotency-key`, `--idempotency-key-ttl`.
     pub idempotency: IdempotencySettings,
+    /// `--max-runs`, `--run-retention`, `--max-kept-runs`.
+    pub runs: RunLimits,
 }
 
 impl Default for Settings {
@@ -135,6 +138,7 @@ impl Default for Settings {
             limits: Limits::default(),
             connections: ConnectionSettings::default(),
             idempotency: IdempotencySettings::default(),
+            runs: RunLimits::default(),
         }
     }
 }
@@ -157,6 +161,7 @@ impl Settings {
             slots: racelab_core::strategy::DEFAULT_SLOTS,
             connections: self.connections,
             idempotency: self.idempotency,
+            runs: self.runs,
         };
         let app = Application::build(config).await.expect("the service starts");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -18,4 +18,5 @@ mod outage;
 mod params;
 mod posts;
 mod process;
+mod runs;
 mod shutdown;

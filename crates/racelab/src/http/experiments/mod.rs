@@ -1,0 +1,217 @@
+//! `/experiments`: a lab, a bench or the anomalies suite started by one request and run in the
+//! background, watched as it runs (Server-Sent Events) and shown again by its id (issue 11; the page
+//! at `/` is its client, CONTRACT-11.md the agreement between them).
+//!
+//! ```sh
+//! curl -si -X POST http://127.0.0.1:8000/experiments -H 'Content-Type: application/json' \
+//!     -d '{"kind": "lab", "strategies": ["naive", "atomic"], "workers": 2, "increments": 10, "force_race": true}'
+//! curl -sN http://127.0.0.1:8000/experiments/r-.../events
+//! curl -s http://127.0.0.1:8000/experiments/r-... | jq '.results[] | {strategy, lost}'
+//! ```
+//!
+//! The results are the engine's outcomes, the very JSON `racelab lab --json` prints; a small lab
+//! (at most 4 workers x 10 increments) also carries the engine's trace of each strategy, the lost
+//! update marked. Runs are bounded: `--max-runs` under way at once (429 past that), finished ones kept
+//! for `--run-retention`, at most `--max-kept-runs`. A run that cannot start (the database cannot be
+//! reached) is refused with 503 before it is registered; one that fails midway ends `failed` with the
+//! problem `/test-db/*` would have answered, after what it did.
+
+/// The SSE stream of one run.
+mod events;
+/// The runs under way and kept, bounded.
+mod registry;
+/// The body of `POST /experiments`, checked member by member.
+mod request;
+/// One run: request, live progress, results, end.
+mod run;
+/// What runs a run: lab and bench experiments, or the anomalies suite.
+mod runner;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::{IntoResponses, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use self::registry::{Registry, RunLimits};
+pub use self::request::{ExperimentBody, ExperimentRequest, Kind};
+pub use self::run::{CellProgress, RunState, RunView};
+use super::AppState;
+use super::error::ApiError;
+use super::lab::problems;
+
+/// The routes of this module, documented.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_run)).routes(routes!(get_run)).routes(routes!(run_events))
+}
+
+/// Publishes the body's schema with this server's maxima and strategies (see [`request::body_schema`]).
+pub fn document(mut doc: utoipa::openapi::OpenApi, state: &AppState) -> utoipa::openapi::OpenApi {
+    let schema = request::body_schema(&request::Bounds::of(state));
+    match serde_json::from_value(schema) {
+        Ok(schema) => {
+            if let Some(components) = doc.components.as_mut() {
+                components.schemas.insert("ExperimentBody".to_owned(), schema);
+            }
+        }
+        Err(err) => tracing::error!(%err, "the body schema of /experiments does not parse; the derived one stays"),
+    }
+    doc
+}
+
+/// A run: what was asked, where it stands, and what it found so far.
+// Documentation only: the handlers serialize `RunView`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct RunViewSchema {
+    /// `r-` and 16 hex digits.
+    id: String,
+    kind: Kind,
+    state: RunState,
+    /// The body as accepted, defaults filled in (`kind` alone for `anomalies`).
+    #[schema(value_type = Object)]
+    request: serde_json::Value,
+    /// postgres, mysql or sqlite.
+    backend: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// One entry per experiment (strategy x worker count), live.
+    progress: Vec<CellProgress>,
+    /// The outcome of each finished experiment, as `racelab lab --json` prints one.
+    #[schema(value_type = Vec<super::lab::OutcomeSchema>)]
+    results: Vec<serde_json::Value>,
+    /// A lab of at most 4 workers x 10 increments: each strategy's trace, else empty.
+    traces: Vec<TraceSchema>,
+    /// An `anomalies` run's matrix, as `racelab anomalies --json` prints it.
+    #[schema(value_type = Option<Object>)]
+    anomalies: Option<serde_json::Value>,
+    /// Why a `failed` run failed.
+    error: Option<super::error::Problem>,
+}
+
+/// One strategy's trace: each worker's reads, lock waits, writes, commits, conflicts and retries.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct TraceSchema {
+    strategy: String,
+    events: Vec<TraceEventSchema>,
+    /// Events past the trace's limit were dropped.
+    truncated: bool,
+}
+
+/// One event of a trace, recorded by the engine.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct TraceEventSchema {
+    /// Order of recording, from 0.
+    seq: u64,
+    /// Microseconds since the experiment's workers started.
+    t_us: u64,
+    /// From 0.
+    worker: usize,
+    /// The worker's increment, from 0.
+    increment: u64,
+    /// From 1.
+    attempt: u32,
+    /// begin, read, lock_wait, lock_acquired, write, commit, conflict, rollback, retry or error.
+    kind: String,
+    /// The value read (read, lock_acquired) or written (write, commit).
+    like: Option<i64>,
+    /// The version read.
+    version: Option<i64>,
+    /// The error kind of a conflict, error, rollback or retry (deadlock, stale_version, ...).
+    detail: Option<String>,
+    /// On a commit that overwrote another worker's committed increment (the lost update): that one.
+    #[schema(value_type = Option<Object>)]
+    overwrote: Option<serde_json::Value>,
+}
+
+/// The errors of `POST /experiments`.
+struct CreateErrors;
+
+impl IntoResponses for CreateErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        problems(&[
+            (400, "The body is not JSON"),
+            (413, "The body is larger than the server reads"),
+            (415, "The body is not `application/json`"),
+            (422, "A body member is missing, of the wrong type, out of range or unknown (named in `invalid_params`)"),
+            (429, "`--max-runs` runs are under way (with Retry-After)"),
+            (503, "The database cannot be reached: the run could not start (with Retry-After)"),
+        ])
+    }
+}
+
+/// The errors of reading a run.
+struct ReadErrors;
+
+impl IntoResponses for ReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        problems(&[(404, "No run has this id, or it finished longer ago than runs are kept")])
+    }
+}
+
+/// Starts a run: a lab, a bench (strategies x worker counts) or the anomalies suite.
+#[utoipa::path(post, path = "/experiments", tag = "experiments",
+    request_body(content = ExperimentBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Started (or queued behind another run on its post)", body = RunViewSchema,
+            headers(("Location" = String, description = "The run's URL"))),
+        CreateErrors,
+    ))]
+pub async fn create_run(State(state): State<AppState>, request: ExperimentRequest) -> Result<Response, ApiError> {
+    if let Some(plan) = &request.plan {
+        let most = plan.workers.counts().into_iter().max().unwrap_or(1);
+        state.check_workers(most)?;
+    }
+    let slot = state.runs().reserve()?;
+    // A run that could not start is refused here, not registered to fail a moment later.
+    let db = state.db().await?;
+    drop(db.session().await?);
+    let id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let run = Arc::new(run::Run::new(id, request, state.backend(), slot));
+    state.runs().insert(run.clone());
+    tokio::spawn(runner::execute(state.clone(), run.clone()));
+    let mut response = (StatusCode::ACCEPTED, Json(run.view())).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/experiments/{}", run.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// A run: its state, live progress, results (and traces, or the anomalies matrix).
+#[utoipa::path(get, path = "/experiments/{id}", tag = "experiments",
+    params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
+    responses(
+        (status = 200, description = "The run", body = RunViewSchema),
+        ReadErrors,
+    ))]
+pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
+    Ok(Json(find(&state, &id)?.view()))
+}
+
+/// The run as Server-Sent Events: `progress` (at most 10 a second), `result` (one outcome), `trace`,
+/// then `error` (a failed run's problem) and `end` (the final run view); keep-alive comments every 15 s.
+#[utoipa::path(get, path = "/experiments/{id}/events", tag = "experiments",
+    params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        ReadErrors,
+    ))]
+pub async fn run_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<events::EventStream, ApiError> {
+    Ok(events::stream(find(&state, &id)?))
+}
+
+fn find(state: &AppState, id: &str) -> Result<Arc<run::Run>, ApiError> {
+    state.runs().get(id).ok_or_else(|| ApiError::RunNotFound { id: super::query::echo(id) })
+}

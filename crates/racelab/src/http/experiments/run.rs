@@ -1,0 +1,289 @@
+//! One run: what was asked, its live progress (the engine's [`Progress`] counters, one per experiment),
+//! what has finished so far, and a signal for whoever watches (the event stream) that something changed.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use racelab_core::anomalies::Matrix;
+use racelab_core::{Backend, ErrorKind, Outcome, Progress, Strategy, Trace};
+use serde::Serialize;
+use tokio::sync::watch;
+use utoipa::ToSchema;
+
+use super::registry::Slot;
+use super::request::{ExperimentRequest, Kind};
+use crate::http::error::Problem;
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Waiting for its post (another run or request holds it), for worker connections, or for the
+    /// anomalies table (one anomalies run at a time).
+    Queued,
+    Running,
+    /// Every experiment ran; the results say what each found.
+    Finished,
+    /// The run could not go on: `error` says why, `results` hold what was done before.
+    Failed,
+    /// The run was stopped before it finished (the server shut down).
+    Stopped,
+}
+
+impl RunState {
+    pub fn is_over(self) -> bool {
+        matches!(self, RunState::Finished | RunState::Failed | RunState::Stopped)
+    }
+}
+
+/// One experiment of the run and its live counters.
+pub struct Cell {
+    pub strategy: Strategy,
+    pub workers: usize,
+    pub increments: u64,
+    pub progress: Arc<Progress>,
+}
+
+/// One experiment's progress, as the run view and the event stream show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CellProgress {
+    #[schema(value_type = String)]
+    pub strategy: Strategy,
+    pub workers: usize,
+    pub expected: u64,
+    pub acknowledged: u64,
+    pub failed: u64,
+    pub in_doubt: u64,
+    pub retries: u64,
+    /// Failed increments by kind.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    pub errors: std::collections::BTreeMap<ErrorKind, u64>,
+    /// The experiment has finished (its outcome is in `results`).
+    pub done: bool,
+}
+
+/// One strategy's trace: `{"strategy", "events", "truncated"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StrategyTrace {
+    pub strategy: Strategy,
+    #[serde(flatten)]
+    pub trace: Trace,
+}
+
+/// A run as `GET /experiments/{id}` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: String,
+    pub kind: Kind,
+    pub state: RunState,
+    pub request: ExperimentRequest,
+    pub backend: Backend,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub progress: Vec<CellProgress>,
+    pub results: Vec<Outcome>,
+    pub traces: Vec<StrategyTrace>,
+    pub anomalies: Option<Matrix>,
+    pub error: Option<Problem>,
+}
+
+/// What changed since a watcher last looked: the new results and traces, and the end if it came.
+pub struct News {
+    pub results: Vec<Outcome>,
+    pub traces: Vec<StrategyTrace>,
+    pub state: RunState,
+    pub error: Option<Problem>,
+}
+
+pub struct Run {
+    pub id: String,
+    pub request: ExperimentRequest,
+    pub backend: Backend,
+    pub created_at: DateTime<Utc>,
+    pub cells: Vec<Cell>,
+    data: Mutex<RunData>,
+    /// Bumped on every change of `data`, for the event streams.
+    changed: watch::Sender<u64>,
+}
+
+struct RunData {
+    state: RunState,
+    finished_at: Option<DateTime<Utc>>,
+    /// When it ended, for the retention.
+    ended: Option<Instant>,
+    done: Vec<bool>,
+    results: Vec<Outcome>,
+    traces: Vec<StrategyTrace>,
+    anomalies: Option<Matrix>,
+    error: Option<Problem>,
+    /// The run's place among those running at once, given back as it ends.
+    slot: Option<Slot>,
+}
+
+impl Run {
+    pub fn new(id: String, request: ExperimentRequest, backend: Backend, slot: Slot) -> Self {
+        let cells: Vec<Cell> = request
+            .plan
+            .as_ref()
+            .map(|plan| {
+                plan.cells()
+                    .into_iter()
+                    .map(|(strategy, workers)| Cell {
+                        strategy,
+                        workers,
+                        increments: plan.increments,
+                        progress: Arc::default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let data = RunData {
+            state: RunState::Queued,
+            finished_at: None,
+            ended: None,
+            done: vec![false; cells.len()],
+            results: Vec::new(),
+            traces: Vec::new(),
+            anomalies: None,
+            error: None,
+            slot: Some(slot),
+        };
+        Self {
+            id,
+            request,
+            backend,
+            created_at: Utc::now(),
+            cells,
+            data: Mutex::new(data),
+            changed: watch::Sender::new(0),
+        }
+    }
+
+    fn data(&self) -> MutexGuard<'_, RunData> {
+        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn changed(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that wakes when the run changes (not on every counter of its progress).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub fn state(&self) -> RunState {
+        self.data().state
+    }
+
+    /// When the run ended, if it has.
+    pub fn ended(&self) -> Option<Instant> {
+        self.data().ended
+    }
+
+    pub fn set_running(&self) {
+        let mut data = self.data();
+        if data.state == RunState::Queued {
+            data.state = RunState::Running;
+            drop(data);
+            self.changed();
+        }
+    }
+
+    /// Records experiment `cell`'s outcome, and its trace if it has one.
+    pub fn push_result(&self, cell: usize, mut outcome: Outcome) {
+        let trace = outcome.trace.take();
+        let mut data = self.data();
+        if let Some(done) = data.done.get_mut(cell) {
+            *done = true;
+        }
+        if let Some(trace) = trace {
+            data.traces.push(StrategyTrace { strategy: outcome.strategy, trace });
+        }
+        data.results.push(outcome);
+        drop(data);
+        self.changed();
+    }
+
+    pub fn set_anomalies(&self, matrix: Matrix) {
+        self.data().anomalies = Some(matrix);
+        self.changed();
+    }
+
+    /// Ends the run (once: a later end is ignored). Its place among the running is given back first,
+    /// so a client that sees it ended can start another at once.
+    pub fn end(&self, state: RunState, error: Option<Problem>) {
+        let mut data = self.data();
+        if data.state.is_over() {
+            return;
+        }
+        drop(data.slot.take());
+        data.state = state;
+        data.error = error;
+        data.finished_at = Some(Utc::now());
+        data.ended = Some(Instant::now());
+        drop(data);
+        self.changed();
+    }
+
+    /// Every experiment's progress now.
+    pub fn progress(&self) -> Vec<CellProgress> {
+        let done = self.data().done.clone();
+        self.cells
+            .iter()
+            .zip(done)
+            .map(|(cell, done)| {
+                let now = cell.progress.snapshot();
+                CellProgress {
+                    strategy: cell.strategy,
+                    workers: cell.workers,
+                    expected: cell.workers as u64 * cell.increments,
+                    acknowledged: now.acknowledged,
+                    failed: now.failed,
+                    in_doubt: now.in_doubt,
+                    retries: now.retries,
+                    errors: now.errors,
+                    done,
+                }
+            })
+            .collect()
+    }
+
+    pub fn view(&self) -> RunView {
+        let progress = self.progress();
+        let data = self.data();
+        RunView {
+            id: self.id.clone(),
+            kind: self.request.kind,
+            state: data.state,
+            request: self.request.clone(),
+            backend: self.backend,
+            created_at: self.created_at,
+            finished_at: data.finished_at,
+            progress,
+            results: data.results.clone(),
+            traces: data.traces.clone(),
+            anomalies: data.anomalies.clone(),
+            error: data.error.clone(),
+        }
+    }
+
+    /// The results and traces after the first `results` and `traces` a watcher has seen.
+    pub fn news(&self, results: usize, traces: usize) -> News {
+        let data = self.data();
+        News {
+            results: data.results.iter().skip(results).cloned().collect(),
+            traces: data.traces.iter().skip(traces).cloned().collect(),
+            state: data.state,
+            error: data.error.clone(),
+        }
+    }
+
+    /// Asks every experiment of the run to stop after the increments in flight.
+    pub fn stop(&self) {
+        for cell in &self.cells {
+            cell.progress.stop();
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Running a run, in a task of its own: the experiments of a lab or bench one after the other, as
+//! `/test-db/*` runs one (the post held for the whole run when one is named, worker connections
+//! reserved for each experiment, the database connected lazily), or the anomalies suite. The run
+//! records each outcome as it comes; an error ends it `failed` with the problem a request would have
+//! got, after what was done.
+
+use std::sync::Arc;
+
+use racelab_core::anomalies::{self, AnomalyError, Case, Level};
+use racelab_core::experiment::Target;
+use racelab_core::{ErrorKind, Experiment, TraceLimit};
+
+use super::request::Plan;
+use super::run::{Run, RunState};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+
+/// The largest lab whose experiments are traced (4 workers x 10 increments): what a person can read.
+pub const TRACED_WORKERS: usize = 4;
+pub const TRACED_INCREMENTS: u64 = 10;
+
+/// Ends the run `failed` if its task ends (or panics) without ending it.
+struct EndGuard(Arc<Run>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if !self.0.state().is_over() {
+            let problem = ApiError::Internal("the run's task ended early".into()).problem();
+            self.0.end(RunState::Failed, Some(problem));
+        }
+    }
+}
+
+/// Runs `run` to its end.
+pub async fn execute(state: AppState, run: Arc<Run>) {
+    let _guard = EndGuard(run.clone());
+    let result = match run.request.plan.clone() {
+        Some(plan) => experiments(&state, &run, &plan).await,
+        None => anomalies_suite(&state, &run).await,
+    };
+    match result {
+        Ok(ended) => run.end(ended, None),
+        Err(err) => {
+            tracing::warn!(run = %run.id, error = %err, "run failed");
+            run.end(RunState::Failed, Some(err.problem()));
+        }
+    }
+}
+
+/// Each experiment of the plan in turn; `Stopped` if the run was stopped midway.
+async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunState, ApiError> {
+    // Runs and requests on one post queue behind each other, for the whole run.
+    let _post = match plan.post {
+        Some(pk) => Some(state.lock_post(pk).await),
+        None => None,
+    };
+    let traced = plan.workers.counts().iter().all(|w| *w <= TRACED_WORKERS)
+        && plan.increments <= TRACED_INCREMENTS
+        && run.request.kind == super::request::Kind::Lab;
+    for (index, cell) in run.cells.iter().enumerate() {
+        let slots = state.worker_slots(cell.workers).await?;
+        let db = state.db().await?;
+        run.set_running();
+        let experiment = Experiment {
+            target: plan.post.map_or(Target::FreshPost, Target::Post),
+            retry: state.retry(),
+            force_race: plan.force_race,
+            trace: traced.then(TraceLimit::default),
+            ..Experiment::new(cell.strategy, cell.workers, cell.increments)
+        };
+        let outcome = experiment.run_on(std::slice::from_ref(&db), &cell.progress).await;
+        drop(slots);
+        let outcome = outcome?;
+        if outcome.database_unavailable() {
+            // As `/test-db/*` answers it: 503 with the outcome, which is also among the results.
+            let unreachable: u64 = outcome.errors.iter().filter(|(k, _)| k.means_unreachable()).map(|(_, n)| n).sum();
+            let error = ApiError::Interrupted {
+                failed: outcome.in_doubt + unreachable,
+                expected: outcome.expected,
+                outcome: Box::new(outcome.clone()),
+            };
+            run.push_result(index, outcome);
+            return Err(error);
+        }
+        let stopped = outcome.errors.contains_key(&ErrorKind::Stopped);
+        run.push_result(index, outcome);
+        if stopped {
+            return Ok(RunState::Stopped);
+        }
+    }
+    Ok(RunState::Finished)
+}
+
+async fn anomalies_suite(state: &AppState, run: &Run) -> Result<RunState, ApiError> {
+    let _one_at_a_time = state.runs().anomalies.lock().await;
+    run.set_running();
+    let url = state.database_url().clone();
+    let backend = url.backend();
+    let matrix =
+        anomalies::run_cases(&[url], state.lock_timeout(), Level::of(backend), &Case::ALL).await.map_err(|err| {
+            match err {
+                AnomalyError::Connect { .. } => ApiError::DatabaseUnavailable,
+                other => ApiError::Internal(other.to_string()),
+            }
+        })?;
+    run.set_anomalies(matrix);
+    Ok(RunState::Finished)
+}
