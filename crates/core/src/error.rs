@@ -153,6 +153,18 @@ impl DbError {
         Self { kind, detail: driver_detail(&source), code, in_doubt: false, source: Some(source) }
     }
 
+    /// The same error for another party (each request of a failed batch gets one): kind, detail,
+    /// code and the in-doubt mark; the driver's own error stays with this one.
+    pub fn for_another(&self) -> DbError {
+        Self {
+            kind: self.kind,
+            detail: self.detail.clone(),
+            code: self.code.clone(),
+            in_doubt: self.in_doubt,
+            source: None,
+        }
+    }
+
     /// The kind this error was classified as.
     pub fn kind(&self) -> ErrorKind {
         self.kind

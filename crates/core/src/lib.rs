@@ -8,6 +8,7 @@
 //! - [`strategy`]: naive, atomic, pessimistic, optimistic, versioned, serializable, advisory.
 //! - [`post`]: a versioned entity (load, change, save) with a typed stale-version error.
 //! - [`anomalies`]: Hermitage's isolation tests (G0 ... G2, lost update), run on every level of a backend.
+//! - [`likes`]: likes as a service makes them: one or a combined batch, with idempotency keys, in one transaction.
 //! - [`experiment`]: N workers x M increments, and the accounting (acknowledged == counter).
 //! - [`trace`]: a bounded trace of an experiment's reads, writes and commits: the lost update, seen.
 
@@ -15,6 +16,7 @@ pub mod anomalies;
 pub mod db;
 pub mod error;
 pub mod experiment;
+pub mod likes;
 pub mod post;
 pub mod retry;
 pub mod strategy;

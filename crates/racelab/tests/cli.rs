@@ -248,6 +248,8 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
             "cannot connect to postgres://scott:***@127.0.0.1:1/x",
         ),
         (&["lab", "--database-url", "mysql://scott:tiger@127.0.0.1:1/x"], 1, "hint: check that the server runs"),
+        (&["serve", "--like-strategy", "naive"], 2, "--like-strategy: `naive` loses updates, so it cannot make likes"),
+        (&["serve", "--like-strategy", "fastest"], 2, "unknown strategy `fastest`"),
     ];
     for (args, code, needle) in cases {
         let output = racelab(args, &dir);

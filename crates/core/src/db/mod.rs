@@ -23,7 +23,7 @@ use sqlx::pool::PoolConnection;
 use crate::error::{DbError, ErrorKind};
 
 pub use self::connect::{ConnectError, Refusal};
-pub use self::idempotency::{IdempotentLike, Keyed, StoredResponse};
+pub use self::idempotency::StoredResponse;
 pub use self::mysql::NodeState;
 pub use self::resource::{Expected, Precondition};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, UrlError, redact};
@@ -174,8 +174,8 @@ pub(crate) trait Dialect {
         older_than: Duration,
         limit: i64,
     ) -> impl Future<Output = Result<u64, DbError>> + Send;
-    /// `like = like + 1` in one statement; returns the new value.
-    fn increment(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<i64, DbError>> + Send;
+    /// `like = like + by` (and `version + 1`: one write) in one statement; returns the new value.
+    fn increment_by(c: &mut Conn<Self::Db>, pk: Pk, by: i64) -> impl Future<Output = Result<i64, DbError>> + Send;
     /// Takes the application lock for this post, waiting up to `timeout`.
     fn advisory_lock(
         c: &mut Conn<Self::Db>,
@@ -184,9 +184,14 @@ pub(crate) trait Dialect {
     ) -> impl Future<Output = Result<(), DbError>> + Send;
     /// Releases it (a no-op where the lock ends with the transaction).
     fn advisory_unlock(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
-    /// Adds 1 to slot `slot` of post `pk` (creating the slot row) in one statement; returns the
+    /// Adds `by` to slot `slot` of post `pk` (creating the slot row) in one statement; returns the
     /// slot's new value. A missing post is [`ErrorKind::NotFound`] (the foreign key refuses the slot).
-    fn increment_slot(c: &mut Conn<Self::Db>, pk: Pk, slot: u16) -> impl Future<Output = Result<i64, DbError>> + Send;
+    fn increment_slot_by(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        slot: u16,
+        by: i64,
+    ) -> impl Future<Output = Result<i64, DbError>> + Send;
     /// The post's whole counter in one statement: its own `like` and `version` plus those of its slots.
     fn read_total(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send;
     /// Deletes the post's slots.
@@ -401,7 +406,12 @@ impl Session {
     }
 
     pub async fn increment(&mut self, pk: Pk) -> Result<i64, DbError> {
-        let result = dispatch!(&mut self.conn, increment(pk));
+        self.increment_by(pk, 1).await
+    }
+
+    /// `like = like + by` in one statement (one write: `version` gains 1); returns the new value.
+    pub async fn increment_by(&mut self, pk: Pk, by: i64) -> Result<i64, DbError> {
+        let result = dispatch!(&mut self.conn, increment_by(pk, by));
         self.autocommit_point(result)
     }
 
@@ -449,7 +459,12 @@ impl Session {
     /// The sharded strategy's increment: slot `slot` of post `pk` gains 1, in one autocommit
     /// statement. Returns the slot's new value.
     pub async fn increment_slot(&mut self, pk: Pk, slot: u16) -> Result<i64, DbError> {
-        let result = dispatch!(&mut self.conn, increment_slot(pk, slot));
+        self.increment_slot_by(pk, slot, 1).await
+    }
+
+    /// Slot `slot` of post `pk` gains `by`, in one statement. Returns the slot's new value.
+    pub async fn increment_slot_by(&mut self, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
+        let result = dispatch!(&mut self.conn, increment_slot_by(pk, slot, by));
         self.autocommit_point(result)
     }
 

@@ -365,13 +365,14 @@ impl Dialect for MySql {
         .map_err(db_err::<MySql>)
     }
 
-    async fn increment(c: &mut MySqlConnection, pk: Pk) -> Result<i64, DbError> {
+    async fn increment_by(c: &mut MySqlConnection, pk: Pk, by: i64) -> Result<i64, DbError> {
         // LAST_INSERT_ID(expr) stores the new value in the session, and the OK packet carries it back:
         // the new value without a second statement.
         let done = sqlx::query(
-            "UPDATE posts SET `like` = LAST_INSERT_ID(`like` + 1), version = version + 1,
+            "UPDATE posts SET `like` = LAST_INSERT_ID(`like` + ?), version = version + 1,
              modified_at = CURRENT_TIMESTAMP(6) WHERE pk = ?",
         )
+        .bind(by)
         .bind(pk)
         .execute(&mut *c)
         .await
@@ -411,15 +412,17 @@ impl Dialect for MySql {
             .map_err(db_err::<MySql>)
     }
 
-    async fn increment_slot(c: &mut MySqlConnection, pk: Pk, slot: u16) -> Result<i64, DbError> {
+    async fn increment_slot_by(c: &mut MySqlConnection, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
         // LAST_INSERT_ID(expr) on both paths (insert and update) hands the slot's new value back in the
         // OK packet, as in `increment`: one round trip.
         let done = sqlx::query(
-            "INSERT INTO post_slots (post, slot, `like`, version) VALUES (?, ?, LAST_INSERT_ID(1), 1)
-             ON DUPLICATE KEY UPDATE `like` = LAST_INSERT_ID(`like` + 1), version = version + 1",
+            "INSERT INTO post_slots (post, slot, `like`, version) VALUES (?, ?, LAST_INSERT_ID(?), 1)
+             ON DUPLICATE KEY UPDATE `like` = LAST_INSERT_ID(`like` + ?), version = version + 1",
         )
         .bind(pk)
         .bind(i32::from(slot))
+        .bind(by)
+        .bind(by)
         .execute(&mut *c)
         .await
         .map_err(|e| slot_error::<MySql>(e, pk))?;

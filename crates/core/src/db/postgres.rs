@@ -174,18 +174,18 @@ impl Dialect for Postgres {
 
     async fn insert_idempotency_key(c: &mut PgConnection, key: &str, fingerprint: &str) -> Result<bool, DbError> {
         // The answer's placeholders are replaced before this transaction commits: no one else sees them.
+        // DO NOTHING rather than a unique violation, which would abort the transaction: a batch goes on
+        // with its other likes. It still waits for a transaction that inserted the same key to end.
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, status, body) VALUES ($1, $2, 0, '')",
+            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, status, body) VALUES ($1, $2, 0, '')
+             ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(key)
         .bind(fingerprint)
         .execute(&mut *c)
-        .await;
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(err) => Err(db_err::<Postgres>(err)),
-        }
+        .await
+        .map_err(db_err::<Postgres>)?;
+        Ok(inserted.rows_affected() == 1)
     }
 
     async fn save_idempotent_response(c: &mut PgConnection, key: &str, status: u16, body: &str) -> Result<(), DbError> {
@@ -223,12 +223,13 @@ impl Dialect for Postgres {
         .map_err(db_err::<Postgres>)
     }
 
-    async fn increment(c: &mut PgConnection, pk: Pk) -> Result<i64, DbError> {
+    async fn increment_by(c: &mut PgConnection, pk: Pk, by: i64) -> Result<i64, DbError> {
         let like: Option<i64> = sqlx::query_scalar(
-            r#"UPDATE posts SET "like" = "like" + 1, version = version + 1, modified_at = now()
+            r#"UPDATE posts SET "like" = "like" + $2, version = version + 1, modified_at = now()
                WHERE pk = $1 RETURNING "like""#,
         )
         .bind(pk)
+        .bind(by)
         .fetch_optional(&mut *c)
         .await
         .map_err(db_err::<Postgres>)?;
@@ -254,14 +255,15 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    async fn increment_slot(c: &mut PgConnection, pk: Pk, slot: u16) -> Result<i64, DbError> {
+    async fn increment_slot_by(c: &mut PgConnection, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
         sqlx::query_scalar(
-            r#"INSERT INTO post_slots AS s (post, slot, "like", version) VALUES ($1, $2, 1, 1)
-               ON CONFLICT (post, slot) DO UPDATE SET "like" = s."like" + 1, version = s.version + 1
+            r#"INSERT INTO post_slots AS s (post, slot, "like", version) VALUES ($1, $2, $3, 1)
+               ON CONFLICT (post, slot) DO UPDATE SET "like" = s."like" + $3, version = s.version + 1
                RETURNING "like""#,
         )
         .bind(pk)
         .bind(i32::from(slot))
+        .bind(by)
         .fetch_one(&mut *c)
         .await
         .map_err(|e| slot_error::<Postgres>(e, pk))

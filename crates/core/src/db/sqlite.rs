@@ -287,14 +287,15 @@ impl Dialect for Sqlite {
         .map_err(db_err::<Sqlite>)
     }
 
-    async fn increment(c: &mut SqliteConnection, pk: Pk) -> Result<i64, DbError> {
+    async fn increment_by(c: &mut SqliteConnection, pk: Pk, by: i64) -> Result<i64, DbError> {
         let like: Option<i64> = sqlx::query_scalar(concat!(
-            r#"UPDATE posts SET "like" = "like" + 1, version = version + 1,
+            r#"UPDATE posts SET "like" = "like" + ?2, version = version + 1,
                modified_at = "#,
             now!(),
-            r#" WHERE pk = ? RETURNING "like""#
+            r#" WHERE pk = ?1 RETURNING "like""#
         ))
         .bind(pk)
+        .bind(by)
         .fetch_optional(&mut *c)
         .await
         .map_err(db_err::<Sqlite>)?;
@@ -313,14 +314,15 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn increment_slot(c: &mut SqliteConnection, pk: Pk, slot: u16) -> Result<i64, DbError> {
+    async fn increment_slot_by(c: &mut SqliteConnection, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
         sqlx::query_scalar(
-            r#"INSERT INTO post_slots (post, slot, "like", version) VALUES (?1, ?2, 1, 1)
-               ON CONFLICT (post, slot) DO UPDATE SET "like" = "like" + 1, version = version + 1
+            r#"INSERT INTO post_slots (post, slot, "like", version) VALUES (?1, ?2, ?3, 1)
+               ON CONFLICT (post, slot) DO UPDATE SET "like" = "like" + ?3, version = version + 1
                RETURNING "like""#,
         )
         .bind(pk)
         .bind(i32::from(slot))
+        .bind(by)
         .fetch_one(&mut *c)
         .await
         .map_err(|e| slot_error::<Sqlite>(e, pk))

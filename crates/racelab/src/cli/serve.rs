@@ -14,7 +14,10 @@ use super::Failure;
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::http::experiments::RunLimits;
 use crate::http::lab::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
-use crate::http::{Application, ConnectionSettings, HttpConfig, IdempotencySettings};
+use racelab_core::Strategy;
+use racelab_core::likes::Liker;
+
+use crate::http::{Application, ConnectionSettings, HttpConfig, LikeSettings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -60,6 +63,17 @@ pub struct ServeArgs {
     #[arg(long, env = "RACELAB_MAX_INCREMENTS", default_value_t = MAX_INCREMENTS,
         value_parser = clap::value_parser!(u64).range(1..=MAX_INCREMENTS))]
     pub max_increments: u64,
+
+    /// The strategy `POST /posts/{pk}/likes` makes each like with: any strategy that loses nothing
+    /// (atomic, pessimistic[-nowait|-skip-locked], optimistic, versioned, serializable, advisory,
+    /// sharded).
+    #[arg(long, env = "RACELAB_LIKE_STRATEGY", default_value = "atomic")]
+    pub like_strategy: Strategy,
+
+    /// Make concurrent likes on one post together: one transaction adds their number in one write and
+    /// stores all their idempotency keys, and each request is answered after that commit.
+    #[arg(long, env = "RACELAB_COMBINE_LIKES")]
+    pub combine_likes: bool,
 
     /// Refuse a like without `Idempotency-Key` (400) instead of making it.
     #[arg(long, env = "RACELAB_REQUIRE_IDEMPOTENCY_KEY")]
@@ -126,7 +140,10 @@ impl ServeArgs {
                 keep_alive_timeout: self.keep_alive_timeout,
                 max_connections: self.max_connections,
             },
-            idempotency: IdempotencySettings {
+            likes: LikeSettings {
+                liker: Liker::new(self.like_strategy.with_slots(self.shard.slots), retry)
+                    .map_err(|e| Failure::usage(format!("--like-strategy: {e}")))?,
+                combine: self.combine_likes,
                 require_key: self.require_idempotency_key,
                 key_ttl: self.idempotency_key_ttl,
             },

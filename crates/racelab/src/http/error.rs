@@ -335,6 +335,12 @@ fn internal() -> (StatusCode, &'static str, &'static str, String) {
 fn describe_db_error(err: &DbError) -> (StatusCode, &'static str, &'static str, String) {
     let conflict =
         |detail: &str| (StatusCode::CONFLICT, "conflict", "Conflict with another transaction", detail.into());
+    if err.is_in_doubt() {
+        return unavailable(
+            "the connection was lost while the write was being committed: it may or may not have been made. A like \
+             sent with an Idempotency-Key can be sent again with the same key to find out, without counting twice",
+        );
+    }
     match err.kind() {
         ErrorKind::ConnectionLost | ErrorKind::PoolTimeout => {
             unavailable("the database connection was lost or none could be had in time; try again shortly")

@@ -1,9 +1,11 @@
-//! `POST /posts/{pk}/likes`: one like, made with the atomic `UPDATE ... SET like = like + 1`. With an
-//! `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header-07) the like happens once however often
-//! the request is sent: the key, the request and the answer are stored in the like's own transaction
-//! (see `racelab_core::db::idempotency`), a retry gets the stored answer (`Idempotent-Replayed: true`),
-//! the key used for another post is 422, and a retry that waits longer than the lock timeout for the
-//! first request to finish is 409.
+//! `POST /posts/{pk}/likes`: one like, made with the strategy the service was started with
+//! (`serve --like-strategy`, default `atomic`). With an `Idempotency-Key`
+//! (draft-ietf-httpapi-idempotency-key-header-07) the like happens once however often the request is
+//! sent: the key, the request and the answer are stored in the like's own transaction (see
+//! `racelab_core::likes`), a retry gets the stored answer (`Idempotent-Replayed: true`), the key used
+//! for another post is 422, and a retry that waits longer than the lock timeout for the first request
+//! to finish is 409. With `serve --combine-likes`, concurrent likes on one post are made together in
+//! one transaction (see [`super::combining`]).
 //!
 //! ```sh
 //! curl -si -X POST http://127.0.0.1:8000/posts/2/likes -H 'Idempotency-Key: "8e03978e-40d5"'
@@ -15,8 +17,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use racelab_core::ErrorKind;
-use racelab_core::db::{IdempotentLike, Keyed};
+use racelab_core::likes::{LikeRequest, Liked, Liker};
+use racelab_core::{ErrorKind, Pk, RetryPolicy, Strategy};
 use serde::Serialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
@@ -35,22 +37,29 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// The longest key accepted (the column's width).
 pub const MAX_KEY_LENGTH: usize = 255;
 
-/// How keyed likes are handled (`serve --require-idempotency-key`, `--idempotency-key-ttl`).
+/// How likes are made (`serve --like-strategy`, `--combine-likes`, `--require-idempotency-key`,
+/// `--idempotency-key-ttl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdempotencySettings {
+pub struct LikeSettings {
+    /// The strategy and retry policy each like (or combined batch) is made with.
+    pub liker: Liker,
+    /// Concurrent likes on one post are made together, in one transaction.
+    pub combine: bool,
     /// A like without `Idempotency-Key` is refused (400) instead of made.
     pub require_key: bool,
     /// A key is kept at least this long after its first use, then purged (within [`PURGE_EVERY`]).
     pub key_ttl: Duration,
 }
 
-impl IdempotencySettings {
+impl LikeSettings {
     pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 }
 
-impl Default for IdempotencySettings {
+impl Default for LikeSettings {
+    /// Atomic likes, one transaction each, keys optional and kept a day.
     fn default() -> Self {
-        Self { require_key: false, key_ttl: Self::DEFAULT_KEY_TTL }
+        let liker = Liker::new(Strategy::Atomic, RetryPolicy::default()).expect("atomic is safe");
+        Self { liker, combine: false, require_key: false, key_ttl: Self::DEFAULT_KEY_TTL }
     }
 }
 
@@ -64,7 +73,7 @@ pub async fn purge_expired_keys(state: AppState) {
     loop {
         every.tick().await;
         let Some(db) = state.connected_db() else { continue };
-        match db.purge_idempotency_keys(state.idempotency().key_ttl).await {
+        match db.purge_idempotency_keys(state.likes().key_ttl).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
             Err(err) => tracing::warn!(%err, "purging expired idempotency keys failed; trying again later"),
@@ -102,7 +111,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// The route the like metrics are labelled with (as `http_requests_total` labels it).
-const ROUTE: &str = "/posts/{pk}/likes";
+pub(super) const ROUTE: &str = "/posts/{pk}/likes";
 
 fn count_like(keyed: bool) {
     metrics::counter!("racelab_likes_total", "route" => ROUTE, "keyed" => if keyed { "true" } else { "false" })
@@ -164,43 +173,49 @@ pub async fn like_post(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let db = state.db().await?;
-    let answer = |like| {
-        let body = serde_json::to_string(&LikeBody { pk, like }).unwrap_or_default();
-        (StatusCode::OK.as_u16(), body)
-    };
-    let Some(key) = key else {
-        if state.idempotency().require_key {
-            return Err(ApiError::InvalidPart {
-                part: "header",
-                name: IDEMPOTENCY_KEY.to_string(),
-                reason: "is required by this server (--require-idempotency-key): send a key unique to this like".into(),
-            });
-        }
-        let like = db.session().await?.increment(pk).await?;
-        count_like(false);
-        let (status, body) = answer(like);
-        return Ok(stored_answer(status, body, false));
-    };
+    let settings = state.likes();
+    if key.is_none() && settings.require_key {
+        return Err(ApiError::InvalidPart {
+            part: "header",
+            name: IDEMPOTENCY_KEY.to_string(),
+            reason: "is required by this server (--require-idempotency-key): send a key unique to this like".into(),
+        });
+    }
+    let keyed = key.is_some();
     // The like's request, whole: the endpoint reads no body, so the path says everything.
-    let fingerprint = format!("POST /posts/{pk}/likes");
-    let outcome = db.like_once(pk, Keyed { key: &key, fingerprint: &fingerprint }, answer).await;
-    match outcome {
-        Ok(IdempotentLike::Made { status, body }) => {
-            count_like(true);
+    let request = match key {
+        Some(key) => LikeRequest::keyed(key, format!("POST /posts/{pk}/likes")),
+        None => LikeRequest::default(),
+    };
+    let db = state.db().await?;
+    let liked = if settings.combine {
+        state.combiner().like(&db, settings.liker, pk, request, answer).await
+    } else {
+        let made = settings.liker.like(&db, pk, std::slice::from_ref(&request), |like| answer(pk, like)).await;
+        made.map(|batch| batch.results.into_iter().next().expect("one like asked, one answered"))
+    };
+    match liked {
+        Ok(Liked::Made { status, body, .. }) => {
+            count_like(keyed);
             Ok(stored_answer(status, body, false))
         }
-        Ok(IdempotentLike::Replayed { status, body }) => {
+        Ok(Liked::Replayed { status, body }) => {
             metrics::counter!("racelab_idempotent_replays_total", "route" => ROUTE).increment(1);
             Ok(stored_answer(status, body, true))
         }
-        Ok(IdempotentLike::KeyReused) => Err(ApiError::IdempotencyKeyReused),
-        Err(err) if matches!(err.kind(), ErrorKind::LockTimeout | ErrorKind::Busy) => {
+        Ok(Liked::KeyReused) => Err(ApiError::IdempotencyKeyReused),
+        Err(err) if keyed && matches!(err.kind(), ErrorKind::LockTimeout | ErrorKind::Busy) => {
             tracing::info!(%err, "keyed like waited past the lock timeout");
             Err(ApiError::IdempotencyKeyInFlight)
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// A made like's answer (stored under its key, replayed as is).
+fn answer(pk: Pk, like: i64) -> (u16, String) {
+    let body = serde_json::to_string(&LikeBody { pk, like }).unwrap_or_default();
+    (StatusCode::OK.as_u16(), body)
 }
 
 #[cfg(test)]

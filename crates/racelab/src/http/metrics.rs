@@ -18,6 +18,9 @@ use super::AppState;
 /// Request latency buckets, in seconds: from a `/health` to a 32 x 1000 experiment.
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Likes per combined batch: from a post liked alone to the largest batch (`combining::MAX_BATCH`).
+const BATCH_SIZE_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// The process's recorder handle, installing the recorder on first use.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -26,6 +29,9 @@ pub fn handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new();
             let builder = builder
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("racelab_like_batch_size".into()), &BATCH_SIZE_BUCKETS)
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -48,6 +54,10 @@ fn describe() {
     describe_counter!("racelab_increments_total", "Increments acknowledged by the experiments, by strategy");
     describe_counter!("racelab_lost_updates_total", "Updates the experiments lost, by strategy");
     describe_counter!("racelab_likes_total", "Likes made by POST /posts/{pk}/likes, by route and keyed (true, false)");
+    describe_histogram!(
+        "racelab_like_batch_size",
+        "Likes made per transaction by write-combining (serve --combine-likes), by route"
+    );
     describe_counter!(
         "racelab_idempotent_replays_total",
         "Keyed likes answered from the stored answer instead of made again, by route"

@@ -8,6 +8,8 @@
 //!
 //! Nothing here speaks SQL: every database operation goes through `racelab-core`.
 
+/// Write-combining: concurrent likes on one post made in one transaction (`--combine-likes`).
+mod combining;
 /// The accept loop: idle timeouts, the connection cap fitted to the open-files limit, shedding idle
 /// connections, hyper's bare answers turned into problems.
 pub mod connections;
@@ -21,7 +23,7 @@ pub mod experiments;
 mod health;
 /// The seed's `/test-db/*` endpoints, each one experiment of the engine.
 pub mod lab;
-/// `POST /posts/{pk}/likes`: one like, at most once per `Idempotency-Key`, the key stored with the like.
+/// `POST /posts/{pk}/likes`: one like with the configured strategy, at most once per `Idempotency-Key`.
 pub mod likes;
 /// Prometheus `/metrics` and the middleware that counts requests.
 mod metrics;
@@ -44,6 +46,6 @@ mod state;
 
 pub use connections::ConnectionSettings;
 pub use connections::budget::ConnectionBudget;
-pub use likes::IdempotencySettings;
+pub use likes::LikeSettings;
 pub use startup::{Application, HttpConfig, StartupError, router};
 pub use state::AppState;

@@ -29,7 +29,7 @@ use super::connections::{self, ConnectionSettings};
 use super::error::{no_route, problems_only};
 use super::experiments::RunLimits;
 use super::lab::Limits;
-use super::likes::{self, IdempotencySettings};
+use super::likes::{self, LikeSettings};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
 use super::{deadline, experiments, health, lab, metrics, page, posts, query, redoc, request_limits};
@@ -52,8 +52,8 @@ pub struct HttpConfig {
     pub slots: u16,
     /// Idle timeouts and the connection cap.
     pub connections: ConnectionSettings,
-    /// Keyed likes: whether a key is required, how long keys are kept.
-    pub idempotency: IdempotencySettings,
+    /// How likes are made: the strategy, combining, and whether a key is required and how long kept.
+    pub likes: LikeSettings,
     /// Runs of `/experiments` at once, and how long and how many finished ones are kept.
     pub runs: RunLimits,
 }
@@ -96,7 +96,7 @@ impl Application {
             config.limits,
             metrics::handle(),
             config.slots,
-            config.idempotency,
+            config.likes,
             config.runs,
         );
         Ok(Self {

@@ -14,10 +14,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use racelab_core::{Backend, ConnectOptions, Database, DatabaseUrl, Pk, RetryPolicy};
 use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
+use super::combining::Combiner;
 use super::error::ApiError;
 use super::experiments::{Registry, RunLimits};
 use super::lab::Limits;
-use super::likes::IdempotencySettings;
+use super::likes::LikeSettings;
 
 /// After a failed connection attempt, requests are refused at once for this long instead of each one
 /// waiting for its own attempt (a dead database must give quick 503s, not a queue).
@@ -42,7 +43,9 @@ struct Inner {
     /// One permit per pooled connection that experiments may use at once (see [`AppState::worker_slots`]).
     worker_slots: Arc<Semaphore>,
     metrics: PrometheusHandle,
-    idempotency: IdempotencySettings,
+    likes: LikeSettings,
+    /// The likes waiting for their post's next combined batch (`--combine-likes`).
+    combiner: Arc<Combiner>,
     /// The experiment runs of `/experiments`, running and kept.
     runs: Arc<Registry>,
 }
@@ -60,7 +63,7 @@ impl AppState {
         limits: Limits,
         metrics: PrometheusHandle,
         sharded_slots: u16,
-        idempotency: IdempotencySettings,
+        likes: LikeSettings,
         runs: RunLimits,
     ) -> Self {
         let slots = options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
@@ -77,7 +80,8 @@ impl AppState {
                 connecting: tokio::sync::Mutex::new(None),
                 posts: Arc::new(PostLocks::default()),
                 metrics,
-                idempotency,
+                likes,
+                combiner: Arc::default(),
                 runs: Arc::new(Registry::new(runs)),
             }),
         }
@@ -142,12 +146,17 @@ impl AppState {
         self.inner.slots
     }
 
-    /// How long a request may take.
-    /// How keyed likes are handled.
-    pub fn idempotency(&self) -> IdempotencySettings {
-        self.inner.idempotency
+    /// How likes are made.
+    pub fn likes(&self) -> LikeSettings {
+        self.inner.likes
     }
 
+    /// The likes waiting for their post's next combined batch.
+    pub fn combiner(&self) -> &Arc<Combiner> {
+        &self.inner.combiner
+    }
+
+    /// How long a request may take.
     pub fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
     }

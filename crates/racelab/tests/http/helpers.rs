@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use racelab::http::experiments::RunLimits;
 use racelab::http::lab::Limits;
-use racelab::http::{AppState, Application, ConnectionSettings, HttpConfig, IdempotencySettings};
+use racelab::http::{AppState, Application, ConnectionSettings, HttpConfig, LikeSettings};
 use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
 use racelab_testkit::TestDb;
 use reqwest::StatusCode;
@@ -120,8 +120,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Idle timeouts and the connection cap.
     pub connections: ConnectionSettings,
-    /// `--require-idempotency-key`, `--idempotency-key-ttl`.
-    pub idempotency: IdempotencySettings,
+    /// `--like-strategy`, `--combine-likes`, `--require-idempotency-key`, `--idempotency-key-ttl`.
+    pub likes: LikeSettings,
     /// `--max-runs`, `--run-retention`, `--max-kept-runs`.
     pub runs: RunLimits,
 }
@@ -137,7 +137,7 @@ impl Default for Settings {
             max_connections: 40,
             limits: Limits::default(),
             connections: ConnectionSettings::default(),
-            idempotency: IdempotencySettings::default(),
+            likes: LikeSettings::default(),
             runs: RunLimits::default(),
         }
     }
@@ -160,7 +160,7 @@ impl Settings {
             shutdown_grace: self.shutdown_grace,
             slots: racelab_core::strategy::DEFAULT_SLOTS,
             connections: self.connections,
-            idempotency: self.idempotency,
+            likes: self.likes,
             runs: self.runs,
         };
         let app = Application::build(config).await.expect("the service starts");

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use std::time::Duration;
 
-use racelab::http::IdempotencySettings;
+use racelab::http::LikeSettings;
 
 use crate::helpers::{
     Answer, Raw, Settings, TestApp, assert_problem, read_answer, spawn_app, spawn_app_with_lock_timeout,
@@ -107,10 +107,8 @@ async fn fifty_concurrent_likes_under_one_key_count_once(test: TestDb) {
 }
 
 async fn a_server_that_requires_keys_refuses_likes_without(test: TestDb) {
-    let settings = Settings {
-        idempotency: IdempotencySettings { require_key: true, ..IdempotencySettings::default() },
-        ..Settings::default()
-    };
+    let settings =
+        Settings { likes: LikeSettings { require_key: true, ..LikeSettings::default() }, ..Settings::default() };
     let app = settings.spawn(&test.url).await;
     let pk = new_post(&app).await;
     let refused = like(&app, pk, None).await;

@@ -7,6 +7,7 @@
 
 mod helpers;
 
+mod combining;
 mod docs;
 mod endpoints;
 mod errors;
