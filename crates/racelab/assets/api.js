@@ -57,7 +57,7 @@ export function ready() {
 
 /**
  * Follows a run's event stream. `on` has a handler per event: progress, result, trace, end, error
- * (a problem from the server), and `lost` (the stream broke before `end`: the caller reads the run
+ * (the run's problem; `end` follows), and `lost` (the stream broke before `end`: the caller reads the run
  * with GET instead). Returns a function that stops following.
  */
 export function follow(id, on) {
@@ -80,10 +80,10 @@ export function follow(id, on) {
   }));
   source.addEventListener("error", (event) => {
     if (finished) return;
-    // A server-sent `error` event carries a problem; the EventSource's own error (no data) means the
-    // connection broke: the browser would reconnect, but the run may be over, so ask for it instead.
+    // A server-sent `error` event carries the run's problem, and `end` follows it; the EventSource's
+    // own error (no data) means the connection broke: the browser would reconnect, but the run may be
+    // over, so ask for it instead.
     if (event.data) {
-      stop();
       on.error(new Problem(JSON.parse(event.data)));
     } else {
       stop();

@@ -85,14 +85,32 @@ function show(run) {
   const view = views[kind];
   view.show(run);
   if (isFinal(run)) return;
+  // How many of each event the stream brought (data-stream-progress etc.): what a reader or a test
+  // can check to know the page followed the stream.
+  const seen = (event) => {
+    const key = `stream${event[0].toUpperCase()}${event.slice(1)}`;
+    view.host.dataset[key] = String(Number(view.host.dataset[key] || 0) + 1);
+  };
   stopFollowing = follow(run.id, {
-    progress: (list) => view.progress(list),
-    result: (outcome) => view.result(outcome),
-    trace: (trace) => view.trace(trace),
-    end: (final) => view.show(final),
+    progress: (list) => {
+      seen("progress");
+      view.progress(list);
+    },
+    result: (outcome) => {
+      seen("result");
+      view.result(outcome);
+    },
+    trace: (trace) => {
+      seen("trace");
+      view.trace(trace);
+    },
+    end: (final) => {
+      seen("end");
+      view.show(final);
+    },
     error: (problem) => {
+      seen("error");
       if (isUnavailable(problem)) unavailable(problem);
-      refresh(run.id, view);
     },
     lost: () => refresh(run.id, view),
   });

@@ -82,5 +82,11 @@ export function benchCharts(host, results) {
   panel(host, "chart-bench-throughput", "Throughput vs workers", "Lines per strategy: increments per second at each worker count",
     line(lines((r) => r.throughput_per_s), { beginAtZero: true, title: { display: true, text: "increments per second" } }));
   panel(host, "chart-bench-p99", "p99 latency vs workers (log scale)", "Lines per strategy: p99 latency in milliseconds at each worker count, log scale",
-    line(lines((r) => r.latency_ms && r.latency_ms.p99 > 0 ? r.latency_ms.p99 : null), { type: "logarithmic", title: { display: true, text: "p99 ms (log scale)" } }));
+    line(lines((r) => r.latency_ms && r.latency_ms.p99 > 0 ? r.latency_ms.p99 : null), { type: "logarithmic", title: { display: true, text: "p99 ms (log scale)" }, ticks: { callback: decadeTick } }));
+}
+
+/** Labels 1, 2 and 5 of each decade on a log axis (as the SVG chart does); the rest stay unlabelled. */
+function decadeTick(value) {
+  const mantissa = value / 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5].some((m) => Math.abs(mantissa - m) < 1e-9) ? String(value) : "";
 }

@@ -5,7 +5,7 @@
 
 import { el, kinds, plural, replace, shown } from "./format.js";
 import { benchCharts, labCharts } from "./charts.js";
-import { timelines } from "./timeline.js";
+import { revealLostUpdates, timelines } from "./timeline.js";
 import { matrix } from "./anomalies.js";
 
 const FINAL_STATES = ["finished", "failed", "stopped"];
@@ -140,6 +140,7 @@ export class RunView {
     const order = (run.request && run.request.strategies) || [];
     const traces = [...run.traces].sort((a, b) => order.indexOf(a.strategy) - order.indexOf(b.strategy));
     replace(host, el("h3", {}, "The interleaving, worker by worker"), timelines(traces));
+    revealLostUpdates(host);
   }
 }
 

@@ -6,7 +6,8 @@
 import { el, plural } from "./format.js";
 
 /** What an event says, in a few words. */
-function label(e) {
+function label(raw) {
+  const e = { ...raw, detail: raw.detail && raw.detail.replaceAll("_", " ") };
   const value = e.like === null || e.like === undefined ? "" : ` ${e.like}`;
   const version = e.version === null || e.version === undefined ? "" : ` (v${e.version})`;
   switch (e.kind) {
@@ -29,7 +30,7 @@ const key = (worker, increment) => `${worker}/${increment}`;
 /** Timelines for every traced strategy. */
 export function timelines(traces) {
   return el("div", { class: "timelines" },
-    el("p", { class: "legend" }, "Each line is one event, in the order the database saw them; ",
+    el("p", { class: "legend" }, "Each line is one event, in the order the engine recorded them (as each statement returned); ",
       ["read", "write", "commit", "conflict", "retry", "lock_wait"].map((kind) => [el("span", { class: `ev ev-${kind}` }, kind.replace("_", " ")), " "]),
       el("span", { class: "ev ev-commit lost-update-sample" }, "lost update"), " marks a commit that overwrote another worker's committed increment."),
     traces.map(timeline));
@@ -47,7 +48,7 @@ function timeline(trace) {
   }
   const count = (kind) => events.filter((e) => e.kind === kind).length;
   const summary = [
-    lost.length ? `${plural(lost.length, "lost update", "lost updates")} drawn` : "no commit overwrote another's",
+    lost.length ? `${plural(lost.length, "commit", "commits")} overwrote another worker's increment` : "no commit overwrote another's",
     count("conflict") ? plural(count("conflict"), "conflict", "conflicts") : null,
     count("retry") ? plural(count("retry"), "retry", "retries") : null,
     count("lock_wait") ? plural(count("lock_wait"), "lock wait", "lock waits") : null,
@@ -59,6 +60,7 @@ function timeline(trace) {
       el("strong", {}, "The lost update: "),
       `worker ${e.worker} committed ${e.like} for its increment ${e.increment}, over worker ${e.overwrote.worker}'s increment ${e.overwrote.increment}: `,
       "both read the same value, so one +1 vanished.")),
+    lost.length > 3 ? el("p", { class: "note" }, `… and ${lost.length - 3} more, marked in red below.`) : null,
     trace.truncated ? el("p", { class: "note" }, `The trace was cut at ${events.length} events.`) : null,
     el("div", { class: "scroll timeline-scroll" }, el("table", { class: "timeline-table" },
       el("caption", { class: "visually-hidden" }, `Events of ${trace.strategy}, one column per worker`),
@@ -86,4 +88,14 @@ function chip(e, overwrittenBy) {
   el("span", { class: "inc" }, `#${e.increment}${attempt}`), " ", label(e),
   e.overwrote ? el("strong", { class: "flag" }, ` ✗ LOST UPDATE: overwrote worker ${e.overwrote.worker}'s increment ${e.overwrote.increment}`) : null,
   overwrittenBy ? el("em", { class: "flag" }, ` (overwritten by worker ${overwrittenBy.worker})`) : null);
+}
+
+/** Scrolls each timeline to its first lost update, so that it is in view without searching. */
+export function revealLostUpdates(host) {
+  for (const box of host.querySelectorAll(".timeline-scroll")) {
+    const row = box.querySelector("tr.row-lost");
+    if (!row) continue;
+    const offset = row.getBoundingClientRect().top - box.getBoundingClientRect().top;
+    box.scrollTop += offset - box.clientHeight / 3;
+  }
 }

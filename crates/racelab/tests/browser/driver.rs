@@ -147,6 +147,18 @@ impl Browser {
         }
     }
 
+    /// The elements that stick out of the viewport on the right (ignoring what scrolls inside its own
+    /// box): none on a page that fits its width.
+    /// Waits (5 s at most) for the layout to settle after a viewport change first.
+    pub async fn overflowing(&self) -> Value {
+        let fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth";
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.js(&format!("return {fits};"), vec![]).await != json!(true) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.js(OVERFLOWING, vec![]).await
+    }
+
     /// Every error the page collected (its `window.racelabErrors` hook: exceptions, rejections,
     /// failed loads, console.error) and every SEVERE entry of the browser's console log except
     /// the network ones listed in `expected_network` (e.g. a 503 the test caused).
@@ -176,6 +188,21 @@ impl Browser {
         assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     }
 }
+
+const OVERFLOWING: &str = r##"
+    const width = document.documentElement.clientWidth;
+    const clipped = (el) => {
+        for (let p = el.parentElement; p; p = p.parentElement) {
+            const x = getComputedStyle(p).overflowX;
+            if (x === "auto" || x === "scroll" || x === "hidden") return true;
+        }
+        return false;
+    };
+    const out = [...document.body.querySelectorAll("*")]
+        .filter((el) => el.getBoundingClientRect().right > width + 0.5 && !clipped(el))
+        .map((el) => `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}.${[...el.classList].join(".")} right=${Math.round(el.getBoundingClientRect().right)}`);
+    return { scroll: document.documentElement.scrollWidth - width, elements: out.slice(0, 8) };
+"##;
 
 /// `target/screenshots`, beside the build's other output.
 pub fn screenshots_dir() -> PathBuf {

@@ -14,5 +14,6 @@
 mod helpers;
 
 mod driver;
+mod lab;
 mod outage;
 mod page;

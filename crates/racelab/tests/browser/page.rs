@@ -65,9 +65,8 @@ async fn page_loads_without_errors(test: TestDb) {
     let name = format!("page-{}", test.backend);
     browser.screenshots(&format!("{name}-{}", DESKTOP.name)).await;
     browser.set_viewport(PHONE).await;
-    let overflow =
-        browser.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![]).await;
-    assert_eq!(overflow, json!(0), "the page is wider than a 390-px phone");
+    let overflow = browser.overflowing().await;
+    assert_eq!(overflow["scroll"], json!(0), "the page is wider than a 390-px phone: {overflow}");
     browser.screenshots(&format!("{name}-{}", PHONE.name)).await;
 
     // Again, from the browser's cache: the page revalidates (304), the library is not asked for.

@@ -1,0 +1,192 @@
+//! Runs started from the page: naive and atomic with the race forced on 2 workers, the bench sweep,
+//! the anomaly matrix. What the page shows is compared with `GET /experiments/{id}` of the same run,
+//! number by number, and the lost update must be drawn for naive (and for nothing else).
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use racelab_testkit::{TestDb, on_every_backend};
+use serde_json::{Value, json};
+
+use crate::driver::{Browser, DESKTOP, PHONE};
+use crate::helpers::{TestApp, spawn_app};
+
+/// A run of 2 workers x 10 increments takes milliseconds; the bound is for a loaded machine.
+const RUN: Duration = Duration::from_secs(120);
+
+/// The verdict table's numeric columns: the `data-field` of a cell, and where the JSON keeps it.
+const FIELDS: [(&str, &str); 11] = [
+    ("expected", "/expected"),
+    ("actual", "/actual"),
+    ("lost", "/lost"),
+    ("dropped", "/dropped"),
+    ("failed", "/failed"),
+    ("in_doubt", "/in_doubt"),
+    ("retries", "/retries"),
+    ("elapsed_ms", "/elapsed_ms"),
+    ("throughput_per_s", "/throughput_per_s"),
+    ("latency_ms.p50", "/latency_ms/p50"),
+    ("latency_ms.p99", "/latency_ms/p99"),
+];
+
+/// The rows of a verdict table as the page shows them: strategy, workers and each cell's text.
+const READ_TABLE: &str = r#"
+    return [...document.querySelectorAll(`#${arguments[0]}-verdicts tbody tr`)].map((tr) => ({
+        strategy: tr.dataset.strategy,
+        workers: Number(tr.dataset.workers),
+        cells: Object.fromEntries([...tr.querySelectorAll("td[data-field]")].map((td) => [td.dataset.field, td.textContent])),
+    }));
+"#;
+
+/// Ticks exactly `wanted` among the form's strategies, by clicking, as a person would.
+async fn choose_strategies(browser: &Browser, kind: &str, wanted: &[&str]) {
+    for input in browser.client.find_all(Locator::Css(&format!("#form-{kind} input[name=strategies]"))).await.unwrap() {
+        let name = input.attr("value").await.unwrap().expect("a strategy checkbox has a value");
+        let ticked = input.is_selected().await.unwrap();
+        if ticked != wanted.contains(&name.as_str()) {
+            input.click().await.unwrap_or_else(|e| panic!("click {name}: {e}"));
+        }
+    }
+}
+
+async fn fill(browser: &Browser, selector: &str, text: &str) {
+    let input = browser.client.find(Locator::Css(selector)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn tick(browser: &Browser, selector: &str, on: bool) {
+    let input = browser.client.find(Locator::Css(selector)).await.unwrap();
+    if input.is_selected().await.unwrap() != on {
+        input.click().await.unwrap();
+    }
+}
+
+/// Clicks Run, waits until the run has ended, and returns its id (from the page's URL) and its JSON.
+async fn run_from_the_page(browser: &Browser, app: &TestApp, kind: &str) -> (String, Value) {
+    browser.client.find(Locator::Css(&format!("#{kind}-run"))).await.unwrap().click().await.unwrap();
+    browser.wait_for(&format!(r#"#{kind}-state[data-run-state="finished"]"#), RUN).await;
+    let url = browser.client.current_url().await.unwrap();
+    let id = url.path().strip_prefix("/runs/").unwrap_or_else(|| panic!("the run has no URL of its own: {url}"));
+    let run = app.ok(&format!("/experiments/{id}")).await;
+    assert_eq!(run["state"], "finished", "{run}");
+    (id.to_owned(), run)
+}
+
+/// Every result of the JSON is a row of the page's table, with the same numbers; and nothing else is.
+async fn assert_table_matches(browser: &Browser, kind: &str, run: &Value) {
+    let rows = browser.js(READ_TABLE, vec![json!(kind)]).await;
+    let rows = rows.as_array().expect("rows");
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(rows.len(), results.len(), "rows on the page: {rows:?}\nresults: {results:?}");
+    for result in results {
+        let row = rows
+            .iter()
+            .find(|r| r["strategy"] == result["strategy"] && r["workers"] == result["workers"])
+            .unwrap_or_else(|| {
+                panic!("no row for {} x {} on the page: {rows:?}", result["strategy"], result["workers"])
+            });
+        for (field, pointer) in FIELDS {
+            let shown = row["cells"][field].as_str().unwrap_or_else(|| panic!("no `{field}` cell: {row}"));
+            let json = result.pointer(pointer).unwrap_or_else(|| panic!("no {pointer} in {result}"));
+            let same = match json {
+                Value::Null => shown == "—",
+                Value::Number(n) => shown.parse::<f64>().ok() == n.as_f64(),
+                other => panic!("{pointer} is {other}, not a number"),
+            };
+            assert!(same, "{} {field}: the page shows {shown}, the JSON has {json}", result["strategy"]);
+        }
+    }
+}
+
+/// The lost updates drawn for `strategy`: as many as the trace's commits marked `overwrote`.
+async fn assert_lost_updates_drawn(browser: &Browser, run: &Value, strategy: &str) -> usize {
+    let trace = run["traces"]
+        .as_array()
+        .expect("traces")
+        .iter()
+        .find(|t| t["strategy"] == strategy)
+        .unwrap_or_else(|| panic!("no trace of {strategy}: {}", run["traces"]));
+    let overwrites = trace["events"].as_array().unwrap().iter().filter(|e| !e["overwrote"].is_null()).count();
+    let selector = format!(r#".timeline[data-strategy="{strategy}"]"#);
+    browser.wait_for(&selector, RUN).await;
+    let drawn = browser.client.find_all(Locator::Css(&format!("{selector} .ev.lost-update"))).await.unwrap();
+    assert_eq!(drawn.len(), overwrites, "{strategy}: lost updates drawn vs marked in the trace");
+    for mark in drawn {
+        assert!(mark.is_displayed().await.unwrap(), "{strategy}: a lost update is drawn but hidden");
+        let text = mark.text().await.unwrap();
+        assert!(text.contains("LOST UPDATE: overwrote worker"), "{strategy}: {text}");
+    }
+    overwrites
+}
+
+async fn naive_and_atomic_with_the_race_forced(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/").await;
+    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+
+    choose_strategies(&browser, "lab", &["naive", "atomic"]).await;
+    fill(&browser, "#lab-workers", "2").await;
+    fill(&browser, "#lab-increments", "10").await;
+    tick(&browser, "#lab-force_race", true).await;
+    let (id, run) = run_from_the_page(&browser, &app, "lab").await;
+
+    assert_eq!(run["request"]["strategies"], json!(["naive", "atomic"]), "{run}");
+    assert_table_matches(&browser, "lab", &run).await;
+    assert!(assert_lost_updates_drawn(&browser, &run, "naive").await >= 1, "naive with the race forced lost nothing");
+    assert_eq!(assert_lost_updates_drawn(&browser, &run, "atomic").await, 0);
+    for chart in ["chart-counts", "chart-throughput", "chart-latency"] {
+        let drawn = browser.js(&format!("return Boolean(window.Chart.getChart('{chart}'));"), vec![]).await;
+        assert_eq!(drawn, json!(true), "{chart} not drawn");
+    }
+
+    let name = format!("lab-{}", test.backend);
+    browser.screenshots(&format!("{name}-{}", DESKTOP.name)).await;
+    browser.set_viewport(PHONE).await;
+    let overflow = browser.overflowing().await;
+    assert_eq!(overflow["scroll"], json!(0), "the results are wider than a 390-px phone: {overflow}");
+    browser.screenshots(&format!("{name}-{}", PHONE.name)).await;
+
+    // The run's URL shows it again, from a fresh load.
+    browser.set_viewport(DESKTOP).await;
+    browser.open(&format!("/runs/{id}")).await;
+    browser.wait_for(r#"#lab-state[data-run-state="finished"]"#, RUN).await;
+    assert_table_matches(&browser, "lab", &run).await;
+    assert!(assert_lost_updates_drawn(&browser, &run, "naive").await >= 1);
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(naive_and_atomic_with_the_race_forced);
+
+async fn the_bench_sweep(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/").await;
+    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    browser.client.find(Locator::Css("#tab-bench")).await.unwrap().click().await.unwrap();
+
+    choose_strategies(&browser, "bench", &["naive", "atomic"]).await;
+    fill(&browser, "#bench-workers", "1, 2").await;
+    fill(&browser, "#bench-increments", "20").await;
+    let (_, run) = run_from_the_page(&browser, &app, "bench").await;
+
+    assert_eq!(run["request"]["workers"], json!([1, 2]), "{run}");
+    assert_eq!(run["results"].as_array().map(Vec::len), Some(4), "{run}");
+    assert_table_matches(&browser, "bench", &run).await;
+    let axes = browser
+        .js(
+            "return ['chart-bench-throughput', 'chart-bench-p99'].map((id) => window.Chart.getChart(id)?.options.scales.y.type);",
+            vec![],
+        )
+        .await;
+    assert_eq!(axes, json!(["linear", "logarithmic"]), "throughput on a linear axis, p99 on a log axis");
+    let followed = browser.js("return document.getElementById('run-bench').dataset.streamEnd;", vec![]).await;
+    assert_eq!(followed, json!("1"), "the page did not follow the run's event stream to its end");
+    browser.screenshots(&format!("bench-{}-{}", test.backend, DESKTOP.name)).await;
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(the_bench_sweep);
