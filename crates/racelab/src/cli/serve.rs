@@ -41,7 +41,8 @@ pub struct ServeArgs {
     pub header_read_timeout: Duration,
 
     /// A kept-alive connection without a request for this long is closed (keep it above the load
-    /// balancer's idle timeout, 60 s on AWS ALB).
+    /// balancer's idle timeout, 60 s on AWS ALB), and so is one whose response the client reads
+    /// nothing of for this long.
     #[arg(long, env = "RACELAB_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
     pub keep_alive_timeout: Duration,
 

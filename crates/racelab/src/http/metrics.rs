@@ -92,8 +92,9 @@ pub fn connections_open(count: usize) {
     metrics::gauge!("http_connections_open").set(count as f64);
 }
 
-/// A connection the server closed on its own: `header_timeout`, `keep_alive_timeout`, `shed` (idle,
-/// to make room at the cap), `refused` (503 at the cap) or `overflow` (closed unanswered).
+/// A connection the server closed on its own: `header_timeout`, `keep_alive_timeout`, `send_timeout`
+/// (a response the client read nothing of for the keep-alive timeout), `shed` (idle, to make room at
+/// the cap), `refused` (503 at the cap) or `overflow` (closed unanswered).
 pub fn connection_closed(reason: &'static str) {
     metrics::counter!("http_connections_closed_total", "reason" => reason).increment(1);
 }

@@ -5,12 +5,16 @@
 
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::get as route_get;
 use racelab::http::ConnectionSettings;
+use racelab::http::connections::{self, activity::IdleTimeouts};
 use racelab_core::Backend;
 use racelab_testkit::TestDb;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::helpers::{Answer, Raw, Settings, TestApp, assert_problem, read_answer, spawn_app};
@@ -82,7 +86,12 @@ impl RawAnswer {
 /// Sends `request` whole on a new connection and reads one answer: its head, and its body up to its
 /// `content-length` or the end of the connection.
 async fn exchange(app: &TestApp, request: &[u8]) -> RawAnswer {
-    let mut stream = connect(app).await;
+    exchange_at(app.address.trim_start_matches("http://"), request).await
+}
+
+/// [`exchange`] with a server at `address` (host:port).
+async fn exchange_at(address: &str, request: &[u8]) -> RawAnswer {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
     // The server may answer and close before it has read all of a request it refuses.
     let _ = stream.write_all(request).await;
     let read = async {
@@ -192,6 +201,79 @@ async fn idle_keep_alive(test: TestDb) {
     // The server's idle clock started a little before the client read the answer: half the timeout
     // leaves room for a loaded machine.
     assert!(idle >= Duration::from_millis(300), "closed after {idle:?} idle, before the keep-alive timeout");
+}
+
+/// The keep-alive timeout of `a_response_still_being_written_is_busy_until_its_last_byte`: each pause
+/// of its client is well below it (room for a loaded machine), the pauses together well above it.
+const SLOW_READER_KEEP_ALIVE: Duration = Duration::from_secs(1);
+
+/// What the kernel can hold of one response on loopback before the server's writes stop: the most a
+/// socket's send buffer grows to (Linux's `tcp_wmem` maximum) and the client's receive buffer, which
+/// the kernel makes twice what was asked.
+fn kernel_buffers(client_receive_buffer: u32) -> usize {
+    let send_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|limits| limits.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(64 << 20);
+    send_max + 2 * client_receive_buffer as usize
+}
+
+#[tokio::test]
+async fn a_response_still_being_written_is_busy_until_its_last_byte() {
+    // The connection layer alone, with a route answering one large body, and a cap of one connection.
+    const RECEIVE_BUFFER: u32 = 64 * 1024;
+    let quarter = kernel_buffers(RECEIVE_BUFFER) + (1 << 20);
+    let length = 4 * quarter;
+    let body = Bytes::from(vec![b'x'; length]);
+    let router = Router::new().route("/big", route_get(move || std::future::ready(body.clone())));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let timeouts = IdleTimeouts { header_read: Duration::from_secs(10), keep_alive: SLOW_READER_KEEP_ALIVE };
+    let server = tokio::spawn(connections::serve(listener, router, timeouts, 1, std::future::pending()));
+
+    // A client with a small receive buffer asks for the body and reads its head. hyper has taken the
+    // body whole by then (one frame); more than the kernel can hold of it is still to be written.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(RECEIVE_BUFFER).expect("SO_RCVBUF");
+    let mut client = socket.connect(address).await.expect("connect");
+    client.write_all(b"GET /big HTTP/1.1\r\nHost: racelab\r\n\r\n").await.expect("write");
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = client.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before the head: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200") && head.contains(&format!("content-length: {length}")), "{head}");
+    let mut body_read = received.len() - head_end;
+
+    // At the cap, with that connection busy writing, a new one is refused (503), not given its place.
+    let refused = exchange_at(&address.to_string(), &get("/big")).await;
+    assert_eq!(refused.assert_problem(503)["type"], "urn:racelab:problem:over-capacity", "{}", refused.text);
+
+    // The client reads a quarter at a time, each after a pause of 0.4 keep-alive timeouts: 1.6
+    // timeouts from the head to the last quarter. A quarter is more than the kernel holds, so the
+    // server writes during each read and never goes 0.4 timeouts without writing; a keep-alive clock
+    // started when hyper took the body would cut the response.
+    let pause = SLOW_READER_KEEP_ALIVE * 2 / 5;
+    for goal in [quarter, 2 * quarter, 3 * quarter, length] {
+        tokio::time::sleep(pause).await;
+        while body_read < goal {
+            let n = client.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the response was cut after {body_read} of {length} bytes");
+            body_read += n;
+        }
+    }
+    assert_eq!(body_read, length);
+
+    // Written whole: the connection is idle, and the keep-alive timeout closes it.
+    let after = closed_by_server(&mut client, SLOW_READER_KEEP_ALIVE * 5).await;
+    assert!(after.is_empty(), "{} bytes after the body", after.len());
+    server.abort();
 }
 
 #[tokio::test]

@@ -1,15 +1,19 @@
 //! What each connection is doing, as the socket, the service and the watchdog see it, and the
 //! table of live connections the cap sheds idle ones from.
 //!
-//! A connection is *busy* from the moment a request reaches the service until its response body has
-//! been handed to hyper whole; otherwise it is *idle*, in one of three ways, each with its deadline:
-//! - waiting for the first request since the connection was accepted: the header timeout;
-//! - kept alive after a response, nothing received since: the keep-alive timeout;
-//! - the first bytes of the next request received, not the whole head: the header timeout, from
-//!   those first bytes.
+//! A connection is *busy* from the first byte of a request until the last byte of its response has
+//! been written to the socket, and *idle* otherwise. Each phase has its deadline:
+//! - idle, waiting for the first request since the connection was accepted: the header timeout;
+//! - idle, kept alive after a response, nothing received since: the keep-alive timeout;
+//! - busy, the first bytes of a request received, not the whole head: the header timeout (from the
+//!   accept for a connection's first request, from those first bytes for the next ones);
+//! - busy, the request in the service: none here (the request timeout bounds it);
+//! - busy, the response handed to hyper but not all written yet (a client reading slowly, or not
+//!   at all): the keep-alive timeout, from the last bytes written, so a client that reads, however
+//!   slowly, is never cut, and one that stops reading is closed like one that stops sending.
 //!
-//! An idle connection past its deadline, or shed to make room, is closed without an answer; a busy
-//! one is never closed here (the request timeout bounds it).
+//! Only an idle connection is shed to make room: a busy one would lose a request or a response cut
+//! short. A connection past its deadline, or shed, is closed without an answer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +39,8 @@ pub enum Closed {
     KeepAliveTimeout,
     /// Idle the longest when a new connection needed its place.
     Shed,
+    /// A response the client read nothing of for the keep-alive timeout.
+    SendTimeout,
 }
 
 impl Closed {
@@ -43,27 +49,60 @@ impl Closed {
             Closed::HeaderTimeout => "header_timeout",
             Closed::KeepAliveTimeout => "keep_alive_timeout",
             Closed::Shed => "shed",
+            Closed::SendTimeout => "send_timeout",
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Accepted, no byte of a request yet.
     AwaitingFirstRequest,
+    /// A response written whole, no byte of the next request yet.
     KeptAlive,
+    /// Bytes of a request head received, not the whole head.
     ReadingHead,
-    Busy,
+    /// A request in the service, or its response body not yet taken whole by hyper.
+    Serving,
+    /// The response taken whole by hyper, its last bytes not yet written to the socket.
+    Sending,
+}
+
+impl Phase {
+    /// Whether the connection may be shed: no request has begun and no response is on its way.
+    fn is_idle(self) -> bool {
+        matches!(self, Phase::AwaitingFirstRequest | Phase::KeptAlive)
+    }
 }
 
 #[derive(Debug)]
 struct State {
     phase: Phase,
-    /// When the phase began.
+    /// When the phase began (for `Sending`: when bytes were last written).
     since: Instant,
     in_flight: u32,
-    /// A response's last bytes were handed to hyper and may not have reached the socket yet.
-    flush_owed: bool,
+    /// Bytes arrived while a response was being sent: the next request began (pipelined).
+    next_request_begun: bool,
     closing: Option<Closed>,
+}
+
+impl State {
+    /// The phase's deadline and what passing it means; `None` while the service has the request.
+    fn deadline(&self, timeouts: IdleTimeouts) -> Option<(Instant, Closed)> {
+        match self.phase {
+            Phase::Serving => None,
+            Phase::AwaitingFirstRequest | Phase::ReadingHead => {
+                Some((self.since + timeouts.header_read, Closed::HeaderTimeout))
+            }
+            Phase::KeptAlive => Some((self.since + timeouts.keep_alive, Closed::KeepAliveTimeout)),
+            Phase::Sending => Some((self.since + timeouts.keep_alive, Closed::SendTimeout)),
+        }
+    }
+
+    fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.since = Instant::now();
+    }
 }
 
 /// One connection's activity, shared by its socket, its service and its watchdog.
@@ -71,7 +110,7 @@ struct State {
 pub struct Activity {
     id: u64,
     state: Mutex<State>,
-    /// Wakes the watchdog when the deadline may have moved.
+    /// Wakes the watchdog when the deadline may have moved earlier, or gone.
     changed: Notify,
 }
 
@@ -81,7 +120,7 @@ impl Activity {
             phase: Phase::AwaitingFirstRequest,
             since: Instant::now(),
             in_flight: 0,
-            flush_owed: false,
+            next_request_begun: false,
             closing: None,
         };
         Self { id, state: Mutex::new(state), changed: Notify::new() }
@@ -91,15 +130,18 @@ impl Activity {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Bytes arrived: on a kept-alive connection, the next request has begun.
+    /// Bytes arrived: a request has begun, unless one is being served (its body) or answered.
     pub fn on_read(&self) {
         let mut state = self.state();
-        if state.phase == Phase::KeptAlive {
-            state.phase = Phase::ReadingHead;
-            state.since = Instant::now();
-            drop(state);
-            self.changed.notify_one();
+        match state.phase {
+            // The header timeout of a connection's first request runs from the accept: same deadline.
+            Phase::AwaitingFirstRequest => state.phase = Phase::ReadingHead,
+            Phase::KeptAlive => state.enter(Phase::ReadingHead),
+            Phase::Sending => state.next_request_begun = true,
+            Phase::ReadingHead | Phase::Serving => return,
         }
+        drop(state);
+        self.changed.notify_one();
     }
 
     /// A request reached the service; `None` if the connection is being closed (then it must not be
@@ -110,43 +152,55 @@ impl Activity {
             return None;
         }
         state.in_flight += 1;
-        state.phase = Phase::Busy;
+        state.next_request_begun = false;
+        state.enter(Phase::Serving);
         drop(state);
         self.changed.notify_one();
         Some(RequestGuard(self.clone()))
     }
 
+    /// hyper has taken the response whole: what is left is writing it out.
     fn end_request(&self) {
         let mut state = self.state();
         state.in_flight = state.in_flight.saturating_sub(1);
         if state.in_flight == 0 {
-            state.phase = Phase::KeptAlive;
-            state.since = Instant::now();
-            state.flush_owed = true;
+            state.enter(Phase::Sending);
         }
         drop(state);
         self.changed.notify_one();
     }
 
-    /// Everything written so far reached the socket.
+    /// Bytes were written to the socket: a response being sent made progress.
+    pub fn on_written(&self) {
+        let mut state = self.state();
+        if state.phase == Phase::Sending {
+            // A later deadline: the watchdog finds it when the earlier one fires, no need to wake it.
+            state.since = Instant::now();
+        }
+    }
+
+    /// Everything written so far reached the socket: a response being sent is sent whole.
     pub fn on_flushed(&self) {
         let mut state = self.state();
-        if state.in_flight == 0 {
-            state.flush_owed = false;
+        if state.phase != Phase::Sending {
+            return;
         }
+        let next = if state.next_request_begun { Phase::ReadingHead } else { Phase::KeptAlive };
+        state.enter(next);
+        drop(state);
+        self.changed.notify_one();
     }
 
     /// Whether bytes written now can only be hyper's own answer to a request it could not parse: no
     /// request is in the service and no response of ours is still on its way to the socket.
     pub fn nothing_of_ours_to_write(&self) -> bool {
-        let state = self.state();
-        state.in_flight == 0 && !state.flush_owed
+        !matches!(self.state().phase, Phase::Serving | Phase::Sending)
     }
 
     /// Marks an idle connection for closing; false if it is busy or already closing.
     fn shed(&self) -> bool {
         let mut state = self.state();
-        if state.in_flight > 0 || state.closing.is_some() {
+        if !state.phase.is_idle() || state.closing.is_some() {
             return false;
         }
         state.closing = Some(Closed::Shed);
@@ -158,37 +212,34 @@ impl Activity {
     /// Since when the connection is idle, if it is (and not already closing).
     fn idle_since(&self) -> Option<Instant> {
         let state = self.state();
-        (state.in_flight == 0 && state.closing.is_none()).then_some(state.since)
+        (state.phase.is_idle() && state.closing.is_none()).then_some(state.since)
     }
 
-    /// The idle deadline, `Ok(None)` while busy, `Err` once closing.
+    /// The deadline, `Ok(None)` while the service has the request, `Err` once closing.
     fn deadline(&self, timeouts: IdleTimeouts) -> Result<Option<(Instant, Closed)>, Closed> {
         let state = self.state();
-        if let Some(closed) = state.closing {
-            return Err(closed);
+        match state.closing {
+            Some(closed) => Err(closed),
+            None => Ok(state.deadline(timeouts)),
         }
-        Ok(match state.phase {
-            Phase::Busy => None,
-            Phase::AwaitingFirstRequest | Phase::ReadingHead => {
-                Some((state.since + timeouts.header_read, Closed::HeaderTimeout))
-            }
-            Phase::KeptAlive => Some((state.since + timeouts.keep_alive, Closed::KeepAliveTimeout)),
-        })
     }
 
-    /// Marks the connection closing if its deadline has passed (checked again under the lock: a
-    /// request may have begun since the timer was set).
+    /// Marks the connection closing if its deadline has passed (read again under the lock: a request
+    /// may have begun, or bytes been written, since the timer was set).
     fn expire(&self, timeouts: IdleTimeouts) -> Option<Closed> {
-        let (at, why) = self.deadline(timeouts).ok().flatten()?;
         let mut state = self.state();
-        if Instant::now() < at || state.closing.is_some() || state.in_flight > 0 {
+        if state.closing.is_some() {
+            return None;
+        }
+        let (at, why) = state.deadline(timeouts)?;
+        if Instant::now() < at {
             return None;
         }
         state.closing = Some(why);
         Some(why)
     }
 
-    /// Completes when the connection must be closed: an idle deadline passed, or it was shed.
+    /// Completes when the connection must be closed: a deadline passed, or it was shed.
     pub async fn watch(&self, timeouts: IdleTimeouts) -> Closed {
         loop {
             // `notify_one` keeps a permit when nobody waits: a change between reading the deadline
@@ -295,6 +346,7 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_secs(60), &mut watch).await.is_err(), "closed while busy");
         assert!(!registry.shed_longest_idle(), "shed while busy");
         drop(guard);
+        entry.activity.on_flushed();
         let idle_at = Instant::now();
         assert_eq!(watch.await, Closed::KeepAliveTimeout);
         assert_eq!(idle_at.elapsed(), TIMEOUTS.keep_alive);
@@ -305,11 +357,72 @@ mod tests {
         let registry = Arc::new(Registry::default());
         let entry = registry.register();
         drop(entry.activity.begin_request());
+        entry.activity.on_flushed();
         tokio::time::advance(Duration::from_millis(250)).await;
         entry.activity.on_read();
         let first_byte = Instant::now();
         assert_eq!(entry.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
         assert_eq!(first_byte.elapsed(), TIMEOUTS.header_read);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_being_written_is_busy_however_long_the_client_takes_to_read_it() {
+        let registry = Arc::new(Registry::default());
+        let entry = registry.register();
+        // hyper has taken the response whole; the socket has not taken it all yet.
+        drop(entry.activity.begin_request().expect("not closing"));
+        assert!(!registry.shed_longest_idle(), "shed while its response is being written");
+        assert!(!entry.activity.nothing_of_ours_to_write());
+        let watch = entry.activity.watch(TIMEOUTS);
+        tokio::pin!(watch);
+        // A slow reader: some bytes written every 200 ms, for 10 times the keep-alive timeout.
+        for _ in 0..15 {
+            assert!(tokio::time::timeout(Duration::from_millis(200), &mut watch).await.is_err(), "closed mid-response");
+            entry.activity.on_written();
+        }
+        assert!(!registry.shed_longest_idle(), "shed while its response is being written");
+        entry.activity.on_flushed();
+        let written = Instant::now();
+        assert!(entry.activity.nothing_of_ours_to_write());
+        assert_eq!(watch.await, Closed::KeepAliveTimeout);
+        assert_eq!(written.elapsed(), TIMEOUTS.keep_alive);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_its_response_is_closed_a_keep_alive_timeout_after_the_last_write() {
+        let registry = Arc::new(Registry::default());
+        let entry = registry.register();
+        drop(entry.activity.begin_request().expect("not closing"));
+        tokio::time::advance(Duration::from_millis(250)).await;
+        entry.activity.on_written();
+        let last_write = Instant::now();
+        assert_eq!(entry.activity.watch(TIMEOUTS).await, Closed::SendTimeout);
+        assert_eq!(last_write.elapsed(), TIMEOUTS.keep_alive);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_busy_from_its_first_byte_its_head_bounded_by_the_header_timeout() {
+        let registry = Arc::new(Registry::default());
+        let first = registry.register();
+        let accepted = Instant::now();
+        tokio::time::advance(Duration::from_millis(50)).await;
+        first.activity.on_read();
+        assert!(!registry.shed_longest_idle(), "shed with a request begun");
+        // The first request's head is due a header timeout after the accept, not after its first byte.
+        assert_eq!(first.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
+        assert_eq!(accepted.elapsed(), TIMEOUTS.header_read);
+
+        // Bytes of the next request while a response is still being sent (pipelining): once it is
+        // sent, the connection is reading that request's head, not kept alive.
+        let pipelined = registry.register();
+        drop(pipelined.activity.begin_request().expect("not closing"));
+        pipelined.activity.on_read();
+        tokio::time::advance(Duration::from_millis(50)).await;
+        pipelined.activity.on_flushed();
+        let sent = Instant::now();
+        assert!(!registry.shed_longest_idle(), "shed with a request begun");
+        assert_eq!(pipelined.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
+        assert_eq!(sent.elapsed(), TIMEOUTS.header_read);
     }
 
     #[tokio::test(start_paused = true)]

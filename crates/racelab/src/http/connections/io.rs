@@ -1,5 +1,6 @@
-//! The socket as hyper sees it: reads tell the connection's [`Activity`] a request has begun, and
-//! hyper's own answers are rewritten into problems.
+//! The socket as hyper sees it: reads tell the connection's [`Activity`] a request has begun, writes
+//! and flushes how far a response has got to the client, and hyper's own answers are rewritten into
+//! problems.
 //!
 //! hyper answers a request head it cannot parse itself, before any service runs: 400 (malformed),
 //! 414 (a URI over 65534 bytes) and 431 (a head over `max_buf_size`, or over 100 header fields), each
@@ -59,6 +60,13 @@ impl TrackedIo {
         tracing::info!(error = %err, status = status.as_u16(), "request refused before routing");
         self.replacement = Some((closing_response(status, &err), 0));
         true
+    }
+
+    /// The client took `n` bytes of what hyper writes (a response being sent is not stalled).
+    fn wrote(&self, n: usize) {
+        if n > 0 {
+            self.activity.on_written();
+        }
     }
 
     /// Writes what is left of the replacement answer.
@@ -134,7 +142,9 @@ impl AsyncWrite for TrackedIo {
             // shutdown.
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = ready!(Pin::new(&mut self.stream).poll_write(cx, buf))?;
+        self.wrote(written);
+        Poll::Ready(Ok(written))
     }
 
     fn poll_write_vectored(
@@ -148,7 +158,9 @@ impl AsyncWrite for TrackedIo {
         {
             return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, bufs))?;
+        self.wrote(written);
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -5,12 +5,14 @@
 //! - **Idle timeouts** ([`activity`]): a connection must send a whole request head within the header
 //!   timeout (from its accept, or from the first bytes of a request on a kept-alive connection), and
 //!   is closed after the keep-alive timeout without a request. A request being served is never cut
-//!   here: the request timeout bounds it.
+//!   here (the request timeout bounds it), nor a response being written while the client reads it,
+//!   however slowly; one the client reads nothing of for the keep-alive timeout is.
 //! - **A cap** ([`budget`]), below the open-files limit less what the database pool and the process
 //!   need, so `accept` never fails for lack of descriptors. At the cap, the connection idle the longest
 //!   is closed to make room: an idle connection costs its client nothing but a reconnect, a refused
-//!   request costs an answer. Only when every connection is busy with a request is the new one
-//!   answered 503 problem+json (with `Retry-After`) and closed.
+//!   request costs an answer. A connection is busy from the first byte of a request to the last byte
+//!   of its response. Only when every connection is busy is the new one answered 503 problem+json
+//!   (with `Retry-After`) and closed.
 //! - If `accept` fails for lack of descriptors all the same (some other part of the process took
 //!   them), an idle connection is shed and `accept` retried at once.
 //! - **Graceful shutdown**: on the signal the listener closes, idle connections close, busy ones
