@@ -147,9 +147,15 @@ impl Application {
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<Instant>();
         let signal = {
             let deadline = deadline.clone();
+            let runs = state.runs().clone();
             async move {
                 shutdown.await;
                 tracing::info!("shutdown signal received; draining in-flight requests (at most {shutdown_grace:?})");
+                // Runs of /experiments end after the increments in flight (`stopped`), and with them
+                // their event streams, which would otherwise hold the drain for the whole grace.
+                for run in runs.under_way() {
+                    run.stop();
+                }
                 let at = *deadline.get_or_init(|| Instant::now() + shutdown_grace);
                 let _ = draining_tx.send(at);
             }
@@ -176,10 +182,6 @@ impl Application {
         };
         background.abort();
         purge.abort();
-        // Runs of /experiments end after the increments in flight instead of holding the pool's close.
-        for run in state.runs().under_way() {
-            run.stop();
-        }
         if let Some(db) = state.connected_db() {
             // Closing waits for every checked-out connection, the experiments of timed-out requests'
             // (which run on in their own tasks) included: it gets what is left of the grace, no more.

@@ -128,7 +128,11 @@ struct Sent {
 
 /// Reads the event stream at `path` until `end` (at most 60 s).
 async fn events(app: &TestApp, path: &str) -> Vec<Sent> {
-    let mut response = app.client.get(format!("{}{path}", app.address)).send().await.expect("GET events");
+    read_events(app.client.get(format!("{}{path}", app.address)).send().await.expect("GET events")).await
+}
+
+/// Reads an event stream until `end` (at most 60 s).
+async fn read_events(mut response: reqwest::Response) -> Vec<Sent> {
     assert_eq!(response.status(), 200);
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     assert_eq!(content_type, "text/event-stream");
@@ -338,6 +342,81 @@ async fn a_run_that_cannot_start_is_503_and_the_next_starts_once_the_database_is
     assert_eq!((run["state"].as_str(), run["results"][0]["actual"].as_i64()), (Some("finished"), Some(4)), "{run}");
 }
 
+// The database goes away midway: the run ends `failed` with the problem `/test-db` would answer (503,
+// its `experiment` the outcome), the outcome also among the results; the stream says `error`, then
+// `end`. Once the database is back, a new run finishes.
+async fn a_run_whose_database_goes_away_ends_failed_with_what_it_did(test: TestDb) {
+    let (upstream, rewrite) = TcpProxy::route(&test.url);
+    let proxy = TcpProxy::start(upstream).await;
+    let app = crate::helpers::spawn_app_at(&rewrite(proxy.port), Duration::from_secs(1)).await;
+    app.ok("/test-db/init").await;
+    let mut raw = Raw::connect(&test).await;
+    let request = json!({"kind": "lab", "strategies": ["atomic"], "workers": 4, "increments": 1000, "post": 1});
+    let path = start(&app, request).await;
+    // Acknowledged increments seen by the service itself (a write seen in the row may not be yet).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.ok(&path).await["progress"][0]["acknowledged"].as_u64() == Some(0) {
+        assert!(Instant::now() < deadline, "the run acknowledged nothing within 20 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.cut();
+
+    let stream = events(&app, &format!("{path}/events")).await;
+    let names: Vec<&str> = stream.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names[names.len() - 2..], ["error", "end"], "{names:?}");
+    let run = &stream.last().unwrap().data;
+    assert_eq!(run["state"], "failed", "{run}");
+    let error = &run["error"];
+    assert_eq!(
+        (error["status"].as_u64(), error["type"].as_str()),
+        (Some(503), Some("urn:racelab:problem:database-unavailable"))
+    );
+    assert_eq!(&stream[stream.len() - 2].data, error);
+    let outcome = &run["results"][0];
+    assert_eq!(&error["experiment"], outcome, "the problem carries the outcome");
+    let count = |name: &str| outcome[name].as_u64().unwrap_or_else(|| panic!("no `{name}`: {outcome}"));
+    assert_eq!(count("acknowledged") + count("failed") + count("in_doubt"), 4000, "{outcome}");
+    assert!(count("acknowledged") > 0 && count("acknowledged") < 4000, "{outcome}");
+    assert!(!run.to_string().contains("127.0.0.1"), "no URL in the view: {run}");
+
+    proxy.restore();
+    raw.wait_until_no_other_statement_runs().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let next = loop {
+        let answer = post(&app, &json!({"kind": "lab", "strategies": ["atomic"], "workers": 2, "increments": 5})).await;
+        if answer.status == 202 {
+            break answer.headers["location"].to_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no run started 20 s after the database came back: {}", answer.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let run = finished(&app, &next).await;
+    assert_eq!((run["state"].as_str(), run["results"][0]["actual"].as_i64()), (Some("finished"), Some(10)), "{run}");
+}
+
+// The server shuts down while a run goes on: the run stops after the increments in flight (`stopped`,
+// the rest counted as such), its stream ends with `end`, and the drain does not wait for the grace.
+async fn a_shutdown_stops_runs_and_ends_their_streams(test: TestDb) {
+    let app = Settings { shutdown_grace: Duration::from_secs(30), ..Settings::default() }.spawn(&test.url).await;
+    let path = start(&app, json!({"kind": "lab", "strategies": ["atomic"], "workers": 2, "increments": 1000})).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.ok(&path).await["progress"][0]["acknowledged"].as_u64() == Some(0) {
+        assert!(Instant::now() < deadline, "the run made no increment within 20 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stream = app.client.get(format!("{}{path}/events", app.address)).send().await.expect("GET events");
+    let began = Instant::now();
+    let server = app.stop();
+    let sent = read_events(stream).await;
+    let run = &sent.last().unwrap().data;
+    assert_eq!(run["state"], "stopped", "{run}");
+    let outcome = &run["results"][0];
+    assert!(outcome["errors"]["stopped"].as_u64() > Some(0), "{outcome}");
+    assert_eq!(outcome["acknowledged"].as_i64(), outcome["actual"].as_i64(), "{outcome}");
+    tokio::time::timeout(Duration::from_secs(20), server).await.expect("drained").expect("task").expect("served");
+    assert!(began.elapsed() < Duration::from_secs(20), "the drain waited {:?}", began.elapsed());
+}
+
 on_every_backend!(
     a_lab_run_is_accepted_and_gives_the_engines_outcomes,
     the_naive_trace_shows_the_overwritten_increment,
@@ -347,6 +426,10 @@ on_every_backend!(
     unknown_runs_are_404,
     bad_bodies_are_refused_naming_the_member,
     the_run_cap_answers_429_until_a_run_ends,
+    a_shutdown_stops_runs_and_ends_their_streams,
 );
 
-on_server_backends!(a_run_that_cannot_start_is_503_and_the_next_starts_once_the_database_is_back);
+on_server_backends!(
+    a_run_that_cannot_start_is_503_and_the_next_starts_once_the_database_is_back,
+    a_run_whose_database_goes_away_ends_failed_with_what_it_did,
+);

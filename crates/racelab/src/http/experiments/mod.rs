@@ -133,6 +133,16 @@ pub struct TraceEventSchema {
     overwrote: Option<serde_json::Value>,
 }
 
+/// One event of the stream; `data` is JSON: the progress array (`progress`), one outcome (`result`),
+/// one strategy's trace (`trace`), a problem (`error`) or the final run view (`end`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct ServerSentEvent {
+    #[schema(pattern = "^(progress|result|trace|error|end)$")]
+    event: String,
+    data: String,
+}
+
 /// The errors of `POST /experiments`.
 struct CreateErrors;
 
@@ -202,7 +212,7 @@ pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> R
 #[utoipa::path(get, path = "/experiments/{id}/events", tag = "experiments",
     params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = ServerSentEvent),
         ReadErrors,
     ))]
 pub async fn run_events(

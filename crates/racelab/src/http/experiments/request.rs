@@ -115,8 +115,8 @@ pub fn body_schema(bounds: &Bounds) -> Value {
     let max_increments = bounds.max_increments.min(Experiment::MAX_INCREMENTS);
     json!({
         "type": "object",
-        "description": "An experiment run. Members other than `kind` are optional (`null` is the default) and \
-            ignored by `anomalies`.",
+        "description": "An experiment run. Members other than `kind` are optional (`null` is the default) and, \
+            checked but not used, by `anomalies`.",
         "required": ["kind"],
         "additionalProperties": false,
         "properties": {
@@ -201,10 +201,10 @@ impl ExperimentRequest {
                 ));
             }
         };
-        let plan = match kind {
-            Kind::Anomalies => None,
-            Kind::Lab | Kind::Bench => Some(Plan::read(kind, &members, bounds)?),
-        };
+        // An anomalies run takes no settings, but a body the server would refuse for a lab is refused
+        // for it too: the document has one schema for the body, whatever its kind.
+        let plan = Plan::read(kind, &members, bounds)?;
+        let plan = (kind != Kind::Anomalies).then_some(plan);
         Ok(Self { kind, plan })
     }
 }
@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(plan.workers, Workers::Sweep(vec![1, 8]));
         assert!(!plan.strategies.contains(&Strategy::Advisory), "not on SQLite");
         assert_eq!(plan.cells().len(), plan.strategies.len() * 2);
-        let anomalies = ExperimentRequest::read(json!({"kind": "anomalies"}), &bounds()).unwrap();
+        let anomalies = ExperimentRequest::read(json!({"kind": "anomalies", "workers": 4}), &bounds()).unwrap();
         assert_eq!(serde_json::to_value(&anomalies).unwrap(), json!({"kind": "anomalies"}));
     }
 
@@ -441,5 +441,6 @@ mod tests {
         assert_eq!(refused(json!({"kind": "lab", "lock_mode": "wiat"})), "lock_mode");
         assert_eq!(refused(json!({"kind": "lab", "post": 0})), "post");
         assert_eq!(refused(json!({"kind": "lab", "colour": "red"})), "colour");
+        assert_eq!(refused(json!({"kind": "anomalies", "increments": 11_000})), "increments");
     }
 }

@@ -119,6 +119,8 @@ struct RunData {
     error: Option<Problem>,
     /// The run's place among those running at once, given back as it ends.
     slot: Option<Slot>,
+    /// Asked to stop (the server shuts down): no further experiment starts.
+    stopping: bool,
 }
 
 impl Run {
@@ -148,6 +150,7 @@ impl Run {
             anomalies: None,
             error: None,
             slot: Some(slot),
+            stopping: false,
         };
         Self {
             id,
@@ -280,10 +283,16 @@ impl Run {
         }
     }
 
-    /// Asks every experiment of the run to stop after the increments in flight.
+    /// Asks the run to stop: the experiment running ends after the increments in flight, and no
+    /// other starts.
     pub fn stop(&self) {
+        self.data().stopping = true;
         for cell in &self.cells {
             cell.progress.stop();
         }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.data().stopping
     }
 }

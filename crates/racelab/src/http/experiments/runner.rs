@@ -58,6 +58,9 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
         && plan.increments <= TRACED_INCREMENTS
         && run.request.kind == super::request::Kind::Lab;
     for (index, cell) in run.cells.iter().enumerate() {
+        if run.is_stopping() {
+            return Ok(RunState::Stopped);
+        }
         let slots = state.worker_slots(cell.workers).await?;
         let db = state.db().await?;
         run.set_running();
@@ -93,6 +96,9 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
 
 async fn anomalies_suite(state: &AppState, run: &Run) -> Result<RunState, ApiError> {
     let _one_at_a_time = state.runs().anomalies.lock().await;
+    if run.is_stopping() {
+        return Ok(RunState::Stopped);
+    }
     run.set_running();
     let url = state.database_url().clone();
     let backend = url.backend();
