@@ -417,6 +417,34 @@ async fn a_shutdown_stops_runs_and_ends_their_streams(test: TestDb) {
     assert!(began.elapsed() < Duration::from_secs(20), "the drain waited {:?}", began.elapsed());
 }
 
+// Finished runs are kept at most --max-kept-runs (the oldest forgotten first) and for --run-retention.
+async fn finished_runs_are_forgotten_past_the_count_and_the_retention(test: TestDb) {
+    let small = json!({"kind": "lab", "strategies": ["atomic"], "workers": 1, "increments": 1});
+    let runs = RunLimits { max_kept: 1, ..RunLimits::default() };
+    let app = Settings { runs, ..Settings::default() }.spawn(&test.url).await;
+    let first = start(&app, small.clone()).await;
+    finished(&app, &first).await;
+    let second = start(&app, small.clone()).await;
+    finished(&app, &second).await;
+    assert_problem(&app.get(&first).await, 404);
+    app.ok(&second).await;
+
+    let runs = RunLimits { retention: Duration::ZERO, ..RunLimits::default() };
+    let app = Settings { runs, ..Settings::default() }.spawn(&test.url).await;
+    let gone = start(&app, small).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = app.get(&gone).await;
+        if answer.status == 404 {
+            break;
+        }
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_ne!(answer.body["state"], "finished", "a finished run outlived a retention of 0");
+        assert!(Instant::now() < deadline, "the run was not forgotten 20 s after it started: {}", answer.text);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 on_every_backend!(
     a_lab_run_is_accepted_and_gives_the_engines_outcomes,
     the_naive_trace_shows_the_overwritten_increment,
@@ -427,6 +455,7 @@ on_every_backend!(
     bad_bodies_are_refused_naming_the_member,
     the_run_cap_answers_429_until_a_run_ends,
     a_shutdown_stops_runs_and_ends_their_streams,
+    finished_runs_are_forgotten_past_the_count_and_the_retention,
 );
 
 on_server_backends!(
