@@ -96,6 +96,13 @@ pub struct TraceEvent {
     pub detail: Option<ErrorKind>,
     /// On a `commit` that wrote the very value another worker's increment had already committed: that
     /// increment, which this commit overwrote. The lost update.
+    ///
+    /// One per such commit, so the marks count the lost updates exactly when every stale write is one
+    /// behind (two workers that read the same value, as a forced race makes them). A write staler than
+    /// that (it read `v`, others committed `v+1` and `v+2` since) erases several increments but names
+    /// only the one that wrote the same value: the outcome's `lost` counts them all. "Earlier" is the
+    /// order the engine recorded the commits in, which follows the database's commit order except
+    /// when two commits end within microseconds of each other.
     pub overwrote: Option<IncrementId>,
 }
 
