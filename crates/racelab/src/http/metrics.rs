@@ -53,6 +53,7 @@ fn describe() {
     describe_counter!("http_connections_closed_total", "Connections the server closed on its own, by reason");
     describe_counter!("racelab_increments_total", "Increments acknowledged by the experiments, by strategy");
     describe_counter!("racelab_lost_updates_total", "Updates the experiments lost, by strategy");
+    describe_counter!("racelab_experiment_runs_total", "Runs of /experiments that ended, by kind and state");
     describe_counter!("racelab_likes_total", "Likes made by POST /posts/{pk}/likes, by route and keyed (true, false)");
     describe_histogram!(
         "racelab_like_batch_size",

@@ -93,6 +93,10 @@ async fn a_lab_run_is_accepted_and_gives_the_engines_outcomes(test: TestDb) {
     // Small enough to be traced: one trace per strategy.
     let traced: Vec<&str> = run["traces"].as_array().unwrap().iter().filter_map(|t| t["strategy"].as_str()).collect();
     assert_eq!(traced, ["naive", "atomic"]);
+    // Counted (the recorder is shared by the test binary's apps: a line, not a number, is asserted).
+    let metrics = app.get("/metrics").await.text;
+    assert!(metrics.contains("# HELP racelab_experiment_runs_total "), "no HELP line");
+    assert!(metrics.contains("racelab_experiment_runs_total{kind=\"lab\",state=\"finished\"}"), "{metrics}");
 }
 
 // The drawing's data: two naive workers that both read 0, and the commit that overwrote the other's.

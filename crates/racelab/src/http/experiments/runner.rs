@@ -38,12 +38,34 @@ pub async fn execute(state: AppState, run: Arc<Run>) {
         Some(plan) => experiments(&state, &run, &plan).await,
         None => anomalies_suite(&state, &run).await,
     };
-    match result {
-        Ok(ended) => run.end(ended, None),
+    let (ended, error) = match result {
+        Ok(ended) => (ended, None),
         Err(err) => {
             tracing::warn!(run = %run.id, error = %err, "run failed");
-            run.end(RunState::Failed, Some(err.problem()));
+            (RunState::Failed, Some(err.problem()))
         }
+    };
+    // Counted before the end is published, so whoever sees the end sees it counted.
+    let labels = [("kind", kind_name(run.request.kind)), ("state", state_name(ended))];
+    metrics::counter!("racelab_experiment_runs_total", &labels).increment(1);
+    run.end(ended, error);
+}
+
+fn kind_name(kind: super::request::Kind) -> &'static str {
+    match kind {
+        super::request::Kind::Lab => "lab",
+        super::request::Kind::Bench => "bench",
+        super::request::Kind::Anomalies => "anomalies",
+    }
+}
+
+fn state_name(state: RunState) -> &'static str {
+    match state {
+        RunState::Queued => "queued",
+        RunState::Running => "running",
+        RunState::Finished => "finished",
+        RunState::Failed => "failed",
+        RunState::Stopped => "stopped",
     }
 }
 
@@ -74,6 +96,11 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
         let outcome = experiment.run_on(std::slice::from_ref(&db), &cell.progress).await;
         drop(slots);
         let outcome = outcome?;
+        // Counted as `/test-db/*` counts its experiments.
+        metrics::counter!("racelab_increments_total", "strategy" => cell.strategy.name())
+            .increment(outcome.acknowledged);
+        metrics::counter!("racelab_lost_updates_total", "strategy" => cell.strategy.name())
+            .increment(outcome.lost.unwrap_or(0).max(0) as u64);
         if outcome.database_unavailable() {
             // As `/test-db/*` answers it: 503 with the outcome, which is also among the results.
             let unreachable: u64 = outcome.errors.iter().filter(|(k, _)| k.means_unreachable()).map(|(_, n)| n).sum();
