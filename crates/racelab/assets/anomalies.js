@@ -4,6 +4,8 @@
 import { el, replace } from "./format.js";
 
 const MARK = { prevented: "✓ prevented", anomaly: "✗ anomaly" };
+/** Hermitage's marks: ✓ prevented, ✗ (its "—") the anomaly, R/O prevented for read-only transactions. */
+const PUBLISHED = { prevented: "✓", anomaly: "✗", read_only: "R/O" };
 
 export function matrix(data) {
   const columns = data.columns || [];
@@ -12,7 +14,8 @@ export function matrix(data) {
   const open = (column, cell) => () => replace(detail, steps(column, cell));
   return el("div", { class: "anomalies" },
     el("p", {}, `${data.backend || ""} ${data.server_version ? `(${data.server_version})` : ""}: `,
-      "✓ prevented, ✗ the anomaly happened; a cell that differs from Hermitage's published result is outlined."),
+      "✓ prevented, ✗ the anomaly happened; a cell that differs from Hermitage's published result is outlined. ",
+      "Choose a cell to see its schedule, step by step."),
     el("div", { class: "scroll" }, el("table", { class: "matrix", id: "anomaly-matrix" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "case"),
         columns.map((c) => el("th", { scope: "col", title: c.unavailable || null }, c.name || c.level, c.unavailable ? " (unavailable)" : "")))),
@@ -21,10 +24,10 @@ export function matrix(data) {
         columns.map((column) => {
           const cell = (column.cells || []).find((c) => c.case === name);
           if (!cell) return el("td", {}, "—");
-          return el("td", { class: `${cell.verdict} ${cell.differs_from_hermitage ? "differs" : ""}`, "data-verdict": cell.verdict },
+          return el("td", { class: `${cell.verdict} ${cell.differs_from_hermitage ? "differs" : ""}`, "data-level": column.level, "data-verdict": cell.verdict },
             el("button", { type: "button", class: "cell", on: { click: open(column, cell) } },
               MARK[cell.verdict] || cell.verdict,
-              cell.hermitage ? el("span", { class: "hermitage" }, ` · Hermitage ${cell.hermitage}`) : null));
+              cell.hermitage ? el("span", { class: "hermitage", title: `Hermitage, on ${cell.hermitage.source}` }, ` · Hermitage ${PUBLISHED[cell.hermitage.published] || cell.hermitage.published}`) : null));
         })))))),
     detail);
 }

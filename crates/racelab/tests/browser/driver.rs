@@ -37,7 +37,25 @@ pub struct Browser {
     pub client: Client,
     /// The service's address, `http://127.0.0.1:port`.
     pub base: String,
-    _chromedriver: Child,
+    chromedriver: Child,
+    /// Chromium's profile and temporary files, removed with the browser.
+    home: PathBuf,
+}
+
+/// chromedriver runs in a process group of its own, which the Chromium it starts joins: killing the
+/// group ends every browser process even when the test panicked before closing its session (killing
+/// chromedriver alone would leave Chromium running, orphaned).
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(&self.chromedriver);
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn kill_group(chromedriver: &Child) {
+    if let Some(pid) = chromedriver.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
 }
 
 impl Browser {
@@ -58,20 +76,36 @@ impl Browser {
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
+            // Chromium's profile and temporary files (TMPDIR), all removed with the browser.
+            let home = std::env::temp_dir().join(format!("racelab-chromium-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(home.join("tmp")).expect("create the browser's folder");
             let mut child = Command::new(&chromedriver)
+                .env("TMPDIR", home.join("tmp"))
                 .arg(format!("--port={port}"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
+                .process_group(0)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"));
             let url = format!("http://127.0.0.1:{port}");
             match wait_until_up(&url, &mut child).await {
-                Ok(()) => {
-                    let client = session(&url, &chromium).await;
-                    return Self { client, base: base.trim_end_matches('/').to_owned(), _chromedriver: child };
+                Ok(()) => match session(&url, &chromium, &home.join("profile")).await {
+                    Ok(client) => {
+                        let base = base.trim_end_matches('/').to_owned();
+                        return Self { client, base, chromedriver: child, home };
+                    }
+                    Err(err) => {
+                        kill_group(&child);
+                        let _ = std::fs::remove_dir_all(&home);
+                        panic!("cannot open a Chromium session through chromedriver at {url}: {err}");
+                    }
+                },
+                Err(err) => {
+                    kill_group(&child);
+                    let _ = std::fs::remove_dir_all(&home);
+                    last_error = err;
                 }
-                Err(err) => last_error = err,
             }
         }
         panic!("chromedriver did not start: {last_error}");
@@ -119,6 +153,28 @@ impl Browser {
         paths
     }
 
+    /// Saves the part of the page under `selector` (its first `max_height` CSS pixels, scaled by
+    /// `scale`) as `target/screenshots/{name}.png`: a small picture of one part, for the README.
+    pub async fn screenshot_of(&self, selector: &str, name: &str, max_height: f64, scale: f64) -> PathBuf {
+        let rect = self
+            .js(
+                "const r = document.querySelector(arguments[0]).getBoundingClientRect(); \
+                 return [r.left + scrollX, r.top + scrollY, r.width, r.height];",
+                vec![json!(selector)],
+            )
+            .await;
+        let at = |i: usize| rect[i].as_f64().expect("a number");
+        let clip = json!({"x": at(0), "y": at(1), "width": at(2), "height": at(3).min(max_height), "scale": scale});
+        let shot = self
+            .cdp("Page.captureScreenshot", json!({"format": "png", "clip": clip, "captureBeyondViewport": true}))
+            .await;
+        let png = BASE64.decode(shot["data"].as_str().expect("captureScreenshot returns data")).expect("base64 PNG");
+        let path = screenshots_dir().join(format!("{name}.png"));
+        std::fs::create_dir_all(screenshots_dir()).expect("create target/screenshots");
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) in the page and returns its value.
     pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
         self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
@@ -161,7 +217,8 @@ impl Browser {
 
     /// Every error the page collected (its `window.racelabErrors` hook: exceptions, rejections,
     /// failed loads, console.error) and every SEVERE entry of the browser's console log except
-    /// the network ones listed in `expected_network` (e.g. a 503 the test caused).
+    /// the network ones listed in `expected_network` (e.g. a 503 the test caused). chromedriver
+    /// empties its log as it is read: each entry is seen by one call only.
     pub async fn errors(&self, expected_network: &[&str]) -> Vec<String> {
         let mut errors: Vec<String> = match self.js("return window.racelabErrors || null;", vec![]).await {
             Value::Array(list) => list.iter().map(|e| format!("page: {}", e.as_str().unwrap_or_default())).collect(),
@@ -183,7 +240,15 @@ impl Browser {
         errors
     }
 
+    /// No error reported, and no JavaScript value printed as text where a number or a word belonged.
     pub async fn assert_no_errors(&self, expected_network: &[&str]) {
+        let garbage = self
+            .js(
+                r"const m = /\[object Object\]|\bundefined\b|\bNaN\b/.exec(document.body.innerText); return m && m[0];",
+                vec![],
+            )
+            .await;
+        assert_eq!(garbage, Value::Null, "the page shows a JavaScript value as text");
         let errors = self.errors(expected_network).await;
         assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     }
@@ -237,22 +302,18 @@ async fn wait_until_up(url: &str, child: &mut Child) -> Result<(), String> {
     }
 }
 
-async fn session(url: &str, chromium: &str) -> Client {
+async fn session(url: &str, chromium: &str, profile: &Path) -> Result<Client, fantoccini::error::NewSessionError> {
+    let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
+    args.extend(["--window-size=1280,800".to_owned(), "--hide-scrollbars".to_owned()]);
+    args.push(format!("--user-data-dir={}", profile.display()));
     let capabilities = json!({
         "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": FLAGS.iter().copied().chain(["--window-size=1280,800", "--hide-scrollbars"]).collect::<Vec<_>>(),
-        },
+        "goog:chromeOptions": {"binary": chromium, "args": args},
         // The console, for `errors`.
         "goog:loggingPrefs": {"browser": "ALL"},
     });
     let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object") };
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open a Chromium session through chromedriver at {url}: {e}"))
+    ClientBuilder::new(HttpConnector::new()).capabilities(capabilities).connect(url).await
 }
 
 /// A chromedriver command that WebDriver does not define (`/session/{id}/{path}`).

@@ -39,7 +39,7 @@ const READ_TABLE: &str = r#"
 "#;
 
 /// Ticks exactly `wanted` among the form's strategies, by clicking, as a person would.
-async fn choose_strategies(browser: &Browser, kind: &str, wanted: &[&str]) {
+pub async fn choose_strategies(browser: &Browser, kind: &str, wanted: &[&str]) {
     for input in browser.client.find_all(Locator::Css(&format!("#form-{kind} input[name=strategies]"))).await.unwrap() {
         let name = input.attr("value").await.unwrap().expect("a strategy checkbox has a value");
         let ticked = input.is_selected().await.unwrap();
@@ -49,13 +49,13 @@ async fn choose_strategies(browser: &Browser, kind: &str, wanted: &[&str]) {
     }
 }
 
-async fn fill(browser: &Browser, selector: &str, text: &str) {
+pub async fn fill(browser: &Browser, selector: &str, text: &str) {
     let input = browser.client.find(Locator::Css(selector)).await.unwrap();
     input.clear().await.unwrap();
     input.send_keys(text).await.unwrap();
 }
 
-async fn tick(browser: &Browser, selector: &str, on: bool) {
+pub async fn tick(browser: &Browser, selector: &str, on: bool) {
     let input = browser.client.find(Locator::Css(selector)).await.unwrap();
     if input.is_selected().await.unwrap() != on {
         input.click().await.unwrap();
@@ -63,7 +63,7 @@ async fn tick(browser: &Browser, selector: &str, on: bool) {
 }
 
 /// Clicks Run, waits until the run has ended, and returns its id (from the page's URL) and its JSON.
-async fn run_from_the_page(browser: &Browser, app: &TestApp, kind: &str) -> (String, Value) {
+pub async fn run_from_the_page(browser: &Browser, app: &TestApp, kind: &str) -> (String, Value) {
     browser.client.find(Locator::Css(&format!("#{kind}-run"))).await.unwrap().click().await.unwrap();
     browser.wait_for(&format!(r#"#{kind}-state[data-run-state="finished"]"#), RUN).await;
     let url = browser.client.current_url().await.unwrap();
@@ -74,7 +74,7 @@ async fn run_from_the_page(browser: &Browser, app: &TestApp, kind: &str) -> (Str
 }
 
 /// Every result of the JSON is a row of the page's table, with the same numbers; and nothing else is.
-async fn assert_table_matches(browser: &Browser, kind: &str, run: &Value) {
+pub async fn assert_table_matches(browser: &Browser, kind: &str, run: &Value) {
     let rows = browser.js(READ_TABLE, vec![json!(kind)]).await;
     let rows = rows.as_array().expect("rows");
     let results = run["results"].as_array().expect("results");
@@ -144,6 +144,8 @@ async fn naive_and_atomic_with_the_race_forced(test: TestDb) {
 
     let name = format!("lab-{}", test.backend);
     browser.screenshots(&format!("{name}-{}", DESKTOP.name)).await;
+    // The results and the start of the interleaving, small: what docs/page.png shows.
+    browser.screenshot_of("#panel-lab", &format!("{name}-results"), 1500.0, 0.6).await;
     browser.set_viewport(PHONE).await;
     let overflow = browser.overflowing().await;
     assert_eq!(overflow["scroll"], json!(0), "the results are wider than a 390-px phone: {overflow}");
@@ -190,3 +192,50 @@ async fn the_bench_sweep(test: TestDb) {
 }
 
 on_every_backend!(the_bench_sweep);
+
+async fn the_anomaly_matrix(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/").await;
+    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    browser.client.find(Locator::Css("#tab-anomalies")).await.unwrap().click().await.unwrap();
+    let (_, run) = run_from_the_page(&browser, &app, "anomalies").await;
+
+    // Every cell of the JSON's matrix is on the page with its verdict, and no other.
+    let shown = browser
+        .js(
+            "return [...document.querySelectorAll('#anomaly-matrix td[data-verdict]')].map((td) => \
+             `${td.closest('tr').dataset.case}@${td.dataset.level}=${td.dataset.verdict}`).sort();",
+            vec![],
+        )
+        .await;
+    let mut expected: Vec<String> = run["anomalies"]["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .flat_map(|column| {
+            column["cells"].as_array().into_iter().flatten().map(move |cell| {
+                format!(
+                    "{}@{}={}",
+                    cell["case"].as_str().unwrap(),
+                    column["level"].as_str().unwrap(),
+                    cell["verdict"].as_str().unwrap()
+                )
+            })
+        })
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty(), "the run has no cells: {run}");
+    assert_eq!(shown, json!(expected));
+
+    // A cell opens its schedule: as many steps as the JSON has.
+    let first = &run["anomalies"]["columns"][0]["cells"][0];
+    browser.client.find(Locator::Css("#anomaly-matrix td[data-verdict] button")).await.unwrap().click().await.unwrap();
+    let steps = browser.client.find_all(Locator::Css("#anomaly-steps li")).await.unwrap();
+    assert_eq!(steps.len(), first["steps"].as_array().map_or(0, Vec::len), "steps of {}", first["case"]);
+    browser.screenshots(&format!("anomalies-{}-{}", test.backend, DESKTOP.name)).await;
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(the_anomaly_matrix);
