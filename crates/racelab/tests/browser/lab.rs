@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use racelab_testkit::{TestDb, on_every_backend};
+use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::{Value, json};
 
 use crate::driver::{Browser, DESKTOP, PHONE};
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Raw, TestApp, spawn_app, spawn_app_with_lock_timeout};
 
 /// A run of 2 workers x 10 increments takes milliseconds; the bound is for a loaded machine.
 const RUN: Duration = Duration::from_secs(120);
@@ -239,3 +239,51 @@ async fn the_anomaly_matrix(test: TestDb) {
 }
 
 on_every_backend!(the_anomaly_matrix);
+
+/// Progress is shown live, from the stream, while the run is held (deterministically: the test holds
+/// the row lock the pessimistic workers wait for); then the wait is drawn in the interleaving.
+async fn progress_is_live_and_the_wait_is_drawn(test: TestDb) {
+    // Long enough that the workers wait for the test, not for their lock timeout.
+    let app = spawn_app_with_lock_timeout(&test.url, Duration::from_secs(60)).await;
+    app.ok("/test-db/init").await;
+    let mut holder = Raw::connect(&test).await;
+    holder.hold_row_lock(1).await;
+
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/").await;
+    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    choose_strategies(&browser, "lab", &["pessimistic"]).await;
+    fill(&browser, "#lab-workers", "2").await;
+    fill(&browser, "#lab-increments", "5").await;
+    fill(&browser, "#lab-post", "1").await;
+    tick(&browser, "#lab-force_race", false).await;
+    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+
+    // While the test holds the row: running, a progress row for pessimistic, from the stream.
+    let mut watcher = Raw::connect(&test).await;
+    watcher.wait_for_lock_waiter().await;
+    browser.wait_for(r#"#lab-state[data-run-state="running"]"#, RUN).await;
+    browser.wait_for(r#"#lab-progress tr[data-strategy="pessimistic"]"#, RUN).await;
+    browser.wait_for("#run-lab[data-stream-progress]", RUN).await;
+    let acknowledged = browser
+        .js(r#"return document.querySelector('#lab-progress tr[data-strategy="pessimistic"] progress').value;"#, vec![])
+        .await;
+    assert_eq!(acknowledged, json!(0), "nothing can be acknowledged while the test holds the row");
+    browser.screenshots(&format!("progress-{}-{}", test.backend, DESKTOP.name)).await;
+
+    holder.execute("COMMIT").await;
+    browser.wait_for(r#"#lab-state[data-run-state="finished"]"#, RUN).await;
+    let id = browser.client.current_url().await.unwrap().path().trim_start_matches("/runs/").to_owned();
+    let run = app.ok(&format!("/experiments/{id}")).await;
+    assert_table_matches(&browser, "lab", &run).await;
+    let waits =
+        run["traces"][0]["events"].as_array().expect("a trace").iter().filter(|e| e["kind"] == "lock_wait").count();
+    assert!(waits >= 2, "both workers waited for the test's lock: {}", run["traces"]);
+    let drawn =
+        browser.client.find_all(Locator::Css(r#".timeline[data-strategy="pessimistic"] .ev-lock_wait"#)).await.unwrap();
+    assert_eq!(drawn.len(), waits, "lock waits drawn vs traced");
+    browser.assert_no_errors(&[]).await;
+}
+
+on_server_backends!(progress_is_live_and_the_wait_is_drawn);
