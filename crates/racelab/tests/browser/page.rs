@@ -87,3 +87,29 @@ async fn page_loads_without_errors(test: TestDb) {
 }
 
 on_every_backend!(page_loads_without_errors);
+
+/// A value the server refuses (422 naming the member) is said beside its field, and nothing runs.
+async fn bad_input_is_named_beside_its_field(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/").await;
+    browser.wait_for(r#"#db-state[data-ready="true"]"#, LOAD).await;
+    let workers = browser.client.find(Locator::Css("#lab-workers")).await.unwrap();
+    workers.clear().await.unwrap();
+    workers.send_keys("0").await.unwrap();
+    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+
+    let problem = browser.wait_for("#lab-problem", LOAD).await.text().await.unwrap();
+    assert!(problem.contains("422"), "{problem}");
+    let beside = browser.client.find(Locator::Css("#lab-workers-error")).await.unwrap().text().await.unwrap();
+    assert!(!beside.is_empty(), "nothing said beside the workers field");
+    let invalid = browser.client.find(Locator::Css("#lab-workers")).await.unwrap().attr("aria-invalid").await.unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    assert!(browser.client.current_url().await.unwrap().path() == "/", "a refused run has no URL");
+    let errors = browser.errors(&[]).await;
+    let others: Vec<_> = errors.iter().filter(|e| !e.contains("status of 422")).collect();
+    assert!(others.is_empty(), "the page reported errors: {others:#?}");
+}
+
+on_every_backend!(bad_input_is_named_beside_its_field);
