@@ -37,7 +37,7 @@ for (const [index, kind] of KINDS.entries()) {
 
 function message(kind, problem) {
   const host = document.getElementById(`run-${kind}`);
-  const retry = problem.retryAfter ? ` Try again in ${problem.retryAfter} s.` : "";
+  const retry = problem.retryAfter ? ` (try again in ${problem.retryAfter} s)` : "";
   replace(host, el("p", { class: "problem", role: "alert", id: `${kind}-problem` },
     el("strong", {}, `${problem.status || ""} ${problem.title}`), problem.detail ? ` — ${problem.detail}` : "", retry));
 }
