@@ -21,6 +21,8 @@ pub mod error;
 pub mod experiments;
 /// `/health` and `/ready`.
 mod health;
+/// A request's JSON body, with the media type, size and syntax errors every endpoint words alike.
+mod json_body;
 /// The seed's `/test-db/*` endpoints, each one experiment of the engine.
 pub mod lab;
 /// `POST /posts/{pk}/likes`: one like with the configured strategy, at most once per `Idempotency-Key`.

@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -252,25 +251,9 @@ impl FromRequest<AppState> for LikePatch {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let media_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
-        let essence = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         // A JSON merge patch (RFC 7396) is what this body is; plain JSON is what most clients send.
-        if essence != "application/json" && essence != "application/merge-patch+json" {
-            return Err(ApiError::UnsupportedMediaType(echo(&media_type)));
-        }
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            // Past the body limit (a chunked body has no length to refuse it by up front): 413.
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::BodyTooLarge { length: None, max: super::request_limits::MAX_BODY_BYTES }
-            } else {
-                ApiError::MalformedBody(echo(&rejection.body_text()))
-            }
-        })?;
-        let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+        let value =
+            super::json_body::read(request, state, &["application/json", "application/merge-patch+json"]).await?;
         Self::read(value)
     }
 }

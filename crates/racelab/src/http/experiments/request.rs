@@ -2,9 +2,7 @@
 //! body that is not JSON is a 400, one of another media type a 415, one past the body limit a 413.
 //! What is accepted is normalized (defaults filled in, names canonical) and shown back as `request`.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
 use racelab_core::{Backend, Experiment, LockMode, Strategy};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -362,24 +360,7 @@ impl FromRequest<AppState> for ExperimentRequest {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let media_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
-        let essence = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        if essence != "application/json" {
-            return Err(ApiError::UnsupportedMediaType(echo(&media_type)));
-        }
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            // Past the body limit (a chunked body has no length to refuse it by up front): 413.
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::BodyTooLarge { length: None, max: super::super::request_limits::MAX_BODY_BYTES }
-            } else {
-                ApiError::MalformedBody(echo(&rejection.body_text()))
-            }
-        })?;
-        let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+        let value = super::super::json_body::read(request, state, &["application/json"]).await?;
         Self::read(value, &Bounds::of(state))
     }
 }
