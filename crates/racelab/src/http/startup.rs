@@ -89,24 +89,9 @@ impl Application {
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
-        let state = AppState::new(
-            config.database,
-            config.retry,
-            config.request_timeout,
-            config.limits,
-            metrics::handle(),
-            config.slots,
-            config.likes,
-            config.runs,
-        );
-        Ok(Self {
-            listener,
-            addr,
-            state,
-            shutdown_grace: config.shutdown_grace,
-            connections: config.connections,
-            budget,
-        })
+        let (shutdown_grace, connections) = (config.shutdown_grace, config.connections);
+        let state = AppState::new(config, metrics::handle());
+        Ok(Self { listener, addr, state, shutdown_grace, connections, budget })
     }
 
     pub fn port(&self) -> u16 {

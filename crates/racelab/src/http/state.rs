@@ -16,9 +16,10 @@ use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::combining::Combiner;
 use super::error::ApiError;
-use super::experiments::{Registry, RunLimits};
+use super::experiments::Registry;
 use super::lab::Limits;
 use super::likes::LikeSettings;
+use super::startup::HttpConfig;
 
 /// After a failed connection attempt, requests are refused at once for this long instead of each one
 /// waiting for its own attempt (a dead database must give quick 503s, not a queue).
@@ -54,18 +55,11 @@ struct Inner {
 const RESERVED_CONNECTIONS: u32 = 2;
 
 impl AppState {
-    // One argument per part of `HttpConfig`, which is what callers fill in.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        options: ConnectOptions,
-        retry: RetryPolicy,
-        request_timeout: Duration,
-        limits: Limits,
-        metrics: PrometheusHandle,
-        sharded_slots: u16,
-        likes: LikeSettings,
-        runs: RunLimits,
-    ) -> Self {
+    /// The state of a service configured by `config` (its listener and connection settings are the
+    /// accept loop's, not the handlers').
+    pub fn new(config: HttpConfig, metrics: PrometheusHandle) -> Self {
+        let HttpConfig { database: options, retry, request_timeout, limits, slots: sharded_slots, likes, runs, .. } =
+            config;
         let slots = options.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
         Self {
             inner: Arc::new(Inner {
