@@ -42,20 +42,53 @@ pub struct Browser {
     home: PathBuf,
 }
 
-/// chromedriver runs in a process group of its own, which the Chromium it starts joins: killing the
-/// group ends every browser process even when the test panicked before closing its session (killing
-/// chromedriver alone would leave Chromium running, orphaned).
+/// Killing chromedriver alone would leave its Chromium running, orphaned: the browser is killed first
+/// (also when the test panicked before closing its session). chromedriver and Chromium stay in the
+/// test's process group, so a test that nextest ends at its timeout takes them with it too.
 impl Drop for Browser {
     fn drop(&mut self) {
-        kill_group(&self.chromedriver);
+        kill_browser(&mut self.chromedriver);
         let _ = std::fs::remove_dir_all(&self.home);
     }
 }
 
-fn kill_group(chromedriver: &Child) {
-    if let Some(pid) = chromedriver.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+/// Kills every process chromedriver started (Chromium and its renderers and helpers) and chromedriver,
+/// and waits (2 s at most) until they are gone, so that none writes to the folder removed next.
+fn kill_browser(chromedriver: &mut Child) {
+    let Some(driver) = chromedriver.id() else { return };
+    let mut family = vec![driver as i32];
+    let mut next = 0;
+    while next < family.len() {
+        family.extend(children_of(family[next]));
+        next += 1;
     }
+    for pid in family.iter().filter_map(|pid| rustix::process::Pid::from_raw(*pid)) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    let _ = chromedriver.try_wait(); // reaps chromedriver; init reaps the rest
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while family.iter().any(|pid| stat(*pid).is_some_and(|(state, _)| state != "Z")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let _ = chromedriver.try_wait();
+    }
+}
+
+/// A process's state and parent, from /proc/<pid>/stat: "pid (command) state ppid ...", where the
+/// command may hold spaces and parentheses.
+fn stat(pid: i32) -> Option<(String, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.to_owned();
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| stat(*pid).is_some_and(|(_, ppid)| ppid == parent))
+        .collect()
 }
 
 impl Browser {
@@ -85,7 +118,6 @@ impl Browser {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
-                .process_group(0)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"));
             let url = format!("http://127.0.0.1:{port}");
@@ -96,13 +128,13 @@ impl Browser {
                         return Self { client, base, chromedriver: child, home };
                     }
                     Err(err) => {
-                        kill_group(&child);
+                        kill_browser(&mut child);
                         let _ = std::fs::remove_dir_all(&home);
                         panic!("cannot open a Chromium session through chromedriver at {url}: {err}");
                     }
                 },
                 Err(err) => {
-                    kill_group(&child);
+                    kill_browser(&mut child);
                     let _ = std::fs::remove_dir_all(&home);
                     last_error = err;
                 }
