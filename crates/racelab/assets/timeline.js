@@ -32,7 +32,7 @@ export function timelines(traces) {
   return el("div", { class: "timelines" },
     el("p", { class: "legend" }, "Each line is one event, in the order the engine recorded them (as each statement returned); ",
       ["read", "write", "commit", "conflict", "retry", "lock_wait"].map((kind) => [el("span", { class: `ev ev-${kind}` }, kind.replace("_", " ")), " "]),
-      el("span", { class: "ev ev-commit lost-update-sample" }, "lost update"), " marks a commit that overwrote another worker's committed increment."),
+      el("span", { class: "ev ev-commit lost-update-sample" }, "lost update"), " marks a commit that overwrote another worker's committed increment. A commit that read a value older by more than one erases several increments at once, so the verdict's lost can be more than the commits marked."),
     traces.map(timeline));
 }
 
