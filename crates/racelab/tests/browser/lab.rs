@@ -1,6 +1,7 @@
 //! Runs started from the page: naive and atomic with the race forced on 2 workers, the bench sweep,
 //! the anomaly matrix. What the page shows is compared with `GET /experiments/{id}` of the same run,
-//! number by number, and the lost update must be drawn for naive (and for nothing else).
+//! number by number, and the lost update must be drawn for naive (and for nothing else); optimistic
+//! draws its conflict and the retry that follows it.
 
 use std::time::Duration;
 
@@ -160,7 +161,41 @@ async fn naive_and_atomic_with_the_race_forced(test: TestDb) {
     browser.assert_no_errors(&[]).await;
 }
 
-on_every_backend!(naive_and_atomic_with_the_race_forced);
+/// The events of `kind` drawn in `strategy`'s timeline: as many as its trace has, and at least one.
+async fn assert_events_drawn(browser: &Browser, run: &Value, strategy: &str, kind: &str) -> usize {
+    let trace = run["traces"].as_array().expect("traces").iter().find(|t| t["strategy"] == strategy).expect("a trace");
+    let traced = trace["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).count();
+    let selector = format!(r#".timeline[data-strategy="{strategy}"] .ev-{kind}"#);
+    let drawn = browser.client.find_all(Locator::Css(&selector)).await.unwrap();
+    assert_eq!(drawn.len(), traced, "{strategy}: {kind} events drawn vs traced");
+    assert!(traced >= 1, "{strategy}: no {kind} in the trace: {trace}");
+    traced
+}
+
+// Optimistic with the race forced: both workers read the same version, so one write finds the row
+// changed (a conflict) and that increment is tried again (a retry), every time; nothing is lost.
+async fn optimistic_draws_its_conflict_and_retry(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/").await;
+    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+
+    choose_strategies(&browser, "lab", &["optimistic"]).await;
+    fill(&browser, "#lab-workers", "2").await;
+    fill(&browser, "#lab-increments", "10").await;
+    tick(&browser, "#lab-force_race", true).await;
+    let (_, run) = run_from_the_page(&browser, &app, "lab").await;
+
+    assert_table_matches(&browser, "lab", &run).await;
+    assert_eq!(run["results"][0]["lost"], json!(0), "{run}");
+    assert!(assert_events_drawn(&browser, &run, "optimistic", "conflict").await >= 1);
+    assert!(assert_events_drawn(&browser, &run, "optimistic", "retry").await >= 1);
+    assert_eq!(assert_lost_updates_drawn(&browser, &run, "optimistic").await, 0);
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(naive_and_atomic_with_the_race_forced, optimistic_draws_its_conflict_and_retry);
 
 async fn the_bench_sweep(test: TestDb) {
     let app = spawn_app(&test).await;
