@@ -181,10 +181,11 @@ pub async fn create_run(State(state): State<AppState>, request: ExperimentReques
         let most = plan.workers.counts().into_iter().max().unwrap_or(1);
         state.check_workers(most)?;
     }
-    let slot = state.runs().reserve()?;
-    // A run that could not start is refused here, not registered to fail a moment later.
+    // A run that could not start is refused here, not registered to fail a moment later; and first,
+    // so that while the database is away every client hears that (503), not that the runs are full.
     let db = state.db().await?;
     drop(db.session().await?);
+    let slot = state.runs().reserve()?;
     let id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let run = Arc::new(run::Run::new(id, request, state.backend(), slot));
     state.runs().insert(run.clone());
