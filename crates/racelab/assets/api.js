@@ -45,6 +45,11 @@ export function startRun(body) {
   return request("POST", "/experiments", body);
 }
 
+/** Asks a run to stop (it ends `stopped` after the increments in flight): the run view. */
+export function stopRun(id) {
+  return request("POST", `/experiments/${encodeURIComponent(id)}/stop`);
+}
+
 /** A run's current view. */
 export function getRun(id) {
   return request("GET", `/experiments/${encodeURIComponent(id)}`);

@@ -7,6 +7,7 @@ import { el, kinds, plural, replace, shown } from "./format.js";
 import { benchCharts, labCharts } from "./charts.js";
 import { revealLostUpdates, timelines } from "./timeline.js";
 import { matrix } from "./anomalies.js";
+import { stopRun } from "./api.js";
 
 const FINAL_STATES = ["finished", "failed", "stopped"];
 
@@ -49,6 +50,7 @@ export class RunView {
     replace(
       this.host,
       el("div", { class: "run-head", id: `${run.kind}-head` }),
+      el("div", { class: "run-controls", id: `${run.kind}-controls` }),
       el("div", { class: "run-error", id: `${run.kind}-error` }),
       el("section", { class: "progress", id: `${run.kind}-progress`, "aria-label": "Progress" }),
       el("section", { class: "results", id: `${run.kind}-results`, "aria-label": "Results" }),
@@ -78,8 +80,30 @@ export class RunView {
         run.created_at ? ` · started ${time(run.created_at)}` : "",
         run.finished_at ? `, ended ${time(run.finished_at)}` : ""),
     );
+    // The button is made once and kept while the run goes on (the header is redrawn on every progress
+    // event; a button redrawn under the pointer would lose its click).
+    const controls = this.part("controls");
+    if (isFinal(run)) replace(controls);
+    else if (!controls.firstChild) replace(controls, this.stopButton());
     const problem = run.error;
     replace(this.part("error"), problem ? el("p", { class: "problem", role: "alert" }, el("strong", {}, `${problem.status || ""} ${problem.title || "Error"}`), problem.detail ? ` — ${problem.detail}` : "") : null);
+  }
+
+  /** Stops the run; its end then arrives on the stream like any other. */
+  stopButton() {
+    const button = el("button", { type: "button", id: `${this.run.kind}-stop`, class: "stop" }, "Stop");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      button.textContent = "Stopping…";
+      try {
+        await stopRun(this.run.id);
+      } catch (problem) {
+        button.disabled = false;
+        button.textContent = "Stop";
+        button.title = problem.detail || problem.title;
+      }
+    });
+    return button;
   }
 
   renderProgress() {

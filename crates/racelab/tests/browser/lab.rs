@@ -321,4 +321,41 @@ async fn progress_is_live_and_the_wait_is_drawn(test: TestDb) {
     browser.assert_no_errors(&[]).await;
 }
 
-on_server_backends!(progress_is_live_and_the_wait_is_drawn);
+/// Stop, from the page, a run held behind the test's row lock: the page shows it `stopped` once the
+/// lock is released, with the numbers of the run's JSON (the increments in flight made, the rest
+/// counted stopped), and the Stop button is gone.
+async fn a_run_is_stopped_from_the_page(test: TestDb) {
+    let app = spawn_app_with_lock_timeout(&test.url, Duration::from_secs(60)).await;
+    app.ok("/test-db/init").await;
+    let mut holder = Raw::connect(&test).await;
+    holder.hold_row_lock(1).await;
+
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/").await;
+    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    choose_strategies(&browser, "lab", &["pessimistic"]).await;
+    fill(&browser, "#lab-workers", "2").await;
+    fill(&browser, "#lab-increments", "50").await;
+    fill(&browser, "#lab-post", "1").await;
+    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+    Raw::connect(&test).await.wait_for_lock_waiter().await;
+    browser.wait_for(r#"#lab-state[data-run-state="running"]"#, RUN).await;
+
+    browser.wait_for("#lab-stop", RUN).await;
+    browser.client.find(Locator::Css("#lab-stop")).await.unwrap().click().await.unwrap();
+    browser.wait_for("#lab-stop[disabled]", RUN).await;
+    holder.execute("COMMIT").await;
+    browser.wait_for(r#"#lab-state[data-run-state="stopped"]"#, RUN).await;
+
+    let id = browser.client.current_url().await.unwrap().path().trim_start_matches("/runs/").to_owned();
+    let run = app.ok(&format!("/experiments/{id}")).await;
+    assert_eq!(run["state"], "stopped", "{run}");
+    let stopped = run["results"][0]["errors"]["stopped"].as_u64().unwrap_or(0);
+    assert!(stopped >= 98, "at most the 2 increments in flight were made: {run}");
+    assert_table_matches(&browser, "lab", &run).await;
+    assert!(browser.client.find_all(Locator::Css("#lab-stop")).await.unwrap().is_empty(), "Stop is still shown");
+    browser.assert_no_errors(&[]).await;
+}
+
+on_server_backends!(progress_is_live_and_the_wait_is_drawn, a_run_is_stopped_from_the_page);

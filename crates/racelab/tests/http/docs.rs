@@ -29,13 +29,14 @@ const ROUTES: [&str; 16] = [
 
 /// The resource API's paths and the methods each documents (their behaviour is tested in `posts.rs`),
 /// and the experiment runs' (tested in `runs.rs`).
-const RESOURCE_ROUTES: [(&str, &[&str]); 6] = [
+const RESOURCE_ROUTES: [(&str, &[&str]); 7] = [
     ("/posts", &["post"]),
     ("/posts/{pk}", &["get", "patch", "delete"]),
     ("/posts/{pk}/likes", &["post"]),
     ("/experiments", &["post"]),
     ("/experiments/{id}", &["get"]),
     ("/experiments/{id}/events", &["get"]),
+    ("/experiments/{id}/stop", &["post"]),
 ];
 
 fn parameter_names(operation: &Value) -> Vec<String> {

@@ -316,6 +316,49 @@ async fn the_run_cap_answers_429_until_a_run_ends(test: TestDb) {
     assert_eq!(finished(&app, &next).await["state"], "finished");
 }
 
+async fn stop(app: &TestApp, path: &str) -> Answer {
+    let response = app.client.post(format!("{}{path}/stop", app.address)).send().await.expect("POST stop");
+    read_answer(response).await
+}
+
+// A run stuck behind a lock the test holds is stopped by request: 202 at once; once the lock is
+// released it ends `stopped` after the increments that were in flight, its accounting whole (every
+// increment acknowledged, failed, in doubt or counted stopped), the counter equal to what was
+// acknowledged, and the second strategy never started. Stopping it again is 200; an unknown run 404.
+async fn a_run_is_stopped_by_request_with_its_accounting_whole(test: TestDb) {
+    let app = Settings { lock_timeout: Duration::from_secs(60), ..Settings::default() }.spawn(&test.url).await;
+    app.ok("/test-db/init").await;
+    let mut holder = hold_post_1(&test).await;
+    let body =
+        json!({"kind": "lab", "strategies": ["pessimistic", "atomic"], "workers": 2, "increments": 50, "post": 1});
+    let path = start(&app, body).await;
+    // Running: its experiment has started, its workers wait on the lock.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.ok(&path).await["state"] != "running" {
+        assert!(Instant::now() < deadline, "the run did not start in 20 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let stopping = stop(&app, &path).await;
+    assert_eq!(stopping.status, 202, "{}", stopping.text);
+    holder.execute("COMMIT").await;
+    let run = finished(&app, &path).await;
+
+    assert_eq!(run["state"], "stopped", "{run}");
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "the second strategy started after the stop, or the first left nothing: {run}");
+    let outcome = &results[0];
+    assert_eq!(outcome["strategy"], "pessimistic", "{run}");
+    let count = |key: &str| outcome[key].as_u64().unwrap_or_else(|| panic!("{key}: {outcome}"));
+    let stopped = outcome["errors"]["stopped"].as_u64().unwrap_or(0);
+    assert_eq!(count("acknowledged") + count("failed") + count("in_doubt"), count("expected"), "{outcome}");
+    assert!(stopped >= count("expected") - 2, "more than the 2 increments in flight were made: {outcome}");
+    assert_eq!(outcome["actual"].as_u64(), Some(count("acknowledged")), "{outcome}");
+    let again = stop(&app, &path).await;
+    assert_eq!((again.status.as_u16(), again.body["state"].as_str()), (200, Some("stopped")), "{}", again.text);
+    assert_problem(&stop(&app, "/experiments/r-0000000000000000").await, 404);
+}
+
 // The database away: a run cannot start (503 with Retry-After, nothing registered); back: it can.
 async fn a_run_that_cannot_start_is_503_and_the_next_starts_once_the_database_is_back(test: TestDb) {
     let (upstream, rewrite) = TcpProxy::route(&test.url);
@@ -458,6 +501,7 @@ on_every_backend!(
     unknown_runs_are_404,
     bad_bodies_are_refused_naming_the_member,
     the_run_cap_answers_429_until_a_run_ends,
+    a_run_is_stopped_by_request_with_its_accounting_whole,
     a_shutdown_stops_runs_and_ends_their_streams,
     finished_runs_are_forgotten_past_the_count_and_the_retention,
 );

@@ -14,7 +14,9 @@
 //! update marked. Runs are bounded: `--max-runs` under way at once (429 past that), finished ones kept
 //! for `--run-retention`, at most `--max-kept-runs`. A run that cannot start (the database cannot be
 //! reached) is refused with 503 before it is registered; one that fails midway ends `failed` with the
-//! problem `/test-db/*` would have answered, after what it did.
+//! problem `/test-db/*` would have answered, after what it did. `POST /experiments/{id}/stop` stops a
+//! run: the experiment running ends after the increments in flight (the rest counted as stopped, the
+//! accounting whole), and no other starts.
 
 /// The SSE stream of one run.
 mod events;
@@ -49,7 +51,11 @@ use super::lab::problems;
 
 /// The routes of this module, documented.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_run)).routes(routes!(get_run)).routes(routes!(run_events))
+    OpenApiRouter::new()
+        .routes(routes!(create_run))
+        .routes(routes!(get_run))
+        .routes(routes!(run_events))
+        .routes(routes!(stop_run))
 }
 
 /// Publishes the body's schema with this server's maxima and strategies (see [`request::body_schema`]).
@@ -221,6 +227,26 @@ pub async fn run_events(
     Path(id): Path<String>,
 ) -> Result<events::EventStream, ApiError> {
     Ok(events::stream(find(&state, &id)?))
+}
+
+/// Stops a run: the experiment under way ends after its increments in flight (the others are counted
+/// `stopped`, and what was done stays in `results`), and no later one starts; the anomalies suite is
+/// stopped only before it starts. 202 while it stops, 200 if it was already over; the run view either way.
+#[utoipa::path(post, path = "/experiments/{id}/stop", tag = "experiments",
+    params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
+    responses(
+        (status = 202, description = "Stopping: the run ends `stopped` after the increments in flight", body = RunViewSchema),
+        (status = 200, description = "The run was already over: nothing to stop", body = RunViewSchema),
+        ReadErrors,
+    ))]
+pub async fn stop_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let run = find(&state, &id)?;
+    if run.state().is_over() {
+        return Ok((StatusCode::OK, Json(run.view())).into_response());
+    }
+    tracing::info!(run = %run.id, "run stopped by request");
+    run.stop();
+    Ok((StatusCode::ACCEPTED, Json(run.view())).into_response())
 }
 
 fn find(state: &AppState, id: &str) -> Result<Arc<run::Run>, ApiError> {
