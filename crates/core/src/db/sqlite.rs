@@ -42,12 +42,37 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, Conn
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(options.lock_timeout);
     let connect = super::quiet_lock_waits(connect);
+    open_racing_others(&connect, options.lock_timeout).await;
     connect::probe::<Sqlite>(&connect, options, explain).await?;
     Ok(SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<Sqlite>(options))
         .connect_lazy_with(connect))
+}
+
+/// Processes that open one new file together race to set it up (create it, switch it to WAL, which
+/// needs the file to itself): a loser is told "database is locked" (code 5 or 6) at once, before any
+/// busy timeout applies. Opens one connection, trying again on exactly that answer for at most
+/// `lock_timeout`; any other outcome is left to the probe that follows, which reports it.
+async fn open_racing_others(connect: &SqliteConnectOptions, lock_timeout: Duration) {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let deadline = std::time::Instant::now() + lock_timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match connect.connect().await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                return;
+            }
+            Err(err) if Sqlite::classify(&err) == ErrorKind::Busy && std::time::Instant::now() < deadline => {
+                tracing::debug!(%err, "the database file is being set up by another process; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// SQLite has no server to refuse anything: its errors are its message and result code.
