@@ -275,13 +275,14 @@ async fn the_anomaly_matrix(test: TestDb) {
 
 on_every_backend!(the_anomaly_matrix);
 
-/// Progress is shown live, from the stream, while the run is held (deterministically: the test holds
-/// the row lock the pessimistic workers wait for); then the wait is drawn in the interleaving.
-async fn progress_is_live_and_the_wait_is_drawn(test: TestDb) {
+/// A pessimistic run of 2 workers x `increments` on post 1, started from the page while the test holds
+/// the post's row lock, and its workers seen waiting for it. Returns the service, the lock's holder and
+/// the browser.
+async fn start_a_held_run(test: &TestDb, increments: u32) -> (TestApp, Raw, Browser) {
     // Long enough that the workers wait for the test, not for their lock timeout.
     let app = spawn_app_with_lock_timeout(&test.url, Duration::from_secs(60)).await;
     app.ok("/test-db/init").await;
-    let mut holder = Raw::connect(&test).await;
+    let mut holder = Raw::connect(test).await;
     holder.hold_row_lock(1).await;
 
     let browser = Browser::start(&app.address).await;
@@ -290,14 +291,20 @@ async fn progress_is_live_and_the_wait_is_drawn(test: TestDb) {
     browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
     choose_strategies(&browser, "lab", &["pessimistic"]).await;
     fill(&browser, "#lab-workers", "2").await;
-    fill(&browser, "#lab-increments", "5").await;
+    fill(&browser, "#lab-increments", &increments.to_string()).await;
     fill(&browser, "#lab-post", "1").await;
     tick(&browser, "#lab-force_race", false).await;
     browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+    Raw::connect(test).await.wait_for_lock_waiter().await;
+    (app, holder, browser)
+}
+
+/// Progress is shown live, from the stream, while the run is held (deterministically: the test holds
+/// the row lock the pessimistic workers wait for); then the wait is drawn in the interleaving.
+async fn progress_is_live_and_the_wait_is_drawn(test: TestDb) {
+    let (app, mut holder, browser) = start_a_held_run(&test, 5).await;
 
     // While the test holds the row: running, a progress row for pessimistic, from the stream.
-    let mut watcher = Raw::connect(&test).await;
-    watcher.wait_for_lock_waiter().await;
     browser.wait_for(r#"#lab-state[data-run-state="running"]"#, RUN).await;
     browser.wait_for(r#"#lab-progress tr[data-strategy="pessimistic"]"#, RUN).await;
     browser.wait_for("#run-lab[data-stream-progress]", RUN).await;
@@ -325,21 +332,7 @@ async fn progress_is_live_and_the_wait_is_drawn(test: TestDb) {
 /// lock is released, with the numbers of the run's JSON (the increments in flight made, the rest
 /// counted stopped), and the Stop button is gone.
 async fn a_run_is_stopped_from_the_page(test: TestDb) {
-    let app = spawn_app_with_lock_timeout(&test.url, Duration::from_secs(60)).await;
-    app.ok("/test-db/init").await;
-    let mut holder = Raw::connect(&test).await;
-    holder.hold_row_lock(1).await;
-
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
-    choose_strategies(&browser, "lab", &["pessimistic"]).await;
-    fill(&browser, "#lab-workers", "2").await;
-    fill(&browser, "#lab-increments", "50").await;
-    fill(&browser, "#lab-post", "1").await;
-    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
-    Raw::connect(&test).await.wait_for_lock_waiter().await;
+    let (app, mut holder, browser) = start_a_held_run(&test, 50).await;
     browser.wait_for(r#"#lab-state[data-run-state="running"]"#, RUN).await;
 
     browser.wait_for("#lab-stop", RUN).await;
