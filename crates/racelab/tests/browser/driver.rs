@@ -143,6 +143,15 @@ impl Browser {
         panic!("chromedriver did not start: {last_error}");
     }
 
+    /// A browser at desktop size on the service's page, once the page says the database is ready.
+    pub async fn on_the_page(base: &str, ready_within: Duration) -> Self {
+        let browser = Self::start(base).await;
+        browser.set_viewport(DESKTOP).await;
+        browser.open("/").await;
+        browser.wait_for(r#"#db-state[data-ready="true"]"#, ready_within).await;
+        browser
+    }
+
     pub async fn open(&self, path: &str) {
         let url = format!("{}{path}", self.base);
         self.client.goto(&url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));

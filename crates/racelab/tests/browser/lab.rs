@@ -50,6 +50,14 @@ pub async fn choose_strategies(browser: &Browser, kind: &str, wanted: &[&str]) {
     }
 }
 
+/// Fills the lab form: these strategies, 2 workers x `increments`, the race forced or not.
+async fn fill_the_lab(browser: &Browser, strategies: &[&str], increments: u32, force_race: bool) {
+    choose_strategies(browser, "lab", strategies).await;
+    fill(browser, "#lab-workers", "2").await;
+    fill(browser, "#lab-increments", &increments.to_string()).await;
+    tick(browser, "#lab-force_race", force_race).await;
+}
+
 pub async fn fill(browser: &Browser, selector: &str, text: &str) {
     let input = browser.client.find(Locator::Css(selector)).await.unwrap();
     input.clear().await.unwrap();
@@ -123,15 +131,9 @@ async fn assert_lost_updates_drawn(browser: &Browser, run: &Value, strategy: &st
 
 async fn naive_and_atomic_with_the_race_forced(test: TestDb) {
     let app = spawn_app(&test).await;
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
 
-    choose_strategies(&browser, "lab", &["naive", "atomic"]).await;
-    fill(&browser, "#lab-workers", "2").await;
-    fill(&browser, "#lab-increments", "10").await;
-    tick(&browser, "#lab-force_race", true).await;
+    fill_the_lab(&browser, &["naive", "atomic"], 10, true).await;
     let (id, run) = run_from_the_page(&browser, &app, "lab").await;
 
     assert_eq!(run["request"]["strategies"], json!(["naive", "atomic"]), "{run}");
@@ -176,15 +178,9 @@ async fn assert_events_drawn(browser: &Browser, run: &Value, strategy: &str, kin
 // changed (a conflict) and that increment is tried again (a retry), every time; nothing is lost.
 async fn optimistic_draws_its_conflict_and_retry(test: TestDb) {
     let app = spawn_app(&test).await;
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
 
-    choose_strategies(&browser, "lab", &["optimistic"]).await;
-    fill(&browser, "#lab-workers", "2").await;
-    fill(&browser, "#lab-increments", "10").await;
-    tick(&browser, "#lab-force_race", true).await;
+    fill_the_lab(&browser, &["optimistic"], 10, true).await;
     let (_, run) = run_from_the_page(&browser, &app, "lab").await;
 
     assert_table_matches(&browser, "lab", &run).await;
@@ -199,10 +195,7 @@ on_every_backend!(naive_and_atomic_with_the_race_forced, optimistic_draws_its_co
 
 async fn the_bench_sweep(test: TestDb) {
     let app = spawn_app(&test).await;
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
     browser.client.find(Locator::Css("#tab-bench")).await.unwrap().click().await.unwrap();
 
     choose_strategies(&browser, "bench", &["naive", "atomic"]).await;
@@ -230,10 +223,7 @@ on_every_backend!(the_bench_sweep);
 
 async fn the_anomaly_matrix(test: TestDb) {
     let app = spawn_app(&test).await;
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
     browser.client.find(Locator::Css("#tab-anomalies")).await.unwrap().click().await.unwrap();
     let (_, run) = run_from_the_page(&browser, &app, "anomalies").await;
 
@@ -285,15 +275,9 @@ async fn start_a_held_run(test: &TestDb, increments: u32) -> (TestApp, Raw, Brow
     let mut holder = Raw::connect(test).await;
     holder.hold_row_lock(1).await;
 
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, RUN).await;
-    choose_strategies(&browser, "lab", &["pessimistic"]).await;
-    fill(&browser, "#lab-workers", "2").await;
-    fill(&browser, "#lab-increments", &increments.to_string()).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
+    fill_the_lab(&browser, &["pessimistic"], increments, false).await;
     fill(&browser, "#lab-post", "1").await;
-    tick(&browser, "#lab-force_race", false).await;
     browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
     Raw::connect(test).await.wait_for_lock_waiter().await;
     (app, holder, browser)

@@ -28,10 +28,7 @@ async fn the_page_shows_the_outage_and_recovers(test: TestDb) {
     let (upstream, rewrite) = TcpProxy::route(&test.url);
     let proxy = TcpProxy::start(upstream).await;
     let app = spawn_app_at(&rewrite(proxy.port), Duration::from_secs(1)).await;
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, WAIT).await;
+    let browser = Browser::on_the_page(&app.address, WAIT).await;
     choose_strategies(&browser, "lab", &["naive", "atomic"]).await;
 
     // A run asked for while the database is away: refused with 503, said where the run would be and

@@ -91,10 +91,7 @@ on_every_backend!(page_loads_without_errors);
 /// A value the server refuses (422 naming the member) is said beside its field, and nothing runs.
 async fn bad_input_is_named_beside_its_field(test: TestDb) {
     let app = spawn_app(&test).await;
-    let browser = Browser::start(&app.address).await;
-    browser.set_viewport(DESKTOP).await;
-    browser.open("/").await;
-    browser.wait_for(r#"#db-state[data-ready="true"]"#, LOAD).await;
+    let browser = Browser::on_the_page(&app.address, LOAD).await;
     let workers = browser.client.find(Locator::Css("#lab-workers")).await.unwrap();
     workers.clear().await.unwrap();
     workers.send_keys("0").await.unwrap();
