@@ -126,11 +126,11 @@ impl Liker {
         let mut results: Vec<Option<Liked>> = vec![None; requests.len()];
         let mut attempts = 0;
         for _ in 0..ROUNDS {
-            let pending: Vec<usize> = (0..requests.len()).filter(|&i| results[i].is_none()).collect();
+            let pending: Vec<Pending> = requests.iter().enumerate().filter(|(i, _)| results[*i].is_none()).collect();
             if pending.is_empty() {
                 break;
             }
-            let done = self.make_retried(&mut session, pk, requests, &pending, &answer, &mut attempts).await?;
+            let done = self.make_retried(&mut session, pk, &pending, &answer, &mut attempts).await?;
             for (i, liked) in done.made {
                 results[i] = Some(liked);
             }
@@ -158,15 +158,14 @@ impl Liker {
         &self,
         session: &mut Session,
         pk: Pk,
-        requests: &[LikeRequest],
-        pending: &[usize],
+        pending: &[Pending<'_>],
         answer: &impl Fn(i64) -> (u16, String),
         attempts: &mut u32,
     ) -> Result<Unit, DbError> {
         let mut retrier = self.retry.retrier();
         loop {
             *attempts += 1;
-            let result = self.make_once(session, pk, requests, pending, answer).await;
+            let result = self.make_once(session, pk, pending, answer).await;
             match result {
                 Err(err) if is_conflict(err.kind()) && retrier.retry_after(err.kind()).await => continue,
                 other => return other,
@@ -178,18 +177,17 @@ impl Liker {
         &self,
         session: &mut Session,
         pk: Pk,
-        requests: &[LikeRequest],
-        pending: &[usize],
+        pending: &[Pending<'_>],
         answer: &impl Fn(i64) -> (u16, String),
     ) -> Result<Unit, DbError> {
         // Without keys, the atomic and sharded writes are one statement each: autocommit is their
         // transaction, and a hot post's likes cost one round trip each.
-        let keyless = pending.iter().all(|&i| requests[i].key.is_none());
+        let keyless = pending.iter().all(|(_, request)| request.key.is_none());
         let one_statement = keyless && matches!(self.strategy, Strategy::Atomic | Strategy::Sharded { .. });
         if !one_statement {
             session.begin(self.tx_mode()).await?;
         }
-        let result = self.unit(session, pk, requests, pending, answer).await;
+        let result = self.unit(session, pk, pending, answer).await;
         let result = match result {
             Ok(unit) if unit.made.is_empty() => {
                 session.rollback_quietly().await;
@@ -211,16 +209,15 @@ impl Liker {
         &self,
         session: &mut Session,
         pk: Pk,
-        requests: &[LikeRequest],
-        pending: &[usize],
+        pending: &[Pending<'_>],
         answer: &impl Fn(i64) -> (u16, String),
     ) -> Result<Unit, DbError> {
         let mut fresh = Vec::with_capacity(pending.len());
         let mut used = Vec::new();
-        for &i in pending {
-            match &requests[i].key {
+        for &(i, request) in pending {
+            match &request.key {
                 Some(key) if !session.insert_idempotency_key(&key.key, &key.fingerprint).await? => used.push(i),
-                _ => fresh.push(i),
+                _ => fresh.push((i, request)),
             }
         }
         if fresh.is_empty() {
@@ -229,9 +226,9 @@ impl Liker {
         let by = fresh.len() as i64;
         let last = self.add(session, pk, by).await?;
         let mut made = Vec::with_capacity(fresh.len());
-        for (like, i) in (last - by + 1..).zip(fresh) {
+        for (like, (i, request)) in (last - by + 1..).zip(fresh) {
             let (status, body) = answer(like);
-            if let Some(key) = &requests[i].key {
+            if let Some(key) = &request.key {
                 session.save_idempotent_response(&key.key, status, &body).await?;
             }
             made.push((i, Liked::Made { like, status, body }));
@@ -296,6 +293,9 @@ impl Liker {
         }
     }
 }
+
+/// A request still to be answered, with its place among those asked.
+type Pending<'a> = (usize, &'a LikeRequest);
 
 /// What one transaction did: likes made (request index, result), and requests whose key was used.
 struct Unit {
