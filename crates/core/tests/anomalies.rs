@@ -77,6 +77,9 @@ async fn postgres_matrix() {
         (Case::GSingleWrite,     ["A",            s8,              s8]),
         (Case::G2Item,           ["A",            "A",             s8]),
         (Case::G2,               ["A",            "A",             s8]),
+        // T1's write after T3 read T2's commit: SSI refuses it (Hermitage's "could not serialize").
+        // The anomaly at RR also shows that T3's snapshot came at its read, not at its early BEGIN.
+        (Case::G2Fekete,         ["A",            "A",             "P serialization_failure@9"]),
         (Case::P4Increment,      ["P blk@6",      s6,              s6]),
         (Case::ReadThenWrite,    ["A blk@6",      s6,              s6]),
         (Case::ReadThenWriteLate, ["A",           "P serialization_failure@7", "P serialization_failure@7"]),
@@ -113,6 +116,9 @@ async fn mariadb_matrix() {
         (Case::GSingleWrite,     ["A",         "A",         "A",         c8,          "P deadlock@8"]),
         (Case::G2Item,           ["A",         "A",         "A",         "A",         "P deadlock@6"]),
         (Case::G2,               ["A",         "A",         "A",         "A",         "P deadlock@6"]),
+        // As Hermitage's MySQL page: T2's write waits for T1's shared lock and T3's read behind it;
+        // T1's write closes the cycle and T2 is the victim (step 5); T3 then reads 10 and 20.
+        (Case::G2Fekete,         ["A",         "A",         "A",         "A",         "P deadlock@5"]),
         (Case::P4Increment,      ["P blk@6",   "P blk@6",   "P blk@6",   c6,          "P deadlock@6"]),
         (Case::ReadThenWrite,    ["A blk@6",   "A blk@6",   "A blk@6",   c6,          "P deadlock@6"]),
         (Case::ReadThenWriteLate, ["A",        "A",         "A",         "P serialization_failure@7", "P deadlock@7"]),
@@ -143,6 +149,8 @@ async fn sqlite_matrix() {
         (Case::GSingleWrite,     ["P busy@8",  second_begin]),
         (Case::G2Item,           ["P busy@6",  second_begin]),
         (Case::G2,               ["P busy@6",  second_begin]),
+        // T1's write after T2's commit: its snapshot is stale (SQLITE_BUSY_SNAPSHOT).
+        (Case::G2Fekete,         ["P busy@9",  second_begin]),
         (Case::P4Increment,      ["P busy@6",  second_begin]),
         (Case::ReadThenWrite,    ["P busy@6",  second_begin]),
         (Case::ReadThenWriteLate, ["P busy@7", second_begin]),

@@ -26,7 +26,7 @@ async fn galera_matrix_across_nodes() {
     let matrix = anomalies::run_cases(&urls, Duration::from_secs(5), levels, &Case::ALL).await.unwrap();
     let (d6, d7, d8, d9) = ("P deadlock@6", "P deadlock@7", "P deadlock@8", "P deadlock@9");
     #[rustfmt::skip]
-    let expected: [(Case, [&str; 5]); 15] = [
+    let expected: [(Case, [&str; 5]); 16] = [
         //                        RU     RC     RR     RR+SI  SER
         (Case::G0,               [d7,    d7,    d7,    d7,    d7]),
         (Case::G1a,              ["P",   "P",   "P",   "P",   "P"]),
@@ -40,6 +40,9 @@ async fn galera_matrix_across_nodes() {
         (Case::GSingleWrite,     ["A",   "A",   "A",   "P serialization_failure@8", d8]),
         (Case::G2Item,           ["A",   "A",   "A",   "A",   d8]),
         (Case::G2,               ["A",   "A",   "A",   "A",   d8]),
+        // Disjoint write sets certify. At serializable, T2's write set, applied on T1's node, aborts
+        // T1 for its shared lock on row 2: T1's write fails.
+        (Case::G2Fekete,         ["A",   "A",   "A",   "A",   d9]),
         (Case::P4Increment,      [d8,    d8,    d8,    d8,    d8]),
         (Case::ReadThenWrite,    [d8,    d8,    d8,    d8,    d8]),
         // MDEV-38977: a write after the other node's commit certifies, whatever it read before.

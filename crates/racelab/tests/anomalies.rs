@@ -43,6 +43,7 @@ async fn the_matrix_fits_80_columns_and_is_compared_with_hermitage(test: TestDb)
         "G-single-w",
         "G2-item",
         "G2",
+        "G2-fekete",
         "P4 v+1",
         "read+write",
         "r+w late",

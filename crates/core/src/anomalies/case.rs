@@ -1,10 +1,16 @@
-//! The cases: Hermitage's ten schedules and two of racelab's own, each with the rule that tells an
-//! anomaly from its absence in what the transactions saw and what the table holds at the end.
+//! The cases: Hermitage's schedules (its ten anomalies; PMP and G-single also on a write predicate;
+//! G2 also as Fekete et al.'s three-transaction example) and three of racelab's own, each with the
+//! rule that tells an anomaly from its absence in what the transactions saw and what the table holds
+//! at the end.
 //!
 //! The schedules follow Hermitage's PostgreSQL and MySQL pages (ept/hermitage), where each test is
 //! two or three transactions on `test (id, value)` holding `(1, 10), (2, 20)`. Every transaction
 //! begins first, in order; then the steps run in the order written, except that a step waiting for a
-//! lock holds back the later steps of its own transaction only.
+//! lock holds back the later steps of its own transaction only. Beginning early changes no case: no
+//! level here takes its snapshot at BEGIN (PostgreSQL and InnoDB take it at the first statement or
+//! read, as a plain `BEGIN` without `WITH CONSISTENT SNAPSHOT` does; SQLite's deferred transaction at
+//! its first read), and a level that locks at BEGIN (SQLite's immediate) refuses the second
+//! transaction wherever it begins.
 
 use serde::Serialize;
 
@@ -47,6 +53,10 @@ pub enum Case {
     G2Item,
     /// Anti-dependency cycles on a predicate (both insert what the other's read would have seen).
     G2,
+    /// Anti-dependency cycles, Fekete et al.'s example with two anti-dependency edges: a read-only
+    /// transaction (T3) sees a state that no serial order of the three produces.
+    #[serde(rename = "G2-fekete")]
+    G2Fekete,
     /// Lost update with `SET value = value + 1` after a read: the atomic strategy's statement.
     #[serde(rename = "P4-increment")]
     P4Increment,
@@ -109,6 +119,10 @@ impl Observed<'_> {
         self.committed.iter().take(2).all(|c| *c)
     }
 
+    fn all_committed(&self) -> bool {
+        self.committed.iter().all(|c| *c)
+    }
+
     fn final_value(&self, id: i64) -> Option<i64> {
         self.final_rows.iter().find(|(i, _)| *i == id).map(|(_, v)| *v)
     }
@@ -135,7 +149,7 @@ fn step(tx: usize, op: Op) -> Step {
 }
 
 impl Case {
-    pub const ALL: [Case; 15] = [
+    pub const ALL: [Case; 16] = [
         Case::G0,
         Case::G1a,
         Case::G1b,
@@ -148,6 +162,7 @@ impl Case {
         Case::GSingleWrite,
         Case::G2Item,
         Case::G2,
+        Case::G2Fekete,
         Case::P4Increment,
         Case::ReadThenWrite,
         Case::ReadThenWriteLate,
@@ -168,6 +183,7 @@ impl Case {
             Case::GSingleWrite => "G-single-w",
             Case::G2Item => "G2-item",
             Case::G2 => "G2",
+            Case::G2Fekete => "G2-fekete",
             Case::P4Increment => "P4 v+1",
             Case::ReadThenWrite => "read+write",
             Case::ReadThenWriteLate => "r+w late",
@@ -189,6 +205,7 @@ impl Case {
             Case::GSingleWrite => "read skew (the reader deletes by a predicate)",
             Case::G2Item => "write skew",
             Case::G2 => "anti-dependency cycles (predicate write skew)",
+            Case::G2Fekete => "anti-dependency cycles (Fekete's read-only transaction anomaly)",
             Case::P4Increment => "lost update with SET value = value + 1 (racelab)",
             Case::ReadThenWrite => "ORM read, then write read + 1 (racelab)",
             Case::ReadThenWriteLate => "ORM read, then write read + 1 after the other committed (racelab)",
@@ -197,7 +214,7 @@ impl Case {
 
     /// How many transactions the schedule has.
     pub(crate) fn transactions(self) -> usize {
-        if self == Case::Otv { 3 } else { 2 }
+        if matches!(self, Case::Otv | Case::G2Fekete) { 3 } else { 2 }
     }
 
     /// The steps, BEGINs included, in schedule order.
@@ -218,6 +235,7 @@ impl Case {
         let set = |id: i64, value: i64| -> Op {
             // The few constants the schedules write, spelled out so that every statement is a literal.
             match (id, value) {
+                (1, 0) => sql!("UPDATE racelab_anomaly_test SET value = 0 WHERE id = 1"),
                 (1, 11) => sql!("UPDATE racelab_anomaly_test SET value = 11 WHERE id = 1"),
                 (1, 12) => sql!("UPDATE racelab_anomaly_test SET value = 12 WHERE id = 1"),
                 (1, 101) => sql!("UPDATE racelab_anomaly_test SET value = 101 WHERE id = 1"),
@@ -299,6 +317,18 @@ impl Case {
                 (T1, Commit),
                 (T2, Commit),
             ],
+            // T2 and T3 begin with the others (steps 2 and 3) but see nothing until their first
+            // statement, which comes where Hermitage begins them: T2 after T1's read, T3 after T2's
+            // commit.
+            Case::G2Fekete => vec![
+                (T1, read_all),
+                (T2, sql!("UPDATE racelab_anomaly_test SET value = value + 5 WHERE id = 2")),
+                (T2, Commit),
+                (T3, read_all),
+                (T3, Commit),
+                (T1, set(1, 0)),
+                (T1, Commit),
+            ],
             Case::P4Increment => {
                 let increment = sql!("UPDATE racelab_anomaly_test SET value = value + 1 WHERE id = 1");
                 vec![(T1, read_1), (T2, read_1), (T1, increment), (T2, increment), (T1, Commit), (T2, Commit)]
@@ -369,6 +399,9 @@ impl Case {
                 let value = |id: i64| seen.reads(T1).flatten().find(|(i, _)| *i == id).map(|(_, v)| *v);
                 matches!((value(1), value(2)), (Some(a), Some(b)) if a + b != 30)
             }
+            // T1 read 2 before T2 wrote it (T1 before T2); T3 read T2's write (T2 before T3) and 1
+            // before T1 wrote it (T3 before T1): a cycle, if all three committed.
+            Case::G2Fekete => seen.all_committed() && seen.saw(T1, 2, 20) && seen.saw(T3, 2, 25) && seen.saw(T3, 1, 10),
             Case::P4Increment | Case::ReadThenWrite | Case::ReadThenWriteLate => seen.increment_lost(),
         }
     }
