@@ -407,6 +407,17 @@ impl ApiError {
     }
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`). A refusal repeats what the client
+/// sent (a value, a member name), decoded: unescaped, a line break in it would start a log line of the
+/// client's own making, and an escape sequence would drive the terminal that shows the log.
+fn log_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let escape = |c: char| if c.is_control() { c.escape_default().to_string() } else { c.to_string() };
+    text.chars().map(escape).collect::<String>().into()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
@@ -414,9 +425,9 @@ impl IntoResponse for ApiError {
         if StatusCode::from_u16(status).is_ok_and(|s| s.is_server_error()) {
             // The full cause (driver message included) goes to the log only; URLs in it are redacted
             // by the core.
-            tracing::error!(error = %self, status, "request failed");
+            tracing::error!(error = %log_safe(&self.to_string()), status, "request failed");
         } else {
-            tracing::info!(error = %self, status, "request refused");
+            tracing::info!(error = %log_safe(&self.to_string()), status, "request refused");
         }
         let mut response = problem_response(problem);
         // A client told its version is stale learns the current one without another round trip.

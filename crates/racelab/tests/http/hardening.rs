@@ -523,3 +523,27 @@ async fn long_uri_logged(test: TestDb) {
     assert!(line.len() < 1_000, "a {}-byte log line: {line}", line.len());
     assert!(line.contains("uri=/health?qqq"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_forge_log_lines() {
+    racelab_testkit::run(Backend::Sqlite, forged_log_lines).await;
+}
+
+// A refused value or member name is logged with the refusal; a line break in it (sent percent-encoded
+// in a query, or escaped in a JSON body) must not start a line of the client's own in the server's
+// log, nor an escape sequence reach a terminal that shows it.
+async fn forged_log_lines(test: TestDb) {
+    let mut server = Server::start(&test.url).await;
+    let answer = server.get("/test-db/2th?workers=2%0A2026-01-01T00:00:00Z%20WARN%20forged%1B[31m").await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    let line = server.wait_for_log("request refused").await;
+    assert!(line.contains(r"got `2\n2026-01-01T00:00:00Z WARN f"), "the value's line break is escaped: {line}");
+
+    let body = r#"{"kind": "lab", "x\nFORGED member": 1}"#;
+    let url = format!("{}/experiments", server.address);
+    let response = server.client.post(url).header("content-type", "application/json").body(body).send().await;
+    assert_eq!(response.expect("POST /experiments").status(), 422);
+    let line = server.wait_for_log("request refused").await;
+    assert!(line.contains(r"`x\nFORGED member`"), "the member's line break is escaped: {line}");
+    assert!(!line.contains('\u{1b}'), "{line}");
+}
