@@ -22,7 +22,7 @@ pub(crate) struct Postgres;
 const ADVISORY_NAMESPACE: i32 = 0x5241_4345;
 
 pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, ConnectError> {
-    let connect = PgConnectOptions::from_str(options.url.expose())
+    let connect = PgConnectOptions::from_str(&without_unrecognized_parameters(options.url.expose()))
         .map_err(|e| malformed(&options.url, &e))?
         .application_name("racelab");
     let connect = super::quiet_lock_waits(connect);
@@ -32,6 +32,54 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, ConnectE
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<Postgres>(options))
         .connect_lazy_with(connect))
+}
+
+/// The URL parameters sqlx-postgres 0.9 reads (its `options/parse.rs`), besides `options[...]`.
+const KNOWN_PARAMETERS: [&str; 18] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// `raw` without the query parameters sqlx does not know, each named in a warning. sqlx ignores them
+/// too, but its warning prints the value, and `PASSWORD=...` (upper case, so not read as the
+/// password) or `sslpassword=...` would put a password in the log.
+fn without_unrecognized_parameters(raw: &str) -> std::borrow::Cow<'_, str> {
+    let Ok(mut url) = url::Url::parse(raw) else { return raw.into() };
+    let known = |name: &str| KNOWN_PARAMETERS.contains(&name) || name.starts_with("options[");
+    let (kept, dropped): (Vec<_>, Vec<_>) = url.query_pairs().into_owned().partition(|(name, _)| known(name));
+    if dropped.is_empty() {
+        return raw.into();
+    }
+    for (name, value) in &dropped {
+        // A name without a value may be a password typed after the `?`: it is not repeated.
+        if value.is_empty() {
+            tracing::warn!("ignoring a URL parameter without a value");
+        } else {
+            tracing::warn!("ignoring the URL parameter `{name}`, which PostgreSQL's driver does not know");
+        }
+    }
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    String::from(url).into()
 }
 
 /// sqlx's configuration errors can quote the URL: keep only its redacted form.

@@ -59,7 +59,7 @@ impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
         let raw = raw.trim();
         let Some((scheme, rest)) = raw.split_once(':') else {
-            return Err(UrlError::NoScheme { url: redact(raw) });
+            return Err(UrlError::NoScheme { url: redact_unparsed(raw) });
         };
         let backend = match scheme.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" => Backend::Postgres,
@@ -68,15 +68,15 @@ impl DatabaseUrl {
             // Only a well-formed `scheme://` names its scheme: in `user:password@host` the "scheme" is
             // the user name, and in worse forms it could be anything.
             other if authority_start(raw).is_some() => {
-                return Err(UrlError::UnknownScheme { url: redact(raw), scheme: other.to_owned() });
+                return Err(UrlError::UnknownScheme { url: redact_unparsed(raw), scheme: other.to_owned() });
             }
-            _ => return Err(UrlError::NoScheme { url: redact(raw) }),
+            _ => return Err(UrlError::NoScheme { url: redact_unparsed(raw) }),
         };
         if backend != Backend::Sqlite {
-            let parsed =
-                url::Url::parse(raw).map_err(|e| UrlError::Malformed { url: redact(raw), reason: e.to_string() })?;
+            let parsed = url::Url::parse(raw)
+                .map_err(|e| UrlError::Malformed { url: redact_unparsed(raw), reason: e.to_string() })?;
             if parsed.host_str().is_none_or(str::is_empty) {
-                return Err(UrlError::Malformed { url: redact(raw), reason: "no host".into() });
+                return Err(UrlError::Malformed { url: redact_unparsed(raw), reason: "no host".into() });
             }
         }
         // sqlx's MySQL driver only knows the `mysql` scheme.
@@ -158,21 +158,59 @@ impl fmt::Display for DatabaseUrl {
 }
 
 /// Replaces every password-looking part of a string given as a database URL with `***`: the password
-/// of `scheme://user:password@host`, any `password=` query value, and, because an error message about a
-/// bad URL must not leak its secret either, whatever precedes the `@` of a malformed URL
-/// (`postgres:/u:pw@h`, `postgres:u:pw@h`, `u:pw@h`, `postgres//u:pw@h`) and a port that is not a
-/// number (`postgres://u:pw/x`, a password typed without a host). It errs on the side of hiding too much.
+/// of `scheme://user:password@host`, the value of any parameter whose name, percent-decoded, holds
+/// `pass`, `pwd`, `secret` or `token` (`password=`, `PASSWORD=`, `pass%77ord=`, `sslpassword=`), and,
+/// because an error message about a bad URL must not leak its secret either, whatever precedes the `@`
+/// of a malformed URL (`postgres:/u:pw@h`, `postgres:u:pw@h`, `u:pw@h`, `postgres//u:pw@h`) and a port
+/// that is not a number (`postgres://u:pw/x`, a password typed without a host). It errs on the side of
+/// hiding too much.
+/// Safe on a driver's message as well as on a URL: text without these shapes is left alone.
 pub fn redact(raw: &str) -> String {
-    let mut out = redact_userinfo(raw);
-    for key in ["password=", "pass=", "pwd="] {
-        let mut search_from = 0;
-        while let Some(found) = out[search_from..].to_ascii_lowercase().find(key) {
-            let start = search_from + found + key.len();
-            let end = out[start..].find('&').map_or(out.len(), |i| start + i);
-            out.replace_range(start..end, "***");
-            search_from = start + 3;
-        }
+    redact_parameters(&redact_userinfo(raw))
+}
+
+/// [`redact`] for a string that did not parse as a URL, shown in the error saying so: without an `@`
+/// or a `scheme://`, anything after a colon (past a known scheme's) may be a password (`u:pw`,
+/// `postgres:u:pw`, `postgres:/u:pw`), and is hidden. Not for messages: their colons are prose.
+fn redact_unparsed(raw: &str) -> String {
+    let redacted = redact(raw);
+    if redacted.contains('@') || authority_start(&redacted).is_some() {
+        return redacted;
     }
+    let after_scheme = known_scheme_len(&redacted);
+    match redacted[after_scheme..].find(':') {
+        Some(colon) => format!("{}:***", &redacted[..after_scheme + colon]),
+        None => redacted,
+    }
+}
+
+/// What a parameter name holds when its value is a secret (matched on the lower-cased, percent-decoded
+/// name, as the driver decodes it: `pass%77ord` is `password`).
+const SECRET_PARAMETER_WORDS: [&str; 4] = ["pass", "pwd", "secret", "token"];
+
+/// Hides the value of every `name=value` whose name looks secret; the value ends at the next `&`.
+fn redact_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search_from = 0;
+    while let Some(found) = text[search_from..].find('=') {
+        let equals = search_from + found;
+        let name_start = text[..equals].rfind(['?', '&', ';', ' ', '\t', '\n']).map_or(0, |i| i + 1);
+        let name: String = url::form_urlencoded::parse(&text.as_bytes()[name_start..equals])
+            .next()
+            .map(|(name, _)| name.to_ascii_lowercase())
+            .unwrap_or_default();
+        if !SECRET_PARAMETER_WORDS.iter().any(|word| name.contains(word)) {
+            search_from = equals + 1;
+            continue;
+        }
+        let value_end = text[equals..].find('&').map_or(text.len(), |i| equals + i);
+        out.push_str(&text[copied..=equals]);
+        out.push_str("***");
+        copied = value_end;
+        search_from = value_end;
+    }
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -194,13 +232,16 @@ fn redact_userinfo(raw: &str) -> String {
         };
     }
     // Not `scheme://`: nothing before the '@' can be told apart from a password but a known scheme.
-    let scheme = KNOWN_SCHEMES
-        .iter()
-        .find(|s| {
-            before.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)) && before[s.len()..].starts_with(':')
-        })
-        .map_or(0, |s| s.len() + 1);
+    let scheme = known_scheme_len(before);
     format!("{}***{after}", &before[..scheme])
+}
+
+/// The length of a known scheme and its colon at the start of `text` (`postgres:`), or 0.
+fn known_scheme_len(text: &str) -> usize {
+    KNOWN_SCHEMES
+        .iter()
+        .find(|s| text.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)) && text[s.len()..].starts_with(':'))
+        .map_or(0, |s| s.len() + 1)
 }
 
 /// Where the authority of a well-formed `scheme://` starts: after the `://` of a scheme made of
@@ -271,6 +312,43 @@ mod tests {
         for plain in ["postgres://h:5432/x", "postgres://[::1]:5432/x", "sqlite://racelab.db", "sqlite:racelab.db"] {
             assert_eq!(redact(plain), plain);
         }
+    }
+
+    /// Parameters the driver reads as a password, however their name is spelled or encoded.
+    #[test]
+    fn redacts_secret_looking_parameters() {
+        let cases = [
+            ("postgres://u@h/x?PASSWORD=S3cretPW", "postgres://u@h/x?PASSWORD=***"),
+            ("postgres://u@h/x?pass%77ord=S3cretPW&sslmode=disable", "postgres://u@h/x?pass%77ord=***&sslmode=disable"),
+            (
+                "postgres://u@h/x?sslmode=disable&sslpassword=S3cretPW",
+                "postgres://u@h/x?sslmode=disable&sslpassword=***",
+            ),
+            ("mysql://u@h/x?Pwd=S3cretPW", "mysql://u@h/x?Pwd=***"),
+            ("host=h user=u password=S3cretPW", "host=h user=u password=***"),
+            ("postgres://u@h/x?api_token=S3cretPW", "postgres://u@h/x?api_token=***"),
+        ];
+        for (raw, redacted) in cases {
+            assert_eq!(redact(raw), redacted, "{raw}");
+        }
+        // Other parameters, and messages with an `=` in them, are left alone.
+        for plain in ["postgres://h/x?sslmode=disable&application_name=a", "expected `a=b`, got `c`"] {
+            assert_eq!(redact(plain), plain);
+        }
+    }
+
+    /// Without an `@`, a URL that does not parse shows nothing after a `user:`.
+    #[test]
+    fn an_unparsed_url_without_a_host_hides_what_follows_a_colon() {
+        for raw in ["postgres:u:S3cretPW", "postgres:/u:S3cretPW", "mariadb:u:S3cretPW", "u:S3cretPW"] {
+            let err = DatabaseUrl::parse(raw).map(|u| u.to_string()).unwrap_err().to_string();
+            assert!(!err.contains("S3cret"), "{raw}: {err}");
+        }
+        assert_eq!(redact_unparsed("postgres:/u:S3cretPW"), "postgres:/u:***");
+        assert_eq!(redact_unparsed("sqlite:racelab.db"), "sqlite:racelab.db");
+        // A driver's message keeps its colons.
+        let message = "error communicating with database: Connection refused (os error 111)";
+        assert_eq!(redact(message), message);
     }
 
     #[test]
