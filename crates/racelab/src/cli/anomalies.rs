@@ -30,6 +30,14 @@ pub async fn run(args: AnomaliesArgs) -> Result<(), Failure> {
     if nodes.len() > 1 && nodes[0].url.backend() != racelab_core::Backend::MySql {
         return Err(Failure::usage("several --database-url are the nodes of one MariaDB Galera cluster"));
     }
+    // The suite opens its own raw connections and would report a refusal in the driver's words ("error
+    // returned from database ... at line 948"), as if nothing had answered. One connection per node
+    // first, as `lab` makes it, names a denied access, a missing database or no connection left, with
+    // the hint that applies.
+    for node in &nodes {
+        let probe = racelab_core::ConnectOptions { migrate: false, ..node.clone() };
+        racelab_core::Database::connect(probe).await?.close().await;
+    }
     let urls: Vec<_> = nodes.iter().map(|o| o.url.clone()).collect();
     let levels = racelab_core::anomalies::Level::of(urls[0].backend());
     let matrix = anomalies::run_cases(&urls, nodes[0].lock_timeout, levels, &anomalies::Case::ALL)
