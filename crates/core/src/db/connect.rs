@@ -155,8 +155,17 @@ pub(crate) async fn refusal<D: Dialect>(pool: &sqlx::Pool<D::Db>, explain: Expla
         }
         Ok(Err(sqlx::Error::Database(db))) => {
             let (refusal, message) = explain(db.as_ref());
-            let kind = if refusal == Refusal::TooManyConnections { ErrorKind::PoolTimeout } else { ErrorKind::Other };
-            Some(DbError::new(kind, format!("the server refused a new connection: {message}")))
+            if refusal != Refusal::TooManyConnections {
+                return Some(DbError::new(ErrorKind::Other, format!("the server refused a new connection: {message}")));
+            }
+            // PostgreSQL's own words for it ("sorry, too many clients already") name no limit.
+            Some(DbError::new(
+                ErrorKind::PoolTimeout,
+                format!(
+                    "the server refused a new connection: {message}; its max_connections (or the user's connection \
+                     limit) is reached: close other clients, use fewer workers, or raise the limit"
+                ),
+            ))
         }
         _ => None,
     }
