@@ -146,20 +146,17 @@ pub fn load_dotenv() -> Result<Option<PathBuf>, String> {
     };
     match dotenvy::from_path(&path) {
         Ok(()) => Ok(Some(path)),
-        Err(dotenvy::Error::LineParse(line, _)) => Err(unparsable_line(&path, &line)),
+        Err(dotenvy::Error::LineParse(..)) => Err(unparsable_line(&path)),
         Err(err) => Err(format!("cannot read {}: {err}", path.display())),
     }
 }
 
 /// "/x/.env line 3 (RACELAB_INIT_SQL=...) cannot be parsed", with the advice that fixes it.
-fn unparsable_line(path: &Path, line: &str) -> String {
-    // dotenvy hands back the whole line or only its value, depending on where parsing failed: the
-    // first file line that ends with its first line is the one.
-    let first = line.lines().next().unwrap_or_default().trim_end();
+fn unparsable_line(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let found = text.lines().enumerate().find(|(_, l)| !first.is_empty() && l.trim_end().ends_with(first));
-    let number = found.map_or_else(String::new, |(i, _)| format!(" line {}", i + 1));
-    let file_line = found.map_or(first, |(_, l)| l);
+    let found = failing_line(&text);
+    let number = found.map_or_else(String::new, |n| format!(" line {n}"));
+    let file_line = found.and_then(|n| text.lines().nth(n - 1)).unwrap_or_default();
     let key = file_line.split_once('=').map_or("", |(k, _)| k.trim().trim_start_matches("export ").trim());
     let shown = if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         format!(" ({key}=...)")
@@ -170,6 +167,17 @@ fn unparsable_line(path: &Path, line: &str) -> String {
         "{}{number}{shown} cannot be parsed; quote a value that holds spaces or quotes, e.g. KEY=\"a b\"",
         path.display()
     )
+}
+
+/// The number (from 1) of the line where `.env` text stops parsing: the one after the longest run of
+/// first lines that parses whole. dotenvy's error holds the failing text, not its line, and that text
+/// may end another line too (a comment quoting it, a valid line with a trailing comment); a quoted
+/// value that spans lines parses once its closing quote is in, so it is not taken for the failure.
+fn failing_line(text: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let parses = |n: usize| dotenvy::from_read_iter(lines[..n].concat().as_bytes()).all(|item| item.is_ok());
+    let longest = (0..=lines.len()).rev().find(|&n| parses(n))?;
+    (longest < lines.len()).then_some(longest + 1)
 }
 
 /// Parses `250ms`, `5s`, `2m`, `1.5s`. A number needs its unit (`5` could mean seconds or

@@ -211,6 +211,16 @@ fn an_unparsable_env_file_is_an_error_naming_the_line() {
     assert!(!stderr.contains("S3cret"), "{stderr}");
     assert!(!dir.join("racelab.db").exists(), "the lab must not fall back to SQLite");
 
+    // The line named is the one that fails, not an earlier one that ends with the same text (a comment
+    // quoting it, a valid line with a trailing comment), nor a quoted value spanning lines.
+    std::fs::write(
+        dir.join(".env"),
+        "# example: X=a b\nY=1 # a b\nZ=\"two\nlines\"\nA=1\nX=a b\nDATABASE_URL=mysql://root@127.0.0.1/test\n",
+    )
+    .unwrap();
+    let stderr = text(&racelab(&["lab", "-s", "atomic"], &dir).stderr);
+    assert!(stderr.contains(&format!("{} line 6 (X=...)", path.display())), "{stderr}");
+
     std::fs::write(dir.join(".env"), "RACELAB_INIT_SQL=\"SELECT 1\"\n").unwrap();
     let output = racelab(&["lab", "-s", "atomic", "-w", "1", "-n", "1"], &dir);
     assert!(output.status.success(), "a quoted value is fine: {}", text(&output.stderr));
