@@ -174,10 +174,13 @@ pub enum ApiError {
     /// The header fields together are larger than the server accepts.
     #[error("the request's header fields take {length} bytes; this server accepts at most {max}")]
     HeadersTooLarge { length: usize, max: usize },
-    /// The request line and header fields did not fit in what the server reads of a request head
-    /// (hyper's own limit; caught on the way out, see `http::connections`).
-    #[error("the request line and header fields are longer than the {max} bytes this server reads of a request head")]
-    HeadTooLarge { max: usize },
+    /// The request head is over hyper's own limits, its size or its number of header fields (hyper's
+    /// answer does not say which; caught on the way out, see `http::connections`).
+    #[error(
+        "the request head is over this server's limits: at most {max} bytes of request line and header fields, \
+         and at most {fields} header fields"
+    )]
+    HeadTooLarge { max: usize, fields: usize },
     /// A request body larger than any endpoint accepts (the largest they read, a post, is a few bytes).
     #[error("the request body is {}; no endpoint takes a body larger than {max} bytes",
         length.map_or_else(|| format!("more than {max} bytes"), |n| format!("{n} bytes")))]

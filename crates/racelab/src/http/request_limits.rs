@@ -24,6 +24,10 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// The largest request body accepted: far more than any endpoint reads (a post's JSON).
 pub const MAX_BODY_BYTES: u64 = 16 * 1024;
 
+/// The most header fields in a request (hyper's default, set explicitly so that the message saying it
+/// is the limit enforced): past it, hyper answers 431 itself.
+pub const MAX_HEADER_FIELDS: usize = 100;
+
 /// What hyper buffers of a request head at most (its default is 400 kB): room for a URI and header
 /// fields at their limits, so that ours answer first, and a bound on what a slow client can make
 /// the server hold per connection.

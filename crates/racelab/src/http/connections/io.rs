@@ -23,7 +23,7 @@ use tokio::time::Sleep;
 
 use super::activity::Activity;
 use crate::http::error::ApiError;
-use crate::http::request_limits::{MAX_HEAD_BYTES, MAX_URI_BYTES};
+use crate::http::request_limits::{MAX_HEAD_BYTES, MAX_HEADER_FIELDS, MAX_URI_BYTES};
 
 /// How long a connection closed after an error answer keeps reading, so the answer is not lost.
 pub const LINGER: Duration = Duration::from_secs(1);
@@ -52,7 +52,9 @@ impl TrackedIo {
             return false;
         };
         let err = match status {
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::HeadTooLarge { max: MAX_HEAD_BYTES },
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                ApiError::HeadTooLarge { max: MAX_HEAD_BYTES, fields: MAX_HEADER_FIELDS }
+            }
             StatusCode::URI_TOO_LONG => ApiError::UriTooLong { length: None, max: MAX_URI_BYTES },
             StatusCode::BAD_REQUEST => ApiError::MalformedRequest,
             _ => return false,

@@ -49,7 +49,7 @@ use self::budget::OVERFLOW;
 use self::io::{LINGER, TrackedIo, closing_response};
 use super::error::ApiError;
 use super::metrics;
-use super::request_limits::MAX_HEAD_BYTES;
+use super::request_limits::{MAX_HEAD_BYTES, MAX_HEADER_FIELDS};
 
 /// The connection settings of `racelab serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +117,7 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     // hyper's own limit on a request head: above ours (`http::request_limits`), so ours answer first.
     builder.max_buf_size(MAX_HEAD_BYTES);
+    builder.max_headers(MAX_HEADER_FIELDS);
     let shared = Arc::new(Shared {
         router,
         builder,
