@@ -145,7 +145,7 @@ impl Drop for TestDb {
 async fn drop_location(backend: Backend, location: Location) {
     match location {
         Location::File(path) => {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
+            for suffix in ["", "-wal", "-shm", "-journal", "-anomalies.lock"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
         }

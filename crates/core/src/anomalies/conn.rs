@@ -113,21 +113,25 @@ impl Conn {
         Ok(self.run(sql).await?.first().map_or(-1, |(seqno, _)| *seqno))
     }
 
-    /// Whether connection `id` is waiting for a lock while running the step marked `marker`, as the
-    /// database itself reports it. PostgreSQL's `pg_locks` is live. InnoDB's lock tables are a cache
-    /// refreshed at most every 0.1 s (see [`LOCK_VIEW_STALENESS`]), so the statement text is matched
-    /// too: a stale row of the same connection's previous step cannot pass for this one. SQLite never
-    /// waits (busy timeout 0).
-    pub(crate) async fn is_waiting(&mut self, id: i64, marker: &str) -> Result<bool, sqlx::Error> {
-        let sql = match self {
-            Conn::Postgres(_) => format!("SELECT COUNT(*), 0::bigint FROM pg_locks WHERE pid = {id} AND NOT granted"),
-            Conn::MySql(_) => format!(
-                "SELECT COUNT(*), 0 FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = {id} \
-                 AND trx_state = 'LOCK WAIT' AND trx_query LIKE '%{marker}%'"
-            ),
-            Conn::Sqlite(_) => return Ok(false),
-        };
-        Ok(self.run(&sql).await?.first().is_some_and(|(n, _)| *n > 0))
+    /// Whether connection `id` is waiting for a lock, as the database itself reports it, live.
+    /// PostgreSQL: `pg_locks`. InnoDB: the monitor of `SHOW ENGINE INNODB STATUS`, printed afresh on
+    /// every call. (Not `information_schema.innodb_trx`: that is a cache InnoDB refreshes only after
+    /// 0.1 s without any reader on the whole server, so a runner that polls it, or two runs on one
+    /// server, keep it frozen and a lock wait goes unseen until the lock timeout.) SQLite never waits
+    /// (busy timeout 0).
+    pub(crate) async fn is_waiting(&mut self, id: i64) -> Result<bool, sqlx::Error> {
+        match self {
+            Conn::Postgres(_) => {
+                let sql = format!("SELECT COUNT(*), 0::bigint FROM pg_locks WHERE pid = {id} AND NOT granted");
+                Ok(self.run(&sql).await?.first().is_some_and(|(n, _)| *n > 0))
+            }
+            Conn::MySql(c) => {
+                let status: String =
+                    sqlx::raw_sql("SHOW ENGINE INNODB STATUS").fetch_one(&mut *c).await?.try_get("Status")?;
+                Ok(innodb_status_shows_lock_wait(&status, id))
+            }
+            Conn::Sqlite(_) => Ok(false),
+        }
     }
 
     pub(crate) async fn close(self) {
@@ -139,14 +143,19 @@ impl Conn {
     }
 }
 
-/// How old a reading of a lock view may be. InnoDB refreshes `information_schema.innodb_trx` and
-/// `innodb_lock_waits` at most every 0.1 s (`trx_i_s_cache`); a reading taken longer than that after
-/// a lock was released reflects the release. PostgreSQL's `pg_locks` is read live.
-pub(crate) fn lock_view_staleness(backend: Backend) -> Duration {
-    match backend {
-        Backend::MySql => Duration::from_millis(150),
-        Backend::Postgres | Backend::Sqlite => Duration::ZERO,
-    }
+/// Whether the InnoDB monitor's list of transactions shows the one of connection `id` in a lock
+/// wait: its block (from `---TRANSACTION` to the next) has a line starting `LOCK WAIT` and names the
+/// connection as `MariaDB thread id <id>,` (`MySQL thread id` on MySQL).
+fn innodb_status_shows_lock_wait(status: &str, id: i64) -> bool {
+    let names_it = |line: &str| {
+        ["MariaDB thread id ", "MySQL thread id "]
+            .iter()
+            .any(|prefix| line.strip_prefix(prefix).and_then(|rest| rest.split(',').next()) == Some(&id.to_string()))
+    };
+    status.split("---TRANSACTION").skip(1).any(|block| {
+        let lines = || block.lines().map(str::trim_start);
+        lines().any(|l| l.starts_with("LOCK WAIT")) && lines().any(names_it)
+    })
 }
 
 /// Classifies a driver error as every racelab session does.
@@ -162,4 +171,38 @@ where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     rows.iter().filter(|row| row.len() == 2).map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::innodb_status_shows_lock_wait;
+
+    /// The part of MariaDB 10.11's monitor that matters: thread 25739 waits, 25645 holds the lock.
+    const STATUS: &str = "\
+LIST OF TRANSACTIONS FOR EACH SESSION:
+---TRANSACTION 181248, ACTIVE 0 sec starting index read
+mysql tables in use 1, locked 1
+LOCK WAIT 2 lock struct(s), heap size 1128, 1 row lock(s)
+MariaDB thread id 25739, OS thread handle 131682696644288, query id 1279634 127.0.0.1 root Updating
+update lw set v=3 where id=1
+------- TRX HAS BEEN WAITING 512170 us FOR THIS LOCK TO BE GRANTED:
+RECORD LOCKS space id 616 page no 3 n bits 320 index PRIMARY of table `a`.`lw` trx id 181248 lock_mode X waiting
+------------------
+---TRANSACTION 180936, ACTIVE 1 sec
+2 lock struct(s), heap size 1128, 1 row lock(s), undo log entries 1
+MariaDB thread id 25645, OS thread handle 140478919362240, query id 1278603 127.0.0.1 root User sleep
+select sleep(3)
+---TRANSACTION (0x7fc3d84b8e80), not started
+0 lock struct(s), heap size 1128, 0 row lock(s)
+--------
+FILE I/O
+";
+
+    #[test]
+    fn the_waiting_thread_is_seen_and_no_other() {
+        assert!(innodb_status_shows_lock_wait(STATUS, 25739));
+        assert!(!innodb_status_shows_lock_wait(STATUS, 25645), "holds the lock, does not wait");
+        assert!(!innodb_status_shows_lock_wait(STATUS, 2573), "a prefix of a waiting thread's id");
+        assert!(!innodb_status_shows_lock_wait(STATUS, 1), "not in the list");
+    }
 }

@@ -4,8 +4,8 @@
 //! Each [`Case`] is a fixed schedule of statements over two or three connections on a table of its
 //! own (`racelab_anomaly_test`, created and dropped in the database it is pointed at); each [`Level`]
 //! is an isolation level (or SQLite transaction kind) of the backend. A step that waits for a lock is
-//! recognised from the database's own lock view (PostgreSQL `pg_locks`, InnoDB
-//! `information_schema.innodb_trx`) or, on SQLite, from its busy error; the schedule then goes on with
+//! recognised from the database's own lock view, read live (PostgreSQL `pg_locks`, InnoDB's monitor)
+//! or, on SQLite, from its busy error; the schedule then goes on with
 //! the other transactions, whose commit releases it. The result is a [`Matrix`] of verdicts, each
 //! next to Hermitage's published one where there is one.
 //!
@@ -13,6 +13,7 @@
 
 mod case;
 mod conn;
+mod exclusive;
 mod hermitage;
 mod level;
 mod schedule;
@@ -24,6 +25,7 @@ use serde::Serialize;
 pub use self::case::Case;
 use self::case::TABLE;
 use self::conn::{Conn, Rows};
+pub use self::exclusive::SuiteLockError;
 pub use self::hermitage::{Expectation, Published, expectation};
 pub use self::level::Level;
 use self::schedule::Runner;
@@ -125,6 +127,9 @@ pub enum AnomalyError {
     NotACluster { backend: Backend },
     #[error("cannot connect to {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
+    /// Another run is using the database (or its lock could not be asked for).
+    #[error("{url}: {source}")]
+    Exclusive { url: String, source: exclusive::SuiteLockError },
     #[error("preparing the table {TABLE} on {url}: {source}")]
     Setup { url: String, source: sqlx::Error },
     #[error("{case} at {level}: {source}")]
@@ -162,6 +167,9 @@ pub async fn run_cases(
         observers.push(conn);
     }
     let setup = |source| AnomalyError::Setup { url: first.redacted(), source };
+    let exclusive = exclusive::take(first, &mut observers[0])
+        .await
+        .map_err(|source| AnomalyError::Exclusive { url: first.redacted(), source })?;
     let server_version = observers[0].version().await.map_err(setup)?;
     observers[0].run(&format!("DROP TABLE IF EXISTS {TABLE}")).await.map_err(setup)?;
     let create = format!("CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, value BIGINT NOT NULL)");
@@ -172,6 +180,7 @@ pub async fn run_cases(
     for observer in observers {
         observer.close().await;
     }
+    drop(exclusive);
     let urls = urls.iter().map(DatabaseUrl::redacted).collect();
     Ok(Matrix { backend: first.backend(), urls, server_version, columns: columns? })
 }

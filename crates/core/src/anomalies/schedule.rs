@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use super::case::{Case, Observed, Op, Step, TABLE};
-use super::conn::{Conn, Rows, kind_of, lock_view_staleness};
+use super::conn::{Conn, Rows, kind_of};
 use super::level::Level;
 use crate::ErrorKind;
 use crate::db::DatabaseUrl;
@@ -191,7 +191,7 @@ impl<'a> Runner<'a> {
                     (conn, result)
                 });
                 let pending = Pending { step: i, handle };
-                match self.watch(pending, tx.node, tx.server_id, Instant::now()).await? {
+                match self.watch(pending, tx.node, tx.server_id).await? {
                     Watch::Answered(conn, result) => {
                         let ended = self.record(schedule, txs, results, conn, i, result, false).await?;
                         if ended {
@@ -210,17 +210,13 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Waits until the step answers or the lock view shows it waiting. A reading of the lock view
-    /// only counts if taken long enough after `fresh_after` (a release) to reflect it.
+    /// Waits until the step answers or the lock view (read live) shows it waiting.
     async fn watch(
         &mut self,
         mut pending: Pending,
         node: usize,
         server_id: Option<i64>,
-        fresh_after: Instant,
     ) -> Result<Watch, ScheduleError> {
-        let backend = self.observers[node].backend();
-        let fresh_from = fresh_after + lock_view_staleness(backend);
         let deadline = Instant::now() + self.lock_timeout + Duration::from_secs(5);
         loop {
             if let Ok(joined) = tokio::time::timeout(POLL, &mut pending.handle).await {
@@ -229,8 +225,7 @@ impl<'a> Runner<'a> {
                 return Ok(Watch::Answered(conn, result));
             }
             if let Some(id) = server_id
-                && Instant::now() >= fresh_from
-                && self.observers[node].is_waiting(id, &marker(pending.step)).await?
+                && self.observers[node].is_waiting(id).await?
             {
                 return Ok(Watch::Waiting(pending));
             }
@@ -241,7 +236,7 @@ impl<'a> Runner<'a> {
     }
 
     /// After a transaction ended, the steps that waited for it answer: wait for each until it
-    /// answers or is still (freshly) seen waiting, and record what answered. Repeats while answers
+    /// answers or is still seen waiting, and record what answered. Repeats while answers
     /// end further transactions.
     async fn settle(
         &mut self,
@@ -249,13 +244,12 @@ impl<'a> Runner<'a> {
         txs: &mut [Tx],
         results: &mut [Option<(StepResult, Rows)>],
     ) -> Result<(), ScheduleError> {
-        let mut released = Instant::now();
         loop {
             let mut ended = false;
             for t in 0..txs.len() {
                 let Some(pending) = txs[t].pending.take() else { continue };
                 let step = pending.step;
-                match self.watch(pending, txs[t].node, txs[t].server_id, released).await? {
+                match self.watch(pending, txs[t].node, txs[t].server_id).await? {
                     Watch::Answered(conn, result) => {
                         ended |= self.record(schedule, txs, results, conn, step, result, true).await?;
                     }
@@ -265,7 +259,6 @@ impl<'a> Runner<'a> {
             if !ended {
                 return Ok(());
             }
-            released = Instant::now();
         }
     }
 

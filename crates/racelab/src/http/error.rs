@@ -127,6 +127,9 @@ pub enum ApiError {
          same key"
     )]
     IdempotencyKeyInFlight,
+    /// Another anomaly suite (another process's) holds the database's suite lock.
+    #[error("{0}")]
+    AnomalySuiteBusy(String),
     /// The strategy or option does not exist on this database.
     #[error("{0}")]
     Unsupported(String),
@@ -275,6 +278,9 @@ impl ApiError {
             }
             ApiError::IdempotencyKeyInFlight => {
                 (StatusCode::CONFLICT, "idempotency-key-in-flight", "Request in progress", self.to_string())
+            }
+            ApiError::AnomalySuiteBusy(_) => {
+                (StatusCode::CONFLICT, "anomaly-suite-busy", "Another anomaly suite is running", self.to_string())
             }
             ApiError::InvalidExperiment(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid-experiment", "Experiment refused", self.to_string())

@@ -74,7 +74,9 @@ pub async fn tick(browser: &Browser, selector: &str, on: bool) {
 /// Clicks Run, waits until the run has ended, and returns its id (from the page's URL) and its JSON.
 pub async fn run_from_the_page(browser: &Browser, app: &TestApp, kind: &str) -> (String, Value) {
     browser.client.find(Locator::Css(&format!("#{kind}-run"))).await.unwrap().click().await.unwrap();
-    browser.wait_for(&format!(r#"#{kind}-state[data-run-state="finished"]"#), RUN).await;
+    // Any end, so a run that failed is reported with its JSON (its error) rather than as a timeout.
+    let ended = ["finished", "failed", "stopped"].map(|state| format!(r#"#{kind}-state[data-run-state="{state}"]"#));
+    browser.wait_for(&ended.join(", "), RUN).await;
     let url = browser.client.current_url().await.unwrap();
     let id = url.path().strip_prefix("/runs/").unwrap_or_else(|| panic!("the run has no URL of its own: {url}"));
     let run = app.ok(&format!("/experiments/{id}")).await;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use racelab_core::anomalies::{self, AnomalyError, Case, Level};
+use racelab_core::anomalies::{self, AnomalyError, Case, Level, SuiteLockError};
 use racelab_core::experiment::Target;
 use racelab_core::{ErrorKind, Experiment, TraceLimit};
 
@@ -133,6 +133,9 @@ async fn anomalies_suite(state: &AppState, run: &Run) -> Result<RunState, ApiErr
         anomalies::run_cases(&[url], state.lock_timeout(), Level::of(backend), &Case::ALL).await.map_err(|err| {
             match err {
                 AnomalyError::Connect { .. } => ApiError::DatabaseUnavailable,
+                busy @ AnomalyError::Exclusive { source: SuiteLockError::Busy { .. }, .. } => {
+                    ApiError::AnomalySuiteBusy(busy.to_string())
+                }
                 other => ApiError::Internal(other.to_string()),
             }
         })?;
