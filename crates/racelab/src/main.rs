@@ -8,15 +8,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // A .env file is read when present (the seed used one); real environment variables win.
     if let Err(message) = racelab::config::load_dotenv() {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
-    let cli = racelab::cli::Cli::parse();
+    let cli = match racelab::cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

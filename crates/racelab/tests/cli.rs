@@ -258,6 +258,9 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
             "cannot connect to postgres://scott:***@127.0.0.1:1/x",
         ),
         (&["lab", "--database-url", "mysql://scott:tiger@127.0.0.1:1/x"], 1, "hint: check that the server runs"),
+        // A URL typed without --database-url is an argument clap did not expect, and repeats.
+        (&["lab", "postgres://scott:tiger@127.0.0.1:5432/x"], 2, "unexpected argument 'postgres://scott:***@"),
+        (&["migrate", "--database-url", "sqlite://x.db", "u:tiger@h"], 2, "unexpected argument '***@h'"),
         (&["serve", "--like-strategy", "naive"], 2, "--like-strategy: `naive` loses updates, so it cannot make likes"),
         (&["serve", "--like-strategy", "fastest"], 2, "unknown strategy `fastest`"),
     ];

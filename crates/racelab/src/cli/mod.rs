@@ -127,6 +127,30 @@ fn connect_hint(err: &racelab_core::db::ConnectError) -> Option<String> {
     Some(hint)
 }
 
+/// Parses the command line. clap repeats an argument it did not expect, and a database URL typed
+/// without `--database-url` (`racelab lab postgres://u:pw@h/db`) is one: that error is printed with
+/// passwords hidden, as every other message is. Help and version are printed as clap prints them.
+pub fn parse() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(err) if err.use_stderr() => {
+            eprint!("{}", redact_words(&err.render().to_string()));
+            Err(ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2)))
+        }
+        Err(err) => err.exit(),
+    }
+}
+
+/// Each space-separated word of `text` (quotes around it kept) with any password in it hidden.
+fn redact_words(text: &str) -> String {
+    let word = |word: &str| {
+        let inner = word.trim_matches('\'');
+        if inner.is_empty() { word.to_owned() } else { word.replacen(inner, &racelab_core::db::redact(inner), 1) }
+    };
+    let line = |line: &str| line.split(' ').map(word).collect::<Vec<_>>().join(" ");
+    text.split('\n').map(line).collect::<Vec<_>>().join("\n")
+}
+
 /// Runs the parsed command line; prints any failure to stderr.
 pub async fn run(cli: Cli) -> ExitCode {
     let default_filter = match cli.command {
