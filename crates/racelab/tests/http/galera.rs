@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use racelab_testkit::galera::PrivateCluster;
 use sqlx::{Connection, Executor, MySqlConnection};
 
-use crate::helpers::{Answer, TestApp, assert_problem, spawn_app_at};
+use crate::helpers::{Answer, TestApp, assert_problem, read_answer, spawn_app_at};
 
 /// Polls `/ready` until `done` says yes (bounded): a node's state changes a moment after the cause.
 async fn ready_until(app: &TestApp, what: &str, done: impl Fn(&Answer) -> bool) -> Answer {
@@ -70,4 +70,43 @@ async fn ready_names_the_state_of_a_desynced_node_and_of_a_node_without_quorum()
     // Whole again for the next test (and for dropping the database).
     cluster.run(&["up"]).await;
     ready_until(&app, "came back to 200 after the repair", |a| a.status == 200).await;
+}
+
+// The node under a server dies while a request's experiment runs on it: the server answers 503 with
+// what was done (acknowledged, failed, in doubt: all 4000 accounted), not a bare error, and the
+// cluster's row, read on a survivor once it has applied every certified write, holds every
+// acknowledged increment and at most the in-doubt ones more. After the rejoin, the node holds the
+// same counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_on_a_node_killed_mid_run_answers_503_with_what_was_done() {
+    let cluster = PrivateCluster::take().await;
+    let test = cluster.database().await;
+    let app = spawn_app_at(&test.urls[2], Duration::from_secs(1)).await;
+    app.ok("/test-db/init").await;
+    let request = {
+        let (client, url) =
+            (app.client.clone(), format!("{}/test-db/2th-atomic?workers=4&increments=1000", app.address));
+        tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })
+    };
+    // More than one increment per worker in the row: some worker's first was acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while test.synced_like(0, 1).await <= 4 {
+        assert!(Instant::now() < deadline, "the experiment wrote nothing within 30 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cluster.kill(2).await;
+
+    let answer = tokio::time::timeout(Duration::from_secs(60), request).await.expect("an answer").expect("task");
+    let row = test.synced_like(0, 1).await as u64;
+    assert!(row < 4000, "the experiment finished before the kill: {}", answer.text);
+    let problem = assert_problem(&answer, 503);
+    let experiment = &problem["experiment"];
+    let number = |name: &str| experiment[name].as_u64().unwrap_or_else(|| panic!("no `{name}`: {}", answer.text));
+    let (acknowledged, failed, in_doubt) = (number("acknowledged"), number("failed"), number("in_doubt"));
+    assert_eq!(acknowledged + failed + in_doubt, 4000, "{}", answer.text);
+    assert!(acknowledged > 0 && failed + in_doubt > 0, "{}", answer.text);
+    assert!(acknowledged <= row && row <= acknowledged + in_doubt, "row {row}: {}", answer.text);
+
+    cluster.rejoin(2).await;
+    assert_eq!(test.synced_like(2, 1).await as u64, row, "node 3 after its rejoin");
 }
