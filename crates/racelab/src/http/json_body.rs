@@ -1,10 +1,15 @@
 //! A request's JSON body, read once for every endpoint that takes one: the media type checked (415
-//! naming what was sent), the body limit's 413, and a body that is not JSON a 400. What the JSON must
+//! naming what was sent), the body limit's 413, a body that is not JSON a 400, and a member given twice
+//! a 422 naming it (JSON parsers keep the last or the first as they please: `{"workers": 2, "workers":
+//! 32}` must not run either silently, as a repeated query parameter does not). What else the JSON must
 //! hold is each endpoint's own (its 422s name the member).
+
+use std::fmt;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::AppState;
@@ -31,5 +36,39 @@ pub async fn read(request: Request, state: &AppState, media_types: &[&str]) -> R
             ApiError::MalformedBody(echo(&rejection.body_text()))
         }
     })?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))
+    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+    if value.is_object() {
+        let MemberNames(names) = serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+        if let Some(repeated) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+            let times = names.iter().filter(|n| *n == repeated).count();
+            return Err(ApiError::InvalidBody {
+                name: echo(repeated),
+                reason: format!("is given {times} times; give it once"),
+            });
+        }
+    }
+    Ok(value)
+}
+
+/// The member names of a JSON object, in order and with their repeats (which `Value` forgets).
+struct MemberNames(Vec<String>);
+
+impl<'de> Deserialize<'de> for MemberNames {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> Visitor<'de> for Names {
+            type Value = MemberNames;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MemberNames, A::Error> {
+                let mut names = Vec::new();
+                while let Some((name, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    names.push(name);
+                }
+                Ok(MemberNames(names))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
 }

@@ -10,6 +10,37 @@ use racelab_testkit::on_every_backend;
 use crate::helpers::{Raw, Settings, assert_problem, spawn_app, spawn_app_with_lock_timeout};
 
 #[tokio::test]
+async fn a_body_member_given_twice_is_a_422_naming_it() {
+    racelab_testkit::run(Backend::Sqlite, repeated_members).await;
+}
+
+// As a repeated query parameter is refused rather than the last one winning, so is a repeated JSON
+// member: `workers` given as 2 then 3 must not run 3 workers silently.
+async fn repeated_members(test: TestDb) {
+    let app = spawn_app(&test).await;
+    app.ok("/test-db/init").await;
+    let cases = [
+        ("POST", "/experiments", r#"{"kind": "lab", "strategies": ["naive"], "workers": 2, "workers": 3}"#, "workers"),
+        ("PATCH", "/posts/1", r#"{"like": 1, "like": 5}"#, "like"),
+    ];
+    for (method, path, body, name) in cases {
+        let request = app
+            .client
+            .request(method.parse().expect("method"), format!("{}{path}", app.address))
+            .header("content-type", "application/json")
+            .header("if-match", "*")
+            .body(body);
+        let answer = crate::helpers::read_answer(request.send().await.expect(path)).await;
+        let problem = assert_problem(&answer, 422);
+        assert_eq!(problem["invalid_params"][0]["name"], name, "{path}: {}", answer.text);
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("is given 2 times; give it once"), "{path}: {detail}");
+    }
+    // Nothing was changed.
+    assert_eq!(app.ok("/test-db/check").await["like"], 0);
+}
+
+#[tokio::test]
 async fn bad_parameters_are_problems_naming_the_field() {
     racelab_testkit::run(Backend::Sqlite, bad_parameters).await;
 }
