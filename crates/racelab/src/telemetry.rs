@@ -13,9 +13,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log target that prints URL parameter values (see [`init`]).
+const SILENCED: &str = "sqlx_postgres::options::parse=off";
+
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (`info`, `racelab_core=debug`).
 pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx-postgres warns of a URL parameter it does not know with its value, which may be a password
+    // (`PASSWORD=`, `sslpassword=`): off, whatever the filter asks. racelab's own connections name such
+    // a parameter without its value; the anomaly suite's raw connections would not.
+    let filter = filter.add_directive(SILENCED.parse().expect("a valid directive"));
     // Colours only where someone reads them: a log redirected to a file gets plain text.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

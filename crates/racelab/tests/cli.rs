@@ -313,14 +313,20 @@ async fn a_malformed_database_url_never_prints_its_password() {
 }
 
 /// A URL that works, with password-looking parameters the driver does not read as the password
-/// (`PASSWORD=`, `sslpassword=`) or reads after decoding (`pass%77ord=`): no command prints them, with
-/// every log line on.
+/// (`PASSWORD=`, `sslpassword=`), reads after decoding (`pass%77ord=`), or a bare value after the `?`:
+/// no command prints them, with every log line on.
 async fn secret_parameters_are_never_printed(test: TestDb) {
     let dir = ScratchDir::new();
     let separator = if test.url.contains('?') { '&' } else { '?' };
-    for parameter in ["PASSWORD=S3cretPW", "sslpassword=S3cretPW", "pass%77ord=S3cretPW"] {
+    // The anomaly suite opens raw connections of its own (on PostgreSQL only, where the driver's
+    // warning printed the value; on MariaDB it takes long and the driver says nothing).
+    let mut commands = vec![&["lab", "-s", "atomic", "-w", "1", "-n", "1"][..], &["migrate"][..]];
+    if test.backend == racelab_core::Backend::Postgres {
+        commands.push(&["anomalies"][..]);
+    }
+    for parameter in ["PASSWORD=S3cretPW", "sslpassword=S3cretPW", "pass%77ord=S3cretPW", "S3cretPW"] {
         let url = format!("{}{separator}{parameter}", test.url);
-        for command in [&["lab", "-s", "atomic", "-w", "1", "-n", "1"][..], &["migrate"][..]] {
+        for command in &commands {
             let mut args = command.to_vec();
             args.extend(["--database-url", &url, "--log", "debug"]);
             let output = racelab(&args, &dir);

@@ -166,7 +166,22 @@ impl fmt::Display for DatabaseUrl {
 /// hiding too much.
 /// Safe on a driver's message as well as on a URL: text without these shapes is left alone.
 pub fn redact(raw: &str) -> String {
-    redact_parameters(&redact_userinfo(raw))
+    redact_bare_parameters(&redact_parameters(&redact_userinfo(raw)))
+}
+
+/// In a `scheme://` URL, a query segment without `=` (`postgres://h/db?S3cret`) is no parameter a
+/// driver reads: most likely a password typed in the wrong place, so it is hidden.
+fn redact_bare_parameters(text: &str) -> String {
+    let (Some(_), Some(question)) = (authority_start(text), text.find('?')) else {
+        return text.to_owned();
+    };
+    let (head, query) = text.split_at(question + 1);
+    let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
+    let segments: Vec<&str> = query
+        .split('&')
+        .map(|segment| if segment.is_empty() || segment.contains('=') { segment } else { "***" })
+        .collect();
+    format!("{head}{}{fragment}", segments.join("&"))
 }
 
 /// [`redact`] for a string that did not parse as a URL, shown in the error saying so: without an `@`
@@ -331,6 +346,8 @@ mod tests {
         for (raw, redacted) in cases {
             assert_eq!(redact(raw), redacted, "{raw}");
         }
+        // A segment without a name may be a password typed after the `?`.
+        assert_eq!(redact("postgres://u@h/x?S3cretPW&sslmode=disable"), "postgres://u@h/x?***&sslmode=disable");
         // Other parameters, and messages with an `=` in them, are left alone.
         for plain in ["postgres://h/x?sslmode=disable&application_name=a", "expected `a=b`, got `c`"] {
             assert_eq!(redact(plain), plain);
