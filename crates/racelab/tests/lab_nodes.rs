@@ -2,30 +2,18 @@
 //! which the engine cannot tell from two nodes), on a chosen post, and when the database goes away
 //! mid-run: the table or JSON of what was done still comes, and the command ends non-zero.
 
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use racelab_testkit::proxy::TcpProxy;
 use racelab_testkit::{TestDb, on_server_backends};
 use serde_json::Value;
 
-fn racelab(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_racelab"))
-        .args(args)
-        .current_dir(std::env::temp_dir())
-        .env_remove("DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the racelab binary runs")
-}
+#[path = "support/binary.rs"]
+mod binary;
+use binary::{racelab, run};
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
-}
-
-async fn run(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || racelab(&args)).await.expect("the command's thread")
 }
 
 // Workers spread round-robin over two URLs; one accounting: nothing of the experiment's own nodes

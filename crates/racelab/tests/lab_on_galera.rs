@@ -4,32 +4,20 @@
 //! proof holding on the survivors' row. (The engine's own tests are in `crates/core/tests/galera.rs`;
 //! these check what the binary prints.)
 
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use racelab_testkit::galera::{GaleraDb, PrivateCluster};
 use serde_json::Value;
 
-fn racelab(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_racelab"))
-        .args(args)
-        .current_dir(std::env::temp_dir())
-        .env_remove("DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the racelab binary runs")
-}
+#[path = "support/binary.rs"]
+mod binary;
+use binary::{racelab, run};
 
 /// `args` then `--database-url` with the three nodes, comma-separated.
 fn across(test: &GaleraDb, args: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     args.extend(["--database-url".to_owned(), test.urls.join(",")]);
     args
-}
-
-async fn run(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || racelab(&args)).await.expect("the command's thread")
 }
 
 fn number(value: &Value, key: &str) -> u64 {
