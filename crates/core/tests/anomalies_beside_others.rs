@@ -20,28 +20,24 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether the suite's table exists in the test's database: the first run is under way.
 async fn table_exists(test: &TestDb) -> bool {
-    let (sql, url) = match test.backend {
-        Backend::Postgres => ("SELECT COUNT(*) FROM pg_tables WHERE tablename = 'racelab_anomaly_test'", &test.url),
-        Backend::MySql => (
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
-             AND table_name = 'racelab_anomaly_test'",
-            &test.url,
-        ),
-        Backend::Sqlite => ("SELECT COUNT(*) FROM sqlite_master WHERE name = 'racelab_anomaly_test'", &test.url),
-    };
+    let url = &test.url;
     let count: i64 = match test.backend {
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            let sql = "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'racelab_anomaly_test'";
             sqlx::query(sql).fetch_one(&mut c).await.unwrap().get(0)
         }
         Backend::MySql => {
             let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
+            let sql = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
+                       AND table_name = 'racelab_anomaly_test'";
             sqlx::query(sql).fetch_one(&mut c).await.unwrap().get(0)
         }
         Backend::Sqlite => {
             // The file may not exist yet: the suite creates it (and would, whoever created it).
             let options = SqliteConnectOptions::from_str(url).unwrap().create_if_missing(true);
             let mut c = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+            let sql = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'racelab_anomaly_test'";
             sqlx::query(sql).fetch_one(&mut c).await.unwrap().get(0)
         }
     };
