@@ -1,12 +1,17 @@
-//! Configuration shared by the subcommands: flags, each with an environment fallback.
+//! Configuration shared by the subcommands: flags, each with an environment fallback, and the `.env`
+//! file that may set them.
+//!
+//! Turns what the user typed into the core's settings (connect options, retry policy); never connects,
+//! never prints, and never shows a password: a URL is only ever named in its redacted form, and a `.env`
+//! line that cannot be parsed is named by its key, without its value.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use racelab_core::db::DEFAULT_DATABASE_URL;
+use racelab_core::db::{DEFAULT_DATABASE_URL, UrlError};
 use racelab_core::strategy::{DEFAULT_SLOTS, MAX_SLOTS};
-use racelab_core::{ConnectOptions, DatabaseUrl, RetryPolicy};
+use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
 
 use crate::telemetry::LogFormat;
 
@@ -34,15 +39,27 @@ pub struct DatabaseArgs {
     pub init_sql: Vec<String>,
 }
 
+/// Why the database flags name no database a command can work on. Every case is the user's input to
+/// fix (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseArgsError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("--database-url is empty")]
+    NoUrl,
+    #[error("this command works on one database: give one --database-url (several are for lab and bench)")]
+    SeveralUrls,
+    #[error("the nodes of one experiment must be one kind of database: {first} and {other}")]
+    MixedBackends { first: Backend, other: Backend },
+}
+
 impl DatabaseArgs {
     /// Connect options for the one database a command works on, with a pool of at least `min_pool`
     /// connections. Several URLs are refused here: only `lab` and `bench` spread over nodes.
-    pub fn connect_options(&self, min_pool: u32) -> Result<ConnectOptions, crate::cli::Failure> {
+    pub fn connect_options(&self, min_pool: u32) -> Result<ConnectOptions, DatabaseArgsError> {
         match self.connect_options_each(min_pool)?.as_slice() {
             [one] => Ok(one.clone()),
-            _ => Err(crate::cli::Failure::usage(
-                "this command works on one database: give one --database-url (several are for lab and bench)",
-            )),
+            _ => Err(DatabaseArgsError::SeveralUrls),
         }
     }
 
@@ -58,10 +75,10 @@ impl DatabaseArgs {
 
     /// Connect options for every URL given (the nodes of one cluster), each pool of at least
     /// `min_pool` connections.
-    pub fn connect_options_each(&self, min_pool: u32) -> Result<Vec<ConnectOptions>, crate::cli::Failure> {
+    pub fn connect_options_each(&self, min_pool: u32) -> Result<Vec<ConnectOptions>, DatabaseArgsError> {
         let urls = self.urls();
         if urls.is_empty() {
-            return Err(crate::cli::Failure::usage("--database-url is empty"));
+            return Err(DatabaseArgsError::NoUrl);
         }
         let mut each = Vec::with_capacity(urls.len());
         for url in urls {
@@ -73,11 +90,7 @@ impl DatabaseArgs {
             each.push(options);
         }
         if let Some(other) = each.iter().find(|o| o.url.backend() != each[0].url.backend()) {
-            return Err(crate::cli::Failure::usage(format!(
-                "the nodes of one experiment must be one kind of database: {} and {}",
-                each[0].url.backend(),
-                other.url.backend()
-            )));
+            return Err(DatabaseArgsError::MixedBackends { first: each[0].url.backend(), other: other.url.backend() });
         }
         Ok(each)
     }
@@ -133,40 +146,61 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+/// Why `.env` was not read. Printed as the message a user sees (exit code 2); never holds a value of
+/// the file, which may be a password.
+#[derive(Debug, thiserror::Error)]
+pub enum DotenvError {
+    #[error("cannot read the working directory: {0}")]
+    WorkingDirectory(#[source] std::io::Error),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: dotenvy::Error,
+    },
+    /// "/x/.env line 3 (RACELAB_INIT_SQL=...) cannot be parsed", with the advice that fixes it.
+    /// dotenvy's own error is not kept as the source: it holds the failing text, value included.
+    #[error(
+        "{}{}{} cannot be parsed; quote a value that holds spaces or quotes, e.g. KEY=\"a b\"",
+        path.display(),
+        line.map_or_else(String::new, |n| format!(" line {n}")),
+        key.as_ref().map_or_else(String::new, |key| format!(" ({key}=...)"))
+    )]
+    Unparsable {
+        path: PathBuf,
+        /// The line that fails, from 1, where it could be found.
+        line: Option<usize>,
+        /// That line's key, where it is a plain name.
+        key: Option<String>,
+    },
+}
+
 /// Reads `.env` from the working directory, or the nearest parent directory that has one (as dotenvy
 /// looks for it); real environment variables win. Returns the file read, if any.
 ///
 /// A line that cannot be parsed is an error naming the file and the line: dotenvy would stop loading
 /// there without a word, and the lab would run on the SQLite default instead of the database named
 /// on a later line. The line's value is never shown: it may hold a password.
-pub fn load_dotenv() -> Result<Option<PathBuf>, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
+    let cwd = std::env::current_dir().map_err(DotenvError::WorkingDirectory)?;
     let Some(path) = cwd.ancestors().map(|dir| dir.join(".env")).find(|p| p.is_file()) else {
         return Ok(None);
     };
     match dotenvy::from_path(&path) {
         Ok(()) => Ok(Some(path)),
-        Err(dotenvy::Error::LineParse(..)) => Err(unparsable_line(&path)),
-        Err(err) => Err(format!("cannot read {}: {err}", path.display())),
+        Err(dotenvy::Error::LineParse(..)) => Err(unparsable_line(path)),
+        Err(source) => Err(DotenvError::Read { path, source }),
     }
 }
 
-/// "/x/.env line 3 (RACELAB_INIT_SQL=...) cannot be parsed", with the advice that fixes it.
-fn unparsable_line(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let found = failing_line(&text);
-    let number = found.map_or_else(String::new, |n| format!(" line {n}"));
-    let file_line = found.and_then(|n| text.lines().nth(n - 1)).unwrap_or_default();
+/// The error naming the line of `path` that dotenvy could not parse, and its key.
+fn unparsable_line(path: PathBuf) -> DotenvError {
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let line = failing_line(&text);
+    let file_line = line.and_then(|n| text.lines().nth(n - 1)).unwrap_or_default();
     let key = file_line.split_once('=').map_or("", |(k, _)| k.trim().trim_start_matches("export ").trim());
-    let shown = if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        format!(" ({key}=...)")
-    } else {
-        String::new()
-    };
-    format!(
-        "{}{number}{shown} cannot be parsed; quote a value that holds spaces or quotes, e.g. KEY=\"a b\"",
-        path.display()
-    )
+    let key = (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| key.to_owned());
+    DotenvError::Unparsable { path, line, key }
 }
 
 /// The number (from 1) of the line where `.env` text stops parsing: the one after the longest run of

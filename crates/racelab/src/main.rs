@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // A .env file is read when present (the seed used one); real environment variables win.
-    if let Err(message) = racelab::config::load_dotenv() {
-        eprintln!("error: {message}");
+    if let Err(err) = racelab::config::load_dotenv() {
+        eprintln!("error: {err}");
         return ExitCode::from(2);
     }
     let cli = match racelab::cli::parse() {

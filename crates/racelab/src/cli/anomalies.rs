@@ -7,7 +7,8 @@ use clap::Args;
 use racelab_core::ErrorKind;
 use racelab_core::anomalies::{self, Cell, How, Matrix, Published, Verdict};
 
-use super::Failure;
+use super::failure::Failure;
+use super::output::say;
 use crate::config::DatabaseArgs;
 
 #[derive(Debug, Args)]
@@ -42,13 +43,13 @@ pub async fn run(args: AnomaliesArgs) -> Result<(), Failure> {
     let levels = racelab_core::anomalies::Level::of(urls[0].backend());
     let matrix = anomalies::run_cases(&urls, nodes[0].lock_timeout, levels, &anomalies::Case::ALL)
         .await
-        .map_err(|err| Failure::runtime(err.to_string()))?;
+        .map_err(Failure::runtime_from)?;
     if args.json {
         let json = serde_json::to_string_pretty(&matrix)
-            .map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")))?;
-        return super::say(json);
+            .map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")).because(err))?;
+        return say(json);
     }
-    super::say(render(&matrix))
+    say(render(&matrix))
 }
 
 /// Width of the case column.

@@ -20,7 +20,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use racelab_core::{Database, Experiment, Outcome, StopAfter, Strategy, Target};
 
-use super::{Failure, parse_strategies};
+use super::failure::Failure;
+use super::output::say;
+use super::strategies::{not_run_notes, parse_strategies};
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::report::bench::{BenchCell, BenchReport, CellFailure};
 use crate::report::{bench_table, chart, csv};
@@ -112,9 +114,9 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         nodes.push(Database::connect(node.clone()).await?);
     }
     let db = nodes[0].clone();
-    let version = db.server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
+    let version = db.server_version().await.map_err(Failure::runtime_from)?;
     let place = nodes.iter().map(Database::redacted_url).collect::<Vec<_>>().join(", ");
-    super::say(format_args!(
+    say(format_args!(
         "racelab bench on {} ({})\n{} x {}, {} s + {} s warm-up per cell, about {} s in all",
         place,
         crate::report::bench::short_server_name(db.backend(), &version),
@@ -124,8 +126,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         plan.warmup.as_secs_f64(),
         (plan.per_cell().as_secs_f64() * plan.cells() as f64).ceil(),
     ))?;
-    for note in super::not_run_notes(&args.strategy, db.backend()) {
-        super::say(crate::report::table::note(&note))?;
+    for note in not_run_notes(&args.strategy, db.backend()) {
+        say(crate::report::table::note(&note))?;
     }
 
     let mut progress = Progress::new(&plan, std::io::stderr().is_terminal());
@@ -139,6 +141,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         failure: None,
     };
     // A cell that cannot run ends the bench, but not the record of the cells before it.
+    let mut stopped_by = None;
     'cells: for &strategy in &plan.strategies {
         for &workers in &plan.workers {
             let experiment = Experiment {
@@ -157,6 +160,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                 Err(err) => {
                     progress.abandon();
                     report.failure = Some(CellFailure::new(strategy, workers, &err));
+                    stopped_by = Some(err);
                     break 'cells;
                 }
             }
@@ -172,10 +176,10 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     if !report.cells.is_empty() {
         let table =
             if args.wide { bench_table::bench_table(&report).to_string() } else { bench_table::compact(&report) };
-        super::say(table)?;
+        say(table)?;
     }
     write_outputs(&args, &report)?;
-    if let Some(failure) = &report.failure {
+    if let (Some(failure), Some(err)) = (&report.failure, stopped_by) {
         let kept = match report.cells.len() {
             0 => "no cell had finished".to_owned(),
             n => format!(
@@ -187,7 +191,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         return Err(Failure::runtime(format!(
             "the cell {} x {} workers failed: {}; {kept}",
             failure.strategy, failure.workers, failure.error
-        )));
+        ))
+        .because(err));
     }
 
     let violations = report.violations();
@@ -223,7 +228,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             args.warmup
         )));
     }
-    let retry = args.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
+    let retry = args.retry.policy().map_err(Failure::usage_from)?;
     let most_workers = workers.iter().copied().max().unwrap_or(1);
     // One connection per worker, and one more for reading the row before and after.
     let per_node = args.database.workers_per_node(most_workers);
@@ -253,9 +258,9 @@ fn parse_workers(list: &str) -> Result<Vec<usize>, Failure> {
         if item.is_empty() {
             continue;
         }
-        let n: usize = item
-            .parse()
-            .map_err(|_| Failure::usage(format!("--workers: `{item}` is not a number (expected e.g. 1,2,4,8)")))?;
+        let n: usize = item.parse().map_err(|e| {
+            Failure::usage(format!("--workers: `{item}` is not a number (expected e.g. 1,2,4,8)")).because(e)
+        })?;
         if !(1..=Experiment::MAX_WORKERS).contains(&n) {
             return Err(Failure::usage(format!(
                 "--workers: each count must be between 1 and {}, got {n}",
@@ -275,36 +280,40 @@ fn parse_workers(list: &str) -> Result<Vec<usize>, Failure> {
 /// Refuses an output path that cannot be written, without creating or truncating anything: the
 /// directory must exist and accept a new file, and an existing file must open for writing.
 fn check_writable(flag: &str, path: &Path) -> Result<(), Failure> {
-    let refuse = |why: String| Failure::usage(format!("{flag} {}: {why}", path.display()));
+    let refuse = |why: &str| Failure::usage(format!("{flag} {}: {why}", path.display()));
     if path.as_os_str().is_empty() {
-        return Err(refuse("empty path".into()));
+        return Err(refuse("empty path"));
     }
     if path.is_dir() {
-        return Err(refuse("is a directory".into()));
+        return Err(refuse("is a directory"));
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Err(refuse(format!("directory {} does not exist", dir.display())));
+        return Err(refuse(&format!("directory {} does not exist", dir.display())));
     }
     if path.exists() {
-        std::fs::OpenOptions::new().write(true).open(path).map_err(|e| refuse(format!("cannot write: {e}")))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| refuse(&format!("cannot write: {e}")).because(e))?;
         return Ok(());
     }
     let probe = dir.join(format!(".racelab-write-check-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| refuse(format!("cannot create a file there: {e}")))?;
+    std::fs::File::create(&probe).map_err(|e| refuse(&format!("cannot create a file there: {e}")).because(e))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
 fn write_outputs(args: &BenchArgs, report: &BenchReport) -> Result<(), Failure> {
     let write = |path: &Path, text: &str| {
-        std::fs::write(path, text).map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())))
+        std::fs::write(path, text)
+            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())).because(e))
     };
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(report).map_err(|e| Failure::runtime(e.to_string()))?;
+        let text = serde_json::to_string_pretty(report).map_err(Failure::runtime_from)?;
         write(path, &text)?;
         eprintln!("wrote {}", path.display());
     }
@@ -313,7 +322,7 @@ fn write_outputs(args: &BenchArgs, report: &BenchReport) -> Result<(), Failure> 
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.chart {
-        let svg = chart::bench_chart(report).map_err(|e| Failure::runtime(e.to_string()))?;
+        let svg = chart::bench_chart(report).map_err(Failure::runtime_from)?;
         write(path, &svg)?;
         eprintln!("wrote {}", path.display());
     }
@@ -425,16 +434,16 @@ mod tests {
         assert_eq!(parse_workers("8, 1,2,8").unwrap(), vec![1, 2, 8]);
         for bad in ["", " , ", "0", "1,0", "257", "two", "-1"] {
             let failure = parse_workers(bad).unwrap_err();
-            assert_eq!(failure.code, 2, "{bad}: {}", failure.message);
+            assert_eq!(failure.code(), 2, "{bad}: {failure}");
         }
     }
 
     #[test]
     fn unwritable_paths_are_refused_without_creating_anything() {
         let dir = std::env::temp_dir();
-        assert!(check_writable("--json", &dir).unwrap_err().message.contains("is a directory"));
+        assert!(check_writable("--json", &dir).unwrap_err().to_string().contains("is a directory"));
         let missing = dir.join("racelab-no-such-dir").join("out.json");
-        assert!(check_writable("--json", &missing).unwrap_err().message.contains("does not exist"));
+        assert!(check_writable("--json", &missing).unwrap_err().to_string().contains("does not exist"));
         let fresh = dir.join(format!("racelab-check-{}.json", std::process::id()));
         check_writable("--json", &fresh).unwrap();
         assert!(!fresh.exists());

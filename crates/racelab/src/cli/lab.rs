@@ -7,7 +7,9 @@ use clap::Args;
 use racelab_core::{Database, Experiment, LockMode, Outcome, Strategy, Target};
 use serde::Serialize;
 
-use super::{Failure, parse_strategies};
+use super::failure::Failure;
+use super::output::say;
+use super::strategies::{not_run_notes, parse_strategies};
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs};
 use crate::report::bench::short_server_name;
 use crate::report::table;
@@ -107,7 +109,7 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
             args.increments
         )));
     }
-    let policy = args.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
+    let policy = args.retry.policy().map_err(Failure::usage_from)?;
     // One connection per worker of the node, and one for reading the counter.
     let options = args.database.connect_options_each(args.database.workers_per_node(args.workers) as u32 + 1)?;
     let backend = options[0].url.backend();
@@ -123,7 +125,7 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
     for node in options {
         nodes.push(Database::connect(node).await?);
     }
-    let version = nodes[0].server_version().await.map_err(|e| Failure::runtime(e.to_string()))?;
+    let version = nodes[0].server_version().await.map_err(Failure::runtime_from)?;
     let urls: Vec<String> = nodes.iter().map(Database::redacted_url).collect();
     let progress = !args.json && std::io::stderr().is_terminal();
     if !args.json {
@@ -137,7 +139,7 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
                 format!("{} nodes of {server}:\n{}", many.len(), listed.join("\n"))
             }
         };
-        super::say(format_args!(
+        say(format_args!(
             "racelab lab on {place}\n{} workers x {} increments per strategy",
             args.workers, args.increments
         ))?;
@@ -167,7 +169,7 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
                 results.push(outcome);
             }
             Err(err) => {
-                stopped = Some(format!("{strategy} could not run: {err}"));
+                stopped = Some(Failure::runtime(format!("{strategy} could not run: {err}")).because(err));
                 break;
             }
         }
@@ -187,26 +189,26 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
     };
     if args.json {
         let text = match &stopped {
-            Some(why) => serde_json::to_string_pretty(&StoppedReport { report: &report, stopped: why.clone() }),
+            Some(why) => serde_json::to_string_pretty(&StoppedReport { report: &report, stopped: why.to_string() }),
             None => serde_json::to_string_pretty(&report),
         };
-        super::say(text.map_err(|e| Failure::runtime(e.to_string()))?)?;
+        say(text.map_err(Failure::runtime_from)?)?;
     } else if !report.results.is_empty() {
         let table =
             if args.wide { table::outcomes(&report.results).to_string() } else { table::compact(&report.results) };
-        super::say(table)?;
+        say(table)?;
         if urls.len() > 1 {
-            super::say(table::per_node(&report.results))?;
+            say(table::per_node(&report.results))?;
         }
     }
     if !args.json {
-        for note in super::not_run_notes(&args.strategy, backend) {
-            super::say(table::note(&note))?;
+        for note in not_run_notes(&args.strategy, backend) {
+            say(table::note(&note))?;
         }
     }
     // The table (or JSON) of what was done is out; a failure ends the command non-zero.
     match (stopped, interrupted.is_empty()) {
-        (Some(why), _) => Err(Failure::runtime(why)),
+        (Some(why), _) => Err(why),
         (None, false) => Err(Failure::runtime(format!(
             "the database went away during {}: see the in-doubt and failed increments above",
             interrupted.join(", ")

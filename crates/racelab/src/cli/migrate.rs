@@ -3,7 +3,8 @@
 use clap::Args;
 use racelab_core::Database;
 
-use super::Failure;
+use super::failure::Failure;
+use super::output::say;
 use crate::config::DatabaseArgs;
 
 #[derive(Debug, Args)]
@@ -16,5 +17,5 @@ pub async fn run(args: MigrateArgs) -> Result<(), Failure> {
     let options = args.database.connect_options(2)?;
     let db = Database::connect(options).await?;
     db.close().await;
-    super::say(format_args!("migrations applied to {}", db.redacted_url()))
+    say(format_args!("migrations applied to {}", db.redacted_url()))
 }

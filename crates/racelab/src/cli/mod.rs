@@ -2,9 +2,12 @@
 
 mod anomalies;
 mod bench;
+mod failure;
 mod lab;
 mod migrate;
+mod output;
 mod serve;
+mod strategies;
 
 use std::process::ExitCode;
 
@@ -34,97 +37,6 @@ pub enum Command {
     Anomalies(anomalies::AnomaliesArgs),
     /// Apply the database migrations and exit.
     Migrate(migrate::MigrateArgs),
-}
-
-/// A failure that ends the command: a message for the user and an exit code.
-#[derive(Debug)]
-pub struct Failure {
-    pub message: String,
-    /// 2 for bad input (as clap uses), 1 for everything else.
-    pub code: u8,
-}
-
-impl Failure {
-    pub fn usage(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: 2 }
-    }
-
-    pub fn runtime(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: 1 }
-    }
-
-    /// Standard output was closed by its reader (`racelab lab | head -1`): nothing left to say to
-    /// anyone, so the command ends quietly, as `cat` and `ls` do, rather than panicking.
-    fn closed_pipe() -> Self {
-        Self { message: String::new(), code: 0 }
-    }
-}
-
-/// Prints `text` and a newline on standard output. A reader that went away is not an error worth a
-/// message (see [`Failure::closed_pipe`]); any other write error is.
-pub fn say(text: impl std::fmt::Display) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::closed_pipe()),
-        Err(err) => Err(Failure::runtime(format!("cannot write to standard output: {err}"))),
-    }
-}
-
-impl From<racelab_core::db::UrlError> for Failure {
-    fn from(err: racelab_core::db::UrlError) -> Self {
-        Failure::usage(err.to_string())
-    }
-}
-
-impl From<racelab_core::db::ConnectError> for Failure {
-    fn from(err: racelab_core::db::ConnectError) -> Self {
-        if let racelab_core::db::ConnectError::Url(url) = err {
-            return url.into();
-        }
-        match connect_hint(&err) {
-            Some(hint) => Failure::runtime(format!("{err}\n  hint: {hint}")),
-            None => Failure::runtime(err.to_string()),
-        }
-    }
-}
-
-/// What to do about a failed connection, said only where it is true: "check that the server runs"
-/// only when nothing answered.
-fn connect_hint(err: &racelab_core::db::ConnectError) -> Option<String> {
-    use racelab_core::Backend;
-    use racelab_core::db::{ConnectError, Refusal};
-    let hint = match err {
-        ConnectError::Unreachable { backend: Backend::Sqlite, .. } => {
-            "check that the file's directory exists and is writable, or set DATABASE_URL / --database-url".to_owned()
-        }
-        ConnectError::Unreachable { .. } => {
-            "check that the server runs and listens at that address, or set DATABASE_URL / --database-url".to_owned()
-        }
-        ConnectError::Refused { refusal: Refusal::AccessDenied, .. } => {
-            "check the user name and password in DATABASE_URL / --database-url, and the user's rights".to_owned()
-        }
-        ConnectError::Refused { refusal: Refusal::NoSuchDatabase { create_with }, .. } => match create_with {
-            Some(command) => format!("create it: {command}"),
-            None => "create the database, or name another in DATABASE_URL / --database-url".to_owned(),
-        },
-        ConnectError::Refused { refusal: Refusal::TooManyConnections, .. } => {
-            "the server's max_connections (or the user's connection limit) is reached: close other clients, \
-             use fewer --workers, or raise the limit"
-                .to_owned()
-        }
-        ConnectError::InitStatement { .. } => "fix or remove that --init-sql statement (RACELAB_INIT_SQL)".to_owned(),
-        ConnectError::NodeNotReady { .. } => {
-            "the Galera node is outside the Primary component or not prepared: use another node, or wait for it \
-             to rejoin (scripts/galera status)"
-                .to_owned()
-        }
-        ConnectError::Refused { refusal: Refusal::Other, .. } | ConnectError::Migrate { .. } | ConnectError::Url(_) => {
-            return None;
-        }
-    };
-    Some(hint)
 }
 
 /// Parses the command line. clap repeats an argument it did not expect, and a database URL typed
@@ -168,57 +80,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            if !failure.message.is_empty() {
-                eprintln!("error: {}", failure.message);
+            if !failure.is_quiet() {
+                eprintln!("error: {failure}");
             }
-            ExitCode::from(failure.code)
+            ExitCode::from(failure.code())
         }
     }
-}
-
-/// Parses a comma-separated strategy list (`all` = every strategy the backend supports).
-pub fn parse_strategies(list: &str, backend: racelab_core::Backend) -> Result<Vec<racelab_core::Strategy>, Failure> {
-    let mut strategies = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if name.eq_ignore_ascii_case("all") {
-            strategies.extend(racelab_core::Strategy::all_for(backend));
-            continue;
-        }
-        let strategy: racelab_core::Strategy =
-            name.parse().map_err(|e: racelab_core::strategy::UnknownStrategy| Failure::usage(e.to_string()))?;
-        if !strategy.supported_on(backend) {
-            return Err(Failure::usage(format!("the {strategy} strategy {}", why_not_supported(strategy, backend))));
-        }
-        strategies.push(strategy);
-    }
-    if strategies.is_empty() {
-        return Err(Failure::usage("no strategy given; use --strategy all or a comma-separated list"));
-    }
-    let mut seen = std::collections::HashSet::new();
-    strategies.retain(|s| seen.insert(*s));
-    Ok(strategies)
-}
-
-/// Why a strategy cannot run on a backend, to follow "the X strategy".
-fn why_not_supported(strategy: racelab_core::Strategy, backend: racelab_core::Backend) -> String {
-    match strategy {
-        racelab_core::Strategy::Advisory => format!(
-            "is not supported on {backend}, which has no application locks (PostgreSQL has \
-             pg_advisory_xact_lock, MariaDB/MySQL GET_LOCK)"
-        ),
-        _ => format!("is not supported on {backend}"),
-    }
-}
-
-/// What `all` left out on this backend, and why: a strategy's row is never dropped without a word.
-pub fn not_run_notes(list: &str, backend: racelab_core::Backend) -> Vec<String> {
-    if !list.split(',').any(|name| name.trim().eq_ignore_ascii_case("all")) {
-        return Vec::new();
-    }
-    racelab_core::Strategy::names()
-        .iter()
-        .filter_map(|name| name.parse::<racelab_core::Strategy>().ok())
-        .filter(|strategy| !strategy.supported_on(backend))
-        .map(|strategy| format!("the {strategy} strategy was not run: it {}", why_not_supported(strategy, backend)))
-        .collect()
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Failure;
+use super::failure::Failure;
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::http::experiments::RunLimits;
 use crate::http::lab::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
@@ -115,7 +115,7 @@ impl ServeArgs {
         // The pool holds the largest experiment a request may ask for (32 workers), plus headroom.
         let mut database = self.database.connect_options(DEFAULT_POOL_SIZE)?;
         database.acquire_timeout = self.acquire_timeout;
-        let retry = self.retry.policy().map_err(|e| Failure::usage(e.to_string()))?;
+        let retry = self.retry.policy().map_err(Failure::usage_from)?;
         for (flag, value) in [
             ("--request-timeout", self.request_timeout),
             ("--header-read-timeout", self.header_read_timeout),
@@ -143,7 +143,7 @@ impl ServeArgs {
             },
             likes: LikeSettings {
                 liker: Liker::new(self.like_strategy.with_slots(self.shard.slots), retry)
-                    .map_err(|e| Failure::usage(format!("--like-strategy: {e}")))?,
+                    .map_err(|e| Failure::usage(format!("--like-strategy: {e}")).because(e))?,
                 combine: self.combine_likes,
                 require_key: self.require_idempotency_key,
                 key_ttl: self.idempotency_key_ttl,
@@ -156,6 +156,6 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let config = args.config()?;
     tracing::info!(database = %config.database.url.redacted(), "starting racelab serve");
-    let app = Application::build(config).await.map_err(|e| Failure::runtime(e.to_string()))?;
-    app.run_until_stopped().await.map_err(|e| Failure::runtime(format!("the server failed: {e}")))
+    let app = Application::build(config).await.map_err(Failure::runtime_from)?;
+    app.run_until_stopped().await.map_err(|e| Failure::runtime(format!("the server failed: {e}")).because(e))
 }
