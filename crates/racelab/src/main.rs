@@ -1,5 +1,8 @@
 //! racelab: show, measure and prevent lost updates.
 //!
+//! Only boots: reads `.env`, parses the command line, starts the async runtime and hands over to
+//! [`racelab::cli::run`]. Holds no logic of its own, so tests and the binary run the same code.
+//!
 //! ```sh
 //! cargo run --release -- lab                      # every strategy on the embedded SQLite default
 //! cargo run --release -- serve --bind 127.0.0.1:8000

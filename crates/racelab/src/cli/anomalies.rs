@@ -2,6 +2,10 @@
 //! matrix case x level next to Hermitage's published results, or one JSON document with every step.
 //!
 //! `racelab anomalies --database-url postgres://postgres@127.0.0.1:5432/postgres`
+//!
+//! The suite itself is the core's (`racelab_core::anomalies`); this module checks the flags, proves
+//! each node accepts a connection, and renders the matrix. It never runs the user's `--init-sql`: each
+//! isolation level sets its own session.
 
 use clap::Args;
 use racelab_core::ErrorKind;
@@ -22,6 +26,8 @@ pub struct AnomaliesArgs {
     pub json: bool,
 }
 
+/// One debug span per run; `skip_all` because the arguments hold the database URL, password included.
+#[tracing::instrument(level = "debug", name = "anomalies", skip_all, fields(json = args.json))]
 pub async fn run(args: AnomaliesArgs) -> Result<(), Failure> {
     if !args.database.init_sql.is_empty() {
         // Each level sets its own session variables; a statement of the user's could change them.
@@ -188,5 +194,5 @@ fn comparison(matrix: &Matrix) -> Vec<String> {
 
 /// Wraps a sentence at 80 columns.
 fn wrap(text: &str) -> Vec<String> {
-    crate::report::table::wrap(text, 80)
+    crate::report::text::wrap(text, crate::report::text::COMPACT_WIDTH)
 }

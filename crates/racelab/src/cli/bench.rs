@@ -25,6 +25,7 @@ use super::output::say;
 use super::strategies::{not_run_notes, parse_strategies};
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 use crate::report::bench::{BenchCell, BenchReport, CellFailure};
+use crate::report::text::{note, short_server_name};
 use crate::report::{bench_table, chart, csv};
 
 /// The longest measured window one cell may have: longer is a typo, not a benchmark.
@@ -107,6 +108,9 @@ impl Plan {
     }
 }
 
+/// One debug span per run; `skip_all` because the arguments hold the database URL, password included.
+#[tracing::instrument(level = "debug", name = "bench", skip_all,
+    fields(strategy = %args.strategy, workers = %args.workers, duration = ?args.duration))]
 pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     let plan = plan(&args)?;
     let mut nodes = Vec::with_capacity(plan.nodes.len());
@@ -119,15 +123,15 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     say(format_args!(
         "racelab bench on {} ({})\n{} x {}, {} s + {} s warm-up per cell, about {} s in all",
         place,
-        crate::report::bench::short_server_name(db.backend(), &version),
+        short_server_name(db.backend(), &version),
         count(plan.strategies.len(), "strategy", "strategies"),
         count(plan.workers.len(), "worker count", "worker counts"),
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64(),
         (plan.per_cell().as_secs_f64() * plan.cells() as f64).ceil(),
     ))?;
-    for note in not_run_notes(&args.strategy, db.backend()) {
-        say(crate::report::table::note(&note))?;
+    for text in not_run_notes(&args.strategy, db.backend()) {
+        say(note(&text))?;
     }
 
     let mut progress = Progress::new(&plan, std::io::stderr().is_terminal());

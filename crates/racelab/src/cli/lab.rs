@@ -1,5 +1,8 @@
 //! `racelab lab`: every chosen strategy, one after the other, N workers x M increments on a fresh row
 //! each; a table with a verdict per strategy, or one JSON document.
+//!
+//! A failure never hides what was done: the table (or JSON) of the strategies that ran is printed
+//! first, then the command ends non-zero saying which strategy stopped it, or which lost its database.
 
 use std::io::IsTerminal;
 
@@ -11,8 +14,8 @@ use super::failure::Failure;
 use super::output::say;
 use super::strategies::{not_run_notes, parse_strategies};
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs};
-use crate::report::bench::short_server_name;
 use crate::report::table;
+use crate::report::text::{note, short_server_name};
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -94,7 +97,13 @@ struct StoppedReport<'a> {
     stopped: String,
 }
 
+/// One debug span per run; `skip_all` because the arguments hold the database URL, password included.
+#[tracing::instrument(level = "debug", name = "lab", skip_all,
+    fields(strategy = %args.strategy, workers = args.workers, increments = args.increments))]
 pub async fn run(args: LabArgs) -> Result<(), Failure> {
+    // Checked here rather than by a clap range: the message names the flag and its bounds as users
+    // have always read it ("--workers must be between 1 and 256, got 0"); clap's would end in
+    // "0 is not in 1..=256".
     if !(1..=Experiment::MAX_WORKERS).contains(&args.workers) {
         return Err(Failure::usage(format!(
             "--workers must be between 1 and {}, got {}",
@@ -202,8 +211,8 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
         }
     }
     if !args.json {
-        for note in not_run_notes(&args.strategy, backend) {
-            say(table::note(&note))?;
+        for text in not_run_notes(&args.strategy, backend) {
+            say(note(&text))?;
         }
     }
     // The table (or JSON) of what was done is out; a failure ends the command non-zero.

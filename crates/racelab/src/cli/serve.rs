@@ -1,5 +1,8 @@
 //! `racelab serve`: the HTTP service (see [`crate::http`]).
 //!
+//! Turns the flags into an [`HttpConfig`] and runs the service until ctrl-c or SIGTERM; holds no
+//! HTTP logic of its own, and never logs the database URL but in its redacted form.
+//!
 //! ```sh
 //! racelab serve --bind 127.0.0.1:8000 --database-url postgres://postgres@127.0.0.1/postgres
 //! curl -s http://127.0.0.1:8000/test-db/2th-plock
@@ -125,6 +128,8 @@ impl ServeArgs {
                 return Err(Failure::usage(format!("{flag} must be more than 0")));
             }
         }
+        // Not a clap range: with no upper bound (the cap is lowered to the open-files limit), clap would
+        // say "0 is not in 1..18446744073709551615".
         if self.max_connections == 0 {
             return Err(Failure::usage("--max-connections must be at least 1"));
         }
@@ -153,6 +158,8 @@ impl ServeArgs {
     }
 }
 
+/// One debug span per run; `skip_all` because the arguments hold the database URL, password included.
+#[tracing::instrument(level = "debug", name = "serve", skip_all, fields(bind = %args.bind))]
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let config = args.config()?;
     tracing::info!(database = %config.database.url.redacted(), "starting racelab serve");

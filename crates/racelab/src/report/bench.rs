@@ -143,46 +143,11 @@ impl BenchReport {
 
     /// "PostgreSQL 15.20", "MariaDB 10.11.19", "SQLite 3.51.3": the server, short enough for a caption.
     pub fn server_name(&self) -> String {
-        short_server_name(self.database, &self.version)
+        super::text::short_server_name(self.database, &self.version)
     }
 
     /// The cells of a safe strategy that broke the invariant.
     pub fn violations(&self) -> Vec<&BenchCell> {
         self.cells.iter().filter(|c| c.violates_invariant()).collect()
-    }
-}
-
-/// Shortens a `version()` string: PostgreSQL's names the compiler and platform, MariaDB's a suffix.
-pub fn short_server_name(backend: Backend, version: &str) -> String {
-    let first_token = version.split_whitespace().next().unwrap_or("");
-    match backend {
-        Backend::Postgres => {
-            let number = version.split_whitespace().nth(1).unwrap_or(first_token);
-            format!("PostgreSQL {number}")
-        }
-        Backend::MySql => {
-            let number = first_token.split('-').next().unwrap_or(first_token);
-            let product = if version.to_ascii_lowercase().contains("mariadb") { "MariaDB" } else { "MySQL" };
-            format!("{product} {number}")
-        }
-        Backend::Sqlite => {
-            let number = version.trim().trim_start_matches("SQLite").trim();
-            format!("SQLite {number}")
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_names_are_short() {
-        let pg = "PostgreSQL 15.20 (Debian 15.20-0+deb12u1) on x86_64-pc-linux-gnu, compiled by gcc";
-        assert_eq!(short_server_name(Backend::Postgres, pg), "PostgreSQL 15.20");
-        assert_eq!(short_server_name(Backend::MySql, "10.11.19-MariaDB-0+deb12u1"), "MariaDB 10.11.19");
-        assert_eq!(short_server_name(Backend::MySql, "8.0.36"), "MySQL 8.0.36");
-        assert_eq!(short_server_name(Backend::Sqlite, "SQLite 3.51.3"), "SQLite 3.51.3");
-        assert_eq!(short_server_name(Backend::Sqlite, "3.51.3"), "SQLite 3.51.3");
     }
 }

@@ -5,7 +5,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::bench::{BenchCell, BenchReport};
-use super::table::{StackedRow, short_ms, stacked};
+use super::text::{StackedRow, short_ms, stacked};
 
 /// The figures of the compact form, after the strategy's name.
 const COMPACT_HEADER: [&str; 7] = ["workers", "incr/s", "p50 ms", "p95 ms", "p99 ms", "retr/incr", "in row"];

@@ -1,4 +1,8 @@
-//! Output for people and programs: terminal tables now; JSON, CSV and SVG charts beside them.
+//! Output for people and programs: terminal tables, and the bench's JSON, CSV and SVG chart.
+//!
+//! Renders only: never connects, runs or prints anything (the subcommands in `cli` do), and never
+//! decides a verdict the core has not (the one judgement here, whether a bench cell kept
+//! `actual == acknowledged`, is made once in [`bench`] for every output).
 
 /// The bench's results as data, shared by every renderer below.
 pub mod bench;
@@ -8,4 +12,7 @@ pub mod bench_table;
 pub mod chart;
 /// CSV of a bench, one line per cell.
 pub mod csv;
+/// The tables of `racelab lab`: compact, wide and per node.
 pub mod table;
+/// Text layout every table shares: the 80-column width, wrapping, notes, short figures and names.
+pub mod text;
