@@ -4,6 +4,8 @@
 //! decides a verdict the core has not (the one judgement here, whether a bench cell kept
 //! `actual == acknowledged`, is made once in [`bench`] for every output).
 
+/// The matrix of `racelab anomalies`: case x isolation level, beside Hermitage's results.
+pub mod anomalies;
 /// The bench's results as data, shared by every renderer below.
 pub mod bench;
 /// The table printed at the end of `racelab bench`.
