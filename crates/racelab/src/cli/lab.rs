@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 
 use clap::Args;
-use racelab_core::{Database, Experiment, LockMode, Outcome, Strategy, Target};
+use racelab_core::{ConnectOptions, Database, Experiment, LockMode, Outcome, RetryPolicy, Strategy, Target};
 use serde::Serialize;
 
 use super::failure::Failure;
@@ -101,6 +101,43 @@ struct StoppedReport<'a> {
 #[tracing::instrument(level = "debug", name = "lab", skip_all,
     fields(strategy = %args.strategy, workers = args.workers, increments = args.increments))]
 pub async fn run(args: LabArgs) -> Result<(), Failure> {
+    let (policy, options, strategies) = plan(&args)?;
+    let backend = options[0].url.backend();
+    let mut nodes = Vec::with_capacity(options.len());
+    for node in options {
+        nodes.push(Database::connect(node).await?);
+    }
+    let version = nodes[0].server_version().await.map_err(Failure::runtime_from)?;
+    let urls: Vec<String> = nodes.iter().map(Database::redacted_url).collect();
+    if !args.json {
+        say(header(&args, &urls, &short_server_name(backend, &version)))?;
+    }
+    let ran = run_strategies(&args, &nodes, policy, strategies).await;
+    for db in &nodes {
+        db.close().await;
+    }
+
+    let report = LabReport {
+        database: DatabaseInfo { backend, url: urls[0].clone(), version, nodes: urls },
+        workers: args.workers,
+        increments: args.increments,
+        results: ran.results,
+    };
+    print(&args, &report, ran.stopped.as_ref())?;
+    // The table (or JSON) of what was done is out; a failure ends the command non-zero.
+    match (ran.stopped, ran.interrupted.is_empty()) {
+        (Some(why), _) => Err(why),
+        (None, false) => Err(Failure::runtime(format!(
+            "the database went away during {}: see the in-doubt and failed increments above",
+            ran.interrupted.join(", ")
+        ))),
+        (None, true) => Ok(()),
+    }
+}
+
+/// Checks the flags before anything connects: the retry policy, one node's connect options per URL,
+/// and the strategies to run (with the lock mode and slot count asked for).
+fn plan(args: &LabArgs) -> Result<(RetryPolicy, Vec<ConnectOptions>, Vec<Strategy>), Failure> {
     // Checked here rather than by a clap range: the message names the flag and its bounds as users
     // have always read it ("--workers must be between 1 and 256, got 0"); clap's would end in
     // "0 is not in 1..=256".
@@ -121,42 +158,41 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
     let policy = args.retry.policy().map_err(Failure::usage_from)?;
     // One connection per worker of the node, and one for reading the counter.
     let options = args.database.connect_options_each(args.database.workers_per_node(args.workers) as u32 + 1)?;
-    let backend = options[0].url.backend();
-    let strategies: Vec<Strategy> = parse_strategies(&args.strategy, backend)?
+    let strategies = parse_strategies(&args.strategy, options[0].url.backend())?
         .into_iter()
         .map(|s| match s {
             Strategy::Pessimistic(LockMode::Wait) => Strategy::Pessimistic(args.lock_mode),
             other => other.with_slots(args.shard.slots),
         })
         .collect();
+    Ok((policy, options, strategies))
+}
 
-    let mut nodes = Vec::with_capacity(options.len());
-    for node in options {
-        nodes.push(Database::connect(node).await?);
-    }
-    let version = nodes[0].server_version().await.map_err(Failure::runtime_from)?;
-    let urls: Vec<String> = nodes.iter().map(Database::redacted_url).collect();
+/// "racelab lab on URL (server)" and the size of each run; several nodes one per line, numbered as
+/// the per-node table numbers them.
+fn header(args: &LabArgs, urls: &[String], server: &str) -> String {
+    let place = match urls {
+        [one] => format!("{one} ({server})"),
+        many => {
+            let listed: Vec<String> = many.iter().enumerate().map(|(i, url)| format!("  {}: {url}", i + 1)).collect();
+            format!("{} nodes of {server}:\n{}", many.len(), listed.join("\n"))
+        }
+    };
+    format!("racelab lab on {place}\n{} workers x {} increments per strategy", args.workers, args.increments)
+}
+
+/// What the strategies did: the outcome of each that ran, the failure that stopped the rest, and the
+/// strategies during which the database went away.
+struct Ran {
+    results: Vec<Outcome>,
+    stopped: Option<Failure>,
+    interrupted: Vec<&'static str>,
+}
+
+/// Runs each strategy in turn on the nodes; one that cannot start stops the rest.
+async fn run_strategies(args: &LabArgs, nodes: &[Database], policy: RetryPolicy, strategies: Vec<Strategy>) -> Ran {
     let progress = !args.json && std::io::stderr().is_terminal();
-    if !args.json {
-        let server = short_server_name(backend, &version);
-        // Several nodes: one per line, numbered as the per-node table numbers them.
-        let place = match urls.as_slice() {
-            [one] => format!("{one} ({server})"),
-            many => {
-                let listed: Vec<String> =
-                    many.iter().enumerate().map(|(i, url)| format!("  {}: {url}", i + 1)).collect();
-                format!("{} nodes of {server}:\n{}", many.len(), listed.join("\n"))
-            }
-        };
-        say(format_args!(
-            "racelab lab on {place}\n{} workers x {} increments per strategy",
-            args.workers, args.increments
-        ))?;
-    }
-
-    let mut results = Vec::with_capacity(strategies.len());
-    let mut stopped = None;
-    let mut interrupted: Vec<&str> = Vec::new();
+    let mut ran = Ran { results: Vec::with_capacity(strategies.len()), stopped: None, interrupted: Vec::new() };
     for strategy in strategies {
         if progress {
             eprint!("  running {strategy}...\r");
@@ -168,17 +204,17 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
             target: args.post.map_or(Target::FreshPost, Target::Post),
             ..Experiment::new(strategy, args.workers, args.increments)
         };
-        match experiment.run_on(&nodes, &Default::default()).await {
+        match experiment.run_on(nodes, &Default::default()).await {
             Ok(outcome) => {
                 // A node (or the server) went away during the run: the outcome says what was done;
                 // the next strategy runs if it can start, and the command ends non-zero.
                 if outcome.database_unavailable() {
-                    interrupted.push(strategy.name());
+                    ran.interrupted.push(strategy.name());
                 }
-                results.push(outcome);
+                ran.results.push(outcome);
             }
             Err(err) => {
-                stopped = Some(Failure::runtime(format!("{strategy} could not run: {err}")).because(err));
+                ran.stopped = Some(Failure::runtime(format!("{strategy} could not run: {err}")).because(err));
                 break;
             }
         }
@@ -186,42 +222,28 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
     if progress {
         eprint!("{:40}\r", "");
     }
-    for db in &nodes {
-        db.close().await;
-    }
+    ran
+}
 
-    let report = LabReport {
-        database: DatabaseInfo { backend, url: urls[0].clone(), version, nodes: urls.clone() },
-        workers: args.workers,
-        increments: args.increments,
-        results,
-    };
+/// The JSON document, or the tables and the notes on what `all` left out.
+fn print(args: &LabArgs, report: &LabReport, stopped: Option<&Failure>) -> Result<(), Failure> {
     if args.json {
-        let text = match &stopped {
-            Some(why) => serde_json::to_string_pretty(&StoppedReport { report: &report, stopped: why.to_string() }),
-            None => serde_json::to_string_pretty(&report),
+        let text = match stopped {
+            Some(why) => serde_json::to_string_pretty(&StoppedReport { report, stopped: why.to_string() }),
+            None => serde_json::to_string_pretty(report),
         };
-        say(text.map_err(Failure::runtime_from)?)?;
-    } else if !report.results.is_empty() {
+        return say(text.map_err(Failure::runtime_from)?);
+    }
+    if !report.results.is_empty() {
         let table =
             if args.wide { table::outcomes(&report.results).to_string() } else { table::compact(&report.results) };
         say(table)?;
-        if urls.len() > 1 {
+        if report.database.nodes.len() > 1 {
             say(table::per_node(&report.results))?;
         }
     }
-    if !args.json {
-        for text in not_run_notes(&args.strategy, backend) {
-            say(note(&text))?;
-        }
+    for text in not_run_notes(&args.strategy, report.database.backend) {
+        say(note(&text))?;
     }
-    // The table (or JSON) of what was done is out; a failure ends the command non-zero.
-    match (stopped, interrupted.is_empty()) {
-        (Some(why), _) => Err(why),
-        (None, false) => Err(Failure::runtime(format!(
-            "the database went away during {}: see the in-doubt and failed increments above",
-            interrupted.join(", ")
-        ))),
-        (None, true) => Ok(()),
-    }
+    Ok(())
 }
