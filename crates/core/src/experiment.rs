@@ -626,6 +626,7 @@ impl WorkerStats {
 
 /// Latency of whole increments (retries and backoff included), in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LatencySchema))]
 pub struct Latency {
     pub p50: f64,
     pub p95: f64,
@@ -634,56 +635,79 @@ pub struct Latency {
 }
 
 /// What happened, with the proof.
+///
+/// With the `openapi` feature, the field docs are the descriptions the service's OpenAPI document
+/// publishes (under the name `OutcomeSchema`); what only a Rust reader needs is in plain comments.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(as = OutcomeSchema, description = "The experiment's outcome (as `racelab lab --json` prints it).")
+)]
 pub struct Outcome {
+    /// naive, atomic, pessimistic, pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned,
+    /// versioned-no-retry, serializable, advisory, sharded.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub strategy: Strategy,
+    /// postgres, mysql or sqlite.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub database: Backend,
-    /// The post the experiment ran on.
+    // The post the experiment ran on.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub post: Pk,
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub workers: usize,
-    /// Increments per worker, when the run was bounded by count.
+    /// Increments per worker.
+    // `None` when the run was bounded by time.
     pub increments: Option<u64>,
-    /// Increments attempted: `workers * increments` for a counted run;
-    /// `acknowledged + failed + in_doubt` always.
+    /// `workers * increments`.
+    // Increments attempted: `acknowledged + failed + in_doubt` always, timed runs included.
     pub expected: u64,
     /// Increments the strategy reported done.
     pub acknowledged: u64,
-    /// Increments known not applied (refused, or rolled back); the kinds are counted in `errors`.
+    /// Increments known not applied (refused, or rolled back), counted by kind in `errors`.
     pub failed: u64,
     /// Increments whose commit's answer was lost: each may be in the row or not.
     pub in_doubt: u64,
-    /// How many of the in-doubt increments did commit, as the version count shows (`null` when
-    /// another writer makes the count unreliable, or the counter could not be read).
+    /// How many in-doubt increments committed, as the version count shows.
+    // `None` when another writer makes the count unreliable, or the counter could not be read.
     pub in_doubt_committed: Option<u64>,
-    /// The failed increments by kind.
+    /// Failed increments by kind (serialization_failure, deadlock, lock_not_available, lock_timeout, busy,
+    /// stale_version, row_skipped, connection_lost, pool_timeout, not_found, unsupported, other).
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Failed attempts that were retried, by kind: the conflicts the strategy survived.
+    /// Failed attempts that were retried, by kind.
+    // The conflicts the strategy survived.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub retried_errors: BTreeMap<ErrorKind, u64>,
-    /// `like` after minus `like` before, read from the database; `null` when the counter could not
-    /// be read after the run (see `counter_error`).
+    /// `like` after minus `like` before, read from the database; `null` when it could not be read.
+    // Why it could not is in `counter_error`.
     pub actual: Option<i64>,
-    /// Increments that committed but are missing from the row (`acknowledged` plus the in-doubt ones
-    /// that committed, minus `actual`): the lost updates. Never negative. `null` when another writer
-    /// touched the row during the run, or the counter could not be read.
+    /// Committed increments missing from the row; never negative; `null` when another writer touched
+    /// the row during the run or the counter could not be read.
+    // `acknowledged` plus the in-doubt increments that committed, minus `actual`: the lost updates.
     pub lost: Option<i64>,
-    /// Increments the no-retry versioning demo dropped after detecting a conflict.
+    /// Increments the no-retry versioning run dropped after detecting a conflict.
     pub dropped: u64,
     /// Writes to the row during the run that were not this experiment's.
     pub foreign_writes: i64,
-    /// Attempts in all, first tries included.
+    // Attempts in all, first tries included.
     pub attempts: u64,
-    /// Attempts that were run again after a conflict (the sum of `retried_errors`): what safety cost.
+    /// Attempts run again after a conflict (the sum of `retried_errors`).
+    // What safety cost.
     pub retries: u64,
     pub elapsed_ms: f64,
-    /// Acknowledged increments per second (in the measured window, for timed runs).
+    // Acknowledged increments per second (in the measured window, for timed runs).
     pub throughput_per_s: f64,
     pub latency_ms: Latency,
     pub like_before: i64,
-    /// `like` after the run; `null` when it could not be read.
+    // `like` after the run; `None` when it could not be read.
     pub like_after: Option<i64>,
-    /// Why the counter could not be read after the run, when it could not.
+    /// Why the counter could not be read after the run (an error kind), when it could not.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub counter_error: Option<ErrorKind>,
-    /// The same figures per node the workers wrote through (one entry on a single server).
+    /// The same figures per node the workers wrote through.
+    // One entry on a single server.
     pub nodes: Vec<NodeOutcome>,
     /// The run's trace, when [`Experiment::trace`] asked for one. Not part of the outcome's JSON
     /// (which the lab prints and files keep): serialize [`Trace`] on its own.
@@ -700,16 +724,21 @@ struct NodeStats {
 
 /// One node's share of an experiment.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = NodeSchema))]
 pub struct NodeOutcome {
-    /// Which of the experiment's databases, counting from 1 in the order they were given (the
-    /// caller knows their URLs; an outcome never carries one, so it can be shown to anyone).
+    /// The node's number, from 1, in the order the databases were given.
+    // The caller knows their URLs; an outcome never carries one, so it can be shown to anyone.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub node: usize,
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub workers: usize,
     pub acknowledged: u64,
     pub failed: u64,
     pub in_doubt: u64,
     pub retries: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub errors: BTreeMap<ErrorKind, u64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub retried_errors: BTreeMap<ErrorKind, u64>,
 }
 

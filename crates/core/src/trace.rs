@@ -75,34 +75,46 @@ pub struct IncrementId {
 }
 
 /// One event of a trace.
+///
+/// With the `openapi` feature, the field docs are the descriptions the service's OpenAPI document
+/// publishes (under the name `TraceEventSchema`); what only a Rust reader needs is in plain comments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = TraceEventSchema, description = "One event of a trace, recorded by the engine."))]
 pub struct TraceEvent {
-    /// The order the engine recorded the events in, from 0.
+    /// Order of recording, from 0.
     pub seq: u64,
-    /// Microseconds since the experiment's workers were started.
+    /// Microseconds since the experiment's workers started.
     pub t_us: u64,
-    /// Which worker, from 0.
+    /// From 0.
+    // Which worker.
     pub worker: usize,
-    /// Which of the worker's increments, from 0.
+    /// The worker's increment, from 0.
     pub increment: u64,
-    /// Which attempt of the increment, from 1.
+    /// From 1.
+    // Which attempt of the increment.
     pub attempt: u32,
+    /// begin, read, lock_wait, lock_acquired, write, commit, conflict, rollback, retry or error.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: TraceKind,
-    /// The value read (`read`, `lock_acquired`) or written (`write`, `commit`).
+    /// The value read (read, lock_acquired) or written (write, commit).
     pub like: Option<i64>,
-    /// The version read (`read`, `lock_acquired`).
+    /// The version read.
+    // On `read` and `lock_acquired`.
     pub version: Option<i64>,
-    /// The error kind of a `conflict`, `error`, `rollback` or `retry`.
+    /// The error kind of a conflict, error, rollback or retry (deadlock, stale_version, ...).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub detail: Option<ErrorKind>,
-    /// On a `commit` that wrote the very value another worker's increment had already committed: that
-    /// increment, which this commit overwrote. The lost update.
-    ///
-    /// One per such commit, so the marks count the lost updates exactly when every stale write is one
-    /// behind (two workers that read the same value, as a forced race makes them). A write staler than
-    /// that (it read `v`, others committed `v+1` and `v+2` since) erases several increments but names
-    /// only the one that wrote the same value: the outcome's `lost` counts them all. "Earlier" is the
-    /// order the engine recorded the commits in, which follows the database's commit order except
-    /// when two commits end within microseconds of each other.
+    /// On a commit that overwrote another worker's committed increment (the lost update): that one.
+    //
+    // A commit overwrote an increment when it wrote the very value that increment had already
+    // committed. One mark per such commit, so the marks count the lost updates exactly when every
+    // stale write is one behind (two workers that read the same value, as a forced race makes them). A
+    // write staler than that (it read `v`, others committed `v+1` and `v+2` since) erases several
+    // increments but names only the one that wrote the same value: the outcome's `lost` counts them
+    // all. "Earlier" is the order the engine recorded the commits in, which follows the database's
+    // commit order except when two commits end within microseconds of each other.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub overwrote: Option<IncrementId>,
 }
 
