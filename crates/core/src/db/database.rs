@@ -1,0 +1,266 @@
+//! [`Database`]: the pool of one database and the entry point of the library: connect, migrate,
+//! hand out sessions, and the few one-statement conveniences (create, reset, read a post).
+//!
+//! Setup statements (creating a post, migrations) retry Galera's certification conflicts here; the
+//! strategies' own retries are [`crate::retry`]'s. Never prints the URL unredacted.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::connect::{self, ConnectError};
+use super::session::PooledConn;
+use super::{Backend, ConnectOptions, Counter, DatabaseUrl, Dialect, NodeState, Pk, PostRow, Session, db_err};
+use super::{mysql, postgres, sqlite};
+use crate::error::{DbError, ErrorKind};
+
+#[derive(Clone)]
+enum Pool {
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// A connection pool to one database, and the entry point of the library.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    url: DatabaseUrl,
+    lock_timeout: Duration,
+    max_connections: u32,
+    /// Serialises "take N connections at once" so two experiments cannot each hold half of the pool
+    /// and wait for each other forever.
+    bulk_acquire: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Connects (checking that the server answers) and applies the migrations.
+    pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
+        let url = options.url.clone();
+        let pool = match url.backend() {
+            Backend::Postgres => Pool::Postgres(postgres::connect(&options).await?),
+            Backend::MySql => Pool::MySql(mysql::connect(&options).await?),
+            Backend::Sqlite => Pool::Sqlite(sqlite::connect(&options).await?),
+        };
+        let db = Self {
+            pool,
+            url,
+            lock_timeout: options.lock_timeout,
+            max_connections: options.max_connections,
+            bulk_acquire: Default::default(),
+        };
+        // A Galera node outside the Primary component answers, then refuses every query with 1047:
+        // say so, with its state, rather than fail later on a migration. (Errors here are left to the
+        // statements that follow.)
+        if let Ok(Some(state)) = db.node_state().await
+            && !state.accepts_queries()
+        {
+            return Err(ConnectError::NodeNotReady { url: db.url.redacted(), state });
+        }
+        if options.migrate {
+            db.migrate().await?;
+        }
+        Ok(db)
+    }
+
+    /// Applies the embedded migrations of this backend. Safe to run concurrently and repeatedly: on
+    /// Galera, connections to several nodes migrating at once conflict (sqlx's migration lock is
+    /// node-local, so each node may start the same migration); the losers retry until they find the
+    /// migrations applied.
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        let migrate = |source| ConnectError::Migrate { url: self.url.redacted(), source };
+        let mut backoff = SETUP_RETRY.backoff();
+        loop {
+            let result = match &self.pool {
+                Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
+                Pool::MySql(p) => mysql::migrate(p, sqlx::migrate!("./migrations/mysql")).await,
+                Pool::Sqlite(p) => sqlite::migrate(p, sqlx::migrate!("./migrations/sqlite")).await,
+            };
+            let conflict = match &result {
+                Err(
+                    sqlx::migrate::MigrateError::Execute(err) | sqlx::migrate::MigrateError::ExecuteMigration(err, _),
+                ) => self.is_setup_conflict(err),
+                // A migration marked "not done" in `_sqlx_migrations`: another node's, in progress, or one
+                // that lost a conflict after MariaDB's implicit commit had recorded it. Only on a cluster
+                // (on one server our migration lock excludes both, and dirty means dirty): the mark is removed
+                // and the migration runs again, which our migrations allow (they are idempotent).
+                Err(sqlx::migrate::MigrateError::Dirty(version)) => match &self.pool {
+                    Pool::MySql(p) if matches!(self.node_state().await, Ok(Some(_))) => {
+                        mysql::forget_unfinished_migration(p, *version).await;
+                        true
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            match backoff.next() {
+                Some(sleep) if conflict => tokio::time::sleep(sleep).await,
+                _ => return result.map_err(migrate),
+            }
+        }
+    }
+
+    /// A migration that lost to the same migration on another Galera node: a certification conflict
+    /// (1213), or the other node's row in `_sqlx_migrations` (1062).
+    fn is_setup_conflict(&self, err: &sqlx::Error) -> bool {
+        match &self.pool {
+            Pool::MySql(_) => mysql::MySql::classify(err) == ErrorKind::Deadlock || mysql::is_duplicate_key(err),
+            _ => false,
+        }
+    }
+
+    /// Where this server stands in a Galera cluster; `None` unless it is a MariaDB node with wsrep on.
+    pub async fn node_state(&self) -> Result<Option<NodeState>, DbError> {
+        match &self.pool {
+            Pool::MySql(p) => mysql::node_state(p).await,
+            _ => Ok(None),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// The URL without its password.
+    pub fn redacted_url(&self) -> String {
+        self.url.redacted()
+    }
+
+    /// The pool's size limit.
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// One connection from the pool, with the configured lock timeout.
+    pub async fn session(&self) -> Result<Session, DbError> {
+        let conn = match &self.pool {
+            Pool::Postgres(p) => PooledConn::Postgres(p.acquire().await.map_err(db_err::<postgres::Postgres>)?),
+            Pool::MySql(p) => PooledConn::MySql(p.acquire().await.map_err(db_err::<mysql::MySql>)?),
+            Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?),
+        };
+        // The lock timeout was set when the connection was opened (see `after_connect`): no round trip.
+        Ok(Session::new(conn, self.lock_timeout))
+    }
+
+    /// `n` distinct connections at once, for `n` workers that must run truly in parallel.
+    pub async fn sessions(&self, n: usize) -> Result<Vec<Session>, DbError> {
+        if n > self.max_connections as usize {
+            return Err(DbError::new(
+                ErrorKind::PoolTimeout,
+                format!("{n} connections requested but the pool holds at most {}", self.max_connections),
+            ));
+        }
+        let _one_at_a_time = self.bulk_acquire.lock().await;
+        let mut sessions = Vec::with_capacity(n);
+        for _ in 0..n {
+            sessions.push(self.session_or_refusal().await?);
+        }
+        Ok(sessions)
+    }
+
+    /// A session; if the pool is slow to give one, the server is asked directly whether it refuses new
+    /// connections (`max_connections`, a role's or user's limit), which the pool would otherwise retry
+    /// in silence until its acquire timeout and report as "pool timed out".
+    async fn session_or_refusal(&self) -> Result<Session, DbError> {
+        let acquire = self.session();
+        tokio::pin!(acquire);
+        tokio::select! {
+            result = &mut acquire => return result,
+            () = tokio::time::sleep(connect::REFUSAL_CHECK_AFTER) => {}
+        }
+        let refusal = match &self.pool {
+            Pool::Postgres(p) => connect::refusal::<postgres::Postgres>(p, postgres::explain).await,
+            Pool::MySql(p) => connect::refusal::<mysql::MySql>(p, mysql::explain).await,
+            Pool::Sqlite(_) => None,
+        };
+        match refusal {
+            Some(refused) => Err(refused),
+            None => acquire.await,
+        }
+    }
+
+    /// Checks that the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.session().await?.server_version().await.map(drop)
+    }
+
+    /// The server's version string (`SELECT version()`, as the seed's connection check).
+    pub async fn server_version(&self) -> Result<String, DbError> {
+        self.session().await?.server_version().await
+    }
+
+    /// Creates a fresh post with `like = 0` and returns its key.
+    pub async fn create_post(&self) -> Result<Pk, DbError> {
+        retry_setup(|| async { self.session().await?.create_post().await }).await
+    }
+
+    /// Creates post `pk` with `like = 0` unless it exists. Writes only when it is missing, so it does
+    /// not wait for a lock someone holds on an existing row (or on a whole SQLite database).
+    pub async fn ensure_post(&self, pk: Pk) -> Result<(), DbError> {
+        retry_setup(|| async {
+            let mut session = self.session().await?;
+            match session.read(pk).await {
+                Err(err) if err.kind() == ErrorKind::NotFound => session.ensure_post(pk).await,
+                other => other.map(drop),
+            }
+        })
+        .await
+    }
+
+    /// Sets post `pk` back to `like = 0, version = 0`, creating it if needed.
+    pub async fn reset_post(&self, pk: Pk) -> Result<(), DbError> {
+        retry_setup(|| async { self.session().await?.reset_post(pk).await }).await
+    }
+
+    /// Post `pk`'s whole counter: its own `like` and `version` plus those of its slots.
+    pub async fn read_total(&self, pk: Pk) -> Result<Counter, DbError> {
+        self.session().await?.read_total(pk).await
+    }
+
+    /// Reads post `pk`.
+    pub async fn load_post(&self, pk: Pk) -> Result<PostRow, DbError> {
+        self.session().await?.load(pk).await
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// The retry of setup statements (creating or resetting a post, migrations). On Galera, nodes that
+/// create the same row at once certify as a deadlock (1213) though nothing is wrong: the loser runs
+/// again, a few times, briefly. Lock timeouts are not retried here: a held row stays the caller's to see.
+const SETUP_RETRY: crate::RetryPolicy = crate::RetryPolicy {
+    max_attempts: 20,
+    base_delay: Duration::from_millis(5),
+    max_delay: Duration::from_millis(200),
+    deadline: Duration::from_secs(10),
+};
+
+/// Runs a setup statement under [`SETUP_RETRY`], retrying deadlocks (1213, 40P01) only.
+async fn retry_setup<T, F, Fut>(mut statement: F) -> Result<T, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbError>>,
+{
+    let mut backoff = SETUP_RETRY.backoff();
+    loop {
+        match statement().await {
+            Err(err) if err.kind() == ErrorKind::Deadlock => match backoff.next() {
+                Some(sleep) => tokio::time::sleep(sleep).await,
+                None => return Err(err),
+            },
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The [`Dialect`] trait: every operation a strategy needs, implemented once per backend
+//! (`postgres`, `mysql`, `sqlite`), and the classification of a backend's driver errors.
+//!
+//! A dialect function runs statements on the one connection it is given and maps every driver error
+//! to a kind; it must never keep state between calls, nor decide about retries or transactions it
+//! did not open (that is [`super::Session`]'s job).
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::idempotency::StoredResponse;
+use super::{Backend, Counter, LockMode, Pk, PostRow, TxMode, mysql, postgres, sqlite};
+use crate::error::{DbError, ErrorKind};
+
+/// The operations a strategy needs, implemented once per backend. Each function runs on one
+/// connection; the lock timeout is a property of the session, set once with `set_lock_timeout`.
+pub(crate) trait Dialect {
+    type Db: sqlx::Database;
+
+    /// Maps a driver error to a kind. Called for every error that leaves a backend function.
+    fn classify(err: &sqlx::Error) -> ErrorKind;
+
+    /// Opens a transaction; returns whether one was opened (see [`TxMode::DefaultIsolation`]).
+    fn begin(
+        c: &mut Conn<Self::Db>,
+        mode: TxMode,
+        lock_timeout: Duration,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    fn commit(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn rollback(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<(), DbError>> + Send;
+    fn set_lock_timeout(c: &mut Conn<Self::Db>, timeout: Duration) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// A plain read of `like` and `version`.
+    fn read(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    /// The whole counter (as [`Dialect::read_total`]) as it stands after every write committed
+    /// anywhere before the read: on a Galera node it waits until the node has applied every write set
+    /// certified before it (`wsrep_sync_wait`).
+    fn read_settled(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send {
+        Self::read_total(c, pk)
+    }
+    /// A locking read (`FOR UPDATE [NOWAIT | SKIP LOCKED]`).
+    fn read_for_update(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        mode: LockMode,
+    ) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    /// The whole row.
+    fn load(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<PostRow, DbError>> + Send;
+    /// Writes `like` unconditionally (bumping `version`, as every writer must).
+    fn write(c: &mut Conn<Self::Db>, pk: Pk, like: i64) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Writes `like` only if `version` is still `expected_version`; returns whether it did.
+    fn write_if_version(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        like: i64,
+        expected_version: i64,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Deletes post `pk` (its slots go with it, by the foreign key) only if `version` is still
+    /// `expected_version`; returns whether it did.
+    fn delete_if_version(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        expected_version: i64,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Inserts an idempotency key with the request it is used for (its answer still to be saved);
+    /// `false` if the key exists. Waits for a transaction that inserted the same key to end.
+    fn insert_idempotency_key(
+        c: &mut Conn<Self::Db>,
+        key: &str,
+        fingerprint: &str,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Saves the answer given under a key this transaction inserted.
+    fn save_idempotent_response(
+        c: &mut Conn<Self::Db>,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// The request and answer stored under a key.
+    fn idempotent_response(
+        c: &mut Conn<Self::Db>,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredResponse>, DbError>> + Send;
+    /// Deletes at most `limit` keys first used `older_than` ago or earlier; returns how many.
+    fn purge_idempotency_keys(
+        c: &mut Conn<Self::Db>,
+        older_than: Duration,
+        limit: i64,
+    ) -> impl Future<Output = Result<u64, DbError>> + Send;
+    /// `like = like + by` (and `version + 1`: one write) in one statement; returns the new value.
+    fn increment_by(c: &mut Conn<Self::Db>, pk: Pk, by: i64) -> impl Future<Output = Result<i64, DbError>> + Send;
+    /// Takes the application lock for this post, waiting up to `timeout`.
+    fn advisory_lock(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Releases it (a no-op where the lock ends with the transaction).
+    fn advisory_unlock(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Adds `by` to slot `slot` of post `pk` (creating the slot row) in one statement; returns the
+    /// slot's new value. A missing post is [`ErrorKind::NotFound`] (the foreign key refuses the slot).
+    fn increment_slot_by(
+        c: &mut Conn<Self::Db>,
+        pk: Pk,
+        slot: u16,
+        by: i64,
+    ) -> impl Future<Output = Result<i64, DbError>> + Send;
+    /// The post's whole counter in one statement: its own `like` and `version` plus those of its slots.
+    fn read_total(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<Counter, DbError>> + Send;
+    /// Deletes the post's slots.
+    fn clear_slots(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Inserts a new post with `like = 0` and returns its key.
+    fn create_post(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Pk, DbError>> + Send;
+    /// Inserts post `pk` with `like = 0` unless it exists.
+    fn ensure_post(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Sets `like` and `version` of post `pk` to 0, creating it if needed.
+    fn reset_post(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// The server's id of this connection (PostgreSQL backend pid, MySQL connection id).
+    fn connection_id(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Option<i64>, DbError>> + Send;
+    /// The server's version string.
+    fn server_version(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<String, DbError>> + Send;
+}
+
+/// A backend connection, as a dialect function receives it.
+pub(crate) type Conn<DB> = <DB as sqlx::Database>::Connection;
+
+/// Wraps a driver error of backend `D` into a classified [`DbError`].
+pub(crate) fn db_err<D: Dialect>(err: sqlx::Error) -> DbError {
+    DbError::classified(D::classify(&err), err)
+}
+
+/// Classifies a driver error of `backend` exactly as a session would: for code that runs SQL of its
+/// own on raw connections (the anomaly suite) and must not keep a second copy of the code tables.
+pub(crate) fn classify(backend: Backend, err: &sqlx::Error) -> ErrorKind {
+    match backend {
+        Backend::Postgres => <postgres::Postgres as Dialect>::classify(err),
+        Backend::MySql => <mysql::MySql as Dialect>::classify(err),
+        Backend::Sqlite => <sqlite::Sqlite as Dialect>::classify(err),
+    }
+}

@@ -1,0 +1,293 @@
+//! [`Session`]: one pooled connection, owned by one worker (or one request) for as long as it needs
+//! it, and the transaction state that goes with it.
+//!
+//! A session hands each operation to its backend's [`Dialect`] and keeps track of what could leave
+//! the connection dirty (an open transaction, an application lock, a changed setting); it must never
+//! return such a connection to the pool, and never writes SQL itself.
+
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+
+use super::idempotency::StoredResponse;
+use super::{Backend, Counter, Dialect, LockMode, Pk, PostRow, TxMode, mysql, postgres, sqlite};
+use crate::error::DbError;
+
+pub(super) enum PooledConn {
+    Postgres(PoolConnection<sqlx::Postgres>),
+    MySql(PoolConnection<sqlx::MySql>),
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+}
+
+/// Calls the same [`Dialect`] function on whichever backend the connection belongs to.
+macro_rules! dispatch {
+    ($conn:expr, $f:ident ( $($arg:expr),* )) => {
+        match $conn {
+            PooledConn::Postgres(c) => <postgres::Postgres as Dialect>::$f(c, $($arg),*).await,
+            PooledConn::MySql(c) => <mysql::MySql as Dialect>::$f(c, $($arg),*).await,
+            PooledConn::Sqlite(c) => <sqlite::Sqlite as Dialect>::$f(c, $($arg),*).await,
+        }
+    };
+}
+
+/// One connection, owned by one worker (or one request) for as long as it needs it.
+///
+/// A session remembers whether it opened a transaction, so `commit` and `rollback` are safe to call
+/// whatever `begin` did, and it is closed rather than returned to the pool when a failure may have left
+/// it in an unknown state (a failed rollback, an application lock that could not be released).
+pub struct Session {
+    conn: PooledConn,
+    in_transaction: bool,
+    lock_timeout: Duration,
+    /// The lock timeout every pooled connection has (set once, when it was opened).
+    pooled_lock_timeout: Duration,
+    /// A session-scoped application lock (MariaDB/MySQL `GET_LOCK`) may be held.
+    holds_app_lock: bool,
+    /// A settled read changed a session setting (`wsrep_sync_wait`) and has not put it back yet.
+    settings_changed: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // The next user of a pooled connection must get a clean one. A session dropped inside a
+        // transaction (a cancelled future, a panic), holding an application lock, or with a changed
+        // lock timeout is closed instead: the server then rolls back and releases everything.
+        if self.in_transaction
+            || self.holds_app_lock
+            || self.settings_changed
+            || self.lock_timeout != self.pooled_lock_timeout
+        {
+            self.close_on_drop();
+        }
+    }
+}
+
+impl Session {
+    /// A session on a connection just taken from the pool, whose connections all have `lock_timeout`.
+    pub(super) fn new(conn: PooledConn, lock_timeout: Duration) -> Self {
+        Self {
+            conn,
+            in_transaction: false,
+            lock_timeout,
+            pooled_lock_timeout: lock_timeout,
+            holds_app_lock: false,
+            settings_changed: false,
+        }
+    }
+
+    /// The backend this session talks to.
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            PooledConn::Postgres(_) => Backend::Postgres,
+            PooledConn::MySql(_) => Backend::MySql,
+            PooledConn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The lock timeout this session uses for row locks, application locks and SQLite's busy wait.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
+    /// Changes the lock timeout for this session (its connection is then closed, not pooled, when the
+    /// session ends).
+    pub async fn set_lock_timeout(&mut self, timeout: Duration) -> Result<(), DbError> {
+        if timeout == self.lock_timeout {
+            return Ok(());
+        }
+        dispatch!(&mut self.conn, set_lock_timeout(timeout))?;
+        self.lock_timeout = timeout;
+        Ok(())
+    }
+
+    /// Opens a transaction of the given kind.
+    pub async fn begin(&mut self, mode: TxMode) -> Result<(), DbError> {
+        let timeout = self.lock_timeout;
+        // Until BEGIN has answered, a transaction may be open (if this future is dropped midway).
+        self.in_transaction = true;
+        let opened = dispatch!(&mut self.conn, begin(mode, timeout));
+        self.in_transaction = *opened.as_ref().unwrap_or(&false);
+        opened.map(drop)
+    }
+
+    /// Commits the open transaction, if any.
+    pub async fn commit(&mut self) -> Result<(), DbError> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        let result = dispatch!(&mut self.conn, commit()).map_err(DbError::at_commit);
+        match result {
+            Ok(()) => self.in_transaction = false,
+            // The server may have rolled back or may still hold the transaction: make sure of it.
+            Err(_) => self.rollback_quietly().await,
+        }
+        result
+    }
+
+    /// Ends the unit of work that `begin` opened: commits if it succeeded, rolls back if it failed.
+    pub async fn finish<T>(&mut self, result: Result<T, DbError>) -> Result<T, DbError> {
+        match result {
+            Ok(value) => self.commit().await.map(|()| value),
+            Err(err) => {
+                self.rollback_quietly().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Rolls back the open transaction, if any. If even that fails, the connection is closed instead
+    /// of going back to the pool in an unknown state.
+    pub async fn rollback_quietly(&mut self) {
+        if !self.in_transaction {
+            return;
+        }
+        match dispatch!(&mut self.conn, rollback()) {
+            Ok(()) => self.in_transaction = false,
+            Err(err) => {
+                // Stays marked as in a transaction, so the connection is closed when dropped.
+                tracing::debug!(%err, "rollback failed; closing the connection");
+                self.close_on_drop();
+            }
+        }
+    }
+
+    /// Marks the connection to be closed, not pooled, when the session is dropped.
+    pub fn close_on_drop(&mut self) {
+        match &mut self.conn {
+            PooledConn::Postgres(c) => c.close_on_drop(),
+            PooledConn::MySql(c) => c.close_on_drop(),
+            PooledConn::Sqlite(c) => c.close_on_drop(),
+        }
+    }
+
+    pub async fn read(&mut self, pk: Pk) -> Result<Counter, DbError> {
+        dispatch!(&mut self.conn, read(pk))
+    }
+
+    /// The whole counter (post and slots), seeing every write committed before it on any node of a
+    /// cluster: the read that proves an experiment.
+    pub async fn read_settled(&mut self, pk: Pk) -> Result<Counter, DbError> {
+        // Cancelled midway (a timeout), the connection could keep causal reads on: close it then.
+        self.settings_changed = true;
+        let read = dispatch!(&mut self.conn, read_settled(pk));
+        self.settings_changed = read.is_err();
+        read
+    }
+
+    pub async fn read_for_update(&mut self, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
+        dispatch!(&mut self.conn, read_for_update(pk, mode))
+    }
+
+    pub async fn load(&mut self, pk: Pk) -> Result<PostRow, DbError> {
+        dispatch!(&mut self.conn, load(pk))
+    }
+
+    pub async fn write(&mut self, pk: Pk, like: i64) -> Result<(), DbError> {
+        let result = dispatch!(&mut self.conn, write(pk, like));
+        self.autocommit_point(result)
+    }
+
+    pub async fn write_if_version(&mut self, pk: Pk, like: i64, expected_version: i64) -> Result<bool, DbError> {
+        let result = dispatch!(&mut self.conn, write_if_version(pk, like, expected_version));
+        self.autocommit_point(result)
+    }
+
+    pub async fn delete_if_version(&mut self, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
+        let result = dispatch!(&mut self.conn, delete_if_version(pk, expected_version));
+        self.autocommit_point(result)
+    }
+
+    pub async fn insert_idempotency_key(&mut self, key: &str, fingerprint: &str) -> Result<bool, DbError> {
+        dispatch!(&mut self.conn, insert_idempotency_key(key, fingerprint))
+    }
+
+    pub async fn save_idempotent_response(&mut self, key: &str, status: u16, body: &str) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, save_idempotent_response(key, status, body))
+    }
+
+    pub async fn idempotent_response(&mut self, key: &str) -> Result<Option<StoredResponse>, DbError> {
+        dispatch!(&mut self.conn, idempotent_response(key))
+    }
+
+    pub async fn purge_idempotency_keys(&mut self, older_than: Duration, limit: i64) -> Result<u64, DbError> {
+        dispatch!(&mut self.conn, purge_idempotency_keys(older_than, limit))
+    }
+
+    pub async fn increment(&mut self, pk: Pk) -> Result<i64, DbError> {
+        self.increment_by(pk, 1).await
+    }
+
+    /// `like = like + by` in one statement (one write: `version` gains 1); returns the new value.
+    pub async fn increment_by(&mut self, pk: Pk, by: i64) -> Result<i64, DbError> {
+        let result = dispatch!(&mut self.conn, increment_by(pk, by));
+        self.autocommit_point(result)
+    }
+
+    /// Outside a transaction a write commits by itself: its lost answer leaves the increment in doubt,
+    /// as a lost answer to `COMMIT` does. Inside one, the server rolls back what a broken connection
+    /// left uncommitted: a known failure.
+    fn autocommit_point<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
+        if self.in_transaction { result } else { result.map_err(DbError::at_commit) }
+    }
+
+    pub async fn advisory_lock(&mut self, pk: Pk) -> Result<(), DbError> {
+        let timeout = self.lock_timeout;
+        // Set before asking: if the request is cancelled midway, the lock may have been granted.
+        self.holds_app_lock = true;
+        dispatch!(&mut self.conn, advisory_lock(pk, timeout))
+    }
+
+    pub async fn advisory_unlock(&mut self, pk: Pk) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, advisory_unlock(pk))?;
+        self.holds_app_lock = false;
+        Ok(())
+    }
+
+    pub async fn create_post(&mut self) -> Result<Pk, DbError> {
+        dispatch!(&mut self.conn, create_post())
+    }
+
+    pub async fn ensure_post(&mut self, pk: Pk) -> Result<(), DbError> {
+        dispatch!(&mut self.conn, ensure_post(pk))
+    }
+
+    /// Sets post `pk` back to `like = 0, version = 0` and deletes its slots, in one transaction, so
+    /// no reader sees the post reset with its old slots still counted (or the other way round).
+    pub async fn reset_post(&mut self, pk: Pk) -> Result<(), DbError> {
+        self.begin(TxMode::RowLocking(LockMode::Wait)).await?;
+        // The post first: a concurrent slot increment (whose foreign-key check reads the post's row)
+        // then waits here instead of holding a slot this transaction is about to delete.
+        let result = match dispatch!(&mut self.conn, reset_post(pk)) {
+            Ok(()) => dispatch!(&mut self.conn, clear_slots(pk)),
+            Err(err) => Err(err),
+        };
+        self.finish(result).await
+    }
+
+    /// The sharded strategy's increment: slot `slot` of post `pk` gains 1, in one autocommit
+    /// statement. Returns the slot's new value.
+    pub async fn increment_slot(&mut self, pk: Pk, slot: u16) -> Result<i64, DbError> {
+        self.increment_slot_by(pk, slot, 1).await
+    }
+
+    /// Slot `slot` of post `pk` gains `by`, in one statement. Returns the slot's new value.
+    pub async fn increment_slot_by(&mut self, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
+        let result = dispatch!(&mut self.conn, increment_slot_by(pk, slot, by));
+        self.autocommit_point(result)
+    }
+
+    /// The post's counter as a reader must see it: `like` is the post's own plus the sum of its slots,
+    /// `version` likewise (so writes to slots count as writes to the post).
+    pub async fn read_total(&mut self, pk: Pk) -> Result<Counter, DbError> {
+        dispatch!(&mut self.conn, read_total(pk))
+    }
+
+    pub async fn server_version(&mut self) -> Result<String, DbError> {
+        dispatch!(&mut self.conn, server_version())
+    }
+
+    /// The server's id of this connection, where it has one (not SQLite).
+    pub async fn connection_id(&mut self) -> Result<Option<i64>, DbError> {
+        dispatch!(&mut self.conn, connection_id())
+    }
+}
