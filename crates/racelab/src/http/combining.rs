@@ -18,6 +18,10 @@ use racelab_core::likes::{LikeRequest, Liked, Liker};
 use racelab_core::{Database, DbError, ErrorKind, Pk};
 use tokio::sync::oneshot;
 
+/// The route likes arrive by, which labels every like metric (as `http_requests_total` labels it):
+/// here, below both the likes handler and this module's batches, which record them.
+pub const ROUTE: &str = "/posts/{pk}/likes";
+
 /// The most likes one transaction makes (each keyed like is two statements in it).
 pub const MAX_BATCH: usize = 256;
 
@@ -91,7 +95,7 @@ struct Flusher {
 impl Flusher {
     async fn run(mut self) {
         while let Some(batch) = self.next_batch() {
-            metrics::histogram!("racelab_like_batch_size", "route" => super::likes::ROUTE).record(batch.len() as f64);
+            metrics::histogram!("racelab_like_batch_size", "route" => ROUTE).record(batch.len() as f64);
             let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|w| (w.request, w.reply)).unzip();
             let (pk, answer) = (self.pk, self.answer);
             match self.liker.like(&self.db, pk, &requests, |like| answer(pk, like)).await {

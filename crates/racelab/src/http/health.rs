@@ -12,8 +12,8 @@ use racelab_core::db::NodeState;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::{ApiError, Problem, problem_response};
+use super::state::AppState;
 
 /// Liveness or readiness.
 #[derive(Debug, Serialize, ToSchema)]

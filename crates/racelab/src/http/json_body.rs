@@ -12,13 +12,12 @@ use axum::http::{StatusCode, header};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::AppState;
+use super::echo::echo;
 use super::error::ApiError;
-use super::query::echo;
 use super::request_limits::MAX_BODY_BYTES;
 
 /// The body of `request` as JSON, if its media type (parameters aside) is one of `media_types`.
-pub async fn read(request: Request, state: &AppState, media_types: &[&str]) -> Result<Value, ApiError> {
+pub async fn read<S: Send + Sync>(request: Request, state: &S, media_types: &[&str]) -> Result<Value, ApiError> {
     let media_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -48,6 +47,18 @@ pub async fn read(request: Request, state: &AppState, media_types: &[&str]) -> R
         }
     }
     Ok(value)
+}
+
+/// A JSON number without a fractional part, as JSON Schema's `integer` reads it (`3.0` is 3), if it
+/// fits an `i64`.
+pub(super) fn whole_number(value: &Value) -> Option<i64> {
+    if let Some(n) = value.as_i64() {
+        return Some(n);
+    }
+    // 2^63 is the first float past i64::MAX; below it, a whole float converts exactly.
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    let float = value.as_f64()?;
+    (float.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&float)).then_some(float as i64)
 }
 
 /// The member names of a JSON object, in order and with their repeats (which `Value` forgets).

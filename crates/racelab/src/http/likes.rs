@@ -17,18 +17,21 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use racelab_core::likes::{LikeRequest, Liked, Liker};
-use racelab_core::{ErrorKind, Pk, RetryPolicy, Strategy};
+use racelab_core::likes::{LikeRequest, Liked};
+use racelab_core::{ErrorKind, Pk};
 use serde::Serialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
 use utoipa::{IntoResponses, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::AppState;
+use super::combining::ROUTE;
+use super::echo::echo;
 use super::error::ApiError;
-use super::lab::problems;
-use super::posts::PostKey;
-use super::query::echo;
+use super::openapi::problems;
+use super::post_key::PostKey;
+use super::state::AppState;
 
 /// The request header that carries the key.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -37,30 +40,9 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// The longest key accepted (the column's width).
 pub const MAX_KEY_LENGTH: usize = 255;
 
-/// How likes are made (`serve --like-strategy`, `--combine-likes`, `--require-idempotency-key`,
-/// `--idempotency-key-ttl`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LikeSettings {
-    /// The strategy and retry policy each like (or combined batch) is made with.
-    pub liker: Liker,
-    /// Concurrent likes on one post are made together, in one transaction.
-    pub combine: bool,
-    /// A like without `Idempotency-Key` is refused (400) instead of made.
-    pub require_key: bool,
-    /// A key is kept at least this long after its first use, then purged (within [`PURGE_EVERY`]).
-    pub key_ttl: Duration,
-}
-
-impl LikeSettings {
-    pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-}
-
-impl Default for LikeSettings {
-    /// Atomic likes, one transaction each, keys optional and kept a day.
-    fn default() -> Self {
-        let liker = Liker::new(Strategy::Atomic, RetryPolicy::default()).expect("atomic is safe");
-        Self { liker, combine: false, require_key: false, key_ttl: Self::DEFAULT_KEY_TTL }
-    }
+/// The routes of this module, documented.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(like_post))
 }
 
 /// How often expired keys are purged.
@@ -109,9 +91,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
     Ok(Some(key.to_owned()))
 }
-
-/// The route the like metrics are labelled with (as `http_requests_total` labels it).
-pub(super) const ROUTE: &str = "/posts/{pk}/likes";
 
 fn count_like(keyed: bool) {
     metrics::counter!("racelab_likes_total", "route" => ROUTE, "keyed" => if keyed { "true" } else { "false" })

@@ -2,11 +2,14 @@
 //! cannot drift from the routes, and the Swagger UI at `/docs`, served from files compiled into the
 //! binary (utoipa-swagger-ui's `vendored` feature): the page fetches nothing from outside.
 
-use utoipa::OpenApi;
-use utoipa::openapi::RefOr;
+use std::collections::BTreeMap;
 
-use super::error::{InvalidParam, Problem};
-use super::lab::Limits;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{OpenApi, ToSchema};
+
+use super::error::{InvalidParam, PROBLEM_JSON, Problem};
+use super::limits::Limits;
 
 /// The document's fixed part; the paths are added by the router (see [`super::router`]).
 #[derive(OpenApi)]
@@ -46,4 +49,17 @@ pub fn with_limits(mut doc: utoipa::openapi::OpenApi, limits: &Limits) -> utoipa
         }
     }
     doc
+}
+
+/// problem+json answers with these statuses and descriptions, for an endpoint's `responses(..)`: every
+/// area documents its error answers through this, so each is a [`Problem`] in the document.
+pub fn problems(answers: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(Problem::name()))).build();
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let response = ResponseBuilder::new().description(*description).content(PROBLEM_JSON, content.clone());
+            (status.to_string(), response.build().into())
+        })
+        .collect()
 }

@@ -17,8 +17,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -32,17 +31,16 @@ use utoipa::{IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
+use super::echo::echo;
 use super::error::ApiError;
-use super::lab::problems;
-use super::query::echo;
+use super::json_body::whole_number;
+use super::openapi::problems;
+use super::post_key::PostKey;
+use super::state::AppState;
 
 /// The routes of this module, documented.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_post))
-        .routes(routes!(get_post, patch_post, delete_post))
-        .routes(routes!(super::likes::like_post))
+    OpenApiRouter::new().routes(routes!(create_post)).routes(routes!(get_post, patch_post, delete_post))
 }
 
 /// A post as the resource API shows it.
@@ -95,27 +93,6 @@ fn insert_etag(response: &mut Response, tag: &str) {
 // ---------------------------------------------------------------------------------------------------
 // Reading the request: the path's key, the conditional headers, the body
 // ---------------------------------------------------------------------------------------------------
-
-/// The `{pk}` of the path: a positive integer, or a 400 problem naming `pk`.
-#[derive(Debug, Clone, Copy)]
-pub struct PostKey(pub i64);
-
-impl FromRequestParts<AppState> for PostKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let invalid = |reason: String| ApiError::InvalidPart { part: "path parameter", name: "pk".into(), reason };
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| invalid(format!("cannot be read: {}", echo(&rejection.body_text()))))?;
-        // Plain decimal, as the query parameters: one spelling per number.
-        let canonical = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
-        match raw.parse::<i64>() {
-            Ok(pk) if canonical && pk >= 1 => Ok(PostKey(pk)),
-            _ => Err(invalid(format!("must be an integer between 1 and {}, got `{}`", i64::MAX, echo(&raw)))),
-        }
-    }
-}
 
 /// An entity-tag of a conditional header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,18 +210,6 @@ impl LikePatch {
             )),
         }
     }
-}
-
-/// A JSON number without a fractional part, as JSON Schema's `integer` reads it (`3.0` is 3), if it
-/// fits an `i64`.
-pub(super) fn whole_number(value: &Value) -> Option<i64> {
-    if let Some(n) = value.as_i64() {
-        return Some(n);
-    }
-    // 2^63 is the first float past i64::MAX; below it, a whole float converts exactly.
-    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-    let float = value.as_f64()?;
-    (float.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&float)).then_some(float as i64)
 }
 
 impl FromRequest<AppState> for LikePatch {

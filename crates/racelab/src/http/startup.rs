@@ -11,8 +11,6 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::routing::get;
-use racelab_core::{ConnectOptions, RetryPolicy};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tower_http::LatencyUnit;
@@ -24,39 +22,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+use super::config::HttpConfig;
 use super::connections::budget::{BudgetError, ConnectionBudget};
 use super::connections::{self, ConnectionSettings};
 use super::error::{no_route, problems_only};
-use super::experiments::RunLimits;
-use super::lab::Limits;
-use super::likes::{self, LikeSettings};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{deadline, experiments, health, lab, metrics, page, posts, query, redoc, request_limits};
-
-/// Everything the service needs to start.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    /// Address to listen on; port 0 picks a free port.
-    pub bind: SocketAddr,
-    pub database: ConnectOptions,
-    pub retry: RetryPolicy,
-    /// A request taking longer is answered 503 with what its experiment had done; the experiment stops
-    /// after the increments in flight, holding its post until then, so nothing overlaps it.
-    pub request_timeout: Duration,
-    /// The largest experiment one request may ask for (`--max-workers`, `--max-increments`).
-    pub limits: Limits,
-    /// How long in-flight requests may take to finish after a shutdown signal.
-    pub shutdown_grace: Duration,
-    /// Slot rows of the `sharded` strategy's counter (`/test-db/2th-sharded`).
-    pub slots: u16,
-    /// Idle timeouts and the connection cap.
-    pub connections: ConnectionSettings,
-    /// How likes are made: the strategy, combining, and whether a key is required and how long kept.
-    pub likes: LikeSettings,
-    /// Runs of `/experiments` at once, and how long and how many finished ones are kept.
-    pub runs: RunLimits,
-}
+use super::{deadline, experiments, health, lab, likes, metrics, page, posts, redoc, request_limits, request_span};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -225,32 +197,17 @@ async fn shutdown_signal() {
 /// Every route, documented ones through the OpenAPI router so the document lists exactly what is served.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(lab::connection_check))
-        .routes(routes!(lab::init))
-        .routes(routes!(lab::check))
-        .routes(routes!(lab::inc))
-        .routes(routes!(lab::two_threads_naive))
-        .routes(routes!(lab::two_threads_pessimistic))
-        .routes(routes!(lab::two_threads_optimistic))
-        .routes(routes!(lab::two_threads_versioned))
-        .routes(routes!(lab::two_threads_atomic))
-        .routes(routes!(lab::two_threads_serializable))
-        .routes(routes!(lab::two_threads_advisory))
-        .routes(routes!(lab::two_threads_sharded))
-        .routes(routes!(lab::test_versioning))
+        .merge(lab::routes())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::render))
         .merge(posts::routes())
+        .merge(likes::routes())
         .merge(experiments::routes())
         .split_for_parts();
     let openapi = experiments::document(with_limits(openapi, &state.limits()), &state);
     let timeout = state.request_timeout();
-    let api = api
-        // The seed (FastAPI) redirects `/test-db` to `/test-db/`.
-        .route("/test-db", get(lab::to_connection_check))
-        .with_state(state)
-        .merge(page::routes());
+    let api = api.with_state(state).merge(page::routes());
     api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
         .merge(redoc::routes())
         .fallback(no_route)
@@ -267,7 +224,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(query::request_span)
+                .make_span_with(request_span::request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
 }

@@ -10,16 +10,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use racelab_core::{Backend, ConnectOptions, Database, DatabaseUrl, Pk, RetryPolicy};
 use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::combining::Combiner;
+use super::config::{HttpConfig, LikeSettings};
 use super::error::ApiError;
-use super::experiments::Registry;
-use super::lab::Limits;
-use super::likes::LikeSettings;
-use super::startup::HttpConfig;
+use super::experiments::registry::Registry;
+use super::limits::Limits;
 
 /// After a failed connection attempt, requests are refused at once for this long instead of each one
 /// waiting for its own attempt (a dead database must give quick 503s, not a queue).
@@ -215,6 +215,14 @@ impl AppState {
 
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
+    }
+}
+
+/// What `GET /metrics` renders, handed to it as its own state so that the metrics module needs nothing
+/// of this one.
+impl FromRef<AppState> for PrometheusHandle {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics().clone()
     }
 }
 

@@ -20,20 +20,22 @@
 
 /// The SSE stream of one run.
 mod events;
-/// The runs under way and kept, bounded.
-mod registry;
+/// The runs under way and kept, bounded (the service's state holds them).
+pub(super) mod registry;
 /// The body of `POST /experiments`, checked member by member.
 mod request;
 /// One run: request, live progress, results, end.
 mod run;
 /// What runs a run: lab and bench experiments, or the anomalies suite.
 mod runner;
+/// A run's place among those under way.
+mod slot;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::RefOr;
@@ -42,12 +44,15 @@ use utoipa::{IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use self::registry::{Registry, RunLimits};
-pub use self::request::{ExperimentBody, ExperimentRequest, Kind};
+pub use self::registry::Registry;
+pub use self::request::{Bounds, ExperimentBody, ExperimentRequest, Kind};
 pub use self::run::{CellProgress, RunState, RunView};
-use super::AppState;
+// The CLI and the tests name the run limits by this path.
+pub use super::config::RunLimits;
+use super::echo::echo;
 use super::error::ApiError;
-use super::lab::problems;
+use super::openapi::problems;
+use super::state::AppState;
 
 /// The routes of this module, documented.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -249,6 +254,27 @@ pub async fn stop_run(State(state): State<AppState>, Path(id): Path<String>) -> 
     Ok((StatusCode::ACCEPTED, Json(run.view())).into_response())
 }
 
+impl Bounds {
+    pub fn of(state: &AppState) -> Self {
+        let limits = state.limits();
+        Self {
+            backend: state.backend(),
+            max_workers: limits.max_workers.min(state.max_workers()) as usize,
+            max_increments: limits.max_increments,
+            slots: state.slots(),
+        }
+    }
+}
+
+impl FromRequest<AppState> for ExperimentRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let value = super::json_body::read(request, state, &["application/json"]).await?;
+        Self::read(value, &Bounds::of(state))
+    }
+}
+
 fn find(state: &AppState, id: &str) -> Result<Arc<run::Run>, ApiError> {
-    state.runs().get(id).ok_or_else(|| ApiError::RunNotFound { id: super::query::echo(id) })
+    state.runs().get(id).ok_or_else(|| ApiError::RunNotFound { id: echo(id) })
 }

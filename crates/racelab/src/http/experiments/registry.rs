@@ -2,35 +2,14 @@
 //! kept for `--run-retention` and at most `--max-kept-runs` of them, so memory stays bounded however
 //! many runs clients start.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::run::Run;
+use super::slot::Slot;
+use crate::http::config::RunLimits;
 use crate::http::error::ApiError;
-
-/// How many runs, and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunLimits {
-    /// Runs under way (queued or running) at once.
-    pub max_runs: usize,
-    /// How long a finished run is kept.
-    pub retention: Duration,
-    /// The most finished runs kept; the oldest go first.
-    pub max_kept: usize,
-}
-
-impl RunLimits {
-    pub const DEFAULT_MAX_RUNS: usize = 4;
-    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
-    pub const DEFAULT_MAX_KEPT: usize = 100;
-}
-
-impl Default for RunLimits {
-    fn default() -> Self {
-        Self { max_runs: Self::DEFAULT_MAX_RUNS, retention: Self::DEFAULT_RETENTION, max_kept: Self::DEFAULT_MAX_KEPT }
-    }
-}
 
 /// Every run under way or kept.
 pub struct Registry {
@@ -41,16 +20,6 @@ pub struct Registry {
     under_way: Arc<AtomicUsize>,
     /// One anomalies run at a time: each creates and drops the same table.
     pub anomalies: tokio::sync::Mutex<()>,
-}
-
-/// A run's place among those under way; dropping it gives the place back.
-#[derive(Debug)]
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Registry {
@@ -65,10 +34,7 @@ impl Registry {
     /// A place for one more run, or 429 when `max_runs` are under way.
     pub fn reserve(&self) -> Result<Slot, ApiError> {
         let max = self.limits.max_runs;
-        self.under_way
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
-            .map(|_| Slot(self.under_way.clone()))
-            .map_err(|_| ApiError::TooManyRuns { max })
+        Slot::take(&self.under_way, max).ok_or(ApiError::TooManyRuns { max })
     }
 
     fn table(&self) -> MutexGuard<'_, Vec<Arc<Run>>> {

@@ -2,16 +2,14 @@
 //! body that is not JSON is a 400, one of another media type a 415, one past the body limit a 413.
 //! What is accepted is normalized (defaults filled in, names canonical) and shown back as `request`.
 
-use axum::extract::{FromRequest, Request};
 use racelab_core::{Backend, Experiment, LockMode, Strategy};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::super::AppState;
-use super::super::error::ApiError;
-use super::super::posts::whole_number;
-use super::super::query::echo;
+use crate::http::echo::echo;
+use crate::http::error::ApiError;
+use crate::http::json_body::whole_number;
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -155,18 +153,6 @@ pub struct Bounds {
     pub max_increments: u64,
     /// Slot rows of the `sharded` strategy (`--slots`).
     pub slots: u16,
-}
-
-impl Bounds {
-    pub fn of(state: &AppState) -> Self {
-        let limits = state.limits();
-        Self {
-            backend: state.backend(),
-            max_workers: limits.max_workers.min(state.max_workers()) as usize,
-            max_increments: limits.max_increments,
-            slots: state.slots(),
-        }
-    }
 }
 
 fn invalid(name: &str, reason: impl Into<String>) -> ApiError {
@@ -354,15 +340,6 @@ fn read_sweep(members: &Map<String, Value>, bounds: &Bounds) -> Result<Vec<usize
     counts.sort_unstable();
     counts.dedup();
     Ok(counts)
-}
-
-impl FromRequest<AppState> for ExperimentRequest {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let value = super::super::json_body::read(request, state, &["application/json"]).await?;
-        Self::read(value, &Bounds::of(state))
-    }
 }
 
 #[cfg(test)]

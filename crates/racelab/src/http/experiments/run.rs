@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
-use super::registry::Slot;
 use super::request::{ExperimentRequest, Kind};
+use super::slot::Slot;
 use crate::http::error::Problem;
 
 /// Where a run stands.

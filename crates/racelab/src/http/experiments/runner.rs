@@ -12,8 +12,8 @@ use racelab_core::{ErrorKind, Experiment, TraceLimit};
 
 use super::request::Plan;
 use super::run::{Run, RunState};
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// The largest lab whose experiments are traced (4 workers x 10 increments): what a person can read.
 pub const TRACED_WORKERS: usize = 4;
