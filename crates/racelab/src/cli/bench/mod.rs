@@ -19,10 +19,10 @@ mod progress;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use racelab_core::{Database, Experiment, StopAfter, Target};
+use racelab_core::{Database, Experiment, ExperimentError, StopAfter, Target};
 
 pub use self::args::BenchArgs;
-use self::plan::plan;
+use self::plan::{Plan, plan};
 use self::progress::Progress;
 use super::failure::Failure;
 use super::output::say;
@@ -42,22 +42,10 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     let db = nodes[0].clone();
     let version = db.server_version().await.map_err(Failure::runtime_from)?;
-    let place = nodes.iter().map(Database::redacted_url).collect::<Vec<_>>().join(", ");
-    say(format_args!(
-        "racelab bench on {} ({})\n{} x {}, {} s + {} s warm-up per cell, about {} s in all",
-        place,
-        short_server_name(db.backend(), &version),
-        count(plan.strategies.len(), "strategy", "strategies"),
-        count(plan.workers.len(), "worker count", "worker counts"),
-        plan.duration.as_secs_f64(),
-        plan.warmup.as_secs_f64(),
-        (plan.per_cell().as_secs_f64() * plan.cells() as f64).ceil(),
-    ))?;
+    say(header(&plan, &nodes, &short_server_name(db.backend(), &version)))?;
     for text in not_run_notes(&args.strategy, db.backend()) {
         say(note(&text))?;
     }
-
-    let mut progress = Progress::new(&plan, std::io::stderr().is_terminal());
     let mut report = BenchReport {
         database: db.backend(),
         version,
@@ -67,35 +55,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         cells: Vec::with_capacity(plan.cells()),
         failure: None,
     };
-    // A cell that cannot run ends the bench, but not the record of the cells before it.
-    let mut stopped_by = None;
-    'cells: for &strategy in &plan.strategies {
-        for &workers in &plan.workers {
-            let experiment = Experiment {
-                stop: StopAfter::Duration { warmup: plan.warmup, measure: plan.duration },
-                target: args.post.map_or(Target::FreshPost, Target::Post),
-                retry: plan.retry,
-                lock_retries: args.lock_retries,
-                ..Experiment::new(strategy, workers, 1)
-            };
-            match progress.run_cell(&nodes, &experiment).await {
-                Ok(outcome) => {
-                    let cell = BenchCell::from_outcome(&outcome);
-                    progress.cell_done(&cell);
-                    report.cells.push(cell);
-                }
-                Err(err) => {
-                    progress.abandon();
-                    report.failure = Some(CellFailure::new(strategy, workers, &err));
-                    stopped_by = Some(err);
-                    break 'cells;
-                }
-            }
-        }
-    }
-    if report.failure.is_none() {
-        progress.finish();
-    }
+    let stopped_by = run_cells(&args, &plan, &nodes, &mut report).await;
     for node in &nodes {
         node.close().await;
     }
@@ -121,7 +81,6 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         ))
         .because(err));
     }
-
     let violations = report.violations();
     if !violations.is_empty() {
         let cells: Vec<String> = violations
@@ -131,6 +90,55 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         return Err(Failure::runtime(format!("actual != acknowledged for a safe strategy: {}", cells.join("; "))));
     }
     Ok(())
+}
+
+/// "racelab bench on URL (server)", the size of the sweep and how long it will take.
+fn header(plan: &Plan, nodes: &[Database], server: &str) -> String {
+    format!(
+        "racelab bench on {} ({server})\n{} x {}, {} s + {} s warm-up per cell, about {} s in all",
+        nodes.iter().map(Database::redacted_url).collect::<Vec<_>>().join(", "),
+        count(plan.strategies.len(), "strategy", "strategies"),
+        count(plan.workers.len(), "worker count", "worker counts"),
+        plan.duration.as_secs_f64(),
+        plan.warmup.as_secs_f64(),
+        (plan.per_cell().as_secs_f64() * plan.cells() as f64).ceil(),
+    )
+}
+
+/// Runs every cell in turn into `report`. A cell that cannot run ends the bench, but not the record
+/// of the cells before it: its failure goes into the report, and its error is returned.
+async fn run_cells(
+    args: &BenchArgs,
+    plan: &Plan,
+    nodes: &[Database],
+    report: &mut BenchReport,
+) -> Option<ExperimentError> {
+    let mut progress = Progress::new(plan, std::io::stderr().is_terminal());
+    for &strategy in &plan.strategies {
+        for &workers in &plan.workers {
+            let experiment = Experiment {
+                stop: StopAfter::Duration { warmup: plan.warmup, measure: plan.duration },
+                target: args.post.map_or(Target::FreshPost, Target::Post),
+                retry: plan.retry,
+                lock_retries: args.lock_retries,
+                ..Experiment::new(strategy, workers, 1)
+            };
+            match progress.run_cell(nodes, &experiment).await {
+                Ok(outcome) => {
+                    let cell = BenchCell::from_outcome(&outcome);
+                    progress.cell_done(&cell);
+                    report.cells.push(cell);
+                }
+                Err(err) => {
+                    progress.abandon();
+                    report.failure = Some(CellFailure::new(strategy, workers, &err));
+                    return Some(err);
+                }
+            }
+        }
+    }
+    progress.finish();
+    None
 }
 
 /// "1 strategy", "8 strategies".
