@@ -3,6 +3,7 @@
 //!
 //! Kept apart from the renderers so that every output shows the same figures, computed once here,
 //! including the one judgement the bench makes: whether the invariant `actual == acknowledged` held.
+//! Never renders: the table, CSV and chart modules do.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,8 @@
 //! The table printed at the end of `racelab bench`: one row per strategy and worker count, compact
 //! (80 columns) or wide.
+//!
+//! Lays out the figures [`super::bench`] computed; never computes one of its own, so the table, the
+//! JSON, the CSV and the chart agree.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};

@@ -1,7 +1,8 @@
 //! CSV of the bench's cells, for spreadsheets and plotting tools: one header line, one line per cell.
 //!
 //! Written by hand rather than with a CSV crate: every field is a number, a fixed name or the error
-//! list, which is joined with `;` and `=` so that no field ever needs quoting.
+//! list, which is joined with `;` and `=` so that no field ever needs quoting. Never writes the file
+//! itself: `racelab bench` does, once every cell has run.
 
 use std::fmt::Write;
 
