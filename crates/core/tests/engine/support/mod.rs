@@ -1,0 +1,3 @@
+//! What more than one test module of the engine's tests needs, and nothing that is itself a test.
+
+pub mod anomaly_token;
