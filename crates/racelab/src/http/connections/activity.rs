@@ -1,5 +1,5 @@
 //! What each connection is doing, as the socket, the service and the watchdog see it, and the
-//! table of live connections the cap sheds idle ones from.
+//! watchdog that closes it when its phase's deadline passes.
 //!
 //! A connection is *busy* from the first byte of a request until the last byte of its response has
 //! been written to the socket, and *idle* otherwise. Each phase has its deadline:
@@ -15,8 +15,6 @@
 //! Only an idle connection is shed to make room: a busy one would lose a request or a response cut
 //! short. A connection past its deadline, or shed, is closed without an answer.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -115,7 +113,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    fn new(id: u64) -> Self {
+    pub(super) fn new(id: u64) -> Self {
         let state = State {
             phase: Phase::AwaitingFirstRequest,
             since: Instant::now(),
@@ -124,6 +122,11 @@ impl Activity {
             closing: None,
         };
         Self { id, state: Mutex::new(state), changed: Notify::new() }
+    }
+
+    /// The connection's key in the registry.
+    pub(super) fn id(&self) -> u64 {
+        self.id
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -198,7 +201,7 @@ impl Activity {
     }
 
     /// Marks an idle connection for closing; false if it is busy or already closing.
-    fn shed(&self) -> bool {
+    pub(super) fn shed(&self) -> bool {
         let mut state = self.state();
         if !state.phase.is_idle() || state.closing.is_some() {
             return false;
@@ -210,7 +213,7 @@ impl Activity {
     }
 
     /// Since when the connection is idle, if it is (and not already closing).
-    fn idle_since(&self) -> Option<Instant> {
+    pub(super) fn idle_since(&self) -> Option<Instant> {
         let state = self.state();
         (state.phase.is_idle() && state.closing.is_none()).then_some(state.since)
     }
@@ -273,56 +276,10 @@ impl Drop for RequestGuard {
     }
 }
 
-/// The live connections.
-#[derive(Debug, Default)]
-pub struct Registry {
-    next_id: AtomicU64,
-    live: Mutex<HashMap<u64, Arc<Activity>>>,
-}
-
-impl Registry {
-    fn live(&self) -> MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A new connection's activity; it leaves the table when the returned entry is dropped.
-    pub fn register(self: &Arc<Self>) -> Entry {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let activity = Arc::new(Activity::new(id));
-        self.live().insert(id, activity.clone());
-        Entry { activity, registry: self.clone() }
-    }
-
-    /// Closes the connection idle the longest; false if every connection is busy.
-    pub fn shed_longest_idle(&self) -> bool {
-        let mut idle: Vec<(Instant, Arc<Activity>)> =
-            self.live().values().filter_map(|a| Some((a.idle_since()?, a.clone()))).collect();
-        idle.sort_by_key(|(since, _)| *since);
-        // A connection may turn busy between the scan and the shedding: try the next one then.
-        idle.into_iter().any(|(_, activity)| activity.shed())
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.live().len()
-    }
-}
-
-/// A connection's place in the [`Registry`].
-pub struct Entry {
-    pub activity: Arc<Activity>,
-    registry: Arc<Registry>,
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        self.registry.live().remove(&self.activity.id);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::connections::registry::Registry;
 
     const TIMEOUTS: IdleTimeouts =
         IdleTimeouts { header_read: Duration::from_millis(100), keep_alive: Duration::from_millis(300) };
@@ -423,22 +380,5 @@ mod tests {
         assert!(!registry.shed_longest_idle(), "shed with a request begun");
         assert_eq!(pipelined.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
         assert_eq!(sent.elapsed(), TIMEOUTS.header_read);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn shedding_takes_the_connection_idle_the_longest_and_refuses_its_requests() {
-        let registry = Arc::new(Registry::default());
-        let oldest = registry.register();
-        tokio::time::advance(Duration::from_millis(10)).await;
-        let busy = registry.register();
-        let _guard = busy.activity.begin_request();
-        let newest = registry.register();
-        assert!(registry.shed_longest_idle());
-        assert_eq!(oldest.activity.watch(TIMEOUTS).await, Closed::Shed);
-        assert!(oldest.activity.begin_request().is_none());
-        let _serving = newest.activity.begin_request().expect("the newest connection is not shed");
-        assert!(!registry.shed_longest_idle(), "only busy or closing connections are left");
-        drop(oldest);
-        assert_eq!(registry.open(), 2);
     }
 }

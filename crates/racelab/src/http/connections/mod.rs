@@ -1,6 +1,7 @@
-//! The accept loop and each connection's life, in place of `axum::serve`: that one sets no timer (so
-//! hyper's header timeout never fires), caps nothing, and sleeps a second on every failed `accept`,
-//! which is how 300 idle sockets under `ulimit -n 256` left `/health` unanswered.
+//! The accept loop, in place of `axum::serve`: that one sets no timer (so hyper's header timeout
+//! never fires), caps nothing, and sleeps a second on every failed `accept`, which is how 300 idle
+//! sockets under `ulimit -n 256` left `/health` unanswered. It must never close a busy connection
+//! (from the first byte of a request to the last byte of its response) except at its own deadline.
 //!
 //! - **Idle timeouts** ([`activity`]): a connection must send a whole request head within the header
 //!   timeout (from its accept, or from the first bytes of a request on a kept-alive connection), and
@@ -8,46 +9,59 @@
 //!   here (the request timeout bounds it), nor a response being written while the client reads it,
 //!   however slowly; one the client reads nothing of for the keep-alive timeout is.
 //! - **A cap** ([`budget`]), below the open-files limit less what the database pool and the process
-//!   need, so `accept` never fails for lack of descriptors. At the cap, the connection idle the longest
-//!   is closed to make room: an idle connection costs its client nothing but a reconnect, a refused
-//!   request costs an answer. A connection is busy from the first byte of a request to the last byte
-//!   of its response. Only when every connection is busy is the new one answered 503 problem+json
-//!   (with `Retry-After`) and closed.
+//!   need, so `accept` never fails for lack of descriptors. At the cap, the connection idle the
+//!   longest is closed to make room (`registry`): an idle connection costs its client nothing but a
+//!   reconnect, a refused request costs an answer. Only when every connection is busy is the new one
+//!   answered 503 problem+json (with `Retry-After`) and closed (`admission`).
 //! - If `accept` fails for lack of descriptors all the same (some other part of the process took
 //!   them), an idle connection is shed and `accept` retried at once.
 //! - **Graceful shutdown**: on the signal the listener closes, idle connections close, busy ones
 //!   finish their request and close; `serve` returns when all are closed.
+//!
+//! Who does what, and why the rest is ours (hyper 1.12, hyper-util 0.1.21, tower 0.5.3):
+//!
+//! | Behaviour | Done by | Why no crate does it |
+//! |---|---|---|
+//! | Serve HTTP/1.1 on a socket | hyper `http1::Builder::serve_connection` | |
+//! | Head size and field count limits | hyper `max_buf_size`, `max_headers` | |
+//! | Graceful shutdown of every connection | hyper-util `server::graceful::GracefulShutdown` | |
+//! | Header-read timeout | ours (`activity`) | hyper's `header_read_timeout` (with `timer(TokioTimer)`) restarts when a kept-alive connection goes idle, so it also bounds the keep-alive wait: the 10 s header timeout would close kept-alive connections long before 75 s |
+//! | Keep-alive timeout | ours (`activity`) | hyper's `keep_alive` only turns keep-alive on or off; hyper has no idle timeout |
+//! | Close a client that stops reading a response | ours (`activity`, `io`) | hyper has no write timeout; tower's and tower-http's `timeout` bound the handler, not the writing of its body |
+//! | Cap fitted to the open-files limit | ours (`budget`, a `tokio` semaphore) | tower's `limit::ConcurrencyLimit` counts requests in a service, not sockets: an idle kept-alive connection holds a descriptor with no request, and over the limit it waits instead of refusing |
+//! | Shed the idlest connection at the cap | ours (`registry`) | tower's `load_shed` refuses the new request; it cannot close another, idle, connection |
+//! | 503 problem+json when every connection is busy | ours (`admission`) | `load_shed` answers inside a connection already accepted past the cap, as an error hyper turns into a close without an answer |
+//! | Shed and retry when `accept` fails with EMFILE | ours (`serve`) | hyper-util has no accept loop; `axum::serve` sleeps a second |
+//! | hyper's bare 400, 414 and 431 as problem+json | ours (`io`) | hyper writes them itself, with an empty body, and has no hook to change them |
+//!
+//! hyper-util's `server::conn::auto` is not used: it adds HTTP/2, which this service never served,
+//! and `io` rewrites hyper's answers as HTTP/1 bytes.
 
 pub mod activity;
+mod admission;
 pub mod budget;
+mod connection;
 mod io;
+mod registry;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::{Body, Bytes, HttpBody};
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
-use axum::response::IntoResponse;
-use http_body::{Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tower::ServiceExt;
 
-use self::activity::{Activity, IdleTimeouts, Registry, RequestGuard};
+use self::activity::IdleTimeouts;
+use self::admission::admit_over_cap;
 use self::budget::OVERFLOW;
-use self::io::{LINGER, TrackedIo, closing_response};
-use super::error::ApiError;
+use self::connection::serve_connection;
+use self::registry::Registry;
 use super::metrics;
 use super::request_limits::{MAX_HEAD_BYTES, MAX_HEADER_FIELDS};
 
@@ -87,9 +101,6 @@ impl Default for ConnectionSettings {
     }
 }
 
-/// How long a connection over the cap waits for the idle connection closed for it to be gone.
-const ADMISSION_WAIT: Duration = Duration::from_millis(500);
-
 /// What every connection task shares.
 struct Shared {
     router: Router,
@@ -99,7 +110,6 @@ struct Shared {
     registry: Arc<Registry>,
     /// One permit per connection the cap allows.
     slots: Arc<Semaphore>,
-    draining: watch::Sender<bool>,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then closes idle connections, lets busy
@@ -113,7 +123,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     // HTTP/1.1 only, as `axum::serve` served it here. No timer is given to hyper: the idle timeouts
-    // are the watchdog's (hyper's header timeout would also cut kept-alive connections).
+    // are the watchdog's (see the table above).
     let mut builder = http1::Builder::new();
     // hyper's own limit on a request head: above ours (`http::request_limits`), so ours answer first.
     builder.max_buf_size(MAX_HEAD_BYTES);
@@ -125,8 +135,8 @@ pub async fn serve(
         max_connections,
         registry: Arc::new(Registry::default()),
         slots: Arc::new(Semaphore::new(max_connections)),
-        draining: watch::Sender::new(false),
     });
+    let graceful = GracefulShutdown::new();
     let overflow = Arc::new(Semaphore::new(OVERFLOW));
     let mut tasks = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -139,9 +149,9 @@ pub async fn serve(
         match accepted {
             Ok((stream, _)) => {
                 if let Ok(slot) = shared.slots.clone().try_acquire_owned() {
-                    tasks.spawn(serve_connection(shared.clone(), stream, slot));
+                    tasks.spawn(serve_connection(shared.clone(), stream, slot, graceful.watcher()));
                 } else if let Ok(waiting) = overflow.clone().try_acquire_owned() {
-                    tasks.spawn(admit_over_cap(shared.clone(), stream, waiting));
+                    tasks.spawn(admit_over_cap(shared.clone(), stream, waiting, graceful.watcher()));
                 } else {
                     // More arrivals at once than the overflow holds: no descriptor to spare for an answer.
                     metrics::connection_closed("overflow");
@@ -165,126 +175,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    shared.draining.send_replace(true);
+    // Every task holds a watcher: this returns once all have ended.
+    graceful.shutdown().await;
     while tasks.join_next().await.is_some() {}
     Ok(())
-}
-
-/// A connection over the cap: closes the connection idle the longest and takes its place, or, every
-/// connection being busy, answers 503 and closes.
-async fn admit_over_cap(shared: Arc<Shared>, stream: TcpStream, waiting: OwnedSemaphorePermit) {
-    if shared.registry.shed_longest_idle()
-        && let Ok(Ok(slot)) = tokio::time::timeout(ADMISSION_WAIT, shared.slots.clone().acquire_owned()).await
-    {
-        drop(waiting);
-        return serve_connection(shared, stream, slot).await;
-    }
-    warn_at_most_every_second(&format!(
-        "all {} connections are busy with requests: answering new connections 503",
-        shared.max_connections
-    ));
-    metrics::connection_closed("refused");
-    refuse(stream, shared.max_connections).await;
-}
-
-/// Answers 503 problem+json on a connection that is not served, and closes it once the client has
-/// read it (a close with the client's request unread would reset the connection, answer and all).
-async fn refuse(mut stream: TcpStream, max: usize) {
-    let answer = closing_response(StatusCode::SERVICE_UNAVAILABLE, &ApiError::OverCapacity { max });
-    let exchange = async {
-        stream.write_all(&answer).await?;
-        stream.shutdown().await?;
-        let mut scratch = [0u8; 4096];
-        while stream.read(&mut scratch).await? > 0 {}
-        Ok::<_, std::io::Error>(())
-    };
-    let _ = tokio::time::timeout(LINGER, exchange).await;
-}
-
-/// Serves one connection until it closes, its watchdog closes it, or the shutdown drains it.
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, _slot: OwnedSemaphorePermit) {
-    let entry = shared.registry.register();
-    metrics::connections_open(shared.registry.open());
-    let activity = entry.activity.clone();
-    let service = TrackedService { router: shared.router.clone(), activity: activity.clone() };
-    let io = TokioIo::new(TrackedIo::new(stream, activity.clone()));
-    let mut connection = pin!(shared.builder.serve_connection(io, service));
-    let mut watchdog = pin!(activity.watch(shared.timeouts));
-    let mut draining = shared.draining.subscribe();
-    let mut graceful = false;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(err) = result {
-                    tracing::debug!(%err, "connection closed on an error");
-                }
-                break;
-            }
-            closed = &mut watchdog => {
-                tracing::debug!(reason = closed.as_str(), "closing an idle connection");
-                metrics::connection_closed(closed.as_str());
-                break;
-            }
-            _ = draining.wait_for(|draining| *draining), if !graceful => {
-                connection.as_mut().graceful_shutdown();
-                graceful = true;
-            }
-        }
-    }
-    drop(entry);
-    metrics::connections_open(shared.registry.open());
-}
-
-/// The router, with each request counted on its connection's activity until its response body has
-/// been taken whole.
-#[derive(Clone)]
-struct TrackedService {
-    router: Router,
-    activity: Arc<Activity>,
-}
-
-impl hyper::service::Service<Request<Incoming>> for TrackedService {
-    type Response = Response<TrackedBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let guard = self.activity.begin_request();
-        let router = self.router.clone();
-        Box::pin(async move {
-            let Some(guard) = guard else {
-                // The connection timed out or was shed as this request arrived: it is being closed.
-                let mut response = ApiError::Status(StatusCode::SERVICE_UNAVAILABLE).into_response();
-                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return Ok(response.map(|body| TrackedBody { body, _guard: None }));
-            };
-            let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|never| match never {});
-            Ok(response.map(|body| TrackedBody { body, _guard: Some(guard) }))
-        })
-    }
-}
-
-/// A response body that keeps its request counted until hyper drops it (after its last frame).
-struct TrackedBody {
-    body: Body,
-    _guard: Option<RequestGuard>,
-}
-
-impl HttpBody for TrackedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// `accept` failed because the process (EMFILE) or the system (ENFILE) has no descriptor left.
