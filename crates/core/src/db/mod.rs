@@ -1,21 +1,26 @@
 //! Database access: one pool per process, one [`Session`] (a pooled connection) per worker.
 //!
-//! Every SQL statement racelab runs lives in the backend modules, behind the [`Dialect`] trait; a
-//! strategy is written once against [`Session`] and never sees a dialect. What differs between
-//! databases (quoting of `like`, `RETURNING` vs `LAST_INSERT_ID`, lock clauses, which code means what)
-//! stays inside `postgres`, `mysql` and `sqlite`. This module only names the parts and what they
-//! export; it holds no code of its own.
+//! Every SQL statement racelab runs lives here, behind the [`Dialect`] trait; a strategy is written
+//! once against [`Session`] and never sees a dialect. A statement every backend runs alike is written
+//! once (`sql`, run by `common`), with what differs between the dialects' SQL (placeholders, quoting
+//! of `like`, the upsert clause, `RETURNING` vs `LAST_INSERT_ID`) as data; what truly differs
+//! (transactions, lock timeouts, application locks, which error code means what) stays inside
+//! `postgres`, `mysql` and `sqlite`. This module only names the parts and what they export; it holds
+//! no code of its own.
 
 mod answer;
+mod common;
 mod connect;
 mod database;
 mod dialect;
+mod driver;
 mod idempotency;
 mod mysql;
 mod options;
 mod postgres;
 mod resource;
 mod session;
+mod sql;
 mod sqlite;
 mod types;
 mod url;

@@ -9,6 +9,7 @@
 //! - application locks (`GET_LOCK`) belong to the session, not the transaction: they must be released.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,11 +19,11 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolO
 use sqlx::{Executor, MySqlConnection};
 
 use super::connect::{self, ConnectError, Refusal};
-use super::idempotency::StoredResponse;
-use super::{
-    ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
-};
-use crate::error::{DbError, ErrorKind, classify_driver_error};
+use super::dialect::Returned;
+use super::driver::{Arg, Driver};
+use super::sql::{Placeholder, Returning, Sql, Statements, Upsert};
+use super::{ConnectOptions, Counter, Dialect, Pk, TxMode, db_err};
+use crate::error::{DbError, ErrorKind};
 
 /// Marker for the MariaDB/MySQL dialect.
 pub(crate) struct MySql;
@@ -168,13 +169,38 @@ pub(super) async fn migrate(pool: &MySqlPool, mut migrator: sqlx::migrate::Migra
     applied
 }
 
+/// MariaDB/MySQL's SQL: `?` parameters, backquotes, `ON DUPLICATE KEY UPDATE`, values handed back
+/// through `LAST_INSERT_ID(expr)`, and SUM of BIGINT (a DECIMAL) cast back.
+const SQL: Sql = Sql {
+    placeholder: Placeholder::Question,
+    like: "`like`",
+    now: "CURRENT_TIMESTAMP(6)",
+    upsert: Upsert::OnDuplicateKey,
+    returning: Returning::LastInsertId,
+    bigint: ("CAST(", " AS SIGNED)"),
+    duplicate_aborts_transaction: false,
+};
+
 impl Dialect for MySql {
     type Db = sqlx::MySql;
 
-    fn classify(err: &sqlx::Error) -> ErrorKind {
-        if let Some(kind) = classify_driver_error(err) {
-            return kind;
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| Statements::new(&SQL));
+        &STATEMENTS
+    }
+
+    async fn returned(c: &mut MySqlConnection, sql: &'static str, args: &[Arg<'_>]) -> Returned {
+        // LAST_INSERT_ID(expr) stores the new value in the session, and the OK packet carries it back:
+        // the new value without a second statement.
+        let done = sqlx::MySql::execute(c, sql, args).await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
         }
+        let value = i64::try_from(done.last_insert_id());
+        Ok(Some(value.map_err(|_| DbError::new(ErrorKind::Other, "counter out of range"))))
+    }
+
+    fn classify_database_error(err: &sqlx::Error) -> ErrorKind {
         match error_number(err) {
             Some(1213) => ErrorKind::Deadlock,
             Some(1205) => ErrorKind::LockTimeout,
@@ -199,16 +225,6 @@ impl Dialect for MySql {
         Ok(true)
     }
 
-    async fn commit(c: &mut MySqlConnection) -> Result<(), DbError> {
-        c.execute(sqlx::raw_sql("COMMIT")).await.map(drop).map_err(db_err::<MySql>)
-    }
-
-    async fn rollback(c: &mut MySqlConnection) -> Result<(), DbError> {
-        // Also right after 1213 or 1020, when the server has already rolled back: then it is a no-op.
-        // After 1205 the transaction is still open, and this ends it.
-        c.execute(sqlx::raw_sql("ROLLBACK")).await.map(drop).map_err(db_err::<MySql>)
-    }
-
     async fn set_lock_timeout(c: &mut MySqlConnection, timeout: Duration) -> Result<(), DbError> {
         // InnoDB counts whole seconds; round up so a timeout is never shorter than asked.
         let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
@@ -218,15 +234,6 @@ impl Dialect for MySql {
             .await
             .map(drop)
             .map_err(db_err::<MySql>)
-    }
-
-    async fn read(c: &mut MySqlConnection, pk: Pk) -> Result<Counter, DbError> {
-        let row = sqlx::query_as("SELECT `like`, version FROM posts WHERE pk = ?")
-            .bind(pk)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(db_err::<MySql>)?;
-        read_counter(row, pk)
     }
 
     async fn read_settled(c: &mut MySqlConnection, pk: Pk) -> Result<Counter, DbError> {
@@ -244,114 +251,6 @@ impl Dialect for MySql {
         read
     }
 
-    async fn read_for_update(c: &mut MySqlConnection, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
-        let sql = match mode {
-            LockMode::Wait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE",
-            LockMode::NoWait => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE NOWAIT",
-            LockMode::SkipLocked => "SELECT `like`, version FROM posts WHERE pk = ? FOR UPDATE SKIP LOCKED",
-        };
-        // MariaDB answers a failed NOWAIT with 1205, the lock-wait-timeout code.
-        let row: Option<(i64, i64)> = sqlx::query_as(sql)
-            .bind(pk)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(|e| super::relabel_for_lock_mode(db_err::<MySql>(e), mode))?;
-        super::locked_row::<Self>(c, pk, row, mode).await
-    }
-
-    async fn load(c: &mut MySqlConnection, pk: Pk) -> Result<PostRow, DbError> {
-        let row = sqlx::query_as("SELECT pk, `like`, version, modified_at FROM posts WHERE pk = ?")
-            .bind(pk)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(db_err::<MySql>)?;
-        row.map(|(pk, like, version, modified_at)| PostRow { pk, like, version, modified_at })
-            .ok_or_else(|| not_found(pk))
-    }
-
-    async fn write(c: &mut MySqlConnection, pk: Pk, like: i64) -> Result<(), DbError> {
-        let done = sqlx::query(
-            "UPDATE posts SET `like` = ?, version = version + 1, modified_at = CURRENT_TIMESTAMP(6) WHERE pk = ?",
-        )
-        .bind(like)
-        .bind(pk)
-        .execute(&mut *c)
-        .await
-        .map_err(db_err::<MySql>)?;
-        if done.rows_affected() == 0 { Err(not_found(pk)) } else { Ok(()) }
-    }
-
-    async fn write_if_version(
-        c: &mut MySqlConnection,
-        pk: Pk,
-        like: i64,
-        expected_version: i64,
-    ) -> Result<bool, DbError> {
-        let done = sqlx::query(
-            "UPDATE posts SET `like` = ?, version = version + 1, modified_at = CURRENT_TIMESTAMP(6)
-             WHERE pk = ? AND version = ?",
-        )
-        .bind(like)
-        .bind(pk)
-        .bind(expected_version)
-        .execute(&mut *c)
-        .await
-        .map_err(db_err::<MySql>)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_if_version(c: &mut MySqlConnection, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM posts WHERE pk = ? AND version = ?")
-            .bind(pk)
-            .bind(expected_version)
-            .execute(&mut *c)
-            .await
-            .map_err(db_err::<MySql>)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn insert_idempotency_key(c: &mut MySqlConnection, key: &str, fingerprint: &str) -> Result<bool, DbError> {
-        // The answer's placeholders are replaced before this transaction commits: no one else sees them.
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, status, body) VALUES (?, ?, 0, '')",
-        )
-        .bind(key)
-        .bind(fingerprint)
-        .execute(&mut *c)
-        .await;
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(err) => Err(db_err::<MySql>(err)),
-        }
-    }
-
-    async fn save_idempotent_response(
-        c: &mut MySqlConnection,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), DbError> {
-        sqlx::query("UPDATE idempotency_keys SET status = ?, body = ? WHERE idempotency_key = ?")
-            .bind(i32::from(status))
-            .bind(body)
-            .bind(key)
-            .execute(&mut *c)
-            .await
-            .map(drop)
-            .map_err(db_err::<MySql>)
-    }
-
-    async fn idempotent_response(c: &mut MySqlConnection, key: &str) -> Result<Option<StoredResponse>, DbError> {
-        let row: Option<(String, i32, String)> =
-            sqlx::query_as("SELECT fingerprint, status, body FROM idempotency_keys WHERE idempotency_key = ?")
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(db_err::<MySql>)?;
-        Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
-    }
-
     async fn purge_idempotency_keys(c: &mut MySqlConnection, older_than: Duration, limit: i64) -> Result<u64, DbError> {
         let micros = i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
         sqlx::query(
@@ -363,24 +262,6 @@ impl Dialect for MySql {
         .await
         .map(|done| done.rows_affected())
         .map_err(db_err::<MySql>)
-    }
-
-    async fn increment_by(c: &mut MySqlConnection, pk: Pk, by: i64) -> Result<i64, DbError> {
-        // LAST_INSERT_ID(expr) stores the new value in the session, and the OK packet carries it back:
-        // the new value without a second statement.
-        let done = sqlx::query(
-            "UPDATE posts SET `like` = LAST_INSERT_ID(`like` + ?), version = version + 1,
-             modified_at = CURRENT_TIMESTAMP(6) WHERE pk = ?",
-        )
-        .bind(by)
-        .bind(pk)
-        .execute(&mut *c)
-        .await
-        .map_err(db_err::<MySql>)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(pk));
-        }
-        i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "counter out of range"))
     }
 
     async fn advisory_lock(c: &mut MySqlConnection, pk: Pk, timeout: Duration) -> Result<(), DbError> {
@@ -412,72 +293,9 @@ impl Dialect for MySql {
             .map_err(db_err::<MySql>)
     }
 
-    async fn increment_slot_by(c: &mut MySqlConnection, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
-        // LAST_INSERT_ID(expr) on both paths (insert and update) hands the slot's new value back in the
-        // OK packet, as in `increment`: one round trip.
-        let done = sqlx::query(
-            "INSERT INTO post_slots (post, slot, `like`, version) VALUES (?, ?, LAST_INSERT_ID(?), 1)
-             ON DUPLICATE KEY UPDATE `like` = LAST_INSERT_ID(`like` + ?), version = version + 1",
-        )
-        .bind(pk)
-        .bind(i32::from(slot))
-        .bind(by)
-        .bind(by)
-        .execute(&mut *c)
-        .await
-        .map_err(|e| slot_error::<MySql>(e, pk))?;
-        i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "counter out of range"))
-    }
-
-    async fn read_total(c: &mut MySqlConnection, pk: Pk) -> Result<Counter, DbError> {
-        // One statement, so one consistent read: the post and its slots as of the same moment. SUM of
-        // BIGINT is DECIMAL: cast back.
-        let row = sqlx::query_as(
-            "SELECT CAST(p.`like` + COALESCE(SUM(s.`like`), 0) AS SIGNED),
-                    CAST(p.version + COALESCE(SUM(s.version), 0) AS SIGNED)
-             FROM posts p LEFT JOIN post_slots s ON s.post = p.pk
-             WHERE p.pk = ? GROUP BY p.pk, p.`like`, p.version",
-        )
-        .bind(pk)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_err::<MySql>)?;
-        read_counter(row, pk)
-    }
-
-    async fn clear_slots(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM post_slots WHERE post = ?")
-            .bind(pk)
-            .execute(&mut *c)
-            .await
-            .map(drop)
-            .map_err(db_err::<MySql>)
-    }
-
     async fn create_post(c: &mut MySqlConnection) -> Result<Pk, DbError> {
         let done = sqlx::query("INSERT INTO posts () VALUES ()").execute(&mut *c).await.map_err(db_err::<MySql>)?;
         i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "post key out of range"))
-    }
-
-    async fn ensure_post(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO posts (pk) VALUES (?) ON DUPLICATE KEY UPDATE pk = pk")
-            .bind(pk)
-            .execute(&mut *c)
-            .await
-            .map(drop)
-            .map_err(db_err::<MySql>)
-    }
-
-    async fn reset_post(c: &mut MySqlConnection, pk: Pk) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO posts (pk, `like`, version) VALUES (?, 0, 0)
-             ON DUPLICATE KEY UPDATE `like` = 0, version = 0, modified_at = CURRENT_TIMESTAMP(6)",
-        )
-        .bind(pk)
-        .execute(&mut *c)
-        .await
-        .map(drop)
-        .map_err(db_err::<MySql>)
     }
 
     async fn connection_id(c: &mut MySqlConnection) -> Result<Option<i64>, DbError> {

@@ -6,6 +6,7 @@
 //! - There are no application locks: the advisory strategy says so instead of falling back silently.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::error::DatabaseError;
@@ -14,22 +15,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
 
 use super::connect::{self, ConnectError, Refusal};
-use super::idempotency::StoredResponse;
-use super::{
-    ConnectOptions, Counter, Dialect, LockMode, Pk, PostRow, TxMode, db_err, not_found, read_counter, slot_error,
-};
-use crate::error::{DbError, ErrorKind, classify_driver_error};
+use super::sql::{Placeholder, Returning, Sql, Statements, Upsert};
+use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, TxMode, db_err};
+use crate::error::{DbError, ErrorKind};
 
 /// Marker for the SQLite dialect.
 pub(crate) struct Sqlite;
-
-/// The current time as SQLite stores `modified_at` (ISO-8601, UTC, milliseconds), as a literal so
-/// statements stay `&'static str` (no allocation per increment).
-macro_rules! now {
-    () => {
-        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-    };
-}
 
 pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, ConnectError> {
     let connect = SqliteConnectOptions::from_str(options.url.expose())
@@ -136,13 +127,27 @@ pub(super) async fn migrate(pool: &SqlitePool, migrator: sqlx::migrate::Migrator
     }
 }
 
+/// SQLite's SQL: `?n` parameters, `RETURNING`, `ON CONFLICT`, and the time as `modified_at` stores it
+/// (ISO-8601, UTC, milliseconds).
+const SQL: Sql = Sql {
+    placeholder: Placeholder::NumberedQuestion,
+    like: r#""like""#,
+    now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    upsert: Upsert::OnConflict { qualify: false },
+    returning: Returning::Clause,
+    bigint: ("", ""),
+    duplicate_aborts_transaction: false,
+};
+
 impl Dialect for Sqlite {
     type Db = sqlx::Sqlite;
 
-    fn classify(err: &sqlx::Error) -> ErrorKind {
-        if let Some(kind) = classify_driver_error(err) {
-            return kind;
-        }
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| Statements::new(&SQL));
+        &STATEMENTS
+    }
+
+    fn classify_database_error(err: &sqlx::Error) -> ErrorKind {
         let code = err.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse::<i32>().ok());
         // Extended result codes keep the primary code in the low byte: BUSY (5) covers BUSY_SNAPSHOT
         // (517) and BUSY_TIMEOUT; LOCKED (6) covers LOCKED_SHAREDCACHE.
@@ -163,10 +168,6 @@ impl Dialect for Sqlite {
         }
     }
 
-    async fn commit(c: &mut SqliteConnection) -> Result<(), DbError> {
-        c.execute(sqlx::raw_sql("COMMIT")).await.map(drop).map_err(db_err::<Sqlite>)
-    }
-
     async fn rollback(c: &mut SqliteConnection) -> Result<(), DbError> {
         match c.execute(sqlx::raw_sql("ROLLBACK")).await {
             // SQLite may already have rolled back on its own (after some errors): ROLLBACK then
@@ -181,116 +182,9 @@ impl Dialect for Sqlite {
         set_busy_timeout(c, timeout).await
     }
 
-    async fn read(c: &mut SqliteConnection, pk: Pk) -> Result<Counter, DbError> {
-        let row = sqlx::query_as(r#"SELECT "like", version FROM posts WHERE pk = ?"#)
-            .bind(pk)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(db_err::<Sqlite>)?;
-        read_counter(row, pk)
-    }
-
     async fn read_for_update(c: &mut SqliteConnection, pk: Pk, _mode: LockMode) -> Result<Counter, DbError> {
         // The lock was taken by BEGIN IMMEDIATE, honouring the mode.
         Self::read(c, pk).await
-    }
-
-    async fn load(c: &mut SqliteConnection, pk: Pk) -> Result<PostRow, DbError> {
-        let row = sqlx::query_as(r#"SELECT pk, "like", version, modified_at FROM posts WHERE pk = ?"#)
-            .bind(pk)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(db_err::<Sqlite>)?;
-        row.map(|(pk, like, version, modified_at)| PostRow { pk, like, version, modified_at })
-            .ok_or_else(|| not_found(pk))
-    }
-
-    async fn write(c: &mut SqliteConnection, pk: Pk, like: i64) -> Result<(), DbError> {
-        let done = sqlx::query(concat!(
-            r#"UPDATE posts SET "like" = ?2, version = version + 1,
-               modified_at = "#,
-            now!(),
-            r#" WHERE pk = ?1"#
-        ))
-        .bind(pk)
-        .bind(like)
-        .execute(&mut *c)
-        .await
-        .map_err(db_err::<Sqlite>)?;
-        if done.rows_affected() == 0 { Err(not_found(pk)) } else { Ok(()) }
-    }
-
-    async fn write_if_version(
-        c: &mut SqliteConnection,
-        pk: Pk,
-        like: i64,
-        expected_version: i64,
-    ) -> Result<bool, DbError> {
-        let done = sqlx::query(concat!(
-            r#"UPDATE posts SET "like" = ?2, version = version + 1,
-               modified_at = "#,
-            now!(),
-            r#" WHERE pk = ?1 AND version = ?3"#
-        ))
-        .bind(pk)
-        .bind(like)
-        .bind(expected_version)
-        .execute(&mut *c)
-        .await
-        .map_err(db_err::<Sqlite>)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_if_version(c: &mut SqliteConnection, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM posts WHERE pk = ?1 AND version = ?2")
-            .bind(pk)
-            .bind(expected_version)
-            .execute(&mut *c)
-            .await
-            .map_err(db_err::<Sqlite>)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn insert_idempotency_key(c: &mut SqliteConnection, key: &str, fingerprint: &str) -> Result<bool, DbError> {
-        // The answer's placeholders are replaced before this transaction commits: no one else sees them.
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, status, body) VALUES (?1, ?2, 0, '')",
-        )
-        .bind(key)
-        .bind(fingerprint)
-        .execute(&mut *c)
-        .await;
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(err) => Err(db_err::<Sqlite>(err)),
-        }
-    }
-
-    async fn save_idempotent_response(
-        c: &mut SqliteConnection,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), DbError> {
-        sqlx::query("UPDATE idempotency_keys SET status = ?1, body = ?2 WHERE idempotency_key = ?3")
-            .bind(i32::from(status))
-            .bind(body)
-            .bind(key)
-            .execute(&mut *c)
-            .await
-            .map(drop)
-            .map_err(db_err::<Sqlite>)
-    }
-
-    async fn idempotent_response(c: &mut SqliteConnection, key: &str) -> Result<Option<StoredResponse>, DbError> {
-        let row: Option<(String, i32, String)> =
-            sqlx::query_as("SELECT fingerprint, status, body FROM idempotency_keys WHERE idempotency_key = ?1")
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(db_err::<Sqlite>)?;
-        Ok(row.map(|(fingerprint, status, body)| StoredResponse::new(fingerprint, status, body)))
     }
 
     async fn purge_idempotency_keys(
@@ -312,21 +206,6 @@ impl Dialect for Sqlite {
         .map_err(db_err::<Sqlite>)
     }
 
-    async fn increment_by(c: &mut SqliteConnection, pk: Pk, by: i64) -> Result<i64, DbError> {
-        let like: Option<i64> = sqlx::query_scalar(concat!(
-            r#"UPDATE posts SET "like" = "like" + ?2, version = version + 1,
-               modified_at = "#,
-            now!(),
-            r#" WHERE pk = ?1 RETURNING "like""#
-        ))
-        .bind(pk)
-        .bind(by)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_err::<Sqlite>)?;
-        like.ok_or_else(|| not_found(pk))
-    }
-
     async fn advisory_lock(_c: &mut SqliteConnection, _pk: Pk, _timeout: Duration) -> Result<(), DbError> {
         Err(DbError::new(
             ErrorKind::Unsupported,
@@ -339,65 +218,11 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn increment_slot_by(c: &mut SqliteConnection, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
-        sqlx::query_scalar(
-            r#"INSERT INTO post_slots (post, slot, "like", version) VALUES (?1, ?2, ?3, 1)
-               ON CONFLICT (post, slot) DO UPDATE SET "like" = "like" + ?3, version = version + 1
-               RETURNING "like""#,
-        )
-        .bind(pk)
-        .bind(i32::from(slot))
-        .bind(by)
-        .fetch_one(&mut *c)
-        .await
-        .map_err(|e| slot_error::<Sqlite>(e, pk))
-    }
-
-    async fn read_total(c: &mut SqliteConnection, pk: Pk) -> Result<Counter, DbError> {
-        let row = sqlx::query_as(
-            r#"SELECT p."like" + COALESCE(SUM(s."like"), 0), p.version + COALESCE(SUM(s.version), 0)
-               FROM posts p LEFT JOIN post_slots s ON s.post = p.pk
-               WHERE p.pk = ? GROUP BY p.pk"#,
-        )
-        .bind(pk)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_err::<Sqlite>)?;
-        read_counter(row, pk)
-    }
-
-    async fn clear_slots(c: &mut SqliteConnection, pk: Pk) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM post_slots WHERE post = ?")
-            .bind(pk)
-            .execute(&mut *c)
-            .await
-            .map(drop)
-            .map_err(db_err::<Sqlite>)
-    }
-
     async fn create_post(c: &mut SqliteConnection) -> Result<Pk, DbError> {
         sqlx::query_scalar("INSERT INTO posts DEFAULT VALUES RETURNING pk")
             .fetch_one(&mut *c)
             .await
             .map_err(db_err::<Sqlite>)
-    }
-
-    async fn ensure_post(c: &mut SqliteConnection, pk: Pk) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO posts (pk) VALUES (?) ON CONFLICT (pk) DO NOTHING")
-            .bind(pk)
-            .execute(&mut *c)
-            .await
-            .map(drop)
-            .map_err(db_err::<Sqlite>)
-    }
-
-    async fn reset_post(c: &mut SqliteConnection, pk: Pk) -> Result<(), DbError> {
-        let sql = concat!(
-            r#"INSERT INTO posts (pk, "like", version) VALUES (?, 0, 0)
-               ON CONFLICT (pk) DO UPDATE SET "like" = 0, version = 0, modified_at = "#,
-            now!()
-        );
-        sqlx::query(sql).bind(pk).execute(&mut *c).await.map(drop).map_err(db_err::<Sqlite>)
     }
 
     async fn connection_id(_c: &mut SqliteConnection) -> Result<Option<i64>, DbError> {

@@ -1,0 +1,172 @@
+//! The operations every backend runs alike, written once: each sends its dialect's rendering of one
+//! statement of [`super::sql`] and reads the answer the same way. [`Dialect`]'s default methods are
+//! these; a backend overrides one only where it truly differs (SQLite's locking read, MariaDB's
+//! values handed back through `LAST_INSERT_ID`).
+//!
+//! Every driver error leaves through the dialect's classification ([`db_err`]); nothing here opens
+//! or ends a transaction it was not asked to.
+
+use super::dialect::Returned;
+use super::driver::{Arg, Driver, RowsAffected};
+use super::{
+    Conn, Counter, Dialect, LockMode, Pk, PostRow, StoredResponse, db_err, locked_row, not_found,
+    relabel_for_lock_mode, slot_error,
+};
+use crate::error::DbError;
+
+/// Runs one statement that returns nothing the caller needs.
+pub(crate) async fn run<D: Dialect>(c: &mut Conn<D::Db>, sql: &'static str) -> Result<(), DbError> {
+    D::Db::execute_raw(c, sql).await.map(drop).map_err(db_err::<D>)
+}
+
+/// Runs one statement; how many rows it matched.
+async fn affected<D: Dialect>(c: &mut Conn<D::Db>, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, DbError> {
+    let done = D::Db::execute(c, sql, args).await.map_err(db_err::<D>)?;
+    Ok(done.rows_affected())
+}
+
+/// `like, version` of post `pk` as `sql` reads them, or `None` if it has no row.
+async fn pair<D: Dialect>(c: &mut Conn<D::Db>, sql: &'static str, pk: Pk) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    match D::Db::fetch_optional(c, sql, &[Arg::Int(pk)]).await? {
+        Some(row) => Ok(Some((D::Db::int(&row, 0)?, D::Db::int(&row, 1)?))),
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn read<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<Counter, DbError> {
+    let row = pair::<D>(c, &D::statements().read, pk).await.map_err(db_err::<D>)?;
+    super::read_counter(row, pk)
+}
+
+pub(crate) async fn read_for_update<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    pk: Pk,
+    mode: LockMode,
+) -> Result<Counter, DbError> {
+    let statements = D::statements();
+    let sql = match mode {
+        LockMode::Wait => &statements.read_for_update[0],
+        LockMode::NoWait => &statements.read_for_update[1],
+        LockMode::SkipLocked => &statements.read_for_update[2],
+    };
+    let row = pair::<D>(c, sql, pk).await.map_err(|e| relabel_for_lock_mode(db_err::<D>(e), mode))?;
+    locked_row::<D>(c, pk, row, mode).await
+}
+
+pub(crate) async fn read_total<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<Counter, DbError> {
+    let row = pair::<D>(c, &D::statements().read_total, pk).await.map_err(db_err::<D>)?;
+    super::read_counter(row, pk)
+}
+
+pub(crate) async fn load<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<PostRow, DbError> {
+    let row = D::Db::fetch_optional(c, &D::statements().load, &[Arg::Int(pk)]).await.map_err(db_err::<D>)?;
+    let Some(row) = row else { return Err(not_found(pk)) };
+    let decoded = (|| {
+        Ok::<_, sqlx::Error>(PostRow {
+            pk: D::Db::int(&row, 0)?,
+            like: D::Db::int(&row, 1)?,
+            version: D::Db::int(&row, 2)?,
+            modified_at: D::Db::time(&row, 3)?,
+        })
+    })();
+    decoded.map_err(db_err::<D>)
+}
+
+pub(crate) async fn write<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk, like: i64) -> Result<(), DbError> {
+    let matched = affected::<D>(c, &D::statements().write, &[Arg::Int(like), Arg::Int(pk)]).await?;
+    if matched == 0 { Err(not_found(pk)) } else { Ok(()) }
+}
+
+pub(crate) async fn write_if_version<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    pk: Pk,
+    like: i64,
+    expected_version: i64,
+) -> Result<bool, DbError> {
+    let args = [Arg::Int(like), Arg::Int(pk), Arg::Int(expected_version)];
+    Ok(affected::<D>(c, &D::statements().write_if_version, &args).await? == 1)
+}
+
+pub(crate) async fn delete_if_version<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    pk: Pk,
+    expected_version: i64,
+) -> Result<bool, DbError> {
+    let args = [Arg::Int(pk), Arg::Int(expected_version)];
+    Ok(affected::<D>(c, &D::statements().delete_if_version, &args).await? == 1)
+}
+
+pub(crate) async fn increment_by<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk, by: i64) -> Result<i64, DbError> {
+    let args = [Arg::Int(by), Arg::Int(pk)];
+    let like = D::returned(c, &D::statements().increment_by, &args).await.map_err(db_err::<D>)?;
+    like.ok_or_else(|| not_found(pk))?
+}
+
+pub(crate) async fn increment_slot_by<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    pk: Pk,
+    slot: u16,
+    by: i64,
+) -> Result<i64, DbError> {
+    let args = [Arg::Int(pk), Arg::Int32(i32::from(slot)), Arg::Int(by), Arg::Int(by)];
+    let like = D::returned(c, &D::statements().increment_slot_by, &args).await.map_err(|e| slot_error::<D>(e, pk))?;
+    // An upsert always writes its row: no answer would mean the post's row refused it.
+    like.ok_or_else(|| not_found(pk))?
+}
+
+pub(crate) async fn clear_slots<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<(), DbError> {
+    affected::<D>(c, &D::statements().clear_slots, &[Arg::Int(pk)]).await.map(drop)
+}
+
+pub(crate) async fn ensure_post<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<(), DbError> {
+    affected::<D>(c, &D::statements().ensure_post, &[Arg::Int(pk)]).await.map(drop)
+}
+
+pub(crate) async fn reset_post<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<(), DbError> {
+    affected::<D>(c, &D::statements().reset_post, &[Arg::Int(pk)]).await.map(drop)
+}
+
+/// Inserts an idempotency key; `false` if it exists (a duplicate key, or an insert that did nothing).
+/// The answer's placeholders are replaced before this transaction commits: no one else sees them.
+pub(crate) async fn insert_idempotency_key<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    key: &str,
+    fingerprint: &str,
+) -> Result<bool, DbError> {
+    let args = [Arg::Text(key), Arg::Text(fingerprint)];
+    match D::Db::execute(c, &D::statements().insert_idempotency_key, &args).await {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(err) => Err(db_err::<D>(err)),
+    }
+}
+
+pub(crate) async fn save_idempotent_response<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> Result<(), DbError> {
+    let args = [Arg::Int32(i32::from(status)), Arg::Text(body), Arg::Text(key)];
+    affected::<D>(c, &D::statements().save_idempotent_response, &args).await.map(drop)
+}
+
+pub(crate) async fn idempotent_response<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    key: &str,
+) -> Result<Option<StoredResponse>, DbError> {
+    let sql = &D::statements().idempotent_response;
+    let row = D::Db::fetch_optional(c, sql, &[Arg::Text(key)]).await.map_err(db_err::<D>)?;
+    let Some(row) = row else { return Ok(None) };
+    let decoded = (|| Ok::<_, sqlx::Error>((D::Db::text(&row, 0)?, D::Db::int32(&row, 1)?, D::Db::text(&row, 2)?)))();
+    let (fingerprint, status, body) = decoded.map_err(db_err::<D>)?;
+    Ok(Some(StoredResponse::new(fingerprint, status, body)))
+}
+
+/// The value a statement wrote, handed back by `RETURNING`; `None` if it wrote no row.
+pub(crate) async fn returning<D: Dialect>(c: &mut Conn<D::Db>, sql: &'static str, args: &[Arg<'_>]) -> Returned {
+    match D::Db::fetch_optional(c, sql, args).await? {
+        Some(row) => Ok(Some(Ok(D::Db::int(&row, 0)?))),
+        None => Ok(None),
+    }
+}
