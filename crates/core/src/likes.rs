@@ -38,9 +38,8 @@
 
 use crate::db::{Database, LockMode, Pk, Session, TxMode};
 use crate::error::{DbError, ErrorKind};
-use crate::post::Post;
 use crate::retry::RetryPolicy;
-use crate::strategy::Strategy;
+use crate::strategy::{Step, Strategy};
 
 /// The key a like is made under and what identifies its request (equal requests, equal fingerprints).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,8 +182,7 @@ impl Liker {
         // Without keys, the atomic and sharded writes are one statement each: autocommit is their
         // transaction, and a hot post's likes cost one round trip each.
         let keyless = pending.iter().all(|(_, request)| request.key.is_none());
-        let one_statement = keyless && matches!(self.strategy, Strategy::Atomic | Strategy::Sharded { .. });
-        if !one_statement {
+        if !(keyless && self.strategy.is_one_statement()) {
             session.begin(self.tx_mode()).await?;
         }
         let result = self.unit(session, pk, pending, answer).await;
@@ -195,12 +193,7 @@ impl Liker {
             }
             other => session.finish(other).await,
         };
-        if self.strategy == Strategy::Advisory
-            && let Err(err) = session.advisory_unlock(pk).await
-        {
-            tracing::warn!(%err, "could not release the application lock; closing the connection");
-            session.close_on_drop();
-        }
+        self.strategy.release(session, pk).await;
         result
     }
 
@@ -238,58 +231,21 @@ impl Liker {
 
     /// The strategy's write of `by` likes, inside the open transaction; returns the new count.
     async fn add(&self, session: &mut Session, pk: Pk, by: i64) -> Result<i64, DbError> {
-        match self.strategy {
-            Strategy::Atomic => session.increment_by(pk, by).await,
-            Strategy::Pessimistic(mode) => {
-                let read = session.read_for_update(pk, mode).await?;
-                session.write(pk, read.like + by).await?;
-                Ok(read.like + by)
-            }
-            Strategy::Advisory => {
-                session.advisory_lock(pk).await?;
-                let read = session.read_for_update(pk, LockMode::Wait).await?;
-                session.write(pk, read.like + by).await?;
-                Ok(read.like + by)
-            }
-            Strategy::Optimistic => {
-                let read = session.read(pk).await?;
-                if !session.write_if_version(pk, read.like + by, read.version).await? {
-                    let detail = format!("post {pk} changed since version {} was read", read.version);
-                    return Err(DbError::new(ErrorKind::StaleVersion, detail));
-                }
-                Ok(read.like + by)
-            }
-            Strategy::Versioned => {
-                let mut post = Post::load(session, pk).await?;
-                post.set_like(post.like() + by);
-                post.save(session).await?;
-                Ok(post.like())
-            }
-            // The database aborts one of two conflicting transactions; the retry runs it again.
-            Strategy::Serializable => {
-                let read = session.read(pk).await?;
-                session.write(pk, read.like + by).await?;
-                Ok(read.like + by)
-            }
-            Strategy::Sharded { slots } => {
-                let slot = rand::random_range(0..slots.max(1));
-                session.increment_slot_by(pk, slot, by).await?;
-                // The post's count is the sum: as of this read, which sees this write.
-                Ok(session.read_total(pk).await?.like)
-            }
-            Strategy::Naive | Strategy::VersionedNoRetry => {
-                Err(DbError::new(ErrorKind::Unsupported, UnsafeLikeStrategy(self.strategy).to_string()))
-            }
+        let wrote = self.strategy.unit(session, Step::new(pk, 0), by).await?;
+        if let Strategy::Sharded { .. } = self.strategy {
+            // The post's count is the sum: as of this read, which sees this write.
+            return Ok(session.read_total(pk).await?.like);
         }
+        Ok(wrote)
     }
 
+    /// The strategy's own transaction, made a real one on every backend where it has none (SQLite's
+    /// default mode is none at all; this one takes its write lock up front): the keys and the write
+    /// are one unit.
     fn tx_mode(&self) -> TxMode {
-        match self.strategy {
-            Strategy::Serializable => TxMode::Serializable,
-            Strategy::Pessimistic(mode) => TxMode::RowLocking(mode),
-            // A real transaction on every backend (SQLite's default mode is none at all; this one
-            // takes its write lock up front): the keys and the write are one unit.
-            _ => TxMode::RowLocking(LockMode::Wait),
+        match self.strategy.tx_mode() {
+            Some(mode @ (TxMode::Serializable | TxMode::RowLocking(_))) => mode,
+            Some(TxMode::DefaultIsolation) | None => TxMode::RowLocking(LockMode::Wait),
         }
     }
 }

@@ -10,27 +10,25 @@
 //! retry runs again: the loss becomes a retry (tests/galera.rs).
 
 use super::Step;
-use crate::db::{LockMode, Session, TxMode};
+use crate::db::{LockMode, Pk, Session};
 use crate::error::DbError;
 
-pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
-    session.begin(TxMode::DefaultIsolation).await?;
-    let result = unit_of_work(session, step).await;
-    let result = step.finish(session, result).await;
-    if let Err(err) = session.advisory_unlock(step.pk).await {
-        tracing::warn!(%err, "could not release the application lock; closing the connection");
-        session.close_on_drop();
-    }
-    result
-}
-
-async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+pub(super) async fn unit(session: &mut Session, step: Step<'_>, by: i64) -> Result<i64, DbError> {
     step.waits_for_lock();
     session.advisory_lock(step.pk).await?;
     let read = session.read_for_update(step.pk, LockMode::Wait).await?;
     step.locked(read.like, read.version);
-    let like = read.like + 1;
+    let like = read.like + by;
     session.write(step.pk, like).await?;
     step.wrote(like);
     Ok(like)
+}
+
+/// Releases the lock once the transaction has ended, whichever way it ended: on MariaDB/MySQL it
+/// outlives the transaction (on PostgreSQL it ended with it, and the release is a no-op).
+pub(super) async fn release(session: &mut Session, pk: Pk) {
+    if let Err(err) = session.advisory_unlock(pk).await {
+        tracing::warn!(%err, "could not release the application lock; closing the connection");
+        session.close_on_drop();
+    }
 }

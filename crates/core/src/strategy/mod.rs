@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Barrier;
 
-use crate::db::{Backend, LockMode, Pk, Session};
+use crate::db::{Backend, LockMode, Pk, Session, TxMode};
 use crate::error::DbError;
 use crate::trace::{IncrementId, Seen, TraceKind, Tracer};
 
@@ -138,17 +138,66 @@ impl Strategy {
         }
     }
 
-    /// One attempt of one increment of post `pk`. On success, returns the value the strategy wrote.
-    pub async fn attempt(self, session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+    /// The transaction the strategy's unit of work runs in; `None` when it runs in autocommit (one
+    /// statement, or the optimistic read and conditional write, which need no transaction).
+    pub fn tx_mode(self) -> Option<TxMode> {
         match self {
-            Strategy::Naive => naive::attempt(session, step).await,
-            Strategy::Atomic => atomic::attempt(session, step).await,
-            Strategy::Pessimistic(mode) => pessimistic::attempt(session, step, mode).await,
-            Strategy::Optimistic => optimistic::attempt(session, step).await,
-            Strategy::Versioned | Strategy::VersionedNoRetry => versioned::attempt(session, step).await,
-            Strategy::Serializable => serializable::attempt(session, step).await,
-            Strategy::Advisory => advisory::attempt(session, step).await,
-            Strategy::Sharded { slots } => sharded::attempt(session, step, slots).await,
+            Strategy::Naive | Strategy::Versioned | Strategy::VersionedNoRetry | Strategy::Advisory => {
+                Some(TxMode::DefaultIsolation)
+            }
+            Strategy::Pessimistic(mode) => Some(TxMode::RowLocking(mode)),
+            Strategy::Serializable => Some(TxMode::Serializable),
+            Strategy::Atomic | Strategy::Optimistic | Strategy::Sharded { .. } => None,
+        }
+    }
+
+    /// Whether the unit of work is one statement, so that autocommit can be its whole transaction.
+    pub fn is_one_statement(self) -> bool {
+        matches!(self, Strategy::Atomic | Strategy::Sharded { .. })
+    }
+
+    /// One attempt of one increment of post `step.pk`, in the strategy's own transaction
+    /// ([`Strategy::tx_mode`]). On success, returns the value the strategy wrote.
+    pub async fn attempt(self, session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+        let Some(mode) = self.tx_mode() else {
+            return self.unit(session, step, 1).await;
+        };
+        // On SQLite a row-locking transaction takes the database's write lock at BEGIN IMMEDIATE: the
+        // wait may be there rather than at the locking read.
+        if let TxMode::RowLocking(_) = mode {
+            step.waits_for_lock();
+        }
+        session.begin(mode).await?;
+        let result = self.unit(session, step, 1).await;
+        let result = step.finish(session, result).await;
+        self.release(session, step.pk).await;
+        result
+    }
+
+    /// The strategy's unit of work: adds `by` to post `step.pk`, inside the transaction the caller
+    /// opened (none for a strategy whose [`Strategy::tx_mode`] is `None`, unless the caller needs one
+    /// for writes of its own). Returns the value written: the post's new count, or for
+    /// [`Strategy::Sharded`] the new value of the slot it wrote (the count is the sum of the slots).
+    /// The caller ends the transaction, then calls [`Strategy::release`].
+    pub async fn unit(self, session: &mut Session, step: Step<'_>, by: i64) -> Result<i64, DbError> {
+        match self {
+            Strategy::Naive => naive::read_modify_write(session, step, by).await,
+            Strategy::Atomic => atomic::unit(session, step, by).await,
+            Strategy::Pessimistic(mode) => pessimistic::unit(session, step, mode, by).await,
+            Strategy::Optimistic => optimistic::unit(session, step, by).await,
+            Strategy::Versioned | Strategy::VersionedNoRetry => versioned::unit(session, step, by).await,
+            Strategy::Serializable => serializable::unit(session, step, by).await,
+            Strategy::Advisory => advisory::unit(session, step, by).await,
+            Strategy::Sharded { slots } => sharded::unit(session, step, slots, by).await,
+        }
+    }
+
+    /// Releases what the unit of work held beyond its transaction (the advisory strategy's application
+    /// lock; nothing for the others). Called after the transaction ended, whichever way; a session
+    /// whose release failed is closed rather than pooled with the lock still held.
+    pub async fn release(self, session: &mut Session, pk: Pk) {
+        if self == Strategy::Advisory {
+            advisory::release(session, pk).await;
         }
     }
 }

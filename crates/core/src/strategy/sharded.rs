@@ -20,9 +20,11 @@ pub const DEFAULT_SLOTS: u16 = 64;
 /// contention it could still remove.
 pub const MAX_SLOTS: u16 = 1024;
 
-pub(super) async fn attempt(session: &mut Session, step: Step<'_>, slots: u16) -> Result<i64, DbError> {
+/// Adds `by` to a random slot; returns the slot's new value (the post's count is the sum of them all,
+/// which this does not read: an increment of the experiment costs one round trip).
+pub(super) async fn unit(session: &mut Session, step: Step<'_>, slots: u16, by: i64) -> Result<i64, DbError> {
     let slot = rand::random_range(0..slots.max(1));
-    let like = session.increment_slot(step.pk, slot).await?;
+    let like = session.increment_slot_by(step.pk, slot, by).await?;
     tracing::debug!(post = step.pk, worker = step.worker, attempt = step.attempt, slot, like, "wrote slot");
     Ok(like)
 }

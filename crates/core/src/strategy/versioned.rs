@@ -2,20 +2,14 @@
 //! transaction at the default isolation, as an ORM session would.
 
 use super::Step;
-use crate::db::{Session, TxMode};
+use crate::db::Session;
 use crate::error::DbError;
 use crate::post::Post;
 
-pub(super) async fn attempt(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
-    session.begin(TxMode::DefaultIsolation).await?;
-    let result = unit_of_work(session, step).await;
-    step.finish(session, result).await
-}
-
-async fn unit_of_work(session: &mut Session, step: Step<'_>) -> Result<i64, DbError> {
+pub(super) async fn unit(session: &mut Session, step: Step<'_>, by: i64) -> Result<i64, DbError> {
     let mut post = Post::load(session, step.pk).await?;
     step.after_read(post.like(), post.version()).await;
-    post.set_like(post.like() + 1);
+    post.set_like(post.like() + by);
     post.save(session).await.map_err(DbError::from)?;
     step.wrote(post.like());
     Ok(post.like())
