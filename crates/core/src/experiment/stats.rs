@@ -1,0 +1,111 @@
+//! Each worker's own counts and latency histogram, merged per node and per experiment once the
+//! workers are done (nothing shared while they run).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use super::worker::Fate;
+use crate::error::ErrorKind;
+
+/// One worker's counts, merged into its node's and the experiment's at the end (no shared state while
+/// running).
+pub(super) struct WorkerStats {
+    pub(super) acknowledged: u64,
+    pub(super) failed: u64,
+    pub(super) in_doubt: u64,
+    pub(super) errors: [u64; ErrorKind::ALL.len()],
+    pub(super) retried: [u64; ErrorKind::ALL.len()],
+    pub(super) attempts: u64,
+    pub(super) measured_acknowledged: u64,
+    pub(super) latency_us: Histogram<u64>,
+    pub(super) started: Instant,
+    pub(super) measure_from: Instant,
+    pub(super) finished: Instant,
+}
+
+impl WorkerStats {
+    pub(super) fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            acknowledged: 0,
+            failed: 0,
+            in_doubt: 0,
+            errors: [0; ErrorKind::ALL.len()],
+            retried: [0; ErrorKind::ALL.len()],
+            attempts: 0,
+            measured_acknowledged: 0,
+            // 1 us to 10 min, 3 significant digits; fixed size, so recording never allocates.
+            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
+            started: now,
+            measure_from: now,
+            finished: now,
+        }
+    }
+
+    pub(super) fn record(&mut self, began: Instant, ended: Instant, attempts: u32, fate: Fate) {
+        self.attempts += u64::from(attempts);
+        let measured = began >= self.measure_from;
+        match fate {
+            Fate::Acknowledged => {
+                self.acknowledged += 1;
+                if measured {
+                    self.measured_acknowledged += 1;
+                }
+            }
+            Fate::Failed(kind) => {
+                self.failed += 1;
+                self.errors[kind_index(kind)] += 1;
+            }
+            Fate::InDoubt => self.in_doubt += 1,
+        }
+        if measured {
+            let micros = u64::try_from((ended - began).as_micros()).unwrap_or(u64::MAX).max(1);
+            self.latency_us.saturating_record(micros);
+        }
+    }
+
+    /// Counts `n` increments that were never attempted as failures of `kind`.
+    pub(super) fn fail_unattempted(&mut self, kind: ErrorKind, n: u64) {
+        self.failed += n;
+        self.errors[kind_index(kind)] += n;
+    }
+
+    pub(super) fn merge(&mut self, other: WorkerStats) {
+        self.acknowledged += other.acknowledged;
+        self.failed += other.failed;
+        self.in_doubt += other.in_doubt;
+        for (total, n) in self.errors.iter_mut().zip(other.errors) {
+            *total += n;
+        }
+        for (total, n) in self.retried.iter_mut().zip(other.retried) {
+            *total += n;
+        }
+        self.attempts += other.attempts;
+        self.measured_acknowledged += other.measured_acknowledged;
+        self.latency_us.add(&other.latency_us).expect("histograms share bounds");
+        self.started = self.started.min(other.started);
+        self.measure_from = self.measure_from.min(other.measure_from);
+        self.finished = self.finished.max(other.finished);
+    }
+
+    pub(super) fn expected(&self) -> u64 {
+        self.acknowledged + self.failed + self.in_doubt
+    }
+}
+
+/// One node's counts, before they become a [`NodeOutcome`].
+pub(super) struct NodeStats {
+    pub(super) node: usize,
+    pub(super) workers: usize,
+    pub(super) stats: WorkerStats,
+}
+
+pub(super) fn kind_index(kind: ErrorKind) -> usize {
+    ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(ErrorKind::ALL.len() - 1)
+}
+
+pub(super) fn count_by_kind(counts: &[u64; ErrorKind::ALL.len()]) -> BTreeMap<ErrorKind, u64> {
+    ErrorKind::ALL.into_iter().zip(*counts).filter(|(_, n)| *n > 0).collect()
+}

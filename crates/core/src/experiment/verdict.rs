@@ -1,0 +1,82 @@
+//! Reading an outcome: whether the proof holds, why increments failed, and the one line a newcomer
+//! understands.
+
+use super::outcome::Outcome;
+use crate::error::ErrorKind;
+
+impl Outcome {
+    /// Whether the proof holds: every acknowledged increment is in the row, and nothing is there that
+    /// the in-doubt ones cannot explain (`acknowledged <= actual <= acknowledged + in_doubt`). `None`
+    /// when the counter could not be read.
+    pub fn invariant_holds(&self) -> Option<bool> {
+        let actual = self.actual?;
+        let acknowledged = self.acknowledged as i64;
+        Some(acknowledged <= actual && actual <= acknowledged + self.in_doubt as i64)
+    }
+
+    /// Whether every increment that did not succeed was refused by a lock (`NOWAIT`, `SKIP LOCKED`, a
+    /// lock timeout) and none succeeded: the row was held by someone else the whole time.
+    pub fn refused_by_locks(&self) -> bool {
+        self.acknowledged == 0
+            && self.in_doubt == 0
+            && self.failed > 0
+            && self.errors.iter().all(|(kind, _)| kind.is_lock_refusal())
+    }
+
+    /// Whether the database was out of reach: the counter could not be read, or increments failed
+    /// because no connection could be had or kept.
+    pub fn database_unavailable(&self) -> bool {
+        self.counter_error.is_some() || self.in_doubt > 0 || self.errors.keys().any(|kind| kind.means_unreachable())
+    }
+
+    /// One line a newcomer understands.
+    pub fn verdict(&self) -> String {
+        let mut verdict = match (self.actual, self.lost) {
+            (None, _) => format!(
+                "the counter could not be read after the run ({}): {} acknowledged increments cannot be checked",
+                self.counter_error.map_or("unknown", ErrorKind::as_str),
+                self.acknowledged
+            ),
+            (Some(_), None) if self.foreign_writes != 0 => format!(
+                "another writer changed post {} during the run ({} writes not ours): lost updates cannot be counted",
+                self.post, self.foreign_writes
+            ),
+            (Some(actual), None) => format!(
+                "the row moved by {actual}, more than the {} increments this run could have made: another writer",
+                self.acknowledged + self.in_doubt
+            ),
+            (Some(_), Some(lost)) if lost > 0 => format!(
+                "lost {lost} of {} updates: concurrent read-modify-writes read the same value and overwrote each other",
+                self.acknowledged + self.in_doubt_committed.unwrap_or(0)
+            ),
+            (Some(_), Some(_)) if self.dropped > 0 => format!(
+                "dropped {} of {} increments: the version check caught each conflict, but nothing retried it; \
+                 no acknowledged update lost",
+                self.dropped, self.expected
+            ),
+            (Some(_), Some(_)) if self.retries > 0 => {
+                format!("no update lost, {} {}", self.retries, plural(self.retries, "retry", "retries"))
+            }
+            (Some(_), Some(_)) => "no update lost".to_owned(),
+        };
+        if self.in_doubt > 0 {
+            let committed = match self.in_doubt_committed {
+                Some(n) => format!(", {n} of them committed"),
+                None => String::new(),
+            };
+            verdict.push_str(&format!(
+                "; {} in doubt (the connection was lost during the commit{committed})",
+                self.in_doubt
+            ));
+        }
+        if self.failed > self.dropped {
+            let kinds: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            verdict.push_str(&format!("; {} increments gave up ({})", self.failed, kinds.join(", ")));
+        }
+        verdict
+    }
+}
+
+fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
