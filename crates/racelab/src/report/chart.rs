@@ -34,14 +34,16 @@ const PALETTE: [RGBColor; 11] = [
     RGBColor(0x00, 0x5f, 0x73), // sharded: one colour per strategy, none shared with naive's grey
 ];
 
-/// Drawing the chart failed (plotters reports backend and layout errors as text).
+/// Drawing the chart failed: plotters' backend or layout error, kept as the source.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot draw the chart: {0}")]
-pub struct ChartError(String);
+#[error("cannot draw the chart: {source}")]
+pub struct ChartError {
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
 
 impl ChartError {
-    fn from_plotters(err: impl std::fmt::Display) -> Self {
-        Self(err.to_string())
+    fn from_plotters(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { source: Box::new(err) }
     }
 }
 
@@ -90,7 +92,10 @@ pub fn bench_chart(report: &BenchReport) -> Result<String, ChartError> {
     Ok(svg)
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &BenchReport) -> Result<(), ChartError> {
+fn draw<DB: DrawingBackend<ErrorType: 'static>>(
+    root: &DrawingArea<DB, Shift>,
+    report: &BenchReport,
+) -> Result<(), ChartError> {
     root.fill(&WHITE).map_err(ChartError::from_plotters)?;
     let title = format!("racelab bench on {}: increments of one hot row", report.server_name());
     let body = root.titled(&title, ("sans-serif", 24)).map_err(ChartError::from_plotters)?;
@@ -202,7 +207,7 @@ impl Ranged for LatencyAxis {
     }
 }
 
-fn panel<DB: DrawingBackend, Y>(
+fn panel<DB: DrawingBackend<ErrorType: 'static>, Y>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     y_label: &str,
@@ -242,7 +247,10 @@ where
 }
 
 /// A legend of its own, beside the panels, so that it never hides a line.
-fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, lines: &[Series]) -> Result<(), ChartError> {
+fn draw_legend<DB: DrawingBackend<ErrorType: 'static>>(
+    area: &DrawingArea<DB, Shift>,
+    lines: &[Series],
+) -> Result<(), ChartError> {
     let text = ("sans-serif", 15).into_font().color(&BLACK);
     area.draw_text("strategy", &("sans-serif", 16).into_font().color(&BLACK), (10, 50))
         .map_err(ChartError::from_plotters)?;
