@@ -214,25 +214,38 @@ fn failing_line(text: &str) -> Option<usize> {
     (longest < lines.len()).then_some(longest + 1)
 }
 
+/// Why a duration flag was refused; clap prints it after the flag's name and value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration (try 500ms, 10s, 2m)")]
+    NotANumber(String),
+    #[error("`{0}` has no unit: write {0}s or {0}ms (units: ms, s, m, h)")]
+    NoUnit(String),
+    #[error("unknown duration unit `{unit}` in `{text}` (use ms, s, m or h)")]
+    UnknownUnit { unit: String, text: String },
+    #[error("duration `{0}` is out of range")]
+    OutOfRange(String),
+}
+
 /// Parses `250ms`, `5s`, `2m`, `1.5s`. A number needs its unit (`5` could mean seconds or
 /// milliseconds, and guessing wrong is a factor of 1000), except `0`, which is the same in every unit.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (try 500ms, 10s, 2m)"))?;
+    let value: f64 = number.parse().map_err(|_| DurationError::NotANumber(text.to_owned()))?;
     let seconds = match unit.trim() {
         "" if value == 0.0 => 0.0,
-        "" => return Err(format!("`{text}` has no unit: write {text}s or {text}ms (units: ms, s, m, h)")),
+        "" => return Err(DurationError::NoUnit(text.to_owned())),
         "s" => value,
         "ms" => value / 1000.0,
         "us" | "µs" => value / 1e6,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)")),
+        other => return Err(DurationError::UnknownUnit { unit: other.to_owned(), text: text.to_owned() }),
     };
     if !seconds.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&seconds) {
-        return Err(format!("duration `{text}` is out of range"));
+        return Err(DurationError::OutOfRange(text.to_owned()));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -248,9 +261,12 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("5").unwrap_err(), "`5` has no unit: write 5s or 5ms (units: ms, s, m, h)");
-        assert!(parse_duration("1.5").unwrap_err().contains("no unit"));
-        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown duration unit"));
+        assert_eq!(
+            parse_duration("5").unwrap_err().to_string(),
+            "`5` has no unit: write 5s or 5ms (units: ms, s, m, h)"
+        );
+        assert!(parse_duration("1.5").unwrap_err().to_string().contains("no unit"));
+        assert!(parse_duration("ten").unwrap_err().to_string().contains("not a duration"));
+        assert!(parse_duration("5 parsecs").unwrap_err().to_string().contains("unknown duration unit"));
     }
 }
