@@ -2,7 +2,8 @@
 //!
 //! Strategies, the retry policy and the HTTP layer decide on [`ErrorKind`], never on message text:
 //! each backend module maps its own codes (SQLSTATE, MySQL error numbers, SQLite result codes) to a kind
-//! in exactly one place.
+//! in exactly one place. This module never looks at a message to classify it, and never puts a URL
+//! into one.
 
 use std::fmt;
 

@@ -1,16 +1,25 @@
 //! racelab-core: make read-modify-write of one database row safe, and prove it.
 //!
-//! No HTTP and no terminal here: the service and the command line are built on this crate.
+//! No HTTP and no terminal here: the service and the command line are built on this crate. It never
+//! prints, never reads the environment, and never puts a database password in an error or a log line.
+//!
+//! Read it in this order:
 //!
 //! - [`db`]: connecting to PostgreSQL, MariaDB/MySQL or SQLite; sessions; every SQL statement.
 //! - [`error`]: one error type whose kinds (deadlock, serialization failure, ...) every layer decides on.
+//! - [`strategy`]: naive, atomic, pessimistic, optimistic, versioned, serializable, advisory, sharded: each
+//!   a unit of work that adds an amount to one row, written once and run by both users below.
 //! - [`retry`]: the retry policy with full-jitter backoff, for our strategies and yours.
-//! - [`strategy`]: naive, atomic, pessimistic, optimistic, versioned, serializable, advisory.
 //! - [`post`]: a versioned entity (load, change, save) with a typed stale-version error.
-//! - [`anomalies`]: Hermitage's isolation tests (G0 ... G2, lost update), run on every level of a backend.
-//! - [`likes`]: likes as a service makes them: one or a combined batch, with idempotency keys, in one transaction.
-//! - [`experiment`]: N workers x M increments, and the accounting (acknowledged == counter).
+//! - [`experiment`]: N workers x M increments of one strategy, live progress, and the accounting
+//!   (acknowledged == counter) with its verdict.
 //! - [`trace`]: a bounded trace of an experiment's reads, writes and commits: the lost update, seen.
+//! - [`likes`]: likes as a service makes them: one or a combined batch, with idempotency keys, in one
+//!   transaction, by the same strategy units the experiment runs.
+//! - [`anomalies`]: Hermitage's isolation tests (G0 ... G2, lost update), run on every level of a backend.
+//!
+//! The `openapi` feature derives `utoipa::ToSchema` on the outcome and trace types, so that a service
+//! documents the very types it serializes.
 
 pub mod anomalies;
 pub mod db;

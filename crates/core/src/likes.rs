@@ -14,6 +14,10 @@
 //! transaction under the [`RetryPolicy`]; a refused lock (NOWAIT, SKIP LOCKED, a wait that ran out) is
 //! not retried: the caller answers it (409), as the lock mode asked.
 //!
+//! The write itself is the strategy's own unit of work ([`Strategy::unit`]), the one the experiment
+//! runs: this module never writes the counter by other means, never makes likes with a strategy that
+//! loses updates, and never counts the like of a used key twice.
+//!
 //! ```
 //! use racelab_core::likes::{LikeRequest, Liked, Liker};
 //! use racelab_core::{ConnectOptions, Database, DatabaseUrl, RetryPolicy, Strategy};
@@ -114,6 +118,8 @@ impl Liker {
 
     /// Makes `requests` (likes of post `pk`) in one transaction; `answer` words each made like's
     /// answer from its count. Either every like that is made commits, or none does (the error).
+    #[tracing::instrument(level = "debug", name = "like", skip_all,
+        fields(post = pk, strategy = self.strategy.name(), likes = requests.len()))]
     pub async fn like(
         &self,
         db: &Database,
@@ -172,6 +178,8 @@ impl Liker {
         }
     }
 
+    /// One transaction: one span each, so a retried one shows as several.
+    #[tracing::instrument(level = "debug", name = "like_transaction", skip_all, fields(post = pk, likes = pending.len()))]
     async fn make_once(
         &self,
         session: &mut Session,

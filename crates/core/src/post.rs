@@ -3,7 +3,8 @@
 //!
 //! Detecting the conflict is half of the job: the seed's demo caught the ORM's stale-data error and
 //! moved on, dropping the increment. Re-run the whole unit of work under a
-//! [`RetryPolicy`](crate::RetryPolicy) instead.
+//! [`RetryPolicy`](crate::RetryPolicy) instead. A `Post` never retries by itself, and never saves
+//! without the version check.
 
 use chrono::{DateTime, Utc};
 

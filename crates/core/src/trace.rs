@@ -9,7 +9,8 @@
 //!
 //! Bounded: at most [`TraceLimit::max_events`] events are kept; the rest are dropped and
 //! [`Trace::truncated`] says so. It is meant for runs small enough for a person to read (a few workers
-//! by a few increments), as a page draws them.
+//! by a few increments), as a page draws them. The tracer never holds its lock across an await, and
+//! never keeps more than its limit.
 //!
 //! [`Experiment::trace`]: crate::Experiment::trace
 

@@ -12,13 +12,22 @@
 //! can explain, that someone else wrote the row during the run and `lost` is not reported.
 //!
 //! What was counted is never thrown away: when the counter cannot be read after the run (the database
-//! went away), the outcome still comes, with `actual: null`.
+//! went away), the outcome still comes, with `actual: null`. An outcome never carries a URL: the
+//! nodes are numbered, so it can be shown to anyone.
+//!
+//! This file holds the settings and their checks; the rest lives beside it, one job a file.
 
+/// The outcome and its accounting from the counts and the counter.
 mod outcome;
+/// Live counts for whoever watches a run, and the stop they may ask for.
 mod progress;
+/// The run: row, connections, workers started together, accounting.
 mod run;
+/// One worker's counts and latency, merged at the end.
 mod stats;
+/// Reading an outcome: the proof, the refusals, the one-line verdict.
 mod verdict;
+/// One worker's loop: increments, retries, stop, trace.
 mod worker;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The outcome and its accounting: each worker's counts, the counter before and after, and what the
-//! version column says about whose writes landed.
+//! version column says about whose writes landed. It never reports a loss it cannot prove: with
+//! writes not ours in the row, or the counter unread, `lost` is `null`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

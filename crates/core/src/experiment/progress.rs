@@ -1,4 +1,5 @@
-//! Live counts a watcher reads while the workers run, and the stop it may ask for.
+//! Live counts a watcher reads while the workers run, and the stop it may ask for. The outcome's
+//! figures never come from these counts (each worker keeps its own), so a watcher cannot skew them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

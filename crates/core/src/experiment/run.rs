@@ -1,5 +1,7 @@
 //! The run: the row and the connections are had, the workers started together, spread over the
-//! nodes, and their counts accounted once the counter has been read again.
+//! nodes, and their counts accounted once the counter has been read again. Once the workers have
+//! started it never returns an error: what was counted comes back, even when the counter cannot be
+//! read again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +31,8 @@ impl Experiment {
     ///
     /// An error means nothing was done (the settings were refused, or the row or the connections
     /// could not be had); once workers have started, the outcome always comes.
+    #[tracing::instrument(level = "debug", name = "experiment", skip_all,
+        fields(strategy = self.strategy.name(), workers = self.workers, nodes = nodes.len()))]
     pub async fn run_on(&self, nodes: &[Database], progress: &Arc<Progress>) -> Result<Outcome, ExperimentError> {
         self.validate_on(nodes)?;
         let setup = &nodes[0];

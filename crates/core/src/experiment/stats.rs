@@ -1,5 +1,5 @@
 //! Each worker's own counts and latency histogram, merged per node and per experiment once the
-//! workers are done (nothing shared while they run).
+//! workers are done: nothing is shared while they run, and recording never allocates.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -1,5 +1,5 @@
 //! Reading an outcome: whether the proof holds, why increments failed, and the one line a newcomer
-//! understands.
+//! understands. Only reads the figures, never changes one.
 
 use super::outcome::Outcome;
 use crate::error::ErrorKind;

@@ -1,5 +1,7 @@
 //! One worker: its increments one after the other on its own session, each retried under the
-//! policy, counted into its own stats and the shared progress, traced if asked.
+//! policy, counted into its own stats and the shared progress, traced if asked. A worker never retries
+//! past the policy or the lock budget, and never attempts again an increment a stop or a lost
+//! database made it give up: those are counted, not made.
 
 use std::sync::Arc;
 use std::time::Instant;

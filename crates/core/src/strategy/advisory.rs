@@ -7,7 +7,7 @@
 //! it may see the row as it was before another node's certified write. Measured on 3 nodes, that lost
 //! acknowledged increments in every run. A locking read sees the latest committed row, and if another
 //! node's write to it arrives while the lock is held, Galera aborts this transaction (1213), which the
-//! retry runs again: the loss becomes a retry (tests/galera.rs).
+//! retry runs again: the loss becomes a retry (the core's Galera tests show both).
 
 use super::Step;
 use crate::db::{LockMode, Pk, Session};

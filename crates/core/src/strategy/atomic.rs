@@ -1,4 +1,5 @@
 //! One statement does read, add and write: `like = like + by`. The database serialises it on the row.
+//! It never reads first: the new value comes back from the statement itself.
 
 use super::Step;
 use crate::db::Session;

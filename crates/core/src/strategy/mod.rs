@@ -1,7 +1,14 @@
 //! The ways to increment one row, each written once against [`Session`].
 //!
-//! A strategy performs *one attempt* of one increment. Whether a failed attempt is retried is the
-//! experiment's decision, under the one [`RetryPolicy`](crate::RetryPolicy): a strategy never loops.
+//! Each strategy is a *unit of work* that adds an amount to the row ([`Strategy::unit`]), in the
+//! transaction its [`Strategy::tx_mode`] names, releasing afterwards what outlives that transaction
+//! ([`Strategy::release`]). Two callers run the same units: the experiment, one increment per attempt
+//! ([`Strategy::attempt`], traced), and the [liker](crate::likes), a batch of likes in one transaction
+//! with their idempotency keys.
+//!
+//! A strategy never loops: whether a failed attempt is run again is the caller's decision, under the
+//! one [`RetryPolicy`](crate::RetryPolicy). It never speaks SQL either: every statement is a
+//! [`Session`] method.
 
 mod advisory;
 mod atomic;

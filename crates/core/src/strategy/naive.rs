@@ -1,4 +1,5 @@
-//! Read, then write back what was read plus the amount: the lost update, on purpose.
+//! Read, then write back what was read plus the amount: the lost update, on purpose. Nothing that must
+//! keep its updates may use it: the liker refuses it, and only the lab shows it.
 
 use super::Step;
 use crate::db::Session;

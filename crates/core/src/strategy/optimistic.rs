@@ -1,5 +1,6 @@
 //! Read `like` and `version`, then write only if `version` is unchanged: compare-and-set in SQL.
 //! Nothing is locked between the two statements; a concurrent writer makes the write match no row.
+//! That miss is a [`StaleVersion`](crate::ErrorKind::StaleVersion) error, never a silent success.
 
 use super::Step;
 use crate::db::Session;

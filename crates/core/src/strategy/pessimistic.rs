@@ -1,4 +1,5 @@
-//! Lock the row first (`SELECT ... FOR UPDATE`), then read-modify-write it, then commit.
+//! Lock the row first (`SELECT ... FOR UPDATE`), then read-modify-write it, then commit. It never
+//! writes a value it did not read under the lock.
 //!
 //! On SQLite the lock is the database's write lock, taken by `BEGIN IMMEDIATE`: the wait may be at
 //! the start of the transaction rather than at the locking read ([`super::Strategy::attempt`] traces

@@ -1,5 +1,6 @@
 //! The naive read-modify-write, but in a SERIALIZABLE transaction: the database refuses to commit one of
 //! two transactions that would lose an update (40001 on PostgreSQL, 1213 on MariaDB, busy on SQLite).
+//! It adds no lock of its own: the isolation level alone must catch the conflict.
 
 use super::{Step, naive};
 use crate::db::Session;

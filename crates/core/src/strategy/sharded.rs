@@ -9,6 +9,7 @@
 //!
 //! The slot is random, not the worker's own, because real writers (other processes, other nodes of a
 //! cluster) do not know each other's numbers; a collision only means a short wait on that slot's lock.
+//! An increment never reads the total: whoever needs the count (a reader, the liker) sums it.
 
 use super::Step;
 use crate::db::Session;

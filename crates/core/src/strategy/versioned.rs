@@ -1,5 +1,7 @@
 //! Entity style, as an ORM's version counter does it: load, change, save. The unit of work runs in a
-//! transaction at the default isolation, as an ORM session would.
+//! transaction at the default isolation, as an ORM session would. A stale save is returned as an
+//! error, never swallowed: whether it is run again is the caller's decision (`versioned-no-retry`
+//! shows what not running it again costs).
 
 use super::Step;
 use crate::db::Session;
