@@ -6,7 +6,7 @@
 //! batch). Each like is answered with its own count, as if the likes had come one after the other:
 //! the batch that moved the counter from 10 to 13 answers 11, 12 and 13.
 //!
-//! Keys follow [`crate::db::idempotency`]: a key is inserted before the post's row is touched, so a
+//! Keys follow [`Session::insert_idempotency_key`]: a key is inserted before the post's row is touched, so a
 //! retry of a request still in flight waits on the key's unique index (and never double-counts); a
 //! key found used is answered from its stored answer after the transaction ends.
 //!

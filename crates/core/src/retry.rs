@@ -3,7 +3,7 @@
 //! A conflict (serialization failure, deadlock, stale version, lock timeout, ...) means "run the whole
 //! unit of work again", never "run the failed statement again": the transaction that saw the conflict
 //! is gone. So the retry wraps a closure that does the whole unit of work, and decides on
-//! [`ErrorKind`](crate::ErrorKind), never on message text.
+//! [`ErrorKind`], never on message text.
 //!
 //! Sleeps use exponential backoff with *full* jitter (`random(0, min(cap, base * 2^n))`, as in the AWS
 //! architecture blog's analysis of OCC on one row): contenders spread out instead of colliding again in

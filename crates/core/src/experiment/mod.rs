@@ -83,7 +83,7 @@ pub struct Experiment {
     /// How long to keep trying to read the counter after the run (the database may be coming back)
     /// before reporting `actual: null`.
     pub settle_timeout: Duration,
-    /// Record a [`Trace`] of every worker's reads, writes, commits and conflicts into
+    /// Record a [`Trace`](crate::Trace) of every worker's reads, writes, commits and conflicts into
     /// [`Outcome::trace`], up to this limit. Off by default: meant for small runs a person reads.
     pub trace: Option<TraceLimit>,
 }

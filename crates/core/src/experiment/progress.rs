@@ -12,7 +12,7 @@ use crate::error::ErrorKind;
 
 /// Counts shared by the workers while they run, for whoever watches (a request that times out, a
 /// progress bar, a page): what has been done so far. The outcome's figures come from each worker's
-/// own [`WorkerStats`], not from these.
+/// own `WorkerStats`, not from these.
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Set by whoever watches to end the run early: each worker stops before its next increment (or
