@@ -40,6 +40,11 @@ impl std::fmt::Debug for Database {
 
 impl Database {
     /// Connects (checking that the server answers) and applies the migrations.
+    #[tracing::instrument(
+        skip(options),
+        fields(backend = %options.url.backend(), url = %options.url.redacted()),
+        level = "debug"
+    )]
     pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
         let url = options.url.clone();
         let pool = match url.backend() {
@@ -72,6 +77,7 @@ impl Database {
     /// Galera, connections to several nodes migrating at once conflict (sqlx's migration lock is
     /// node-local, so each node may start the same migration); the losers retry until they find the
     /// migrations applied.
+    #[tracing::instrument(skip(self), fields(backend = %self.backend()), level = "debug")]
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         let migrate = |source| ConnectError::Migrate { url: self.url.redacted(), source };
         let mut backoff = SETUP_RETRY.backoff();
@@ -136,7 +142,9 @@ impl Database {
         self.max_connections
     }
 
-    /// One connection from the pool, with the configured lock timeout.
+    /// One connection from the pool, with the configured lock timeout. Its span lasts as long as the
+    /// pool takes to hand one out.
+    #[tracing::instrument(skip(self), fields(backend = %self.backend()), level = "debug")]
     pub async fn session(&self) -> Result<Session, DbError> {
         let conn = match &self.pool {
             Pool::Postgres(p) => PooledConn::Postgres(p.acquire().await.map_err(db_err::<postgres::Postgres>)?),
@@ -148,6 +156,7 @@ impl Database {
     }
 
     /// `n` distinct connections at once, for `n` workers that must run truly in parallel.
+    #[tracing::instrument(skip(self), fields(backend = %self.backend()), level = "debug")]
     pub async fn sessions(&self, n: usize) -> Result<Vec<Session>, DbError> {
         if n > self.max_connections as usize {
             return Err(DbError::new(

@@ -4,10 +4,16 @@
 //! A session hands each operation to its backend's [`Dialect`] and keeps track of what could leave
 //! the connection dirty (an open transaction, an application lock, a changed setting); it must never
 //! return such a connection to the pool, and never writes SQL itself.
+//!
+//! At debug level a unit of work is one span, `transaction` (from [`Session::begin`] to its commit or
+//! rollback, with the backend, the transaction mode, the post's key and the outcome); a statement
+//! outside one is a span `autocommit` of its own. No span records a statement's values other than the
+//! post's key. With debug off the spans cost a level check per statement.
 
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
+use tracing::{Instrument, Span};
 
 use super::idempotency::StoredResponse;
 use super::{Backend, Counter, Dialect, LockMode, Pk, PostRow, TxMode, mysql, postgres, sqlite};
@@ -19,15 +25,22 @@ pub(super) enum PooledConn {
     Sqlite(PoolConnection<sqlx::Sqlite>),
 }
 
-/// Calls the same [`Dialect`] function on whichever backend the connection belongs to.
+/// Calls the same [`Dialect`] function on whichever backend the session's connection belongs to,
+/// inside the span it belongs to ([`Session::span`]), naming post `pk` if the call is about one.
 macro_rules! dispatch {
-    ($conn:expr, $f:ident ( $($arg:expr),* )) => {
-        match $conn {
-            PooledConn::Postgres(c) => <postgres::Postgres as Dialect>::$f(c, $($arg),*).await,
-            PooledConn::MySql(c) => <mysql::MySql as Dialect>::$f(c, $($arg),*).await,
-            PooledConn::Sqlite(c) => <sqlite::Sqlite as Dialect>::$f(c, $($arg),*).await,
+    ($session:expr, $pk:expr, $f:ident ( $($arg:expr),* )) => {{
+        let span = $session.span(stringify!($f), $pk);
+        let conn = &mut $session.conn;
+        async move {
+            match conn {
+                PooledConn::Postgres(c) => <postgres::Postgres as Dialect>::$f(c, $($arg),*).await,
+                PooledConn::MySql(c) => <mysql::MySql as Dialect>::$f(c, $($arg),*).await,
+                PooledConn::Sqlite(c) => <sqlite::Sqlite as Dialect>::$f(c, $($arg),*).await,
+            }
         }
-    };
+        .instrument(span)
+        .await
+    }};
 }
 
 /// One connection, owned by one worker (or one request) for as long as it needs it.
@@ -45,6 +58,9 @@ pub struct Session {
     holds_app_lock: bool,
     /// A settled read changed a session setting (`wsrep_sync_wait`) and has not put it back yet.
     settings_changed: bool,
+    /// The span of the unit of work `begin` opened, until it ends (`Span::none()` outside one, and
+    /// whenever debug spans are off).
+    unit: Span,
 }
 
 impl Drop for Session {
@@ -72,7 +88,28 @@ impl Session {
             pooled_lock_timeout: lock_timeout,
             holds_app_lock: false,
             settings_changed: false,
+            unit: Span::none(),
         }
+    }
+
+    /// The span a statement runs in. Inside a unit of work, the unit's own (one span from `begin` to
+    /// its commit or rollback, naming the post once a statement does); outside one, a span for the
+    /// statement alone, which in autocommit is a transaction by itself. With debug spans off, both
+    /// are `Span::none()`: no allocation and no field is evaluated.
+    fn span(&self, statement: &'static str, pk: Option<Pk>) -> Span {
+        if self.unit.is_none() {
+            return tracing::debug_span!("autocommit", backend = %self.backend(), statement, pk);
+        }
+        if let Some(pk) = pk {
+            self.unit.record("pk", pk);
+        }
+        self.unit.clone()
+    }
+
+    /// Closes the unit's span, saying how the unit ended.
+    fn end_unit(&mut self, outcome: &'static str) {
+        self.unit.record("outcome", outcome);
+        self.unit = Span::none();
     }
 
     /// The backend this session talks to.
@@ -95,31 +132,45 @@ impl Session {
         if timeout == self.lock_timeout {
             return Ok(());
         }
-        dispatch!(&mut self.conn, set_lock_timeout(timeout))?;
+        dispatch!(self, None, set_lock_timeout(timeout))?;
         self.lock_timeout = timeout;
         Ok(())
     }
 
     /// Opens a transaction of the given kind.
     pub async fn begin(&mut self, mode: TxMode) -> Result<(), DbError> {
+        self.unit = tracing::debug_span!(
+            "transaction",
+            backend = %self.backend(),
+            mode = ?mode,
+            pk = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
         let timeout = self.lock_timeout;
         // Until BEGIN has answered, a transaction may be open (if this future is dropped midway).
         self.in_transaction = true;
-        let opened = dispatch!(&mut self.conn, begin(mode, timeout));
+        let opened = dispatch!(self, None, begin(mode, timeout));
         self.in_transaction = *opened.as_ref().unwrap_or(&false);
+        if opened.is_err() {
+            self.end_unit("begin failed");
+        }
         opened.map(drop)
     }
 
     /// Commits the open transaction, if any.
     pub async fn commit(&mut self) -> Result<(), DbError> {
         if !self.in_transaction {
+            self.end_unit("ended without a transaction");
             return Ok(());
         }
-        let result = dispatch!(&mut self.conn, commit()).map_err(DbError::at_commit);
+        let result = dispatch!(self, None, commit()).map_err(DbError::at_commit);
         match result {
-            Ok(()) => self.in_transaction = false,
+            Ok(()) => {
+                self.in_transaction = false;
+                self.end_unit("committed");
+            }
             // The server may have rolled back or may still hold the transaction: make sure of it.
-            Err(_) => self.rollback_quietly().await,
+            Err(_) => self.rollback("commit failed, rolled back").await,
         }
         result
     }
@@ -138,14 +189,24 @@ impl Session {
     /// Rolls back the open transaction, if any. If even that fails, the connection is closed instead
     /// of going back to the pool in an unknown state.
     pub async fn rollback_quietly(&mut self) {
+        self.rollback("rolled back").await;
+    }
+
+    /// [`Session::rollback_quietly`], ending the unit's span with `outcome` if the rollback succeeds.
+    async fn rollback(&mut self, outcome: &'static str) {
         if !self.in_transaction {
+            self.end_unit("ended without a transaction");
             return;
         }
-        match dispatch!(&mut self.conn, rollback()) {
-            Ok(()) => self.in_transaction = false,
+        match dispatch!(self, None, rollback()) {
+            Ok(()) => {
+                self.in_transaction = false;
+                self.end_unit(outcome);
+            }
             Err(err) => {
                 // Stays marked as in a transaction, so the connection is closed when dropped.
                 tracing::debug!(%err, "rollback failed; closing the connection");
+                self.end_unit("rollback failed, connection closed");
                 self.close_on_drop();
             }
         }
@@ -161,7 +222,7 @@ impl Session {
     }
 
     pub async fn read(&mut self, pk: Pk) -> Result<Counter, DbError> {
-        dispatch!(&mut self.conn, read(pk))
+        dispatch!(self, Some(pk), read(pk))
     }
 
     /// The whole counter (post and slots), seeing every write committed before it on any node of a
@@ -169,48 +230,48 @@ impl Session {
     pub async fn read_settled(&mut self, pk: Pk) -> Result<Counter, DbError> {
         // Cancelled midway (a timeout), the connection could keep causal reads on: close it then.
         self.settings_changed = true;
-        let read = dispatch!(&mut self.conn, read_settled(pk));
+        let read = dispatch!(self, Some(pk), read_settled(pk));
         self.settings_changed = read.is_err();
         read
     }
 
     pub async fn read_for_update(&mut self, pk: Pk, mode: LockMode) -> Result<Counter, DbError> {
-        dispatch!(&mut self.conn, read_for_update(pk, mode))
+        dispatch!(self, Some(pk), read_for_update(pk, mode))
     }
 
     pub async fn load(&mut self, pk: Pk) -> Result<PostRow, DbError> {
-        dispatch!(&mut self.conn, load(pk))
+        dispatch!(self, Some(pk), load(pk))
     }
 
     pub async fn write(&mut self, pk: Pk, like: i64) -> Result<(), DbError> {
-        let result = dispatch!(&mut self.conn, write(pk, like));
+        let result = dispatch!(self, Some(pk), write(pk, like));
         self.autocommit_point(result)
     }
 
     pub async fn write_if_version(&mut self, pk: Pk, like: i64, expected_version: i64) -> Result<bool, DbError> {
-        let result = dispatch!(&mut self.conn, write_if_version(pk, like, expected_version));
+        let result = dispatch!(self, Some(pk), write_if_version(pk, like, expected_version));
         self.autocommit_point(result)
     }
 
     pub async fn delete_if_version(&mut self, pk: Pk, expected_version: i64) -> Result<bool, DbError> {
-        let result = dispatch!(&mut self.conn, delete_if_version(pk, expected_version));
+        let result = dispatch!(self, Some(pk), delete_if_version(pk, expected_version));
         self.autocommit_point(result)
     }
 
     pub async fn insert_idempotency_key(&mut self, key: &str, fingerprint: &str) -> Result<bool, DbError> {
-        dispatch!(&mut self.conn, insert_idempotency_key(key, fingerprint))
+        dispatch!(self, None, insert_idempotency_key(key, fingerprint))
     }
 
     pub async fn save_idempotent_response(&mut self, key: &str, status: u16, body: &str) -> Result<(), DbError> {
-        dispatch!(&mut self.conn, save_idempotent_response(key, status, body))
+        dispatch!(self, None, save_idempotent_response(key, status, body))
     }
 
     pub async fn idempotent_response(&mut self, key: &str) -> Result<Option<StoredResponse>, DbError> {
-        dispatch!(&mut self.conn, idempotent_response(key))
+        dispatch!(self, None, idempotent_response(key))
     }
 
     pub async fn purge_idempotency_keys(&mut self, older_than: Duration, limit: i64) -> Result<u64, DbError> {
-        dispatch!(&mut self.conn, purge_idempotency_keys(older_than, limit))
+        dispatch!(self, None, purge_idempotency_keys(older_than, limit))
     }
 
     pub async fn increment(&mut self, pk: Pk) -> Result<i64, DbError> {
@@ -219,7 +280,7 @@ impl Session {
 
     /// `like = like + by` in one statement (one write: `version` gains 1); returns the new value.
     pub async fn increment_by(&mut self, pk: Pk, by: i64) -> Result<i64, DbError> {
-        let result = dispatch!(&mut self.conn, increment_by(pk, by));
+        let result = dispatch!(self, Some(pk), increment_by(pk, by));
         self.autocommit_point(result)
     }
 
@@ -234,21 +295,21 @@ impl Session {
         let timeout = self.lock_timeout;
         // Set before asking: if the request is cancelled midway, the lock may have been granted.
         self.holds_app_lock = true;
-        dispatch!(&mut self.conn, advisory_lock(pk, timeout))
+        dispatch!(self, Some(pk), advisory_lock(pk, timeout))
     }
 
     pub async fn advisory_unlock(&mut self, pk: Pk) -> Result<(), DbError> {
-        dispatch!(&mut self.conn, advisory_unlock(pk))?;
+        dispatch!(self, Some(pk), advisory_unlock(pk))?;
         self.holds_app_lock = false;
         Ok(())
     }
 
     pub async fn create_post(&mut self) -> Result<Pk, DbError> {
-        dispatch!(&mut self.conn, create_post())
+        dispatch!(self, None, create_post())
     }
 
     pub async fn ensure_post(&mut self, pk: Pk) -> Result<(), DbError> {
-        dispatch!(&mut self.conn, ensure_post(pk))
+        dispatch!(self, Some(pk), ensure_post(pk))
     }
 
     /// Sets post `pk` back to `like = 0, version = 0` and deletes its slots, in one transaction, so
@@ -257,8 +318,8 @@ impl Session {
         self.begin(TxMode::RowLocking(LockMode::Wait)).await?;
         // The post first: a concurrent slot increment (whose foreign-key check reads the post's row)
         // then waits here instead of holding a slot this transaction is about to delete.
-        let result = match dispatch!(&mut self.conn, reset_post(pk)) {
-            Ok(()) => dispatch!(&mut self.conn, clear_slots(pk)),
+        let result = match dispatch!(self, Some(pk), reset_post(pk)) {
+            Ok(()) => dispatch!(self, Some(pk), clear_slots(pk)),
             Err(err) => Err(err),
         };
         self.finish(result).await
@@ -272,22 +333,22 @@ impl Session {
 
     /// Slot `slot` of post `pk` gains `by`, in one statement. Returns the slot's new value.
     pub async fn increment_slot_by(&mut self, pk: Pk, slot: u16, by: i64) -> Result<i64, DbError> {
-        let result = dispatch!(&mut self.conn, increment_slot_by(pk, slot, by));
+        let result = dispatch!(self, Some(pk), increment_slot_by(pk, slot, by));
         self.autocommit_point(result)
     }
 
     /// The post's counter as a reader must see it: `like` is the post's own plus the sum of its slots,
     /// `version` likewise (so writes to slots count as writes to the post).
     pub async fn read_total(&mut self, pk: Pk) -> Result<Counter, DbError> {
-        dispatch!(&mut self.conn, read_total(pk))
+        dispatch!(self, Some(pk), read_total(pk))
     }
 
     pub async fn server_version(&mut self) -> Result<String, DbError> {
-        dispatch!(&mut self.conn, server_version())
+        dispatch!(self, None, server_version())
     }
 
     /// The server's id of this connection, where it has one (not SQLite).
     pub async fn connection_id(&mut self) -> Result<Option<i64>, DbError> {
-        dispatch!(&mut self.conn, connection_id())
+        dispatch!(self, None, connection_id())
     }
 }
