@@ -11,6 +11,8 @@
 //! read, as a plain `BEGIN` without `WITH CONSISTENT SNAPSHOT` does; SQLite's deferred transaction at
 //! its first read), and a level that locks at BEGIN (SQLite's immediate) refuses the second
 //! transaction wherever it begins.
+//!
+//! Data and rules only: nothing here runs a statement (the schedule runner does).
 
 use serde::Serialize;
 
@@ -65,7 +67,8 @@ pub enum Case {
     #[serde(rename = "read-then-write")]
     ReadThenWrite,
     /// The same, with the second write after the first commit: the lost update that needs no
-    /// concurrent write to happen (on Galera, the one certification lets through, MDEV-38977).
+    /// concurrent write to happen (on Galera, the one certification lets through: the second write
+    /// certifies because the first transaction has already committed; MariaDB's MDEV-38977).
     #[serde(rename = "read-then-write-late")]
     ReadThenWriteLate,
 }

@@ -12,6 +12,8 @@
 //! The server-side locks belong to the observer connection that took them and end with it; the file
 //! lock ends when [`Exclusive`] is dropped. A run that finds the lock taken waits for it, polling, up
 //! to [`WAIT`], then gives up with [`SuiteLockError::Busy`].
+//!
+//! Must never touch the suite's table: it only takes and holds the lock.
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! Hermitage has no MariaDB, no `innodb_snapshot_isolation`, no SQLite, and not racelab's own three
 //! cases: those cells have no published expectation. MariaDB is compared with Hermitage's MySQL/InnoDB,
 //! and every comparison says so.
+//!
+//! Published facts only: a result measured here must never be written back into this table.
 
 use serde::Serialize;
 

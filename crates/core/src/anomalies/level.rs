@@ -1,5 +1,7 @@
 //! The isolation levels (and SQLite transaction kinds) each backend offers, and how a transaction
 //! is opened at each.
+//!
+//! Only names and statement text: nothing here connects or decides a verdict.
 
 use serde::Serialize;
 

@@ -6,6 +6,9 @@
 //! decided by sleeping: the short pauses below are the interval of polling a condition, and every
 //! poll has a deadline. A step that fails ends its transaction (it is rolled back and its later
 //! steps are not run), as a client would do.
+//!
+//! Must never leave anything behind a schedule: a step still pending is aborted and every
+//! transaction's connection is closed before the next case starts.
 
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,9 @@
 //! logs each retry of a failing init statement. So one direct connection comes first: it fails at
 //! once with the server's own answer, and it runs the init statements once, so that a bad one is
 //! reported once, with its text and the server's message.
+//!
+//! Never puts a password in an error: URLs are redacted, and the driver's messages, which may quote
+//! the URL, are redacted too.
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! MariaDB and MySQL: the SQL of every operation and the meaning of their error numbers.
+//! MariaDB and MySQL: what their SQL has of its own, their rendering of the shared statements
+//! ([`SQL`]), the meaning of their error numbers, Galera's node state and migrations under a lock.
 //!
 //! What differs from PostgreSQL, and is handled here rather than papered over:
 //! - no `UPDATE ... RETURNING`: the atomic increment returns its value through `LAST_INSERT_ID(expr)`;
@@ -7,6 +8,9 @@
 //! - `rows_affected()` counts matched rows (sqlx sets CLIENT_FOUND_ROWS), which is what a version check
 //!   needs: every write bumps `version`, so matched and changed are the same here;
 //! - application locks (`GET_LOCK`) belong to the session, not the transaction: they must be released.
+//!
+//! Must never leave a session setting changed (`wsrep_sync_wait`) or an application lock held on a
+//! connection that goes back to the pool: [`super::Session`] closes it instead when in doubt.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -237,8 +241,10 @@ impl Dialect for MySql {
     }
 
     async fn read_settled(c: &mut MySqlConnection, pk: Pk) -> Result<Counter, DbError> {
-        // Galera reads are node-local and may be stale (MDEV-38999): wait until this node has applied
-        // every write set certified before the read. MySQL has no such variable (1193): nothing to wait for.
+        // Galera reads are node-local: a node may answer before it has applied write sets the
+        // cluster already certified, and so miss a committed write (MariaDB's MDEV-38999). Wait
+        // until this node has applied every write set certified before the read. MySQL has no such
+        // variable (1193): nothing to wait for.
         let galera = match c.execute(sqlx::raw_sql("SET SESSION wsrep_sync_wait = 1")).await {
             Ok(_) => true,
             Err(err) if error_number(&err) == Some(1193) => false,

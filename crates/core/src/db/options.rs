@@ -1,7 +1,7 @@
 //! [`ConnectOptions`], and how every new pooled connection is prepared (its lock timeout, the init
 //! statements, sqlx's slow-statement log level).
 //!
-//! Never logs a statement's parameters or the URL: the URL carries the password.
+//! Nothing here logs or formats the URL: it carries the password.
 
 use std::future::Future;
 use std::time::Duration;

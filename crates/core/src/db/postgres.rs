@@ -1,4 +1,8 @@
-//! PostgreSQL: the SQL of every operation and the meaning of its SQLSTATEs.
+//! PostgreSQL: what its SQL has of its own (transactions, the lock timeout, advisory locks, purging
+//! keys, a new post's key), its rendering of the shared statements ([`SQL`]), and the meaning of its
+//! SQLSTATEs.
+//!
+//! Never lets sqlx log a URL parameter it does not know: the value may be a password.
 
 use std::str::FromStr;
 use std::sync::LazyLock;

@@ -4,6 +4,9 @@
 //!   that with a zero busy timeout, so they fail or skip at once instead of waiting.
 //! - The lock timeout is the busy timeout.
 //! - There are no application locks: the advisory strategy says so instead of falling back silently.
+//!
+//! The shared statements are rendered from [`SQL`]. A zero busy timeout must never outlive the
+//! `BEGIN IMMEDIATE` it was set for.
 
 use std::str::FromStr;
 use std::sync::LazyLock;

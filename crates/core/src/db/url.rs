@@ -1,4 +1,7 @@
 //! Database URLs: which backend a URL names, and how to print one without its password.
+//!
+//! The password leaves this module only through [`DatabaseUrl::expose`], for the driver: every
+//! message, log line and `Debug` print uses the redacted form. Nothing here connects.
 
 use std::fmt;
 
@@ -303,7 +306,8 @@ mod tests {
         assert_eq!(redact("mysql://bob:se#cret@h/x"), "mysql://bob:***@h/x");
     }
 
-    /// The malformed forms of issue 8, and a few more: the password never survives.
+    /// URLs typed wrong (a missing `//` or scheme, a second `:` or no `@`), which no URL parser
+    /// accepts and a naive redaction would print whole: the password never survives.
     #[test]
     fn redacts_malformed_urls() {
         let cases = [
