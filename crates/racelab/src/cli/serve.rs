@@ -119,6 +119,7 @@ impl ServeArgs {
         let mut database = self.database.connect_options(DEFAULT_POOL_SIZE)?;
         database.acquire_timeout = self.acquire_timeout;
         let retry = self.retry.policy().map_err(Failure::usage_from)?;
+        // A duration is parsed by parse_duration, which clap's ranges (numbers only) cannot bound.
         for (flag, value) in [
             ("--request-timeout", self.request_timeout),
             ("--header-read-timeout", self.header_read_timeout),
