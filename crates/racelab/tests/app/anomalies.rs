@@ -1,23 +1,15 @@
 //! `racelab anomalies` as a user runs it: the matrix in 80 columns next to Hermitage's results on
 //! every backend, the JSON document, and the input it refuses.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use racelab_testkit::{TestDb, on_every_backend};
 use serde_json::Value;
 
-fn racelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_racelab"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("RACELAB_INIT_SQL")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the racelab binary runs")
-}
+use crate::support::binary::{command, text};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn racelab(args: &[&str]) -> Output {
+    command().args(args).output().expect("the racelab binary runs")
 }
 
 /// Every case has its row, every line fits 80 columns, and the comparison with Hermitage is said:

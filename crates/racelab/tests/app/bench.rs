@@ -14,33 +14,23 @@ use racelab_core::Backend;
 use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::Value;
 
+use crate::support::binary::{command, text};
 use crate::support::limited_account;
+use crate::support::scratch::ScratchDir;
 
 /// A URL nothing listens on: a command that got as far as connecting fails with exit 1, not 2.
 const UNREACHABLE: &str = "postgres://racelab@127.0.0.1:9/nothing";
 
 async fn racelab(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_racelab"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("the racelab binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    tokio::process::Command::from(command()).args(args).output().await.expect("the racelab binary runs")
 }
 
 /// A directory of its own for one test's output files, removed at the end.
-struct OutDir(PathBuf);
+struct OutDir(ScratchDir);
 
 impl OutDir {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("racelab-bench-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
+        Self(ScratchDir::new("bench"))
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -59,12 +49,6 @@ impl OutDir {
         args.extend_from_slice(sweep);
         args.extend(["--json", &json, "--csv", &csv, "--chart", &chart]);
         racelab(&args).await
-    }
-}
-
-impl Drop for OutDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -256,7 +240,7 @@ async fn unwritable_output_paths_are_refused_before_connecting_and_nothing_is_cr
     // A good path with a bad worker list: refused, and the good file is not created either.
     refused(&["--json", &out.arg("ok.json"), "--workers", "0"], "got 0").await;
     assert!(!out.file("ok.json").exists());
-    assert_eq!(std::fs::read_dir(&out.0).map(|d| d.count()).unwrap_or(0), 0, "nothing left behind");
+    assert_eq!(std::fs::read_dir(&*out.0).map(|d| d.count()).unwrap_or(0), 0, "nothing left behind");
 }
 
 #[tokio::test]

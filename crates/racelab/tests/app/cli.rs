@@ -1,53 +1,21 @@
 //! The `racelab` binary as a user runs it: `lab` on every backend, the embedded default, and every
 //! kind of bad input (a clear message, a non-zero exit, no password printed).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::Value;
 
-fn racelab(args: &[&str], dir: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_racelab"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the racelab binary runs")
-}
-
+use crate::support::binary::{command, text};
 use crate::support::limited_account;
+use crate::support::scratch::ScratchDir;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A working directory of the test's own, removed when dropped (also when the test fails).
-struct ScratchDir(std::path::PathBuf);
-
-impl ScratchDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("racelab-cli-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl std::ops::Deref for ScratchDir {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn racelab(args: &[&str], dir: &std::path::Path) -> Output {
+    command().args(args).current_dir(dir).output().expect("the racelab binary runs")
 }
 
 async fn lab_json_accounts_for_every_strategy(test: TestDb) {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let url = test.url.clone();
     let output = tokio::task::spawn_blocking(move || {
         racelab(&["lab", "--database-url", &url, "-w", "4", "-n", "10", "--force-race", "--json"], &dir)
@@ -87,7 +55,7 @@ on_every_backend!(lab_json_accounts_for_every_strategy);
 #[tokio::test]
 async fn lab_spreads_sharded_increments_over_the_slots_it_is_given() {
     use sqlx::Connection;
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     for (slots, spread) in [("1", false), ("64", true)] {
         let output = racelab(&["lab", "-s", "sharded", "--slots", slots, "-w", "4", "-n", "25", "--json"], &dir);
         assert!(output.status.success(), "{}", text(&output.stderr));
@@ -109,7 +77,7 @@ async fn lab_spreads_sharded_increments_over_the_slots_it_is_given() {
 
 #[test]
 fn lab_defaults_to_an_embedded_sqlite_file_and_prints_a_table() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let output = racelab(&["lab", "-s", "naive,atomic", "--force-race"], &dir);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
@@ -132,7 +100,7 @@ fn lab_defaults_to_an_embedded_sqlite_file_and_prints_a_table() {
 /// on SQLite says why `advisory` did not run; `--wide` keeps one line per strategy.
 #[test]
 fn the_lab_table_fits_80_columns_and_names_what_did_not_run() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let names = "naive,atomic,pessimistic-skip-locked,versioned-no-retry";
     let output = racelab(&["lab", "-s", names, "--force-race"], &dir);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -161,13 +129,12 @@ fn the_lab_table_fits_80_columns_and_names_what_did_not_run() {
 /// the lab writes its first line, so every write it makes meets a closed pipe.
 #[test]
 fn a_closed_stdout_ends_the_lab_quietly() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     for extra in [&[][..], &["--json"][..]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_racelab"))
+        let mut child = command()
             .args(["lab", "-s", "atomic", "-w", "1", "-n", "1"])
             .args(extra)
             .current_dir(&*dir)
-            .env_remove("DATABASE_URL")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -183,7 +150,7 @@ fn a_closed_stdout_ends_the_lab_quietly() {
 /// Logs written to a file (not a terminal) carry no ANSI colour codes.
 #[test]
 fn logs_off_a_terminal_have_no_colour_codes() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let output = racelab(&["lab", "-s", "atomic", "-w", "1", "-n", "2", "--log", "debug"], &dir);
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -195,7 +162,7 @@ fn logs_off_a_terminal_have_no_colour_codes() {
 /// the line, not a silent stop that leaves the lines after it unread. Its value is not shown.
 #[test]
 fn an_unparsable_env_file_is_an_error_naming_the_line() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     std::fs::write(
         dir.join(".env"),
         "# racelab\nRACELAB_LOCK_TIMEOUT=2s\nRACELAB_INIT_SQL=SET SESSION x = S3cret y\nDATABASE_URL=mysql://root@127.0.0.1/test\n",
@@ -228,7 +195,7 @@ fn an_unparsable_env_file_is_an_error_naming_the_line() {
 /// A duration without a unit is refused with a suggestion, not taken as seconds.
 #[test]
 fn a_duration_needs_a_unit() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let output = racelab(&["lab", "--lock-timeout", "5"], &dir);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -238,7 +205,7 @@ fn a_duration_needs_a_unit() {
 /// Bad input: exit code 2 (usage) or 1 (runtime), a message naming the problem, no password.
 #[test]
 fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let cases: &[(&[&str], i32, &str)] = &[
         (&["lab", "-s", "optimstic"], 2, "unknown strategy `optimstic`; expected one of: naive, atomic"),
         (&["lab", "-w", "0"], 2, "--workers must be between 1 and 256, got 0"),
@@ -276,7 +243,7 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
 /// or by `serve`, on stdout or stderr (with every log line on), and the command ends with an error.
 #[tokio::test]
 async fn a_malformed_database_url_never_prints_its_password() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let forms = [
         "postgres:/u:S3cretPW@127.0.0.1:1/x",
         "postgres:u:S3cretPW@127.0.0.1:1/x",
@@ -288,17 +255,12 @@ async fn a_malformed_database_url_never_prints_its_password() {
         "postgres:/u:S3cretPW",
     ];
     for url in forms {
-        for command in [&["lab", "-s", "atomic"][..], &["serve", "--bind", "127.0.0.1:0"][..]] {
-            let mut args = command.to_vec();
+        for subcommand in [&["lab", "-s", "atomic"][..], &["serve", "--bind", "127.0.0.1:0"][..]] {
+            let mut args = subcommand.to_vec();
             args.extend(["--database-url", url, "--log", "trace"]);
             let output = tokio::time::timeout(
                 std::time::Duration::from_secs(30),
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_racelab"))
-                    .args(&args)
-                    .current_dir(&*dir)
-                    .env_remove("DATABASE_URL")
-                    .kill_on_drop(true)
-                    .output(),
+                tokio::process::Command::from(command()).args(&args).current_dir(&*dir).kill_on_drop(true).output(),
             )
             .await
             .unwrap_or_else(|_| panic!("{args:?} did not end"))
@@ -315,7 +277,7 @@ async fn a_malformed_database_url_never_prints_its_password() {
 /// (`PASSWORD=`, `sslpassword=`), reads after decoding (`pass%77ord=`), or a bare value after the `?`:
 /// no command prints them, with every log line on.
 async fn secret_parameters_are_never_printed(test: TestDb) {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("cli");
     let separator = if test.url.contains('?') { '&' } else { '?' };
     // The anomaly suite opens raw connections of its own (on PostgreSQL only, where the driver's
     // warning printed the value; on MariaDB it takes long and the driver says nothing).
@@ -340,7 +302,7 @@ on_server_backends!(secret_parameters_are_never_printed);
 /// `racelab lab` with `args` on a thread of its own (the binary blocks), and how long it took.
 async fn lab_timed(args: Vec<String>) -> (Output, std::time::Duration) {
     tokio::task::spawn_blocking(move || {
-        let dir = ScratchDir::new();
+        let dir = ScratchDir::new("cli");
         let started = std::time::Instant::now();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = racelab(&args, &dir);

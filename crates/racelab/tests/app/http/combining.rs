@@ -21,12 +21,6 @@ fn settings(strategy: Strategy, combine: bool) -> Settings {
     Settings { likes: LikeSettings { liker, combine, ..LikeSettings::default() }, ..Settings::default() }
 }
 
-async fn new_post(app: &TestApp) -> i64 {
-    let answer = read_answer(app.client.post(format!("{}/posts", app.address)).send().await.expect("POST")).await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
-    answer.body["pk"].as_i64().expect("pk")
-}
-
 async fn like(app: &TestApp, pk: i64, key: Option<String>) -> Answer {
     like_at(&app.client, &app.address, pk, key).await
 }
@@ -89,7 +83,7 @@ async fn histogram(app: &TestApp, name: &str) -> (f64, f64) {
 async fn a_thousand_likes_from_32_clients_are_all_in_the_row(test: TestDb) {
     for combine in [false, true] {
         let app = settings(Strategy::Atomic, combine).spawn(&test.url).await;
-        let pk = new_post(&app).await;
+        let pk = app.new_post().await;
         let (batched_before, batches_before) = histogram(&app, "racelab_like_batch_size").await;
 
         let answers = likes_from(&app, pk, 32, 1000).await;
@@ -134,7 +128,7 @@ async fn every_like_strategy_loses_nothing_combined_or_not(test: TestDb) {
     for strategy in like_strategies(&test) {
         for combine in [false, true] {
             let app = settings(strategy, combine).spawn(&test.url).await;
-            let pk = new_post(&app).await;
+            let pk = app.new_post().await;
             let answers = likes_from(&app, pk, 16, 200).await;
             let acknowledged = answers.iter().filter(|a| a.status == StatusCode::OK).count() as i64;
             for answer in answers.iter().filter(|a| a.status != StatusCode::OK) {
@@ -155,7 +149,7 @@ async fn a_like_whose_commit_answer_is_lost_is_resolved_by_its_retry(test: TestD
         let (upstream, rewrite) = TcpProxy::route(&test.url);
         let proxy = TcpProxy::start(upstream).await;
         let app = settings(Strategy::Atomic, combine).spawn(&rewrite(proxy.port)).await;
-        let pk = new_post(&app).await;
+        let pk = app.new_post().await;
 
         let key = format!("lost-answer-{pk}");
         let mut trap = proxy.lose_answer_to(b"COMMIT", 0);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use racelab_testkit::galera::PrivateCluster;
 use sqlx::{Connection, Executor, MySqlConnection};
 
-use crate::support::service::{Answer, TestApp, assert_problem, read_answer, spawn_app_at};
+use crate::support::service::{Answer, TestApp, assert_problem, spawn_app_at};
 
 /// Polls `/ready` until `done` says yes (bounded): a node's state changes a moment after the cause.
 async fn ready_until(app: &TestApp, what: &str, done: impl Fn(&Answer) -> bool) -> Answer {
@@ -83,11 +83,7 @@ async fn a_request_on_a_node_killed_mid_run_answers_503_with_what_was_done() {
     let test = cluster.database().await;
     let app = spawn_app_at(&test.urls[2], Duration::from_secs(1)).await;
     app.ok("/test-db/init").await;
-    let request = {
-        let (client, url) =
-            (app.client.clone(), format!("{}/test-db/2th-atomic?workers=4&increments=1000", app.address));
-        tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })
-    };
+    let request = app.get_in_background("/test-db/2th-atomic?workers=4&increments=1000");
     // More than one increment per worker in the row: some worker's first was acknowledged.
     let deadline = Instant::now() + Duration::from_secs(30);
     while test.synced_like(0, 1).await <= 4 {

@@ -12,12 +12,6 @@ use crate::support::service::{
     Answer, Raw, Settings, TestApp, assert_problem, read_answer, spawn_app, spawn_app_with_lock_timeout,
 };
 
-async fn new_post(app: &TestApp) -> i64 {
-    let answer = read_answer(app.client.post(format!("{}/posts", app.address)).send().await.expect("POST")).await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
-    answer.body["pk"].as_i64().expect("pk")
-}
-
 async fn like(app: &TestApp, pk: i64, key: Option<&str>) -> Answer {
     let mut request = app.client.post(format!("{}/posts/{pk}/likes", app.address));
     if let Some(key) = key {
@@ -35,7 +29,7 @@ async fn count(test: &TestDb, pk: i64) -> i64 {
 
 async fn likes_without_a_key_each_count(test: TestDb) {
     let app = spawn_app(&test).await;
-    let pk = new_post(&app).await;
+    let pk = app.new_post().await;
     for expected in 1..=3 {
         let answer = like(&app, pk, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -47,8 +41,8 @@ async fn likes_without_a_key_each_count(test: TestDb) {
 
 async fn a_retried_like_is_replayed_not_repeated(test: TestDb) {
     let app = spawn_app(&test).await;
-    let pk = new_post(&app).await;
-    let other = new_post(&app).await;
+    let pk = app.new_post().await;
+    let other = app.new_post().await;
 
     let first = like(&app, pk, Some("\"retry-me\"")).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
@@ -78,7 +72,7 @@ async fn a_retried_like_is_replayed_not_repeated(test: TestDb) {
 
 async fn fifty_concurrent_likes_under_one_key_count_once(test: TestDb) {
     let app = spawn_app(&test).await;
-    let pk = new_post(&app).await;
+    let pk = app.new_post().await;
 
     let requests: Vec<_> = (0..50)
         .map(|_| {
@@ -110,7 +104,7 @@ async fn a_server_that_requires_keys_refuses_likes_without(test: TestDb) {
     let settings =
         Settings { likes: LikeSettings { require_key: true, ..LikeSettings::default() }, ..Settings::default() };
     let app = settings.spawn(&test.url).await;
-    let pk = new_post(&app).await;
+    let pk = app.new_post().await;
     let refused = like(&app, pk, None).await;
     let problem = assert_problem(&refused, 400);
     assert_eq!(problem["invalid_params"][0]["name"], "idempotency-key", "{}", refused.text);
@@ -121,7 +115,7 @@ async fn a_server_that_requires_keys_refuses_likes_without(test: TestDb) {
 
 async fn expired_keys_are_purged_and_then_free(test: TestDb) {
     let app = spawn_app(&test).await;
-    let pk = new_post(&app).await;
+    let pk = app.new_post().await;
     assert_eq!(like(&app, pk, Some("old")).await.status, StatusCode::OK);
     assert_eq!(like(&app, pk, Some("new")).await.status, StatusCode::OK);
     let db = app.state.db().await.expect("database");
@@ -149,7 +143,7 @@ async fn metric(app: &TestApp, metric: &str, labels: &[&str]) -> f64 {
 
 async fn likes_and_replays_are_counted_with_help(test: TestDb) {
     let app = spawn_app(&test).await;
-    let pk = new_post(&app).await;
+    let pk = app.new_post().await;
     let route = r#"route="/posts/{pk}/likes""#;
     let likes = async |keyed: &str| metric(&app, "racelab_likes_total", &[route, keyed]).await;
     let (keyed, bare, replays) = (
@@ -176,7 +170,7 @@ async fn likes_and_replays_are_counted_with_help(test: TestDb) {
 // flight), the first one too when its wait ends; nothing was counted, and the key is free for a retry.
 async fn a_retry_while_the_first_is_stuck_is_409(test: TestDb) {
     let app = spawn_app_with_lock_timeout(&test.url, Duration::from_secs(1)).await;
-    let pk = new_post(&app).await;
+    let pk = app.new_post().await;
     let mut holder = Raw::connect(&test).await;
     let mut watcher = Raw::connect(&test).await;
     holder.hold_row_lock(pk).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use racelab_core::Backend;
 use racelab_testkit::TestDb;
 
-use crate::support::service::{Raw, TcpProxy, assert_problem, read_answer, spawn_app_at};
+use crate::support::service::{Raw, TcpProxy, assert_problem, spawn_app_at};
 
 async fn through_proxy(test: &TestDb) -> (TcpProxy, String) {
     let (upstream, rewrite) = TcpProxy::route(&test.url);
@@ -82,11 +82,7 @@ async fn start_a_long_run(
     raw: &mut Raw,
     backend: Backend,
 ) -> tokio::task::JoinHandle<crate::support::service::Answer> {
-    let request = {
-        let (client, url) =
-            (app.client.clone(), format!("{}/test-db/2th-atomic?workers=4&increments=1000", app.address));
-        tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })
-    };
+    let request = app.get_in_background("/test-db/2th-atomic?workers=4&increments=1000");
     // More than one increment per worker in the row: some worker has started its second, so its first
     // was acknowledged (a write seen in the row may still be waiting for its answer when the cut comes,
     // and end in doubt: waiting for the first write alone made `acknowledged > 0` a race).

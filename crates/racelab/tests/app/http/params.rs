@@ -8,17 +8,7 @@ use racelab_core::Backend;
 use racelab_testkit::TestDb;
 use serde_json::Value;
 
-use crate::support::service::{Answer, Settings, assert_problem, spawn_app};
-
-/// Asserts a 400 problem naming `name` (in `detail` and `invalid_params`) whose detail contains `says`.
-fn assert_refused<'a>(answer: &'a Answer, name: &str, says: &str) -> &'a Value {
-    let problem = assert_problem(answer, 400);
-    assert_eq!(problem["type"], "urn:racelab:problem:invalid-parameter", "{}", answer.text);
-    assert_eq!(problem["invalid_params"][0]["name"], name, "{}", answer.text);
-    let detail = problem["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(&format!("`{name}`")) && detail.contains(says), "expected `{says}`: {detail}");
-    problem
-}
+use crate::support::service::{Settings, assert_refused, spawn_app};
 
 #[tokio::test]
 async fn repeated_parameters_are_refused_naming_them() {

@@ -66,6 +66,19 @@ impl TestApp {
         assert_eq!(answer.content_type, "application/json", "GET {path}");
         answer.body
     }
+
+    /// GET on a task of its own, so the test can act while the request runs.
+    pub fn get_in_background(&self, path: &str) -> tokio::task::JoinHandle<Answer> {
+        let (client, url) = (self.client.clone(), format!("{}{path}", self.address));
+        tokio::spawn(async move { read_answer(client.get(url).send().await.expect("request")).await })
+    }
+
+    /// `POST /posts`, which must answer 201; returns the new post's key.
+    pub async fn new_post(&self) -> i64 {
+        let answer = read_answer(self.client.post(format!("{}/posts", self.address)).send().await.expect("POST")).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body["pk"].as_i64().expect("pk")
+    }
 }
 
 pub async fn read_answer(response: reqwest::Response) -> Answer {
@@ -208,6 +221,17 @@ pub fn assert_problem(answer: &Answer, status: u16) -> &Value {
         assert!(body[member].as_str().is_some_and(|s| !s.is_empty()), "no `{member}`: {}", answer.text);
     }
     body
+}
+
+/// Asserts a 400 problem naming the query parameter `name` (in `detail` and `invalid_params`) whose
+/// detail contains `says`, and returns its body.
+pub fn assert_refused<'a>(answer: &'a Answer, name: &str, says: &str) -> &'a Value {
+    let problem = assert_problem(answer, 400);
+    assert_eq!(problem["type"], "urn:racelab:problem:invalid-parameter", "{}", answer.text);
+    assert_eq!(problem["invalid_params"][0]["name"], name, "{}", answer.text);
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&format!("`{name}`")) && detail.contains(says), "expected `{says}`: {detail}");
+    problem
 }
 
 /// A connection of the test's own, for what the test does to the database behind the service's back.
