@@ -12,6 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::ToSchema;
 
 use super::run::{Run, RunState};
 
@@ -29,9 +30,29 @@ pub fn stream(run: Arc<Run>) -> EventStream {
     Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-fn event(name: &str, data: &impl Serialize) -> Result<Event, Infallible> {
-    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
-    Ok(Event::default().event(name).data(json))
+/// One event of the stream; `data` is JSON: the progress array (`progress`), one outcome (`result`),
+/// one strategy's trace (`trace`), a problem (`error`) or the final run view (`end`).
+#[derive(Debug, ToSchema)]
+pub struct ServerSentEvent {
+    #[schema(pattern = "^(progress|result|trace|error|end)$")]
+    event: &'static str,
+    data: String,
+}
+
+impl ServerSentEvent {
+    fn new(event: &'static str, data: &impl Serialize) -> Self {
+        Self { event, data: serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned()) }
+    }
+}
+
+impl From<ServerSentEvent> for Event {
+    fn from(sse: ServerSentEvent) -> Self {
+        Event::default().event(sse.event).data(sse.data)
+    }
+}
+
+fn event(name: &'static str, data: &impl Serialize) -> Result<Event, Infallible> {
+    Ok(ServerSentEvent::new(name, data).into())
 }
 
 /// Sends the run's events until its end, or until the client has gone.

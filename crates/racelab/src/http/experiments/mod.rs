@@ -38,9 +38,9 @@ use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use utoipa::IntoResponses;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
-use utoipa::{IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -77,83 +77,6 @@ pub fn document(mut doc: utoipa::openapi::OpenApi, state: &AppState) -> utoipa::
     doc
 }
 
-/// A run: what was asked, where it stands, and what it found so far.
-// Documentation only: the handlers serialize `RunView`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation only
-pub struct RunViewSchema {
-    /// `r-` and 16 hex digits.
-    id: String,
-    kind: Kind,
-    state: RunState,
-    /// The body as accepted, defaults filled in (`kind` alone for `anomalies`).
-    #[schema(value_type = Object)]
-    request: serde_json::Value,
-    /// postgres, mysql or sqlite.
-    backend: String,
-    created_at: chrono::DateTime<chrono::Utc>,
-    finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// One entry per experiment (strategy x worker count), live.
-    progress: Vec<CellProgress>,
-    /// The outcome of each finished experiment, as `racelab lab --json` prints one.
-    #[schema(value_type = Vec<super::lab::OutcomeSchema>)]
-    results: Vec<serde_json::Value>,
-    /// A lab of at most 4 workers x 10 increments: each strategy's trace, else empty.
-    traces: Vec<TraceSchema>,
-    /// An `anomalies` run's matrix, as `racelab anomalies --json` prints it.
-    #[schema(value_type = Option<Object>)]
-    anomalies: Option<serde_json::Value>,
-    /// Why a `failed` run failed.
-    error: Option<super::error::Problem>,
-}
-
-/// One strategy's trace: each worker's reads, lock waits, writes, commits, conflicts and retries.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation only
-pub struct TraceSchema {
-    strategy: String,
-    events: Vec<TraceEventSchema>,
-    /// Events past the trace's limit were dropped.
-    truncated: bool,
-}
-
-/// One event of a trace, recorded by the engine.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation only
-pub struct TraceEventSchema {
-    /// Order of recording, from 0.
-    seq: u64,
-    /// Microseconds since the experiment's workers started.
-    t_us: u64,
-    /// From 0.
-    worker: usize,
-    /// The worker's increment, from 0.
-    increment: u64,
-    /// From 1.
-    attempt: u32,
-    /// begin, read, lock_wait, lock_acquired, write, commit, conflict, rollback, retry or error.
-    kind: String,
-    /// The value read (read, lock_acquired) or written (write, commit).
-    like: Option<i64>,
-    /// The version read.
-    version: Option<i64>,
-    /// The error kind of a conflict, error, rollback or retry (deadlock, stale_version, ...).
-    detail: Option<String>,
-    /// On a commit that overwrote another worker's committed increment (the lost update): that one.
-    #[schema(value_type = Option<Object>)]
-    overwrote: Option<serde_json::Value>,
-}
-
-/// One event of the stream; `data` is JSON: the progress array (`progress`), one outcome (`result`),
-/// one strategy's trace (`trace`), a problem (`error`) or the final run view (`end`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation only
-pub struct ServerSentEvent {
-    #[schema(pattern = "^(progress|result|trace|error|end)$")]
-    event: String,
-    data: String,
-}
-
 /// The errors of `POST /experiments`.
 struct CreateErrors;
 
@@ -183,7 +106,7 @@ impl IntoResponses for ReadErrors {
 #[utoipa::path(post, path = "/experiments", tag = "experiments",
     request_body(content = ExperimentBody, content_type = "application/json"),
     responses(
-        (status = 202, description = "Started (or queued behind another run on its post)", body = RunViewSchema,
+        (status = 202, description = "Started (or queued behind another run on its post)", body = RunView,
             headers(("Location" = String, description = "The run's URL"))),
         CreateErrors,
     ))]
@@ -212,7 +135,7 @@ pub async fn create_run(State(state): State<AppState>, request: ExperimentReques
 #[utoipa::path(get, path = "/experiments/{id}", tag = "experiments",
     params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
     responses(
-        (status = 200, description = "The run", body = RunViewSchema),
+        (status = 200, description = "The run", body = RunView),
         ReadErrors,
     ))]
 pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
@@ -224,7 +147,7 @@ pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> R
 #[utoipa::path(get, path = "/experiments/{id}/events", tag = "experiments",
     params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = events::ServerSentEvent),
         ReadErrors,
     ))]
 pub async fn run_events(
@@ -240,8 +163,8 @@ pub async fn run_events(
 #[utoipa::path(post, path = "/experiments/{id}/stop", tag = "experiments",
     params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
     responses(
-        (status = 202, description = "Stopping: the run ends `stopped` after the increments in flight", body = RunViewSchema),
-        (status = 200, description = "The run was already over: nothing to stop", body = RunViewSchema),
+        (status = 202, description = "Stopping: the run ends `stopped` after the increments in flight", body = RunView),
+        (status = 200, description = "The run was already over: nothing to stop", body = RunView),
         ReadErrors,
     ))]
 pub async fn stop_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use racelab_core::anomalies::Matrix;
-use racelab_core::{Backend, ErrorKind, Outcome, Progress, Strategy, Trace};
+use racelab_core::{Backend, ErrorKind, Outcome, Progress, Strategy, Trace, TraceEvent};
 use serde::Serialize;
 use tokio::sync::watch;
 use utoipa::ToSchema;
@@ -63,28 +63,49 @@ pub struct CellProgress {
     pub done: bool,
 }
 
-/// One strategy's trace: `{"strategy", "events", "truncated"}`.
-#[derive(Debug, Clone, Serialize)]
+/// One strategy's trace: each worker's reads, lock waits, writes, commits, conflicts and retries.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = TraceSchema)]
 pub struct StrategyTrace {
+    #[schema(value_type = String)]
     pub strategy: Strategy,
-    #[serde(flatten)]
-    pub trace: Trace,
+    pub events: Vec<TraceEvent>,
+    /// Events past the trace's limit were dropped.
+    pub truncated: bool,
 }
 
-/// A run as `GET /experiments/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
+impl StrategyTrace {
+    pub fn new(strategy: Strategy, trace: Trace) -> Self {
+        Self { strategy, events: trace.events, truncated: trace.truncated }
+    }
+}
+
+/// A run: what was asked, where it stands, and what it found so far.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = RunViewSchema)]
 pub struct RunView {
+    /// `r-` and 16 hex digits.
     pub id: String,
     pub kind: Kind,
     pub state: RunState,
+    /// The body as accepted, defaults filled in (`kind` alone for `anomalies`).
+    #[schema(value_type = Object)]
     pub request: ExperimentRequest,
+    /// postgres, mysql or sqlite.
+    #[schema(value_type = String)]
     pub backend: Backend,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// One entry per experiment (strategy x worker count), live.
     pub progress: Vec<CellProgress>,
+    /// The outcome of each finished experiment, as `racelab lab --json` prints one.
     pub results: Vec<Outcome>,
+    /// A lab of at most 4 workers x 10 increments: each strategy's trace, else empty.
     pub traces: Vec<StrategyTrace>,
+    /// An `anomalies` run's matrix, as `racelab anomalies --json` prints it.
+    #[schema(value_type = Option<Object>)]
     pub anomalies: Option<Matrix>,
+    /// Why a `failed` run failed.
     pub error: Option<Problem>,
 }
 
@@ -202,7 +223,7 @@ impl Run {
             *done = true;
         }
         if let Some(trace) = trace {
-            data.traces.push(StrategyTrace { strategy: outcome.strategy, trace });
+            data.traces.push(StrategyTrace::new(outcome.strategy, trace));
         }
         data.results.push(outcome);
         drop(data);

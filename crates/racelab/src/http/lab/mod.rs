@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 pub use self::handlers::*;
 pub use self::params::{IncParams, Mode, NoParams, PlockParams, PostParams, Run, RunParams, VersioningParams};
 pub use self::responses::{
-    CheckResponse, ConnectionResponse, CounterState, InitResponse, LabResponse, OutcomeSchema, VersioningResponse,
+    CheckResponse, ConnectionResponse, CounterState, InitResponse, LabResponse, VersioningResponse,
 };
 // The limits the CLI's `serve --max-workers`/`--max-increments` set, under the path it imports them by.
 pub use super::limits::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
