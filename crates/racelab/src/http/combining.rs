@@ -10,6 +10,9 @@
 //! One batch per post at a time in this process: the row admits one writer at a time anyway, and the
 //! queue behind it is what makes the next batch large when the post is hot (and a batch of one when it
 //! is not, at the cost of one task hop).
+//!
+//! This module must never answer a request before its batch has committed, nor put likes of two posts
+//! in one batch.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -3,6 +3,8 @@
 //!
 //! The instant is set where the request enters the timeout layer, so time spent before the handler
 //! runs (waiting for a connection, for the post) is counted as the timeout counts it.
+//!
+//! It only records and reads the instant: it must never answer a request itself.
 
 use std::time::Duration;
 

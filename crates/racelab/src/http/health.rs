@@ -3,6 +3,8 @@
 //! otherwise, so a load balancer stops sending work until the database is back. A node outside the
 //! Primary component still answers `SELECT VERSION()` while it refuses every table with 1047: a ping
 //! alone would call it ready.
+//!
+//! `/health` must never touch the database, so a dead database never makes the process look dead.
 
 use axum::Json;
 use axum::extract::State;

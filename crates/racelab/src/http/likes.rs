@@ -10,6 +10,8 @@
 //! ```sh
 //! curl -si -X POST http://127.0.0.1:8000/posts/2/likes -H 'Idempotency-Key: "8e03978e-40d5"'
 //! ```
+//!
+//! A like must never be made twice for one key, nor answered before its transaction has committed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -146,6 +148,7 @@ impl IntoResponses for LikeErrors {
             with this key)", body = LikeBody),
         LikeErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(pk = pk, keyed = headers.contains_key(&IDEMPOTENCY_KEY)))]
 pub async fn like_post(
     State(state): State<AppState>,
     PostKey(pk): PostKey,

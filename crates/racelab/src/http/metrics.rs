@@ -3,6 +3,9 @@
 //!
 //! The recorder is process-global (the `metrics` macros write to it), so it is installed at most once
 //! per process, however many applications a test binary starts; they share its handle.
+//!
+//! It must never label a series with anything a client chooses (a raw URI, a value): only the matched
+//! route, method and status.
 
 use std::sync::OnceLock;
 use std::time::Instant;

@@ -1,6 +1,9 @@
 //! The OpenAPI 3.1 document (`/openapi.json`), generated from the handlers' own annotations so it
 //! cannot drift from the routes, and the Swagger UI at `/docs`, served from files compiled into the
 //! binary (utoipa-swagger-ui's `vendored` feature): the page fetches nothing from outside.
+//!
+//! It must never describe a route or a parameter by hand that the handlers' own annotations do not
+//! state.
 
 use std::collections::BTreeMap;
 

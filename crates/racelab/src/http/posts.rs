@@ -13,6 +13,8 @@
 //! The lab's reset (`/test-db/init`) sets a post's version back to 0, so an ETag it saw before a reset
 //! can match again after one: the lab endpoints are experiments, the resource API is for posts they
 //! do not reset.
+//!
+//! A write must never succeed without naming the version it replaces.
 
 use std::collections::BTreeMap;
 
@@ -326,6 +328,7 @@ pub async fn create_post(State(state): State<AppState>) -> Result<Response, ApiE
         )),
         ReadErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(pk = pk))]
 pub async fn get_post(
     State(state): State<AppState>,
     PostKey(pk): PostKey,
@@ -355,6 +358,7 @@ pub async fn get_post(
         WriteErrors,
         PatchErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(pk = pk, like = patch.like))]
 pub async fn patch_post(
     State(state): State<AppState>,
     PostKey(pk): PostKey,
@@ -376,6 +380,7 @@ pub async fn patch_post(
         (status = 204, description = "Deleted"),
         WriteErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(pk = pk))]
 pub async fn delete_post(
     State(state): State<AppState>,
     PostKey(pk): PostKey,

@@ -7,6 +7,8 @@
 //! answers 431 (or 414, 400) itself, with an empty body, before any of this runs; `connections` turns
 //! those answers into problems on their way out, but a limit of our own is the answer a client
 //! normally meets, with the numbers in it.
+//!
+//! It must never read a body: only the declared length is checked here.
 
 use axum::extract::Request;
 use axum::http::{Uri, header};

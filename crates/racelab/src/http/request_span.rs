@@ -1,22 +1,33 @@
-//! The span every request's log lines sit in: method, URI and version, as tower-http's default span
-//! has them, but with the URI cut (a client can send URIs of up to 64 kB, which were logged whole at
-//! INFO). It must never log a request's whole URI, body or headers.
+//! The span every request's log lines sit in: method, route, URI and version, as tower-http's default
+//! span has them (plus the route the request matched), but with the URI cut (a client can send URIs of
+//! up to 64 kB, which were logged whole at INFO). It is the one span per request: each handler's own
+//! span, at DEBUG, sits inside it and carries only what that handler works on (its post, its run), not
+//! the method or URI again. It must never log a request's whole URI, body or headers.
+
+use axum::extract::MatchedPath;
 
 use super::echo::cut;
 
 /// The most characters of a request's URI the request log records.
 pub const LOGGED_URI_LIMIT: usize = 200;
 
-/// The request log's span: method, URI and version, with the URI cut to [`LOGGED_URI_LIMIT`]
-/// characters and its full length said.
+/// The request log's span: method, route (the matched path, as the metrics label it), URI and
+/// version, with the URI cut to [`LOGGED_URI_LIMIT`] characters and its full length said.
 pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let uri = request.uri().to_string();
     let logged = if uri.chars().count() > LOGGED_URI_LIMIT {
         format!("{} ({} bytes)", cut(&uri, LOGGED_URI_LIMIT), uri.len())
     } else {
         uri
     };
-    tracing::info_span!("request", method = %request.method(), uri = %logged, version = ?request.version())
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        uri = %logged,
+        version = ?request.version()
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Building and running the service: `Application::build` binds (port 0 allowed, for tests),
 //! `run_until_stopped` serves until ctrl-c or SIGTERM and then drains in-flight requests for at most
 //! the grace period. The CLI, the tests and the benchmarks all start the service through this.
+//!
+//! It wires the parts together and must never hold a handler's logic.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -3,6 +3,9 @@
 //! and at the end `error` (a failed run's problem) and `end` (the final run view). A client that
 //! connects to a finished run gets what there is and `end` at once. The task ends when the client goes
 //! (its channel closes).
+//!
+//! The stream only reads the run: it must never change it, and a slow client must never hold the run
+//! up.
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! `/experiments`: a lab, a bench or the anomalies suite started by one request and run in the
-//! background, watched as it runs (Server-Sent Events) and shown again by its id (issue 11; the page
-//! at `/` is its client, CONTRACT-11.md the agreement between them).
+//! background, watched as it runs (Server-Sent Events) and shown again by its id. The page at `/` is
+//! its client: the run view's keys and the events' names are what the page reads.
 //!
 //! ```sh
 //! curl -si -X POST http://127.0.0.1:8000/experiments -H 'Content-Type: application/json' \
@@ -17,6 +17,9 @@
 //! problem `/test-db/*` would have answered, after what it did. `POST /experiments/{id}/stop` stops a
 //! run: the experiment running ends after the increments in flight (the rest counted as stopped, the
 //! accounting whole), and no other starts.
+//!
+//! The handlers register, find and stop runs; they must never run an experiment in the request's own
+//! task.
 
 /// The SSE stream of one run.
 mod events;
@@ -110,6 +113,7 @@ impl IntoResponses for ReadErrors {
             headers(("Location" = String, description = "The run's URL"))),
         CreateErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(kind = ?request.kind))]
 pub async fn create_run(State(state): State<AppState>, request: ExperimentRequest) -> Result<Response, ApiError> {
     if let Some(plan) = &request.plan {
         let most = plan.workers.counts().into_iter().max().unwrap_or(1);
@@ -138,6 +142,7 @@ pub async fn create_run(State(state): State<AppState>, request: ExperimentReques
         (status = 200, description = "The run", body = RunView),
         ReadErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = %echo(&id)))]
 pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
     Ok(Json(find(&state, &id)?.view()))
 }
@@ -150,6 +155,7 @@ pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> R
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = events::ServerSentEvent),
         ReadErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = %echo(&id)))]
 pub async fn run_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -167,6 +173,7 @@ pub async fn run_events(
         (status = 200, description = "The run was already over: nothing to stop", body = RunView),
         ReadErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = %echo(&id)))]
 pub async fn stop_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let run = find(&state, &id)?;
     if run.state().is_over() {

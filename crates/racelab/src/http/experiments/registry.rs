@@ -1,6 +1,8 @@
 //! The runs the server knows: at most `--max-runs` under way at once (a 429 past that), finished ones
 //! kept for `--run-retention` and at most `--max-kept-runs` of them, so memory stays bounded however
 //! many runs clients start.
+//!
+//! It must never keep a run past its retention, nor let more than `--max-runs` be under way.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -1,6 +1,8 @@
 //! The body of `POST /experiments`, read member by member: every refusal names the member (422), a
 //! body that is not JSON is a 400, one of another media type a 415, one past the body limit a 413.
 //! What is accepted is normalized (defaults filled in, names canonical) and shown back as `request`.
+//!
+//! It must never accept a body the published document refuses, nor refuse one it allows.
 
 use racelab_core::{Backend, Experiment, LockMode, Strategy};
 use serde::Serialize;

@@ -1,5 +1,8 @@
 //! One run: what was asked, its live progress (the engine's [`Progress`] counters, one per experiment),
 //! what has finished so far, and a signal for whoever watches (the event stream) that something changed.
+//!
+//! It holds what a run did; it must never run anything itself (that is the runner's), and never lose an
+//! outcome once recorded.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;

@@ -3,6 +3,8 @@
 //! reserved for each experiment, the database connected lazily), or the anomalies suite. The run
 //! records each outcome as it comes; an error ends it `failed` with the problem a request would have
 //! got, after what was done.
+//!
+//! It must never run two experiments of one run at once, nor touch a post another request holds.
 
 use std::sync::Arc;
 

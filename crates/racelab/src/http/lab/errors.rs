@@ -1,6 +1,8 @@
 //! The error answers of the `/test-db/*` endpoints as the OpenAPI document lists them, written once
 //! for the endpoints that share them. Documentation only: the answers themselves are
 //! [`ApiError`](crate::http::error::ApiError)'s.
+//!
+//! Nothing here may decide a status.
 
 use std::collections::BTreeMap;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use racelab_core::experiment::Target;
 use racelab_core::{ErrorKind, Experiment, Outcome, Progress, Strategy};
+use tracing::Instrument;
 
 use super::params::Run;
 use super::responses::LabResponse;
@@ -55,14 +56,18 @@ pub(super) async fn experiment(
         expected: params.workers as u64 * params.increments,
         so_far: progress.snapshot(),
     };
-    let run = tokio::spawn({
-        let progress = progress.clone();
-        async move {
-            let outcome = experiment.run_on(std::slice::from_ref(&db), &progress).await;
-            drop((slots, guard));
-            outcome
+    // In the request's span, so the run's own log lines say which request they belong to.
+    let run = tokio::spawn(
+        {
+            let progress = progress.clone();
+            async move {
+                let outcome = experiment.run_on(std::slice::from_ref(&db), &progress).await;
+                drop((slots, guard));
+                outcome
+            }
         }
-    });
+        .in_current_span(),
+    );
     let joined = match tokio::time::timeout_at(deadline, run).await {
         Ok(joined) => joined,
         Err(_) => {

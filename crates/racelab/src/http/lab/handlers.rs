@@ -53,6 +53,7 @@ pub async fn to_connection_check(uri: Uri) -> Redirect {
         (status = 200, description = "Post reset", body = InitResponse),
         PostErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post))]
 pub async fn init(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PostParams>,
@@ -73,6 +74,7 @@ pub async fn init(
         (status = 200, description = "The post", body = CheckResponse),
         PostErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post))]
 pub async fn check(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PostParams>,
@@ -99,6 +101,7 @@ pub async fn check(
         (status = 200, description = "Increments done", body = LabResponse),
         PostErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post, increments = params.increments))]
 pub async fn inc(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<IncParams>,
@@ -115,6 +118,7 @@ macro_rules! two_threads {
                 (status = 200, description = "The experiment ran; see `verdict` and `experiment`", body = LabResponse),
                 ExperimentErrors,
             ))]
+        #[tracing::instrument(level = "debug", skip_all, fields(post = params.post, workers = params.workers, increments = params.increments, force_race = params.force_race))]
         pub async fn $name(
             State(state): State<AppState>,
             ApiQuery(params): ApiQuery<RunParams>,
@@ -150,6 +154,7 @@ two_threads!(
         ExperimentErrors,
         (status = 501, description = "SQLite has no application locks", body = Problem, content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post, workers = params.workers, increments = params.increments, force_race = params.force_race))]
 pub async fn two_threads_advisory(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<RunParams>,
@@ -165,6 +170,7 @@ pub async fn two_threads_advisory(
         (status = 200, description = "The experiment ran; `like_result` is the sum", body = LabResponse),
         ExperimentErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post, workers = params.workers, increments = params.increments, force_race = params.force_race))]
 pub async fn two_threads_sharded(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<RunParams>,
@@ -179,6 +185,7 @@ pub async fn two_threads_sharded(
         (status = 200, description = "The experiment ran", body = LabResponse),
         ExperimentErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post, workers = params.workers, increments = params.increments, force_race = params.force_race, mode = params.mode.0.as_str()))]
 pub async fn two_threads_pessimistic(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PlockParams>,
@@ -194,6 +201,7 @@ pub async fn two_threads_pessimistic(
         (status = 200, description = "The experiment ran; with retry=false, `experiment.dropped` counts the dropped increments", body = LabResponse),
         ExperimentErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post, workers = params.workers, increments = params.increments, force_race = params.force_race, retry = params.retry))]
 pub async fn two_threads_versioned(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<VersioningParams>,
@@ -209,6 +217,7 @@ pub async fn two_threads_versioned(
         (status = 200, description = "Increment saved", body = VersioningResponse),
         PostErrors,
     ))]
+#[tracing::instrument(level = "debug", skip_all, fields(post = params.post))]
 pub async fn test_versioning(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PostParams>,
