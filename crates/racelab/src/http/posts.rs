@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -35,7 +35,7 @@ use utoipa_axum::routes;
 
 use super::echo::echo;
 use super::error::ApiError;
-use super::json_body::whole_number;
+use super::json_body::{ApiJson, JsonBody, whole_number};
 use super::openapi::problems;
 use super::post_key::PostKey;
 use super::state::AppState;
@@ -63,14 +63,42 @@ impl From<PostRow> for PostBody {
 }
 
 /// The body of `PATCH /posts/{pk}`: the members to change (only `like` can be).
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"like": 5}))]
-#[allow(dead_code)] // The document's schema (closed: no other member); `LikePatch::read` reads the body.
 pub struct PatchPost {
     /// The new count.
     #[schema(minimum = 0)]
-    like: i64,
+    #[serde(deserialize_with = "integer_like")]
+    pub like: i64,
+}
+
+impl JsonBody for PatchPost {
+    // A JSON merge patch (RFC 7396) is what this body is; plain JSON is what most clients send.
+    const MEDIA_TYPES: &'static [&'static str] = &["application/json", "application/merge-patch+json"];
+    const NOT_AN_OBJECT: &'static str = "must be a JSON object such as {\"like\": 5}";
+
+    fn unknown_member() -> String {
+        "is not a member of a post that can be changed; only `like` is".to_owned()
+    }
+
+    fn missing(_member: &str) -> String {
+        "is required".to_owned()
+    }
+}
+
+/// Why `like` was refused, `text` being what was sent.
+fn like_reason(text: &str) -> String {
+    format!("must be an integer between 0 and {}, got `{}`", i64::MAX, echo(text))
+}
+
+/// `like` as JSON Schema's `integer` with `minimum: 0` reads it (`3.0` is 3), refused in the words of
+/// [`like_reason`] with what was sent.
+fn integer_like<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    whole_number(&value)
+        .filter(|like| *like >= 0)
+        .ok_or_else(|| serde::de::Error::custom(like_reason(&value.to_string())))
 }
 
 /// The strong entity-tag of a version (RFC 9110 §8.8.3).
@@ -182,47 +210,6 @@ fn parse_tags(value: &str) -> Result<Vec<EntityTag>, String> {
         rest = after.trim_start_matches([' ', '\t', ',']);
     }
     Ok(tags)
-}
-
-/// A validated `PATCH` body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LikePatch {
-    pub like: i64,
-}
-
-impl LikePatch {
-    /// The members of a JSON object, each checked, each error naming its member.
-    fn read(value: Value) -> Result<Self, ApiError> {
-        let invalid = |name: &str, reason: String| ApiError::InvalidBody { name: name.to_owned(), reason };
-        let Value::Object(members) = value else {
-            return Err(invalid("body", "must be a JSON object such as {\"like\": 5}".into()));
-        };
-        if let Some(unknown) = members.keys().find(|name| name.as_str() != "like") {
-            return Err(invalid(
-                &echo(unknown),
-                "is not a member of a post that can be changed; only `like` is".into(),
-            ));
-        }
-        let like = members.get("like").ok_or_else(|| invalid("like", "is required".into()))?;
-        match whole_number(like) {
-            Some(like) if like >= 0 => Ok(LikePatch { like }),
-            _ => Err(invalid(
-                "like",
-                format!("must be an integer between 0 and {}, got `{}`", i64::MAX, echo(&like.to_string())),
-            )),
-        }
-    }
-}
-
-impl FromRequest<AppState> for LikePatch {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        // A JSON merge patch (RFC 7396) is what this body is; plain JSON is what most clients send.
-        let value =
-            super::json_body::read(request, state, &["application/json", "application/merge-patch+json"]).await?;
-        Self::read(value)
-    }
 }
 
 /// The `If-Match` a write must carry, as the versions it accepts.
@@ -363,7 +350,7 @@ pub async fn patch_post(
     State(state): State<AppState>,
     PostKey(pk): PostKey,
     headers: HeaderMap,
-    patch: LikePatch,
+    ApiJson(patch): ApiJson<PatchPost>,
 ) -> Result<Response, ApiError> {
     let expected = required_if_match(&headers)?;
     let outcome = state.db().await?.set_like_if_version(pk, patch.like, &expected).await?;
@@ -394,6 +381,7 @@ pub async fn delete_post(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::json_body;
 
     #[test]
     fn entity_tags_are_read_as_rfc_9110_writes_them() {
@@ -420,12 +408,14 @@ mod tests {
 
     #[test]
     fn a_patch_body_names_its_bad_member() {
-        let name = |body: &str| match LikePatch::read(serde_json::from_str(body).unwrap()) {
-            Err(ApiError::InvalidBody { name, .. }) => name,
+        let read = json_body::members::<PatchPost>;
+        let refusal = |body: &str| match read(serde_json::from_str(body).unwrap()) {
+            Err(ApiError::InvalidBody { name, reason }) => (name, reason),
             other => panic!("{body}: {other:?}"),
         };
-        assert_eq!(LikePatch::read(serde_json::json!({"like": 7})).unwrap(), LikePatch { like: 7 });
-        assert_eq!(LikePatch::read(serde_json::json!({"like": 7.0})).unwrap(), LikePatch { like: 7 });
+        let name = |body: &str| refusal(body).0;
+        assert_eq!(read(serde_json::json!({"like": 7})).unwrap(), PatchPost { like: 7 });
+        assert_eq!(read(serde_json::json!({"like": 7.0})).unwrap(), PatchPost { like: 7 });
         assert_eq!(name(r#"{"like": 1e19}"#), "like");
         assert_eq!(name(r#"{"like": -1}"#), "like");
         assert_eq!(name(r#"{"like": 1.5}"#), "like");
@@ -433,5 +423,18 @@ mod tests {
         assert_eq!(name(r#"{}"#), "like");
         assert_eq!(name(r#"{"like": 1, "version": 2}"#), "version");
         assert_eq!(name(r#"[1]"#), "body");
+        // The words, as the hand-written reader had them.
+        let range = format!("must be an integer between 0 and {}, got", i64::MAX);
+        for (body, shown) in
+            [(r#"{"like": -1.0}"#, "-1.0"), (r#"{"like": "3"}"#, "\"3\""), (r#"{"like": null}"#, "null")]
+        {
+            assert_eq!(refusal(body).1, format!("{range} `{shown}`"), "{body}");
+        }
+        assert_eq!(refusal(r#"{}"#).1, "is required");
+        assert_eq!(
+            refusal(r#"{"like": -1, "a": 1}"#),
+            ("a".into(), "is not a member of a post that can be changed; only `like` is".into())
+        );
+        assert_eq!(refusal(r#"5"#).1, "must be a JSON object such as {\"like\": 5}");
     }
 }
