@@ -5,7 +5,6 @@ use racelab_core::{Backend, LockMode};
 use racelab_testkit::TestDb;
 use serde_json::{Value, json};
 
-use super::endpoints::OUTCOME_KEYS;
 use crate::support::service::{keys, spawn_app};
 
 const ROUTES: [&str; 16] = [
@@ -134,12 +133,14 @@ async fn openapi_document(test: TestDb) {
         let name = reference.split('"').next().unwrap_or_default();
         assert!(schemas[name].is_object(), "dangling reference to `{name}`");
     }
-    // The documented outcome is the outcome served.
-    let mut documented = keys(&schemas["OutcomeSchema"]["properties"]);
-    documented.sort();
-    let mut served: Vec<String> = OUTCOME_KEYS.iter().map(|k| k.to_string()).collect();
-    served.sort();
-    assert_eq!(documented, served);
+    // The documented outcome is the outcome served, down to its nodes and latency.
+    let served = app.ok("/test-db/2th?workers=1&increments=1").await;
+    let outcome = &served["experiment"];
+    assert_eq!(keys(&schemas["OutcomeSchema"]["properties"]), keys(outcome), "{outcome}");
+    assert_eq!(keys(&schemas["NodeSchema"]["properties"]), keys(&outcome["nodes"][0]), "{outcome}");
+    assert_eq!(keys(&schemas["LatencySchema"]["properties"]), keys(&outcome["latency_ms"]), "{outcome}");
+    let outcome_ref = &schemas["LabResponse"]["properties"]["experiment"]["$ref"];
+    assert_eq!(outcome_ref, "#/components/schemas/OutcomeSchema");
     assert!(schemas["Problem"]["properties"]["detail"].is_object());
 }
 
