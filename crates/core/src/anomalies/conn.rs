@@ -2,15 +2,17 @@
 //!
 //! The pool and [`crate::Session`] are not used: a schedule needs connections that it owns outright
 //! (each one is moved into the task that runs its step), with session settings of its own (SQLite's
-//! busy timeout 0, so a lock conflict is an error and not a wait).
+//! busy timeout 0, so a lock conflict is an error and not a wait). What a session does too (the lock
+//! timeout, the connection's id, the classification of errors) is the dialect's own code, called on
+//! these connections: never a second copy of it here.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-use crate::db::DatabaseUrl;
-use crate::{Backend, ErrorKind};
+use crate::db::{DatabaseUrl, Dialect, MySqlDialect, PostgresDialect};
+use crate::{Backend, DbError};
 
 /// The rows `(id, value)` a step returned (empty for statements that return none).
 pub(crate) type Rows = Vec<(i64, i64)>;
@@ -45,15 +47,13 @@ impl Conn {
                 Conn::Sqlite(sqlx::SqliteConnection::connect_with(&options).await?)
             }
         };
-        let seconds = lock_timeout.as_secs().max(1);
-        let setting = match conn {
-            Conn::Postgres(_) => Some(format!("SET lock_timeout = '{}ms'", lock_timeout.as_millis().max(1))),
-            Conn::MySql(_) => Some(format!("SET SESSION innodb_lock_wait_timeout = {seconds}")),
-            Conn::Sqlite(_) => None,
+        // The lock timeout as every racelab session sets it. Not on SQLite: its busy timeout stays 0.
+        let set = match &mut conn {
+            Conn::Postgres(c) => PostgresDialect::set_lock_timeout(c, lock_timeout).await,
+            Conn::MySql(c) => MySqlDialect::set_lock_timeout(c, lock_timeout).await,
+            Conn::Sqlite(_) => Ok(()),
         };
-        if let Some(sql) = setting {
-            conn.run(&sql).await?;
-        }
+        set.map_err(DbError::into_driver_error)?;
         if causal && matches!(conn, Conn::MySql(_)) {
             conn.run("SET SESSION wsrep_sync_wait = 7").await?;
         }
@@ -80,12 +80,12 @@ impl Conn {
 
     /// The server's id of this connection (PostgreSQL backend pid, MariaDB connection id).
     pub(crate) async fn server_id(&mut self) -> Result<Option<i64>, sqlx::Error> {
-        let sql = match self {
-            Conn::Postgres(_) => "SELECT pg_backend_pid()::bigint, 0::bigint",
-            Conn::MySql(_) => "SELECT CAST(CONNECTION_ID() AS SIGNED), 0",
-            Conn::Sqlite(_) => return Ok(None),
+        let id = match self {
+            Conn::Postgres(c) => PostgresDialect::connection_id(c).await,
+            Conn::MySql(c) => MySqlDialect::connection_id(c).await,
+            Conn::Sqlite(_) => Ok(None),
         };
-        Ok(self.run(sql).await?.first().map(|(id, _)| *id))
+        id.map_err(DbError::into_driver_error)
     }
 
     /// The server's name and version without the packager's suffix: "PostgreSQL 15.20",
@@ -156,11 +156,6 @@ fn innodb_status_shows_lock_wait(status: &str, id: i64) -> bool {
         let lines = || block.lines().map(str::trim_start);
         lines().any(|l| l.starts_with("LOCK WAIT")) && lines().any(names_it)
     })
-}
-
-/// Classifies a driver error as every racelab session does.
-pub(crate) fn kind_of(backend: Backend, err: &sqlx::Error) -> ErrorKind {
-    crate::db::classify(backend, err)
 }
 
 /// `(id, value)` from rows of two integer columns; rows of any other shape are not ours to read

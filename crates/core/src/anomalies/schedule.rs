@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use super::case::{Case, Observed, Op, Step, TABLE};
-use super::conn::{Conn, Rows, kind_of};
+use super::conn::{Conn, Rows};
 use super::level::Level;
 use crate::ErrorKind;
 use crate::db::DatabaseUrl;
@@ -322,7 +322,7 @@ impl<'a> Runner<'a> {
                 op.ends_transaction()
             }
             Err(err) => {
-                let kind = kind_of(conn.backend(), &err);
+                let kind = crate::db::classify(conn.backend(), &err);
                 let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
                 results[step] = Some((StepResult::Failed { blocked, kind, code }, Vec::new()));
                 tx.failed = true;

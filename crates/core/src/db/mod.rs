@@ -37,3 +37,5 @@ pub use self::resource::{Expected, Precondition};
 pub use self::session::Session;
 pub use self::types::{Counter, LockMode, Pk, PostRow, TxMode};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, UrlError, redact};
+/// The dialects, for code that runs their functions on raw connections of its own (the anomaly suite).
+pub(crate) use self::{mysql::MySql as MySqlDialect, postgres::Postgres as PostgresDialect};
