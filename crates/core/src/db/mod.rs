@@ -1,6 +1,6 @@
 //! Database access: one pool per process, one [`Session`] (a pooled connection) per worker.
 //!
-//! Every SQL statement racelab runs lives here, behind the [`Dialect`] trait; a strategy is written
+//! Every SQL statement racelab runs lives here, behind the `Dialect` trait; a strategy is written
 //! once against [`Session`] and never sees a dialect. A statement every backend runs alike is written
 //! once (`sql`, run by `common`), with what differs between the dialects' SQL (placeholders, quoting
 //! of `like`, the upsert clause, `RETURNING` vs `LAST_INSERT_ID`) as data; what truly differs

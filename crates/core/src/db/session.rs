@@ -61,6 +61,8 @@ pub struct Session {
     /// The span of the unit of work `begin` opened, until it ends (`Span::none()` outside one, and
     /// whenever debug spans are off).
     unit: Span,
+    /// The post the unit's span names (recorded once: a span's field is written each time it is set).
+    unit_pk: Option<Pk>,
 }
 
 impl Drop for Session {
@@ -89,6 +91,7 @@ impl Session {
             holds_app_lock: false,
             settings_changed: false,
             unit: Span::none(),
+            unit_pk: None,
         }
     }
 
@@ -96,12 +99,15 @@ impl Session {
     /// its commit or rollback, naming the post once a statement does); outside one, a span for the
     /// statement alone, which in autocommit is a transaction by itself. With debug spans off, both
     /// are `Span::none()`: no allocation and no field is evaluated.
-    fn span(&self, statement: &'static str, pk: Option<Pk>) -> Span {
+    fn span(&mut self, statement: &'static str, pk: Option<Pk>) -> Span {
         if self.unit.is_none() {
             return tracing::debug_span!("autocommit", backend = %self.backend(), statement, pk);
         }
-        if let Some(pk) = pk {
+        if let Some(pk) = pk
+            && self.unit_pk != Some(pk)
+        {
             self.unit.record("pk", pk);
+            self.unit_pk = Some(pk);
         }
         self.unit.clone()
     }
@@ -110,6 +116,7 @@ impl Session {
     fn end_unit(&mut self, outcome: &'static str) {
         self.unit.record("outcome", outcome);
         self.unit = Span::none();
+        self.unit_pk = None;
     }
 
     /// The backend this session talks to.
@@ -139,6 +146,7 @@ impl Session {
 
     /// Opens a transaction of the given kind.
     pub async fn begin(&mut self, mode: TxMode) -> Result<(), DbError> {
+        self.unit_pk = None;
         self.unit = tracing::debug_span!(
             "transaction",
             backend = %self.backend(),

@@ -32,9 +32,9 @@ pub enum LockMode {
     /// Wait for the lock, up to the lock timeout.
     #[default]
     Wait,
-    /// Fail at once with [`ErrorKind::LockNotAvailable`].
+    /// Fail at once with [`ErrorKind::LockNotAvailable`](crate::ErrorKind::LockNotAvailable).
     NoWait,
-    /// Do not wait and do not fail: report [`ErrorKind::RowSkipped`].
+    /// Do not wait and do not fail: report [`ErrorKind::RowSkipped`](crate::ErrorKind::RowSkipped).
     SkipLocked,
 }
 
