@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::driver::{Arg, Driver};
 use super::idempotency::StoredResponse;
 use super::sql::Statements;
-use super::{Backend, Counter, LockMode, Pk, PostRow, TxMode, common, mysql, postgres, sqlite};
+use super::{Counter, LockMode, Pk, PostRow, TxMode, common};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// The operations a strategy needs, per backend. An operation every backend runs alike is a default
@@ -184,14 +184,4 @@ pub(crate) type Conn<DB> = <DB as sqlx::Database>::Connection;
 /// Wraps a driver error of backend `D` into a classified [`DbError`].
 pub(crate) fn db_err<D: Dialect>(err: sqlx::Error) -> DbError {
     DbError::classified(D::classify(&err), err)
-}
-
-/// Classifies a driver error of `backend` exactly as a session would: for code that runs SQL of its
-/// own on raw connections (the anomaly suite) and must not keep a second copy of the code tables.
-pub(crate) fn classify(backend: Backend, err: &sqlx::Error) -> ErrorKind {
-    match backend {
-        Backend::Postgres => <postgres::Postgres as Dialect>::classify(err),
-        Backend::MySql => <mysql::MySql as Dialect>::classify(err),
-        Backend::Sqlite => <sqlite::Sqlite as Dialect>::classify(err),
-    }
 }

@@ -9,6 +9,7 @@
 //! no code of its own.
 
 mod answer;
+mod classify;
 mod common;
 mod connect;
 mod database;
@@ -26,9 +27,10 @@ mod types;
 mod url;
 
 pub(crate) use self::answer::{locked_row, not_found, read_counter, relabel_for_lock_mode, slot_error};
+pub(crate) use self::classify::classify;
 pub use self::connect::{ConnectError, Refusal};
 pub use self::database::Database;
-pub(crate) use self::dialect::{Conn, Dialect, classify, db_err};
+pub(crate) use self::dialect::{Conn, Dialect, db_err};
 pub use self::idempotency::StoredResponse;
 pub use self::mysql::NodeState;
 pub use self::options::ConnectOptions;

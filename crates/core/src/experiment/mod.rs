@@ -17,6 +17,8 @@
 //!
 //! This file holds the settings and their checks; the rest lives beside it, one job a file.
 
+/// How one increment ended: acknowledged, failed or in doubt.
+mod fate;
 /// The outcome and its accounting from the counts and the counter.
 mod outcome;
 /// Live counts for whoever watches a run, and the stop they may ask for.

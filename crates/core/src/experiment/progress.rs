@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use super::fate::Fate;
 use super::stats::{count_by_kind, kind_index};
-use super::worker::Fate;
 use crate::error::ErrorKind;
 
 /// Counts shared by the workers while they run, for whoever watches (a request that times out, a

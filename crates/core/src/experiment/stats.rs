@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::worker::Fate;
+use super::fate::Fate;
 use crate::error::ErrorKind;
 
 /// One worker's counts, merged into its node's and the experiment's at the end (no shared state while

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::Barrier;
 use tracing::Instrument;
 
+use super::fate::Fate;
 use super::progress::Progress;
 use super::stats::{WorkerStats, kind_index};
 use super::{Experiment, StopAfter};
@@ -169,17 +170,6 @@ fn trace_ending(step: &Step<'_>, result: &Result<i64, DbError>) {
             step.record(kind, Seen { detail: Some(err.kind()), ..Seen::default() });
         }
     }
-}
-
-/// How one increment ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fate {
-    /// The strategy reported it done: it must be in the row.
-    Acknowledged,
-    /// Known not applied: the database refused it, or rolled it back.
-    Failed(ErrorKind),
-    /// The answer to the statement that would have committed it was lost.
-    InDoubt,
 }
 
 /// Whether a worker should go on after an increment.
