@@ -1,7 +1,7 @@
 //! Logging: `tracing` to stderr, as text or JSON, filtered by `RUST_LOG` syntax.
 //!
 //! Never writes to stdout (that is the commands' output, which programs read), and never lets a
-//! filter turn on the one log target known to print a URL parameter's value (see [`init`]).
+//! filter turn on the one log target known to print a URL parameter's value (see [`init`](crate::telemetry::init)).
 
 use std::io::IsTerminal;
 

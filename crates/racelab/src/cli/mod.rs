@@ -1,5 +1,5 @@
 //! The command line: `racelab serve | lab | bench | anomalies | migrate`. Parses it, sets up logging,
-//! runs one subcommand and prints its [`Failure`](failure::Failure) as `error: ...` with its exit code.
+//! runs one subcommand and prints its `Failure` (cli/failure.rs) as `error: ...` with its exit code.
 //!
 //! Never prints a password: clap's own errors, which repeat what was typed, are redacted here; every
 //! other message comes from errors that name a URL only in its redacted form.

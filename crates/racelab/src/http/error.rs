@@ -2,8 +2,8 @@
 //! an `application/problem+json` body with `type`, `title`, `status` and a `detail` that names the
 //! parameter or the cause.
 //!
-//! [`ApiError`] is the one error type of the HTTP layer. It decides the status from the core's
-//! [`ErrorKind`], never from message text, and it never sends a driver's message, an internal error's
+//! [`ApiError`](crate::http::error::ApiError) is the one error type of the HTTP layer. It decides the status from the core's
+//! [`ErrorKind`](racelab_core::ErrorKind), never from message text, and it never sends a driver's message, an internal error's
 //! text or a database URL to the client: those are logged, the client gets a fixed sentence.
 
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! `racelab_core::likes`), a retry gets the stored answer (`Idempotent-Replayed: true`), the key used
 //! for another post is 422, and a retry that waits longer than the lock timeout for the first request
 //! to finish is 409. With `serve --combine-likes`, concurrent likes on one post are made together in
-//! one transaction (see [`super::combining`]).
+//! one transaction (see `combining.rs`).
 //!
 //! ```sh
 //! curl -si -X POST http://127.0.0.1:8000/posts/2/likes -H 'Idempotency-Key: "8e03978e-40d5"'

@@ -2,8 +2,8 @@
 //! the parser cannot disagree: every error is a 400 problem naming the parameter and what it accepts.
 //!
 //! An endpoint's parameters are one struct that derives both `utoipa::IntoParams` (the document) and
-//! `serde::Deserialize` (the value the handler gets). [`ApiQuery`] reads the struct's documented
-//! parameters, applies the server's configured maxima to them (the same [`Limits`] the published
+//! `serde::Deserialize` (the value the handler gets). [`ApiQuery`](crate::http::query::ApiQuery) reads the struct's documented
+//! parameters, applies the server's configured maxima to them (the same [`Limits`](crate::http::limits::Limits) the published
 //! document shows), and checks the query against them before serde sees it:
 //! - a parameter the endpoint does not document is refused (a typo such as `worker=16` must not
 //!   silently run the default), and so is a parameter given twice (which one would win?);
@@ -12,7 +12,7 @@
 //! - booleans are `true` or `false`, and strings one of the documented `enum` values;
 //! - an absent parameter takes its documented default.
 //!
-//! A value echoed in an error is cut to [`ECHO_LIMIT`] characters: a 60 kB value must not come back
+//! A value echoed in an error is cut to [`ECHO_LIMIT`](crate::http::echo::ECHO_LIMIT) characters: a 60 kB value must not come back
 //! twice in a 400 body.
 
 use axum::extract::{FromRequestParts, Query};

@@ -3,7 +3,7 @@
 //! a post's JSON, is a few bytes). Each answer is
 //! a problem naming the limit.
 //!
-//! Each limit is well below what hyper reads of a request head ([`MAX_HEAD_BYTES`]): past that, hyper
+//! Each limit is well below what hyper reads of a request head ([`MAX_HEAD_BYTES`](crate::http::request_limits::MAX_HEAD_BYTES)): past that, hyper
 //! answers 431 (or 414, 400) itself, with an empty body, before any of this runs; `connections` turns
 //! those answers into problems on their way out, but a limit of our own is the answer a client
 //! normally meets, with the numbers in it.

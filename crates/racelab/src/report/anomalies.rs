@@ -1,7 +1,7 @@
 //! The matrix `racelab anomalies` prints: case x isolation level, each cell what was measured next to
 //! Hermitage's published result, then a legend and every cell that differs.
 //!
-//! Renders a [`Matrix`] the core measured; never runs a case or changes a verdict, and stays within
+//! Renders a [`Matrix`](racelab_core::anomalies::Matrix) the core measured; never runs a case or changes a verdict, and stays within
 //! 80 columns (but for the URLs it names).
 
 use racelab_core::ErrorKind;

@@ -1,5 +1,5 @@
-//! The bench's results as data: one [`BenchCell`] per strategy and worker count, and the
-//! [`BenchReport`] that the table, the JSON and CSV files and the charts are all drawn from.
+//! The bench's results as data: one [`BenchCell`](crate::report::bench::BenchCell) per strategy and worker count, and the
+//! [`BenchReport`](crate::report::bench::BenchReport) that the table, the JSON and CSV files and the charts are all drawn from.
 //!
 //! Kept apart from the renderers so that every output shows the same figures, computed once here,
 //! including the one judgement the bench makes: whether the invariant `actual == acknowledged` held.

@@ -1,7 +1,7 @@
 //! The table printed at the end of `racelab bench`: one row per strategy and worker count, compact
 //! (80 columns) or wide.
 //!
-//! Lays out the figures [`super::bench`] computed; never computes one of its own, so the table, the
+//! Lays out the figures [`bench`](crate::report::bench) computed; never computes one of its own, so the table, the
 //! JSON, the CSV and the chart agree.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;

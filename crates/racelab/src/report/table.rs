@@ -1,7 +1,7 @@
 //! Terminal tables of `racelab lab`'s outcomes: a compact form that fits an 80-column terminal, the
 //! wide one, and the figures per node.
 //!
-//! Only lays out what each [`Outcome`] says; never computes a figure or a verdict of its own (the core
+//! Only lays out what each [`Outcome`](racelab_core::Outcome) says; never computes a figure or a verdict of its own (the core
 //! does), so the table and the JSON cannot disagree.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;

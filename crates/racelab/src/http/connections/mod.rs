@@ -3,12 +3,12 @@
 //! sockets under `ulimit -n 256` left `/health` unanswered. It must never close a busy connection
 //! (from the first byte of a request to the last byte of its response) except at its own deadline.
 //!
-//! - **Idle timeouts** ([`activity`]): a connection must send a whole request head within the header
+//! - **Idle timeouts** ([`activity`](crate::http::connections::activity)): a connection must send a whole request head within the header
 //!   timeout (from its accept, or from the first bytes of a request on a kept-alive connection), and
 //!   is closed after the keep-alive timeout without a request. A request being served is never cut
 //!   here (the request timeout bounds it), nor a response being written while the client reads it,
 //!   however slowly; one the client reads nothing of for the keep-alive timeout is.
-//! - **A cap** ([`budget`]), below the open-files limit less what the database pool and the process
+//! - **A cap** ([`budget`](crate::http::connections::budget)), below the open-files limit less what the database pool and the process
 //!   need, so `accept` never fails for lack of descriptors. At the cap, the connection idle the
 //!   longest is closed to make room (`registry`): an idle connection costs its client nothing but a
 //!   reconnect, a refused request costs an answer. Only when every connection is busy is the new one
