@@ -138,6 +138,41 @@ pub fn members<T: JsonBody>(value: Value) -> Result<T, ApiError> {
     })
 }
 
+/// The members `T` declares, in order, as serde's derive names them to a deserializer (which asks for
+/// a struct with these fields); for a refusal that lists them.
+pub fn declared_members<T: DeserializeOwned>() -> &'static [&'static str] {
+    let fields = Cell::new(&[][..]);
+    // The derive asks for its fields, then the answer, an error, ends the reading.
+    let _ = T::deserialize(Fields(&fields));
+    fields.get()
+}
+
+/// A deserializer that only records the fields a struct asks for.
+struct Fields<'a>(&'a Cell<&'static [&'static str]>);
+
+impl<'de> Deserializer<'de> for Fields<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.set(fields);
+        Err(serde::de::Error::custom("fields recorded"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
+}
+
 /// The member serde names in `missing field `x``.
 fn missing_member(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.strip_suffix('`')

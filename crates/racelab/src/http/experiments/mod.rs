@@ -21,16 +21,20 @@
 //! The handlers register, find and stop runs; they must never run an experiment in the request's own
 //! task.
 
+/// The body of `POST /experiments` as sent, and its check against this server's bounds.
+mod body;
 /// The SSE stream of one run.
 mod events;
 /// The runs under way and kept, bounded (the service's state holds them).
 pub(super) mod registry;
-/// The body of `POST /experiments`, checked member by member.
+/// What a run was asked to do, normalized.
 mod request;
 /// One run: request, live progress, results, end.
 mod run;
 /// What runs a run: lab and bench experiments, or the anomalies suite.
 mod runner;
+/// The body's published schema, with this server's bounds.
+mod schema;
 /// A run's place among those under way.
 mod slot;
 
@@ -38,22 +42,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::IntoResponses;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::openapi::schema::Schema;
+use utoipa::{IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use self::body::ExperimentBody;
 pub use self::registry::Registry;
-pub use self::request::{Bounds, ExperimentBody, ExperimentRequest, Kind};
+pub use self::request::{Bounds, ExperimentRequest, Kind};
 pub use self::run::{CellProgress, RunState, RunView};
 // The CLI and the tests name the run limits by this path.
 pub use super::config::RunLimits;
 use super::echo::echo;
 use super::error::ApiError;
+use super::json_body::ApiJson;
 use super::openapi::problems;
 use super::state::AppState;
 
@@ -66,16 +73,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stop_run))
 }
 
-/// Publishes the body's schema with this server's maxima and strategies (see [`request::body_schema`]).
+/// Publishes the body's schema with this server's maxima and strategies (see [`Bounds::apply`]).
 pub fn document(mut doc: utoipa::openapi::OpenApi, state: &AppState) -> utoipa::openapi::OpenApi {
-    let schema = request::body_schema(&request::Bounds::of(state));
-    match serde_json::from_value(schema) {
-        Ok(schema) => {
-            if let Some(components) = doc.components.as_mut() {
-                components.schemas.insert("ExperimentBody".to_owned(), schema);
-            }
-        }
-        Err(err) => tracing::error!(%err, "the body schema of /experiments does not parse; the derived one stays"),
+    let schemas = doc.components.as_mut().map(|components| &mut components.schemas);
+    match schemas.and_then(|schemas| schemas.get_mut(ExperimentBody::name().as_ref())) {
+        Some(RefOr::T(Schema::Object(body))) => Bounds::of(state).apply(body),
+        _ => tracing::error!("the document has no body schema of /experiments to set this server's bounds on"),
     }
     doc
 }
@@ -113,8 +116,12 @@ impl IntoResponses for ReadErrors {
             headers(("Location" = String, description = "The run's URL"))),
         CreateErrors,
     ))]
-#[tracing::instrument(level = "debug", skip_all, fields(kind = ?request.kind))]
-pub async fn create_run(State(state): State<AppState>, request: ExperimentRequest) -> Result<Response, ApiError> {
+#[tracing::instrument(level = "debug", skip_all, fields(kind = ?body.kind))]
+pub async fn create_run(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ExperimentBody>,
+) -> Result<Response, ApiError> {
+    let request = body.validate(&Bounds::of(&state))?;
     if let Some(plan) = &request.plan {
         let most = plan.workers.counts().into_iter().max().unwrap_or(1);
         state.check_workers(most)?;
@@ -193,15 +200,6 @@ impl Bounds {
             max_increments: limits.max_increments,
             slots: state.slots(),
         }
-    }
-}
-
-impl FromRequest<AppState> for ExperimentRequest {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let value = super::json_body::read(request, state, &["application/json"]).await?;
-        Self::read(value, &Bounds::of(state))
     }
 }
 

@@ -1,0 +1,363 @@
+//! The body of `POST /experiments` as a client sends it, [`ExperimentBody`]: read by
+//! [`ApiJson`](crate::http::json_body::ApiJson) (415, 413, 400, and a 422 naming the member that is
+//! unknown, repeated, missing or of the wrong type), then checked against this server's database and
+//! limits by [`ExperimentBody::validate`] (a 422 naming the member out of range), which gives the
+//! normalized [`ExperimentRequest`]. The published schema is the one derived from this type, with the
+//! server's bounds set on it by `Bounds::apply` (`schema.rs`).
+//!
+//! It must never accept a body the published document refuses, nor refuse one it allows.
+
+use racelab_core::{Experiment, LockMode, Strategy};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::request::{Bounds, ExperimentRequest, Kind, MAX_SWEEP, Plan, Workers};
+use crate::http::echo::echo;
+use crate::http::error::ApiError;
+use crate::http::json_body::{JsonBody, declared_members, whole_number};
+
+/// An experiment run to start. Every member but `kind` may be absent or `null`, its default; the
+/// members an `anomalies` run does not use are checked all the same (the document has one schema for
+/// the body, whatever its kind).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(
+    description = "An experiment run. Members other than `kind` are optional (`null` is the default) and, \
+        checked but not used, by `anomalies`.",
+    example = json!({"kind": "lab", "strategies": ["naive", "atomic"], "workers": 2, "increments": 10,
+        "force_race": true, "lock_mode": "wait"})
+)]
+pub struct ExperimentBody {
+    // Described in `kind_schema`: derived inline, `Kind`'s schema would stand in an `allOf` beside the
+    // member's description, and `lock_mode`'s enum in a `oneOf` beside `null`.
+    #[serde(deserialize_with = "kind")]
+    #[schema(schema_with = kind_schema)]
+    pub kind: Kind,
+    /// Default: every strategy the database supports
+    // The names the database supports are this server's: `Bounds::apply` lists them.
+    #[serde(default, deserialize_with = "strategies")]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1)]
+    pub strategies: Option<Vec<Strategy>>,
+    /// One count (a lab's default: 2) or a list (a bench's default: [1, 2, 4, 8])
+    // Each count's maximum is this server's: `Bounds::apply` states the counts.
+    #[schema(value_type = Option<Value>)]
+    pub workers: Option<Counts>,
+    /// Per worker; default 10 for a lab, 100 for a bench
+    // `isize` is documented as a bare `integer` (no `format`, no `minimum: 0`), as JSON Schema reads one.
+    #[schema(value_type = Option<isize>, minimum = 1)]
+    pub increments: Option<Sent>,
+    /// Every worker reads before any writes, on its first increment
+    #[serde(default, deserialize_with = "force_race")]
+    pub force_race: Option<bool>,
+    #[serde(default, deserialize_with = "lock_mode")]
+    #[schema(schema_with = lock_mode_schema)]
+    pub lock_mode: Option<LockMode>,
+    /// The post to work on (created if missing); default: a fresh post per experiment
+    #[serde(default, deserialize_with = "post")]
+    #[schema(value_type = Option<isize>, minimum = 1, maximum = 2147483647)]
+    pub post: Option<i64>,
+}
+
+impl JsonBody for ExperimentBody {
+    const MEDIA_TYPES: &'static [&'static str] = &["application/json"];
+    const NOT_AN_OBJECT: &'static str = "must be a JSON object such as {\"kind\": \"lab\"}";
+
+    fn unknown_member() -> String {
+        format!("is not a member of an experiment; the members are {}", declared_members::<Self>().join(", "))
+    }
+
+    // Only `kind` is required.
+    fn missing(_member: &str) -> String {
+        "is required: lab, bench or anomalies".to_owned()
+    }
+}
+
+/// A number as it was sent, for a member whose range is this server's: its value if it is a whole
+/// number, and what was sent, for the refusal (which states the range, so `validate` words it).
+#[derive(Debug)]
+pub struct Sent {
+    whole: Option<i64>,
+    text: String,
+}
+
+impl Sent {
+    fn of(value: &Value) -> Self {
+        Self { whole: whole_number(value), text: got(value) }
+    }
+
+    /// The number, if it is a whole number from 1 to `max`.
+    fn up_to(&self, max: i64) -> Option<i64> {
+        self.whole.filter(|n| (1..=max).contains(n))
+    }
+}
+
+impl<'de> Deserialize<'de> for Sent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|value| Self::of(&value))
+    }
+}
+
+/// `workers` as sent: one count, or a list of them.
+#[derive(Debug)]
+pub enum Counts {
+    One(Sent),
+    List(Vec<Sent>),
+}
+
+impl<'de> Deserialize<'de> for Counts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::Array(items) => Counts::List(items.iter().map(Sent::of).collect()),
+            one => Counts::One(Sent::of(&one)),
+        })
+    }
+}
+
+/// A member's JSON text, cut for an error message.
+fn got(value: &Value) -> String {
+    echo(&value.to_string())
+}
+
+// Each member's reader below takes what was sent as JSON and refuses it in the member's own words,
+// quoting it (cut by `echo`): the extractor names the member.
+
+fn kind<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Kind, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Kind::deserialize(&value)
+        .map_err(|_| D::Error::custom(format!("must be lab, bench or anomalies, got `{}`", got(&value))))
+}
+
+/// `kind`'s schema: [`Kind`]'s own (its names), described as the member.
+fn kind_schema() -> RefOr<Schema> {
+    let mut schema = Kind::schema();
+    if let RefOr::T(Schema::Object(kind)) = &mut schema {
+        kind.description = Some(
+            "lab: each strategy once (traced when at most 4 workers x 10 increments); bench: each strategy at \
+            each worker count; anomalies: Hermitage's isolation tests"
+                .to_owned(),
+        );
+    }
+    schema
+}
+
+fn strategies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Strategy>>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    let names = value.as_array().filter(|names| !names.is_empty()).ok_or_else(|| {
+        D::Error::custom(format!("must be a non-empty list of strategy names, got `{}`", got(&value)))
+    })?;
+    let strategy = |name: &Value| {
+        let text = name
+            .as_str()
+            .ok_or_else(|| D::Error::custom(format!("must hold strategy names (strings), got `{}`", got(name))))?;
+        text.parse::<Strategy>().map_err(D::Error::custom)
+    };
+    names.iter().map(strategy).collect::<Result<_, _>>().map(Some)
+}
+
+fn force_race<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::Bool(force) => Ok(Some(force)),
+        other => Err(D::Error::custom(format!("must be true or false, got `{}`", got(&other)))),
+    }
+}
+
+fn lock_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<LockMode>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::String(name) => name
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("must be wait, nowait or skip-locked, got `{}`", echo(&name)))),
+        other => {
+            Err(D::Error::custom(format!("must be a string (wait, nowait or skip-locked), got `{}`", got(&other))))
+        }
+    }
+}
+
+/// `lock_mode`'s schema: the names of [`LockMode`], or `null`.
+fn lock_mode_schema() -> Object {
+    let names = LockMode::ALL.into_iter().map(|mode| Value::from(mode.as_str())).chain([Value::Null]);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(names))
+        .description(Some("What `pessimistic` does at a locked row; default wait"))
+        .build()
+}
+
+fn post<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    let max = i64::from(i32::MAX);
+    match whole_number(&value).filter(|pk| (1..=max).contains(pk)) {
+        Some(pk) => Ok(Some(pk)),
+        None => Err(D::Error::custom(format!("must be an integer between 1 and {max}, got `{}`", got(&value)))),
+    }
+}
+
+fn invalid(name: &str, reason: String) -> ApiError {
+    ApiError::InvalidBody { name: name.to_owned(), reason }
+}
+
+impl ExperimentBody {
+    /// The run this body asks for on this server: what the member types cannot know checked against
+    /// `bounds` (the strategies the database supports, the maxima of `workers` and `increments`), in
+    /// the order of the members, defaults filled in and names made canonical.
+    pub fn validate(self, bounds: &Bounds) -> Result<ExperimentRequest, ApiError> {
+        let kind = self.kind;
+        let lock_mode = self.lock_mode.unwrap_or(LockMode::Wait);
+        let strategies = supported(self.strategies, bounds, lock_mode)?;
+        let workers = match (kind, self.workers) {
+            (Kind::Bench, sent) | (_, sent @ Some(Counts::List(_))) => Workers::Sweep(sweep(sent, bounds)?),
+            (_, Some(Counts::One(sent))) => Workers::One(count(&sent, bounds)?),
+            (_, None) => Workers::One(2),
+        };
+        let max_increments = bounds.max_increments.min(Experiment::MAX_INCREMENTS);
+        let increments = match self.increments {
+            None if kind == Kind::Bench => 100.min(max_increments),
+            None => 10.min(max_increments),
+            Some(sent) => sent.up_to(max_increments as i64).map(|n| n as u64).ok_or_else(|| {
+                invalid("increments", format!("must be an integer between 1 and {max_increments}, got `{}`", sent.text))
+            })?,
+        };
+        let force_race = self.force_race.unwrap_or(false);
+        let plan = Plan { strategies, workers, increments, force_race, lock_mode, post: self.post };
+        // An anomalies run takes no settings; they were checked all the same.
+        Ok(ExperimentRequest { kind, plan: (kind != Kind::Anomalies).then_some(plan) })
+    }
+}
+
+/// The strategies to run (default: every one the database supports), each once, `pessimistic` at
+/// `lock_mode` and `sharded` over the server's slots.
+fn supported(names: Option<Vec<Strategy>>, bounds: &Bounds, lock_mode: LockMode) -> Result<Vec<Strategy>, ApiError> {
+    let adjust = |s: Strategy| match s {
+        Strategy::Pessimistic(LockMode::Wait) => Strategy::Pessimistic(lock_mode),
+        other => other.with_slots(bounds.slots),
+    };
+    let Some(names) = names else {
+        return Ok(Strategy::all_for(bounds.backend).into_iter().map(adjust).collect());
+    };
+    let mut strategies: Vec<Strategy> = Vec::with_capacity(names.len());
+    for strategy in names {
+        if !strategy.supported_on(bounds.backend) {
+            return Err(invalid("strategies", format!("`{strategy}` is not supported on {}", bounds.backend)));
+        }
+        let strategy = adjust(strategy);
+        if !strategies.contains(&strategy) {
+            strategies.push(strategy);
+        }
+    }
+    Ok(strategies)
+}
+
+/// One worker count, within this server's limit.
+fn count(sent: &Sent, bounds: &Bounds) -> Result<usize, ApiError> {
+    sent.up_to(bounds.max_workers as i64).map(|n| n as usize).ok_or_else(|| {
+        let max = bounds.max_workers;
+        invalid("workers", format!("must be an integer between 1 and {max} (this server's limit), got `{}`", sent.text))
+    })
+}
+
+/// A sweep's worker counts (default: 1, 2, 4, 8 within the limit), sorted, without repeats.
+fn sweep(sent: Option<Counts>, bounds: &Bounds) -> Result<Vec<usize>, ApiError> {
+    let mut counts = match sent {
+        None => [1, 2, 4, 8].into_iter().filter(|n| *n <= bounds.max_workers).collect(),
+        Some(Counts::One(one)) => vec![count(&one, bounds)?],
+        Some(Counts::List(list)) if (1..=MAX_SWEEP).contains(&list.len()) => {
+            list.iter().map(|one| count(one, bounds)).collect::<Result<_, _>>()?
+        }
+        Some(Counts::List(_)) => {
+            return Err(invalid("workers", format!("must list 1 to {MAX_SWEEP} worker counts")));
+        }
+    };
+    counts.sort_unstable();
+    counts.dedup();
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use racelab_core::Backend;
+    use serde_json::json;
+
+    use super::*;
+    use crate::http::json_body::members;
+
+    fn bounds() -> Bounds {
+        Bounds { backend: Backend::Sqlite, max_workers: 32, max_increments: 1000, slots: 64 }
+    }
+
+    /// A body read as `POST /experiments` reads it, after its media type and syntax.
+    fn read(body: Value) -> Result<ExperimentRequest, ApiError> {
+        members::<ExperimentBody>(body)?.validate(&bounds())
+    }
+
+    fn refused(body: Value) -> String {
+        match read(body.clone()) {
+            Err(ApiError::InvalidBody { name, .. }) => name,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lab_body_is_normalized_with_its_defaults() {
+        let request =
+            read(json!({"kind": "lab", "strategies": ["naive", "pessimistic"], "lock_mode": "nowait"})).unwrap();
+        let shown = serde_json::to_value(&request).unwrap();
+        assert_eq!(
+            shown,
+            json!({"kind": "lab", "strategies": ["naive", "pessimistic-nowait"], "workers": 2, "increments": 10,
+                "force_race": false, "lock_mode": "nowait", "post": null})
+        );
+        let all = read(json!({"kind": "bench", "workers": [8, 1, 8]})).unwrap();
+        let plan = all.plan.unwrap();
+        assert_eq!(plan.workers, Workers::Sweep(vec![1, 8]));
+        assert!(!plan.strategies.contains(&Strategy::Advisory), "not on SQLite");
+        assert_eq!(plan.cells().len(), plan.strategies.len() * 2);
+        let anomalies = read(json!({"kind": "anomalies", "workers": 4})).unwrap();
+        assert_eq!(serde_json::to_value(&anomalies).unwrap(), json!({"kind": "anomalies"}));
+    }
+
+    #[test]
+    fn every_refusal_names_its_member() {
+        assert_eq!(refused(json!([1])), "body");
+        assert_eq!(refused(json!({})), "kind");
+        assert_eq!(refused(json!({"kind": "lap"})), "kind");
+        assert_eq!(refused(json!({"kind": "lab", "workers": 0})), "workers");
+        assert_eq!(refused(json!({"kind": "lab", "workers": 33})), "workers");
+        assert_eq!(refused(json!({"kind": "lab", "workers": [2, 0]})), "workers");
+        assert_eq!(refused(json!({"kind": "lab", "workers": "2"})), "workers");
+        assert_eq!(refused(json!({"kind": "bench", "workers": []})), "workers");
+        assert_eq!(refused(json!({"kind": "lab", "increments": 1001})), "increments");
+        assert_eq!(refused(json!({"kind": "lab", "strategies": ["optimstic"]})), "strategies");
+        assert_eq!(refused(json!({"kind": "lab", "strategies": ["advisory"]})), "strategies");
+        assert_eq!(refused(json!({"kind": "lab", "strategies": []})), "strategies");
+        assert_eq!(refused(json!({"kind": "lab", "force_race": "yes"})), "force_race");
+        assert_eq!(refused(json!({"kind": "lab", "lock_mode": "wiat"})), "lock_mode");
+        assert_eq!(refused(json!({"kind": "lab", "post": 0})), "post");
+        assert_eq!(refused(json!({"kind": "lab", "colour": "red"})), "colour");
+        assert_eq!(refused(json!({"kind": "anomalies", "increments": 11_000})), "increments");
+    }
+
+    #[test]
+    fn an_unknown_member_is_refused_with_the_members_in_their_order() {
+        let Err(ApiError::InvalidBody { name, reason }) = read(json!({"kind": "lab", "colour": "red"})) else {
+            panic!("an unknown member was accepted");
+        };
+        assert_eq!(name, "colour");
+        assert_eq!(
+            reason,
+            "is not a member of an experiment; the members are kind, strategies, workers, increments, force_race, \
+            lock_mode, post"
+        );
+    }
+}
