@@ -1,7 +1,7 @@
 //! A request's JSON body, read once for every endpoint that takes one: the media type checked (415
 //! naming what was sent), the body limit's 413, a body that is not JSON a 400, and a member given twice
 //! a 422 naming it (JSON parsers keep the last or the first as they please: `{"workers": 2, "workers":
-//! 32}` must not run either silently, as a repeated query parameter does not). [`ApiJson`] then reads
+//! 32}` must not run either silently, as a repeated query parameter does not). `ApiJson` then reads
 //! the body's own type from it, each refusal a 422 naming the member (unknown, missing, or of the wrong
 //! type, in the words the member's type gives). What a body must hold beyond its types (ranges, this
 //! server's limits) is the body type's own `validate` step.

@@ -1,5 +1,5 @@
 //! The body of `POST /experiments` as a client sends it, [`ExperimentBody`]: read by
-//! [`ApiJson`](crate::http::json_body::ApiJson) (415, 413, 400, and a 422 naming the member that is
+//! `ApiJson` (`http/json_body.rs`: 415, 413, 400, and a 422 naming the member that is
 //! unknown, repeated, missing or of the wrong type), then checked against this server's database and
 //! limits by [`ExperimentBody::validate`] (a 422 naming the member out of range), which gives the
 //! normalized [`ExperimentRequest`]. The published schema is the one derived from this type, with the

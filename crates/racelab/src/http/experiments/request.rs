@@ -1,5 +1,6 @@
 //! What a run was asked to do, normalized: defaults filled in, names canonical, shown back as a run's
-//! `request`. It is made from a body by [`super::body::ExperimentBody::validate`] against the
+//! `request`. It is made from a body by
+//! [`ExperimentBody::validate`](crate::http::experiments::ExperimentBody::validate) against the
 //! [`Bounds`] of this server.
 //!
 //! Nothing here may read a request: a value of these types has already been checked.

@@ -1,6 +1,6 @@
 //! The published schema of `POST /experiments`'s body: the one derived from
-//! [`ExperimentBody`](super::body::ExperimentBody), given this server's bounds by [`Bounds::apply`]
-//! (the strategies its database supports, the maxima of `workers` and `increments`), as
+//! [`ExperimentBody`](crate::http::experiments::ExperimentBody), given this server's bounds by
+//! [`Bounds::apply`] (the strategies its database supports, the maxima of `workers` and `increments`), as
 //! `Limits::apply` does for query parameters, so that a body the document allows is a body the server
 //! runs.
 //!
