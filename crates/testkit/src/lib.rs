@@ -5,12 +5,25 @@
 //! `RACELAB_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and
 //! `RACELAB_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`). A server that cannot be
 //! reached fails the test with the URL tried and the variable to set: nothing is skipped silently.
+//!
+//! The servers are shared (PostgreSQL's `max_connections` is 100 for everybody on the machine), so a
+//! test holds few connections: at most [`CONNECTIONS_PER_TEST`] per server, or
+//! [`CONNECTIONS_PER_WIDE_TEST`] for a test of the `many-connections` group of
+//! `.config/nextest.toml`, which nextest runs alone. Connections wait for a free slot (bounded) when
+//! the server is full rather than fail at once: a correctness test is not a benchmark.
+//!
+//! A test's database is dropped however the test ends: when it returns, when it panics (the
+//! [`TestDb`] is dropped while unwinding), and, for a process that was killed (nextest's timeout),
+//! by [`sweep`] at the start of the next run (`scripts/test`).
 
 pub mod galera;
 pub mod proxy;
+mod sweep;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+pub use sweep::{SweepReport, sweep};
 
 use racelab_core::db::redact;
 use racelab_core::{Backend, ConnectOptions, Database, DatabaseUrl};
@@ -20,6 +33,51 @@ const POSTGRES_VAR: &str = "RACELAB_TEST_POSTGRES_URL";
 const MYSQL_VAR: &str = "RACELAB_TEST_MYSQL_URL";
 const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// Most connections a test holds on its server at once (its pools together), unless it belongs to
+/// the `many-connections` test group. With nextest's two test threads of this kind of machine, the
+/// ordinary tests hold at most 2 x (10 + 1 admin connection) = 22 connections of a server at once.
+pub const CONNECTIONS_PER_TEST: u32 = 10;
+
+/// Most connections a test of the `many-connections` group holds (32 workers of one experiment need
+/// 32). That group runs alone (`threads-required` all of nextest's threads), so the suite never holds
+/// more than 32 + 1 admin connection of a server at once.
+pub const CONNECTIONS_PER_WIDE_TEST: u32 = 32;
+
+/// The nextest test group of the tests that may open [`CONNECTIONS_PER_WIDE_TEST`] connections.
+pub const WIDE_GROUP: &str = "many-connections";
+
+/// How long a test waits for a connection from its pool, or for the server to have a free one: long,
+/// because the machine may be loaded and the server shared. A correctness test is not a benchmark.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the admin connection (creating and dropping test databases) waits for a server that is
+/// out of connections to have one free.
+const ADMIN_WAIT: Duration = Duration::from_secs(120);
+
+/// The prefix of every test database (and SQLite file), followed by its creation time in Unix seconds
+/// and a random part: `racelab_t_1765080000_<32 hex digits>`. [`sweep`] reads the time back.
+pub const NAME_PREFIX: &str = "racelab_t_";
+
+/// The pool size a test may have on a server: [`CONNECTIONS_PER_TEST`], or
+/// [`CONNECTIONS_PER_WIDE_TEST`] when `wide` and the test runs in the [`WIDE_GROUP`]. Under nextest a
+/// wide pool outside that group is a mistake that would break the suite's connection budget, and
+/// panics saying where to add the test. (`cargo test` runs tests as threads of one process, without
+/// groups: nothing to check there.)
+pub fn pool_size(wide: bool) -> u32 {
+    if !wide {
+        return CONNECTIONS_PER_TEST;
+    }
+    if std::env::var_os("NEXTEST").is_some() {
+        let group = std::env::var("NEXTEST_TEST_GROUP").unwrap_or_default();
+        assert_eq!(
+            group, WIDE_GROUP,
+            "this test opens up to {CONNECTIONS_PER_WIDE_TEST} connections: add it to the `{WIDE_GROUP}` \
+             group in .config/nextest.toml, which runs alone, so the suite stays within its connection budget"
+        );
+    }
+    CONNECTIONS_PER_WIDE_TEST
+}
 
 /// Runs one async test body on every backend: `on_every_backend!(name);` for an
 /// `async fn name(db: TestDb)` generates `name::postgres`, `name::mysql` and `name::sqlite`, so a
@@ -87,7 +145,7 @@ enum Location {
 impl TestDb {
     /// Creates an empty database of its own (nothing migrated yet).
     pub async fn create(backend: Backend) -> Self {
-        let name = format!("racelab_t_{}", uuid::Uuid::new_v4().simple());
+        let name = new_name(SystemTime::now());
         let (url, location) = match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{name}.db"));
@@ -103,12 +161,42 @@ impl TestDb {
         Self { backend, url, location: Some(location) }
     }
 
-    /// Connect options for this database: a pool large enough for 32 workers, short timeouts.
+    /// Connect options for this database: a pool of [`CONNECTIONS_PER_TEST`], and a wait for a
+    /// connection sized for a loaded machine ([`ACQUIRE_TIMEOUT`]).
     pub fn options(&self) -> ConnectOptions {
         let mut options = ConnectOptions::new(DatabaseUrl::parse(&self.url).expect("test URL parses"));
-        options.max_connections = 40;
-        options.acquire_timeout = Duration::from_secs(20);
+        options.max_connections = pool_size(false);
+        options.acquire_timeout = ACQUIRE_TIMEOUT;
         options
+    }
+
+    /// [`TestDb::options`] with a pool of [`CONNECTIONS_PER_WIDE_TEST`], for 32 workers at once; only
+    /// for tests of the [`WIDE_GROUP`] (see [`pool_size`]).
+    pub fn wide_options(&self) -> ConnectOptions {
+        ConnectOptions { max_connections: self.wide_pool_size(), ..self.options() }
+    }
+
+    /// [`CONNECTIONS_PER_WIDE_TEST`]. On a server, only for tests of the [`WIDE_GROUP`] (see
+    /// [`pool_size`]); a SQLite file takes no server connection, so its tests need no group.
+    pub fn wide_pool_size(&self) -> u32 {
+        match self.backend {
+            Backend::Sqlite => CONNECTIONS_PER_WIDE_TEST,
+            Backend::Postgres | Backend::MySql => pool_size(true),
+        }
+    }
+
+    /// Connects with [`TestDb::wide_options`] and applies the migrations.
+    pub async fn connect_wide(&self) -> Database {
+        self.connect_with(self.wide_options()).await
+    }
+
+    /// The database's name (on SQLite, the file's name without `.db`).
+    pub fn name(&self) -> &str {
+        match &self.location {
+            Some(Location::Server { name, .. }) => name,
+            Some(Location::File(path)) => path.file_stem().and_then(|s| s.to_str()).unwrap_or_default(),
+            None => "",
+        }
     }
 
     /// Connects with [`TestDb::options`] and applies the migrations.
@@ -165,7 +253,7 @@ async fn drop_location(backend: Backend, location: Location) {
 
 /// MariaDB waits for open transactions on a database before dropping it: end them.
 async fn kill_mysql_sessions(admin_url: &str, name: &str) {
-    let Ok(mut conn) = sqlx::MySqlConnection::connect(admin_url).await else { return };
+    let mut conn: sqlx::MySqlConnection = admin_connect(Backend::MySql, admin_url, MYSQL_VAR).await;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
     )
@@ -186,23 +274,93 @@ fn server_url(backend: Backend) -> (&'static str, &'static str) {
 }
 
 async fn admin_execute(backend: Backend, admin_url: &str, var: &str, sql: &str) {
-    let unreachable = |e: sqlx::Error| -> ! {
-        panic!(
-            "cannot reach the test {backend} server at {} ({e}); start it or set {var} to a reachable URL",
-            redact(admin_url)
-        )
-    };
     let sql = sqlx::raw_sql(AssertSqlSafe(sql.to_owned()));
     match backend {
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap_or_else(|e| unreachable(e));
+            let mut conn: sqlx::PgConnection = admin_connect(backend, admin_url, var).await;
             conn.execute(sql).await.unwrap_or_else(|e| panic!("{e}"));
         }
         _ => {
-            let mut conn = sqlx::MySqlConnection::connect(admin_url).await.unwrap_or_else(|e| unreachable(e));
+            let mut conn: sqlx::MySqlConnection = admin_connect(backend, admin_url, var).await;
             conn.execute(sql).await.unwrap_or_else(|e| panic!("{e}"));
         }
     }
+}
+
+/// Whether a server refused a connection because it has none left: PostgreSQL 53300 (its
+/// `max_connections`, or a role's limit), MariaDB/MySQL 1040 (`max_connections`), 1203 and 1226 (a
+/// user's limit).
+pub fn is_out_of_connections(err: &sqlx::Error) -> bool {
+    let Some(db) = err.as_database_error() else { return false };
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(mysql.number(), 1040 | 1203 | 1226);
+    }
+    db.code().as_deref() == Some("53300")
+}
+
+/// An admin connection to a test server. A server with no connection left is waited for (at most
+/// [`ADMIN_WAIT`]), saying so once: other clients share it. One that does not answer, or refuses for
+/// another reason, fails the test with what is true.
+pub async fn admin_connect<C: Connection>(backend: Backend, admin_url: &str, var: &str) -> C {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    let mut said = false;
+    loop {
+        let err = match C::connect(admin_url).await {
+            Ok(conn) => return conn,
+            Err(err) => err,
+        };
+        if is_out_of_connections(&err) {
+            if started.elapsed() >= ADMIN_WAIT {
+                panic!(
+                    "the test {backend} server at {} has had no free connection for {} s ({err}): other clients \
+                     hold its max_connections; this suite holds at most {} of them at once, so free some, or \
+                     raise the server's limit",
+                    redact(admin_url),
+                    ADMIN_WAIT.as_secs(),
+                    CONNECTIONS_PER_WIDE_TEST + 1,
+                );
+            }
+            if !said {
+                eprintln!(
+                    "racelab-testkit: the test {backend} server at {} has no free connection ({err}); waiting for \
+                     one (at most {} s)",
+                    redact(admin_url),
+                    ADMIN_WAIT.as_secs()
+                );
+                said = true;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+            continue;
+        }
+        match err {
+            sqlx::Error::Database(db) => {
+                panic!("the test {backend} server at {} refused the connection: {db}; check {var}", redact(admin_url))
+            }
+            other => panic!(
+                "cannot reach the test {backend} server at {} ({other}); start it or set {var} to a reachable URL",
+                redact(admin_url)
+            ),
+        }
+    }
+}
+
+/// A new test database's name, made at `now`: see [`NAME_PREFIX`].
+fn new_name(now: SystemTime) -> String {
+    let seconds = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{NAME_PREFIX}{seconds}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// When a test database was made, read back from its name; `None` for a name this kit did not make.
+fn made_at(name: &str) -> Option<SystemTime> {
+    let rest = name.strip_prefix(NAME_PREFIX)?;
+    let (seconds, random) = rest.split_once('_')?;
+    if random.len() != 32 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let seconds: u64 = seconds.parse().ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
 /// The same server URL with another database name (the path), keeping any query string.

@@ -34,7 +34,7 @@ async fn slot_rows(test: &TestDb, pk: i64) -> i64 {
 }
 
 async fn total_equals_acknowledged_at_32_workers(test: TestDb) {
-    let db = test.connect().await;
+    let db = test.connect_wide().await;
     let strategy = Strategy::Sharded { slots: 64 };
     let outcome = run(&db, Experiment::new(strategy, 32, 50)).await;
     assert_eq!((outcome.expected, outcome.acknowledged, outcome.failed), (1600, 1600, 0), "{outcome:#?}");

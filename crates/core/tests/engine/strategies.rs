@@ -38,27 +38,27 @@ async fn safe_strategy_at_32_workers(db: &racelab_core::Database, strategy: Stra
 }
 
 async fn atomic_loses_nothing_at_32_workers(test: TestDb) {
-    safe_strategy_at_32_workers(&test.connect().await, Strategy::Atomic).await;
+    safe_strategy_at_32_workers(&test.connect_wide().await, Strategy::Atomic).await;
 }
 
 async fn pessimistic_loses_nothing_at_32_workers(test: TestDb) {
-    safe_strategy_at_32_workers(&test.connect().await, Strategy::Pessimistic(LockMode::Wait)).await;
+    safe_strategy_at_32_workers(&test.connect_wide().await, Strategy::Pessimistic(LockMode::Wait)).await;
 }
 
 async fn optimistic_loses_nothing_at_32_workers(test: TestDb) {
-    safe_strategy_at_32_workers(&test.connect().await, Strategy::Optimistic).await;
+    safe_strategy_at_32_workers(&test.connect_wide().await, Strategy::Optimistic).await;
 }
 
 async fn versioned_loses_nothing_at_32_workers(test: TestDb) {
-    safe_strategy_at_32_workers(&test.connect().await, Strategy::Versioned).await;
+    safe_strategy_at_32_workers(&test.connect_wide().await, Strategy::Versioned).await;
 }
 
 async fn serializable_loses_nothing_at_32_workers(test: TestDb) {
-    safe_strategy_at_32_workers(&test.connect().await, Strategy::Serializable).await;
+    safe_strategy_at_32_workers(&test.connect_wide().await, Strategy::Serializable).await;
 }
 
 async fn advisory_loses_nothing_at_32_workers(test: TestDb) {
-    let db = test.connect().await;
+    let db = test.connect_wide().await;
     if test.backend == Backend::Sqlite {
         let err = Experiment::new(Strategy::Advisory, 2, 1).run(&db).await.unwrap_err().to_string();
         assert!(err.contains("not supported on sqlite"), "{err}");

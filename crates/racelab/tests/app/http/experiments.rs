@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use std::time::{Duration, Instant};
 
-use crate::support::service::{Raw, assert_problem, detach_a_locked_run, spawn_app, spawn_app_with};
+use crate::support::service::{Raw, Settings, assert_problem, detach_a_locked_run, spawn_app, spawn_app_with};
 
 fn safe_endpoints(backend: Backend) -> Vec<&'static str> {
     let mut endpoints = vec![
@@ -33,7 +33,8 @@ fn assert_nothing_lost(path: &str, body: &Value, expected: i64) {
 }
 
 async fn safe_endpoints_lose_nothing(test: TestDb) {
-    let app = spawn_app(&test).await;
+    // 16 workers at once: a wide pool (the test is in the `many-connections` group).
+    let app = Settings { max_connections: test.wide_pool_size(), ..Settings::default() }.spawn(&test.url).await;
     for path in safe_endpoints(test.backend) {
         app.ok("/test-db/init").await;
         assert_nothing_lost(path, &app.ok(path).await, 50);
@@ -95,7 +96,8 @@ async fn advisory_runs_on_servers_and_is_refused_on_sqlite(test: TestDb) {
 // post 1 at once each get their own run: no foreign writes, nothing lost, and their results are the
 // four distinct steps 50, 100, 150, 200. Requests on other posts run beside them, unaffected.
 async fn concurrent_requests_never_mix(test: TestDb) {
-    let app = spawn_app(&test).await;
+    // A wide pool (the test is in the `many-connections` group), which one experiment fills.
+    let app = Settings { max_connections: test.wide_pool_size(), ..Settings::default() }.spawn(&test.url).await;
     app.ok("/test-db/init").await;
     let path = "/test-db/2th-olock?workers=4&increments=10";
     let other = "/test-db/2th-plock?workers=4&increments=10&post=2";
@@ -115,11 +117,13 @@ async fn concurrent_requests_never_mix(test: TestDb) {
 
     // Two experiments that together need more connections than the pool holds queue for them (they
     // must not time out waiting for a connection, which would read as "database unavailable").
-    let big = |post: i64| format!("/test-db/2th-atomic?workers=32&increments=20&post={post}");
+    let workers = app.state.max_workers();
+    let big = |post: i64| format!("/test-db/2th-atomic?workers={workers}&increments=20&post={post}");
     let (three, four) = (big(3), big(4));
     let (f, g) = tokio::join!(app.ok(&three), app.ok(&four));
+    let expected = i64::from(workers) * 20;
     for body in [&f, &g] {
-        assert_eq!((body["like_result"].as_i64(), body["experiment"]["lost"].as_i64()), (Some(640), Some(0)), "{body}");
+        assert_eq!((body["like_result"].as_i64(), body["experiment"]["lost"].as_i64()), (Some(expected), Some(0)), "{body}");
     }
     assert_eq!(app.state.posts_in_use(), 0);
 }

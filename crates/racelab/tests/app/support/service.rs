@@ -100,9 +100,9 @@ fn init_test_log() {
     });
 }
 
-/// The service on `test`'s database.
+/// The service on `test`'s database, with [`Settings::default`].
 pub async fn spawn_app(test: &TestDb) -> TestApp {
-    spawn_app_at(&test.url, Duration::from_secs(3)).await
+    Settings::default().spawn(&test.url).await
 }
 
 /// The service on any database URL, with the given connection acquire timeout.
@@ -142,12 +142,15 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            acquire_timeout: Duration::from_secs(3),
+            // A correctness test waits for a connection as long as a loaded machine needs; the tests of
+            // what happens when none comes set a short timeout of their own.
+            acquire_timeout: racelab_testkit::ACQUIRE_TIMEOUT,
             request_timeout: Duration::from_secs(60),
             lock_timeout: ConnectOptions::DEFAULT_LOCK_TIMEOUT,
             shutdown_grace: Duration::from_secs(5),
-            // PostgreSQL here allows 100 connections and two tests run at once.
-            max_connections: 40,
+            // The servers are shared (PostgreSQL allows 100 connections for everybody): a test's pool is
+            // small, and a test that needs more is in the `many-connections` group (see the testkit).
+            max_connections: racelab_testkit::CONNECTIONS_PER_TEST,
             limits: Limits::default(),
             connections: ConnectionSettings::default(),
             likes: LikeSettings::default(),
