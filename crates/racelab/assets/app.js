@@ -3,7 +3,7 @@
 
 import { follow, getRun, startRun } from "./api.js";
 import { check, isUnavailable, onHealth, unavailable } from "./health.js";
-import { body, build, clearInvalid, fitTo, showInvalid } from "./form.js";
+import { body, build, clearInvalid, fill, fitTo, showInvalid } from "./form.js";
 import { RunView, isFinal } from "./run.js";
 import { el, replace } from "./format.js";
 
@@ -135,7 +135,11 @@ async function route() {
   }
   const id = decodeURIComponent(match[1]);
   try {
-    show(await getRun(id));
+    const run = await getRun(id);
+    // The form shows this run's own settings, not the defaults: what it was asked to do.
+    const form = document.getElementById(`form-${run.kind}`);
+    if (form) fill(form, run.request);
+    show(run);
   } catch (problem) {
     if (isUnavailable(problem)) unavailable(problem);
     message("lab", problem);

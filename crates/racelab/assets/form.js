@@ -101,6 +101,23 @@ export function body(form) {
   return request;
 }
 
+/** Sets `form`'s fields to a run's own settings (its `request`, as GET /experiments/{id} shows it), so
+ *  that /runs/{id} shows what that run was asked to do, and Run does it again. A fixed-mode
+ *  pessimistic variant (`pessimistic-nowait`) ticks `pessimistic` and sets the lock mode. */
+export function fill(form, request) {
+  if (!request || form.dataset.kind !== request.kind || form.dataset.kind === "anomalies") return;
+  const names = (request.strategies || []).map((name) => name.replace(/^pessimistic-(nowait|skip-locked)$/, "pessimistic"));
+  for (const input of form.querySelectorAll("input[name=strategies]")) input.checked = names.includes(input.value);
+  const variant = (request.strategies || []).map((name) => name.match(/^pessimistic-(nowait|skip-locked)$/)).find(Boolean);
+  const workers = request.workers;
+  form.elements.workers.value = Array.isArray(workers) ? workers.join(", ") : String(workers ?? "");
+  form.elements.increments.value = String(request.increments ?? "");
+  form.elements.lock_mode.value = variant ? variant[1] : request.lock_mode || "wait";
+  form.elements.post.value = request.post == null ? "" : String(request.post);
+  form.elements.force_race.checked = Boolean(request.force_race);
+  clearInvalid(form);
+}
+
 /** Shows a 4xx problem's invalid params beside their fields; returns whether any field was named. */
 export function showInvalid(form, problem) {
   clearInvalid(form);

@@ -16,26 +16,37 @@ use racelab_core::{Backend, ConnectOptions, DatabaseUrl, RetryPolicy};
 use crate::telemetry::LogFormat;
 
 /// Where the database is and how to talk to it.
+///
+/// Under a heading of its own, after the subcommand's own flags: the help shows first what a user
+/// reaches for first. Each flag's first paragraph is its `-h` line; `--help` adds the rest.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
 pub struct DatabaseArgs {
-    /// postgres://, mysql:// (or mariadb://) or sqlite:// URL. Default: the SQLite file racelab.db in
-    /// the working directory, created on demand. `lab` and `bench` take several (repeat the flag, or
-    /// separate them with commas, also in DATABASE_URL): the nodes of one cluster, which the workers
-    /// are spread over.
+    /// postgres://, mysql:// (or mariadb://) or sqlite:// URL [default: the SQLite file racelab.db].
+    ///
+    /// The SQLite default is created on demand in the working directory. `lab` and `bench` take
+    /// several (repeat the flag, or separate them with commas, also in DATABASE_URL): the nodes of
+    /// one cluster, which the workers are spread over.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true,
-          value_delimiter = ',', num_args = 1)]
+          hide_default_value = true, value_delimiter = ',', num_args = 1)]
     pub database_url: Vec<String>,
 
     /// Most connections in the pool (default: enough for the largest experiment).
-    #[arg(long, env = "RACELAB_POOL_SIZE")]
+    #[arg(long, env = "RACELAB_POOL_SIZE", hide_short_help = true)]
     pub pool_size: Option<u32>,
 
-    /// How long a lock may be waited for (row locks, application locks, SQLite's busy wait), e.g. 5s, 500ms.
-    #[arg(long, env = "RACELAB_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    /// How long a lock may be waited for, e.g. 5s, 500ms.
+    ///
+    /// Row locks, application locks, and SQLite's busy wait.
+    #[arg(long, env = "RACELAB_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration,
+          hide_short_help = true)]
     pub lock_timeout: Duration,
 
-    /// SQL run on every new connection, e.g. "SET SESSION innodb_snapshot_isolation = ON". Repeatable.
-    #[arg(long = "init-sql", env = "RACELAB_INIT_SQL", value_delimiter = ';')]
+    /// SQL run on every new connection. Repeatable.
+    ///
+    /// For example "SET SESSION innodb_snapshot_isolation = ON"; several statements may be separated
+    /// with `;`.
+    #[arg(long = "init-sql", env = "RACELAB_INIT_SQL", value_delimiter = ';', hide_short_help = true)]
     pub init_sql: Vec<String>,
 }
 
@@ -96,20 +107,41 @@ impl DatabaseArgs {
     }
 }
 
-/// The retry policy of every strategy that retries.
+/// The absolute path of the file a `sqlite:` URL names, or `None` for another URL or an in-memory
+/// database. A relative path is the working directory's, as SQLite opens it.
+pub fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        return None;
+    }
+    let path = std::path::Path::new(path);
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let absolute = absolute.canonicalize().unwrap_or(absolute);
+    Some(absolute.display().to_string())
+}
+
+/// The retry policy of every strategy that retries: tuning, so shown by `--help` only.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tuning")]
 pub struct RetryArgs {
     /// Attempts per increment, the first included.
-    #[arg(long, env = "RACELAB_MAX_ATTEMPTS", default_value_t = RetryPolicy::default().max_attempts)]
+    #[arg(long, env = "RACELAB_MAX_ATTEMPTS", default_value_t = RetryPolicy::default().max_attempts,
+          hide_short_help = true)]
     pub max_attempts: u32,
-    /// Upper bound of the first backoff sleep; doubles per retry (full jitter: the sleep is random below it).
-    #[arg(long, env = "RACELAB_BACKOFF_BASE", default_value = "1ms", value_parser = parse_duration)]
+    /// Upper bound of the first backoff sleep; doubles per retry.
+    ///
+    /// Full jitter: each sleep is random below the bound.
+    #[arg(long, env = "RACELAB_BACKOFF_BASE", default_value = "1ms", value_parser = parse_duration,
+          hide_short_help = true)]
     pub backoff_base: Duration,
     /// Cap of one backoff sleep.
-    #[arg(long, env = "RACELAB_BACKOFF_CAP", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_BACKOFF_CAP", default_value = "100ms", value_parser = parse_duration,
+          hide_short_help = true)]
     pub backoff_cap: Duration,
     /// No retry starts after this long since an increment's first attempt.
-    #[arg(long, env = "RACELAB_RETRY_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_RETRY_DEADLINE", default_value = "30s", value_parser = parse_duration,
+          hide_short_help = true)]
     pub retry_deadline: Duration,
 }
 
@@ -125,24 +157,28 @@ impl RetryArgs {
     }
 }
 
-/// The `sharded` strategy's slot count.
+/// The `sharded` strategy's slot count: tuning, so shown by `--help` only.
 #[derive(Debug, Clone, Copy, Args)]
+#[command(next_help_heading = "Tuning")]
 pub struct ShardArgs {
-    /// Slot rows the `sharded` strategy spreads a counter over (1 to 1024): more slots, fewer workers
-    /// waiting on the same slot, a longer sum to read.
+    /// Slot rows the `sharded` strategy spreads a counter over (1 to 1024).
+    ///
+    /// More slots, fewer workers waiting on the same slot, a longer sum to read.
     #[arg(long, env = "RACELAB_SLOTS", default_value_t = DEFAULT_SLOTS,
-          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_SLOTS)))]
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_SLOTS)), hide_short_help = true)]
     pub slots: u16,
 }
 
-/// Logging.
+/// Logging: last in the help, `--log` shown by `-h` too (it is how per-worker progress is seen).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
 pub struct LogArgs {
     /// Log filter in RUST_LOG syntax, e.g. info or racelab_core=debug (per-worker progress).
     #[arg(long = "log", env = "RUST_LOG", global = true)]
     pub filter: Option<String>,
     /// Log line format.
-    #[arg(long, env = "RACELAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = "RACELAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true,
+          hide_short_help = true)]
     pub log_format: LogFormat,
 }
 
@@ -175,19 +211,49 @@ pub enum DotenvError {
     },
 }
 
+/// A `.env` file that was read, and the settings it gave: those the environment did not already
+/// have (real environment variables win). Names only, never values: a value may be a password.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dotenv {
+    pub path: PathBuf,
+    /// The variables this file set, in the file's order.
+    pub keys: Vec<String>,
+}
+
+impl Dotenv {
+    /// "DATABASE_URL from /x/.env", or `None` when `key` did not come from this file.
+    pub fn source_of(&self, key: &str) -> Option<String> {
+        self.keys.iter().any(|k| k == key).then(|| format!("{key} from {}", self.path.display()))
+    }
+
+    /// "settings from /x/.env: DATABASE_URL, RACELAB_LOCK_TIMEOUT", or `None` when it set nothing.
+    pub fn summary(&self) -> Option<String> {
+        (!self.keys.is_empty()).then(|| format!("settings from {}: {}", self.path.display(), self.keys.join(", ")))
+    }
+}
+
 /// Reads `.env` from the working directory, or the nearest parent directory that has one (as dotenvy
-/// looks for it); real environment variables win. Returns the file read, if any.
+/// looks for it); real environment variables win. Returns the file read and the settings it gave, so
+/// a command can say where a setting came from (a forgotten `.env` two folders up is a surprise).
 ///
 /// A line that cannot be parsed is an error naming the file and the line: dotenvy would stop loading
 /// there without a word, and the lab would run on the SQLite default instead of the database named
 /// on a later line. The line's value is never shown: it may hold a password.
-pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
+pub fn load_dotenv() -> Result<Option<Dotenv>, DotenvError> {
     let cwd = std::env::current_dir().map_err(DotenvError::WorkingDirectory)?;
     let Some(path) = cwd.ancestors().map(|dir| dir.join(".env")).find(|p| p.is_file()) else {
         return Ok(None);
     };
+    let path = path.canonicalize().unwrap_or(path);
+    // The keys this file will set: those the environment does not have yet (dotenvy never overrides).
+    let keys: Vec<String> = match dotenvy::from_path_iter(&path) {
+        Ok(items) => {
+            items.filter_map(Result::ok).map(|(key, _)| key).filter(|key| std::env::var_os(key).is_none()).collect()
+        }
+        Err(_) => Vec::new(),
+    };
     match dotenvy::from_path(&path) {
-        Ok(()) => Ok(Some(path)),
+        Ok(()) => Ok(Some(Dotenv { path, keys })),
         Err(dotenvy::Error::LineParse(..)) => Err(unparsable_line(path)),
         Err(source) => Err(DotenvError::Read { path, source }),
     }

@@ -12,11 +12,15 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // A .env file is read when present (the seed used one); real environment variables win.
-    if let Err(err) = racelab::config::load_dotenv() {
-        eprintln!("error: {err}");
-        return ExitCode::from(2);
-    }
+    // A .env file is read when present (the FastAPI original used one); real environment variables
+    // win. The commands say which settings it gave.
+    let dotenv = match racelab::config::load_dotenv() {
+        Ok(dotenv) => dotenv,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let cli = match racelab::cli::parse() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -28,5 +32,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(racelab::cli::run(cli))
+    runtime.block_on(racelab::cli::run(cli, dotenv))
 }

@@ -12,19 +12,22 @@ use serde::Serialize;
 
 use super::failure::Failure;
 use super::output::say;
-use super::strategies::{not_run_notes, parse_strategies};
-use crate::config::{DatabaseArgs, RetryArgs, ShardArgs};
+use super::strategies::{NotRun, not_run, parse_strategies};
+use crate::config::{DatabaseArgs, Dotenv, RetryArgs, ShardArgs, sqlite_file};
+use crate::http::lab::keep_default_post;
 use crate::report::table;
 use crate::report::text::{note, short_server_name};
 
+/// The flags of `racelab lab`, in the order a user reaches for them: what runs (`-s`, `-w`, `-n`,
+/// `--force-race`), how it prints, then the rarer ones; the database and tuning flags follow under
+/// headings of their own (see [`DatabaseArgs`]).
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub retry: RetryArgs,
-    #[command(flatten)]
-    pub shard: ShardArgs,
+    /// Strategies to run: all, or a comma-separated list of naive, atomic, pessimistic,
+    /// pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned, versioned-no-retry,
+    /// serializable, advisory, sharded.
+    #[arg(long, short = 's', default_value = "all")]
+    pub strategy: String,
 
     /// Concurrent workers, each on its own connection (1 to 256).
     #[arg(long, short = 'w', default_value_t = 2)]
@@ -34,39 +37,44 @@ pub struct LabArgs {
     #[arg(long, short = 'n', default_value_t = 25)]
     pub increments: u64,
 
-    /// Strategies to run: all, or a comma-separated list of naive, atomic, pessimistic,
-    /// pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned, versioned-no-retry,
-    /// serializable, advisory, sharded.
-    #[arg(long, short = 's', default_value = "all")]
-    pub strategy: String,
-
-    /// Lock mode of the `pessimistic` strategy: wait, nowait or skip-locked.
-    #[arg(long, default_value = "wait")]
-    pub lock_mode: LockMode,
-
-    /// Make every worker read before any writes on its first increment: the lost update forced,
-    /// not left to chance (strategies that read without a lock).
+    /// Make every worker read before any writes: the lost update forced, not left to chance.
+    ///
+    /// On each worker's first increment, for the strategies that read without a lock.
     #[arg(long)]
     pub force_race: bool,
-
-    /// Run on this post (created if missing) instead of a fresh row per strategy, so that separate
-    /// processes (one per node, say) can share a row.
-    #[arg(long)]
-    pub post: Option<i64>,
-
-    /// Times one increment refused by a lock (NOWAIT, SKIP LOCKED, a lock timeout) is tried again.
-    /// 0: a lock mode that fails fast fails on the first refusal.
-    #[arg(long, env = "RACELAB_LOCK_RETRIES", default_value_t = 0)]
-    pub lock_retries: u32,
 
     /// Print one JSON document instead of the table.
     #[arg(long, conflicts_with = "wide")]
     pub json: bool,
 
-    /// Print every column on one line per strategy (the default stacks each verdict under its figures
-    /// to fit 80 columns).
+    /// Print every column on one line per strategy.
+    ///
+    /// The default stacks each verdict under its figures to fit 80 columns.
     #[arg(long)]
     pub wide: bool,
+
+    /// Lock mode of the `pessimistic` strategy: wait, nowait or skip-locked.
+    #[arg(long, default_value = "wait")]
+    pub lock_mode: LockMode,
+
+    /// Run on this post (created if missing) instead of a fresh row per strategy.
+    ///
+    /// So that separate processes (one per node, say) can share a row.
+    #[arg(long)]
+    pub post: Option<i64>,
+
+    /// Times one increment refused by a lock (NOWAIT, SKIP LOCKED, a lock timeout) is tried again.
+    ///
+    /// 0: a lock mode that fails fast fails on the first refusal.
+    #[arg(long, env = "RACELAB_LOCK_RETRIES", default_value_t = 0, hide_short_help = true)]
+    pub lock_retries: u32,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 /// The `--json` document.
@@ -76,6 +84,8 @@ pub struct LabReport {
     pub workers: usize,
     pub increments: u64,
     pub results: Vec<Outcome>,
+    /// The strategies `all` left out on this database, and why (as the table's notes say).
+    pub not_run: Vec<NotRun>,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +96,9 @@ pub struct DatabaseInfo {
     pub version: String,
     /// Every node's URL, without its password; an outcome's `nodes[].node` counts from 1 in this list.
     pub nodes: Vec<String>,
+    /// The SQLite file's absolute path (SQLite only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// The `--json` document of a lab that could not finish: what it has, and why it stopped.
@@ -100,7 +113,7 @@ struct StoppedReport<'a> {
 /// One debug span per run; `skip_all` because the arguments hold the database URL, password included.
 #[tracing::instrument(level = "debug", name = "lab", skip_all,
     fields(strategy = %args.strategy, workers = args.workers, increments = args.increments))]
-pub async fn run(args: LabArgs) -> Result<(), Failure> {
+pub async fn run(args: LabArgs, dotenv: Option<Dotenv>) -> Result<(), Failure> {
     let (policy, options, strategies) = plan(&args)?;
     let backend = options[0].url.backend();
     let mut nodes = Vec::with_capacity(options.len());
@@ -108,9 +121,13 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
         nodes.push(Database::connect(node).await?);
     }
     let version = nodes[0].server_version().await.map_err(Failure::runtime_from)?;
+    if args.post.is_none() {
+        keep_default_post(&nodes[0]).await.map_err(Failure::runtime_from)?;
+    }
     let urls: Vec<String> = nodes.iter().map(Database::redacted_url).collect();
+    let file = sqlite_file(&urls[0]);
     if !args.json {
-        say(header(&args, &urls, &short_server_name(backend, &version)))?;
+        say(header(&args, &urls, &short_server_name(backend, &version), file.as_deref(), dotenv.as_ref()))?;
     }
     let ran = run_strategies(&args, &nodes, policy, strategies).await;
     for db in &nodes {
@@ -118,10 +135,11 @@ pub async fn run(args: LabArgs) -> Result<(), Failure> {
     }
 
     let report = LabReport {
-        database: DatabaseInfo { backend, url: urls[0].clone(), version, nodes: urls },
+        database: DatabaseInfo { backend, url: urls[0].clone(), version, nodes: urls, file },
         workers: args.workers,
         increments: args.increments,
         results: ran.results,
+        not_run: not_run(&args.strategy, backend),
     };
     print(&args, &report, ran.stopped.as_ref())?;
     // The table (or JSON) of what was done is out; a failure ends the command non-zero.
@@ -168,9 +186,9 @@ fn plan(args: &LabArgs) -> Result<(RetryPolicy, Vec<ConnectOptions>, Vec<Strateg
     Ok((policy, options, strategies))
 }
 
-/// "racelab lab on URL (server)" and the size of each run; several nodes one per line, numbered as
-/// the per-node table numbers them.
-fn header(args: &LabArgs, urls: &[String], server: &str) -> String {
+/// "racelab lab on URL (server)", the SQLite file's absolute path, the settings a `.env` gave, and the
+/// size of each run; several nodes one per line, numbered as the per-node table numbers them.
+fn header(args: &LabArgs, urls: &[String], server: &str, file: Option<&str>, dotenv: Option<&Dotenv>) -> String {
     let place = match urls {
         [one] => format!("{one} ({server})"),
         many => {
@@ -178,7 +196,16 @@ fn header(args: &LabArgs, urls: &[String], server: &str) -> String {
             format!("{} nodes of {server}:\n{}", many.len(), listed.join("\n"))
         }
     };
-    format!("racelab lab on {place}\n{} workers x {} increments per strategy", args.workers, args.increments)
+    let mut lines = vec![format!("racelab lab on {place}")];
+    lines.extend(file.map(|file| format!("the SQLite file {file}")));
+    lines.extend(dotenv.and_then(Dotenv::summary));
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    lines.push(format!(
+        "{} x {} per strategy",
+        plural(args.workers as u64, "worker", "workers"),
+        plural(args.increments, "increment", "increments")
+    ));
+    lines.join("\n")
 }
 
 /// What the strategies did: the outcome of each that ran, the failure that stopped the rest, and the
@@ -242,8 +269,8 @@ fn print(args: &LabArgs, report: &LabReport, stopped: Option<&Failure>) -> Resul
             say(table::per_node(&report.results))?;
         }
     }
-    for text in not_run_notes(&args.strategy, report.database.backend) {
-        say(note(&text))?;
+    for skipped in &report.not_run {
+        say(note(&skipped.sentence()))?;
     }
     Ok(())
 }

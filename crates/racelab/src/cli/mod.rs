@@ -17,11 +17,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::LogArgs;
+use crate::config::{Dotenv, LogArgs};
 
 /// Show, measure and prevent lost updates on PostgreSQL, MariaDB/MySQL and SQLite.
 #[derive(Debug, Parser)]
-#[command(name = "racelab", version, about, propagate_version = true)]
+// The help wraps to the terminal, at most 100 columns: longer lines are hard to read.
+#[command(name = "racelab", version, about, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,7 +32,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP service: the seed's /test-db endpoints, /docs, /redoc, /health, /metrics.
+    /// Run the HTTP service: the page at /, the /test-db endpoints, /docs, /health, /metrics.
     Serve(serve::ServeArgs),
     /// Run strategies side by side (N workers x M increments) and show what each lost or cost.
     Lab(lab::LabArgs),
@@ -67,16 +68,17 @@ fn redact_words(text: &str) -> String {
     text.split('\n').map(line).collect::<Vec<_>>().join("\n")
 }
 
-/// Runs the parsed command line; prints any failure to stderr.
-pub async fn run(cli: Cli) -> ExitCode {
+/// Runs the parsed command line; prints any failure to stderr. `dotenv` is the `.env` file read, if
+/// one was, which `lab` names and `serve` logs.
+pub async fn run(cli: Cli, dotenv: Option<Dotenv>) -> ExitCode {
     let default_filter = match cli.command {
         Command::Serve(_) => "info,sqlx=warn",
         _ => "warn",
     };
     crate::telemetry::init(cli.log.filter.as_deref().unwrap_or(default_filter), cli.log.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
-        Command::Lab(args) => lab::run(args).await,
+        Command::Serve(args) => serve::run(args, dotenv).await,
+        Command::Lab(args) => lab::run(args, dotenv).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Anomalies(args) => anomalies::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,

@@ -14,13 +14,13 @@ use std::time::Duration;
 use clap::Args;
 
 use super::failure::Failure;
-use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
+use crate::config::{DatabaseArgs, Dotenv, RetryArgs, ShardArgs, parse_duration, sqlite_file};
 use crate::http::experiments::RunLimits;
 use crate::http::lab::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
 use racelab_core::Strategy;
 use racelab_core::likes::Liker;
 
-use crate::http::{Application, ConnectionSettings, HttpConfig, LikeSettings};
+use crate::http::{Application, ConnectionSettings, HttpConfig, LikeSettings, StartupError};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -28,34 +28,35 @@ pub struct ServeArgs {
     #[arg(long, env = "RACELAB_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
-    /// A request taking longer is answered 503 with what its experiment had done; the experiment stops
-    /// after the increments in flight, holding its post until then.
+    /// A request taking longer is answered 503 with what its experiment had done.
+    ///
+    /// The experiment stops after the increments in flight, holding its post until then.
     #[arg(long, env = "RACELAB_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
     /// After ctrl-c or SIGTERM, how long in-flight requests may take to finish.
-    #[arg(long, env = "RACELAB_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_SHUTDOWN_GRACE", hide_short_help = true, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
     /// A client must send a whole request head (request line and headers) within this, from its
     /// connection's accept or from the first bytes of a request on a kept-alive connection; else the
     /// connection is closed.
-    #[arg(long, env = "RACELAB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_HEADER_READ_TIMEOUT", hide_short_help = true, default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
     /// A kept-alive connection without a request for this long is closed (keep it above the load
     /// balancer's idle timeout, 60 s on AWS ALB), and so is one whose response the client reads
     /// nothing of for this long.
-    #[arg(long, env = "RACELAB_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_KEEP_ALIVE_TIMEOUT", hide_short_help = true, default_value = "75s", value_parser = parse_duration)]
     pub keep_alive_timeout: Duration,
 
     /// Client connections at once, lowered to fit the open-files limit (`ulimit -n`). At the cap the
     /// connection idle the longest is closed for a new one; if all are busy, the new one gets 503.
-    #[arg(long, env = "RACELAB_MAX_CONNECTIONS", default_value_t = ConnectionSettings::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "RACELAB_MAX_CONNECTIONS", hide_short_help = true, default_value_t = ConnectionSettings::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// How long a request waits for a database connection before answering 503.
-    #[arg(long, env = "RACELAB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_ACQUIRE_TIMEOUT", hide_short_help = true, default_value = "3s", value_parser = parse_duration)]
     pub acquire_timeout: Duration,
 
     /// The most workers one request may ask for (the published OpenAPI states it).
@@ -68,37 +69,40 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=MAX_INCREMENTS))]
     pub max_increments: u64,
 
-    /// The strategy `POST /posts/{pk}/likes` makes each like with: any strategy that loses nothing
-    /// (atomic, pessimistic[-nowait|-skip-locked], optimistic, versioned, serializable, advisory,
-    /// sharded).
+    /// The strategy `POST /posts/{pk}/likes` makes each like with.
+    ///
+    /// Any strategy that loses nothing: atomic, pessimistic[-nowait|-skip-locked], optimistic,
+    /// versioned, serializable, advisory, sharded.
     #[arg(long, env = "RACELAB_LIKE_STRATEGY", default_value = "atomic")]
     pub like_strategy: Strategy,
 
-    /// Make concurrent likes on one post together: one transaction adds their number in one write and
-    /// stores all their idempotency keys, and each request is answered after that commit.
+    /// Make concurrent likes on one post together, in one transaction.
+    ///
+    /// One transaction adds their number in one write and stores all their idempotency keys, and each
+    /// request is answered after that commit.
     #[arg(long, env = "RACELAB_COMBINE_LIKES")]
     pub combine_likes: bool,
 
     /// Refuse a like without `Idempotency-Key` (400) instead of making it.
-    #[arg(long, env = "RACELAB_REQUIRE_IDEMPOTENCY_KEY")]
+    #[arg(long, env = "RACELAB_REQUIRE_IDEMPOTENCY_KEY", hide_short_help = true)]
     pub require_idempotency_key: bool,
 
     /// How long an `Idempotency-Key` is kept after its first use (then purged, within a minute): a
     /// retry later than this counts as a new like.
-    #[arg(long, env = "RACELAB_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_IDEMPOTENCY_KEY_TTL", hide_short_help = true, default_value = "24h", value_parser = parse_duration)]
     pub idempotency_key_ttl: Duration,
 
     /// Runs of `/experiments` under way at once; one more is refused (429).
-    #[arg(long, env = "RACELAB_MAX_RUNS", default_value_t = RunLimits::DEFAULT_MAX_RUNS,
+    #[arg(long, env = "RACELAB_MAX_RUNS", hide_short_help = true, default_value_t = RunLimits::DEFAULT_MAX_RUNS,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub max_runs: usize,
 
     /// How long a finished run of `/experiments` is kept (then GET answers 404).
-    #[arg(long, env = "RACELAB_RUN_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, env = "RACELAB_RUN_RETENTION", hide_short_help = true, default_value = "1h", value_parser = parse_duration)]
     pub run_retention: Duration,
 
     /// The most finished runs of `/experiments` kept; the oldest are forgotten first.
-    #[arg(long, env = "RACELAB_MAX_KEPT_RUNS", default_value_t = RunLimits::DEFAULT_MAX_KEPT,
+    #[arg(long, env = "RACELAB_MAX_KEPT_RUNS", hide_short_help = true, default_value_t = RunLimits::DEFAULT_MAX_KEPT,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub max_kept_runs: usize,
 
@@ -161,9 +165,31 @@ impl ServeArgs {
 
 /// One debug span per run; `skip_all` because the arguments hold the database URL, password included.
 #[tracing::instrument(level = "debug", name = "serve", skip_all, fields(bind = %args.bind))]
-pub async fn run(args: ServeArgs) -> Result<(), Failure> {
+pub async fn run(args: ServeArgs, dotenv: Option<Dotenv>) -> Result<(), Failure> {
     let config = args.config()?;
-    tracing::info!(database = %config.database.url.redacted(), "starting racelab serve");
-    let app = Application::build(config).await.map_err(Failure::runtime_from)?;
+    let url = config.database.url.redacted();
+    match sqlite_file(&url) {
+        Some(file) => tracing::info!(database = %url, %file, "starting racelab serve on the SQLite file {file}"),
+        None => tracing::info!(database = %url, "starting racelab serve"),
+    }
+    if let Some(settings) = dotenv.as_ref().and_then(Dotenv::summary) {
+        tracing::info!("{settings}");
+    }
+    let app = Application::build(config).await.map_err(startup_failure)?;
     app.run_until_stopped().await.map_err(|e| Failure::runtime(format!("the server failed: {e}")).because(e))
+}
+
+/// Why the service could not start, with the way out of an address in use.
+fn startup_failure(err: StartupError) -> Failure {
+    match &err {
+        StartupError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
+            Failure::runtime(format!(
+                "{err}\n  hint: another process listens on port {port}: stop it, or choose another address with \
+             --bind or RACELAB_BIND (port 0 picks a free one, and the log says which)",
+                port = addr.port()
+            ))
+            .because(err)
+        }
+        _ => Failure::runtime_from(err),
+    }
 }

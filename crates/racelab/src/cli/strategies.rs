@@ -2,10 +2,11 @@
 //! each strategy `all` left out there.
 //!
 //! Never drops a strategy without a word: one the backend cannot run is refused by name, or, under
-//! `all`, named in a note.
+//! `all`, named in a note (and in `lab --json`'s `not_run`). A name it does not know is answered with
+//! the list, `all` included, and the nearest name it knows.
 
-use racelab_core::strategy::UnknownStrategy;
 use racelab_core::{Backend, Strategy};
+use serde::Serialize;
 
 use super::failure::Failure;
 
@@ -17,7 +18,7 @@ pub fn parse_strategies(list: &str, backend: Backend) -> Result<Vec<Strategy>, F
             strategies.extend(Strategy::all_for(backend));
             continue;
         }
-        let strategy: Strategy = name.parse().map_err(|e: UnknownStrategy| Failure::usage_from(e))?;
+        let strategy: Strategy = name.parse().map_err(|err| Failure::usage(unknown(name)).because(err))?;
         if !strategy.supported_on(backend) {
             return Err(Failure::usage(format!("the {strategy} strategy {}", why_not_supported(strategy, backend))));
         }
@@ -42,8 +43,16 @@ fn why_not_supported(strategy: Strategy, backend: Backend) -> String {
     }
 }
 
+/// A strategy `all` left out on a backend, and why (`lab --json`'s `not_run`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRun {
+    pub strategy: Strategy,
+    /// "it is not supported on sqlite, which has no application locks (...)".
+    pub reason: String,
+}
+
 /// What `all` left out on this backend, and why: a strategy's row is never dropped without a word.
-pub fn not_run_notes(list: &str, backend: Backend) -> Vec<String> {
+pub fn not_run(list: &str, backend: Backend) -> Vec<NotRun> {
     if !list.split(',').any(|name| name.trim().eq_ignore_ascii_case("all")) {
         return Vec::new();
     }
@@ -51,6 +60,66 @@ pub fn not_run_notes(list: &str, backend: Backend) -> Vec<String> {
         .iter()
         .filter_map(|name| name.parse::<Strategy>().ok())
         .filter(|strategy| !strategy.supported_on(backend))
-        .map(|strategy| format!("the {strategy} strategy was not run: it {}", why_not_supported(strategy, backend)))
+        .map(|strategy| NotRun { strategy, reason: format!("it {}", why_not_supported(strategy, backend)) })
         .collect()
+}
+
+impl NotRun {
+    /// "the advisory strategy was not run: it is not supported on sqlite, ...".
+    pub fn sentence(&self) -> String {
+        format!("the {} strategy was not run: {}", self.strategy, self.reason)
+    }
+}
+
+/// [`not_run`] as sentences, one note each.
+pub fn not_run_notes(list: &str, backend: Backend) -> Vec<String> {
+    not_run(list, backend).iter().map(NotRun::sentence).collect()
+}
+
+/// "unknown strategy `optimistc`; expected one of: naive, ..., or all; did you mean `optimistic`?".
+fn unknown(name: &str) -> String {
+    let names = Strategy::names();
+    let wanted = name.to_ascii_lowercase();
+    let nearest = std::iter::once("all")
+        .chain(names.iter().copied())
+        .map(|candidate| (edit_distance(&wanted, candidate), candidate))
+        .min()
+        // A third of the name wrong, or more, is no typo of it.
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
+        .map(|(_, candidate)| format!("; did you mean `{candidate}`?"));
+    format!("unknown strategy `{name}`; expected one of: {}, or all{}", names.join(", "), nearest.unwrap_or_default())
+}
+
+/// Levenshtein distance: the fewest single-character insertions, deletions and substitutions that
+/// turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_name_gets_the_nearest_one_and_the_list() {
+        assert_eq!(edit_distance("optimistc", "optimistic"), 1);
+        assert_eq!(edit_distance("", "all"), 3);
+        let message = unknown("optimistc");
+        assert!(message.starts_with("unknown strategy `optimistc`; expected one of: naive, atomic,"), "{message}");
+        assert!(message.ends_with(", sharded, or all; did you mean `optimistic`?"), "{message}");
+        assert!(unknown("al").contains("did you mean `all`?"));
+        assert!(unknown("pessimistic-skiplocked").contains("did you mean `pessimistic-skip-locked`?"));
+        assert!(!unknown("zebra").contains("did you mean"), "{}", unknown("zebra"));
+    }
 }

@@ -16,6 +16,8 @@ use racelab_core::{DbError, ErrorKind, ExperimentError, Outcome};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::state::DatabaseDown;
+
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -136,6 +138,9 @@ pub enum ApiError {
     /// No connection to the database could be made.
     #[error("the database is unavailable")]
     DatabaseUnavailable,
+    /// The database cannot be used, and why: what a client may read of it (see [`DatabaseDown`]).
+    #[error(transparent)]
+    DatabaseDown(DatabaseDown),
     /// A database operation failed; the kind decides the status.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -289,6 +294,7 @@ impl ApiError {
                 (StatusCode::NOT_IMPLEMENTED, "unsupported", "Not supported on this database", self.to_string())
             }
             ApiError::DatabaseUnavailable => unavailable("the database cannot be reached; try again shortly"),
+            ApiError::DatabaseDown(down) => unavailable(&down.to_string()),
             ApiError::Interrupted { .. } => unavailable(&self.to_string()),
             ApiError::Locked { .. } => {
                 (StatusCode::CONFLICT, "conflict", "Conflict with another transaction", self.to_string())
@@ -431,7 +437,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
         let status = problem.status;
-        if StatusCode::from_u16(status).is_ok_and(|s| s.is_server_error()) {
+        if let ApiError::DatabaseDown(_) = &self {
+            // Logged once per change of the database's state (`AppState::db`), not once per request.
+            tracing::debug!(error = %self, status, "request refused: the database cannot be used");
+        } else if StatusCode::from_u16(status).is_ok_and(|s| s.is_server_error()) {
             // The full cause (driver message included) goes to the log only; URLs in it are redacted
             // by the core.
             tracing::error!(error = %log_safe(&self.to_string()), status, "request failed");

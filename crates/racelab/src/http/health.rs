@@ -4,6 +4,9 @@
 //! Primary component still answers `SELECT VERSION()` while it refuses every table with 1047: a ping
 //! alone would call it ready.
 //!
+//! A 503's `detail` says what is wrong (no such database, access denied, nothing answering, ...) and
+//! what to do, in words any client may read ([`DatabaseDown`]); the log has the rest, once per change.
+//!
 //! `/health` must never touch the database, so a dead database never makes the process look dead.
 
 use axum::Json;
@@ -15,7 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem, problem_response};
-use super::state::AppState;
+use super::state::{AppState, DatabaseDown};
 
 /// Liveness or readiness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,26 +42,30 @@ pub async fn health() -> Json<HealthResponse> {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthResponse),
-        (status = 503, description = "The database cannot be reached, or its Galera node is not ready, \
-            Primary and Synced (with Retry-After; the detail names the node's state)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be used, with Retry-After: the detail says what is \
+            wrong and what to do (the database does not exist and the command that creates it, access denied, \
+            nothing answers, ...), naming the database but not the server's host or user; a Galera node not \
+            ready, Primary and Synced is `node-not-ready`, naming its state", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthResponse>, Response> {
     let db = state.db().await.map_err(IntoResponse::into_response)?;
     if let Err(err) = db.ping().await {
-        tracing::warn!(%err, "readiness check failed");
-        return Err(ApiError::DatabaseUnavailable.into_response());
+        state.database_down(DatabaseDown::Lost, || format!("readiness check failed: {err}"));
+        return Err(ApiError::DatabaseDown(DatabaseDown::Lost).into_response());
     }
     match db.node_state().await {
         Ok(Some(node)) if !node.is_serving() => {
-            tracing::warn!(%node, "readiness check failed: Galera node not serving");
+            let down = DatabaseDown::NodeNotReady(node.to_string());
+            state.database_down(down, || format!("readiness check failed: Galera node not serving: {node}"));
             return Err(node_not_ready(&node));
         }
         Ok(_) => {}
         Err(err) => {
-            tracing::warn!(%err, "readiness check failed: no Galera node state");
-            return Err(ApiError::DatabaseUnavailable.into_response());
+            state.database_down(DatabaseDown::Lost, || format!("readiness check failed: no Galera node state: {err}"));
+            return Err(ApiError::DatabaseDown(DatabaseDown::Lost).into_response());
         }
     }
+    state.database_up();
     Ok(Json(HealthResponse { status: "ready", database: Some(db.backend().to_string()) }))
 }
 

@@ -1,5 +1,9 @@
 //! What every handler shares: the database (connected lazily, so the service starts and answers
-//! `/health` while the database is still down) and one async lock per post.
+//! `/health` while the database is still down), what is wrong with it when it cannot be used, and one
+//! async lock per post.
+//!
+//! What is wrong with the database is logged once per change (down, down for another reason, up
+//! again), not once per request: a page polling `/ready` every 2 s must not fill the log.
 //!
 //! The per-post lock is what keeps one request's numbers out of another's: two experiments on the
 //! same row run one after the other, experiments on different rows run side by side. The seed's
@@ -12,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
+use racelab_core::db::{ConnectError, Refusal};
 use racelab_core::{Backend, ConnectOptions, Database, DatabaseUrl, Pk, RetryPolicy};
 use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
@@ -40,6 +45,8 @@ struct Inner {
     limits: Limits,
     db: OnceCell<Database>,
     connecting: tokio::sync::Mutex<Option<Instant>>,
+    /// What was last seen of the database, so a change is logged once.
+    seen: Mutex<Seen>,
     posts: Arc<PostLocks>,
     /// One permit per pooled connection that experiments may use at once (see [`AppState::worker_slots`]).
     worker_slots: Arc<Semaphore>,
@@ -72,6 +79,7 @@ impl AppState {
                 limits,
                 db: OnceCell::new(),
                 connecting: tokio::sync::Mutex::new(None),
+                seen: Mutex::new(Seen::Unknown),
                 posts: Arc::new(PostLocks::default()),
                 metrics,
                 likes,
@@ -82,7 +90,8 @@ impl AppState {
     }
 
     /// The database, connecting (and migrating) on first use. Once connected, the pool replaces broken
-    /// connections by itself (each connection is tested before it is handed out).
+    /// connections by itself (each connection is tested before it is handed out). A failure says what
+    /// is wrong ([`DatabaseDown`]), and is logged when it is news.
     pub async fn db(&self) -> Result<Database, ApiError> {
         if let Some(db) = self.inner.db.get() {
             return Ok(db.clone());
@@ -92,21 +101,60 @@ impl AppState {
             return Ok(db.clone());
         }
         if last_failure.is_some_and(|at| at.elapsed() < RECONNECT_COOLDOWN) {
-            return Err(ApiError::DatabaseUnavailable);
+            return Err(self.last_down().map_or(ApiError::DatabaseUnavailable, ApiError::DatabaseDown));
         }
         match Database::connect(self.inner.options.clone()).await {
             Ok(db) => {
-                tracing::info!(database = %db.redacted_url(), "connected to the database");
                 let _ = self.inner.db.set(db.clone());
                 *last_failure = None;
+                // Once per process: the pool is kept from now on.
+                tracing::info!(database = %db.redacted_url(), "connected to the database");
+                *self.inner.seen.lock().unwrap_or_else(PoisonError::into_inner) = Seen::Up;
                 Ok(db)
             }
             Err(err) => {
-                // ConnectError's text names only the redacted URL.
-                tracing::warn!(%err, "cannot connect to the database");
                 *last_failure = Some(Instant::now());
-                Err(ApiError::DatabaseUnavailable)
+                let down = DatabaseDown::from_connect(&err, &self.inner.options.url);
+                // ConnectError's text names only the redacted URL; the command that creates a missing
+                // database holds its host and user, never its password.
+                let advice = match &err {
+                    ConnectError::Refused {
+                        refusal: Refusal::NoSuchDatabase { create_with: Some(command) }, ..
+                    } => {
+                        format!("create it: {command} (the service connects without a restart)")
+                    }
+                    _ => down.to_string(),
+                };
+                self.database_down(down.clone(), || format!("cannot use the database: {err}; {advice}"));
+                Err(ApiError::DatabaseDown(down))
             }
+        }
+    }
+
+    /// Records that the database cannot be used, and why; logs `message` when that is news (it was
+    /// up, unknown, or down for another reason).
+    pub fn database_down(&self, down: DatabaseDown, message: impl FnOnce() -> String) {
+        let mut seen = self.inner.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if *seen != Seen::Down(down.clone()) {
+            tracing::warn!("{}", message());
+            *seen = Seen::Down(down);
+        }
+    }
+
+    /// Records that the connected database answers; logs it when it had stopped.
+    pub fn database_up(&self) {
+        let mut seen = self.inner.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*seen, Seen::Down(_)) {
+            tracing::info!(database = %self.inner.options.url.redacted(), "the database answers again");
+        }
+        *seen = Seen::Up;
+    }
+
+    /// What was last found wrong with the database, if it is down.
+    fn last_down(&self) -> Option<DatabaseDown> {
+        match &*self.inner.seen.lock().unwrap_or_else(PoisonError::into_inner) {
+            Seen::Down(down) => Some(down.clone()),
+            Seen::Unknown | Seen::Up => None,
         }
     }
 
@@ -215,6 +263,92 @@ impl AppState {
 
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
+    }
+}
+
+/// What was last seen of the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Unknown,
+    Up,
+    Down(DatabaseDown),
+}
+
+/// Why the database cannot be used, as any client of `/ready` (or of any endpoint answered 503) may
+/// read it: what is wrong and what to do. It names the database, which is what must be created and no
+/// secret, but never the server's host, port or user, nor the server's own words, which may quote
+/// them: those go to the service's log, with the whole command that creates a missing database.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DatabaseDown {
+    #[error(
+        "the SQLite database file cannot be opened: check that its directory exists and is writable (the service's log names the file)"
+    )]
+    FileUnusable,
+    #[error(
+        "nothing answers at the database server's address: check that the server runs (the service's log names the address)"
+    )]
+    Unreachable,
+    #[error(
+        "the database {} does not exist on the server: create it ({}, on the server and as the user the \
+         service's log names); the service connects without a restart",
+        name.as_deref().map_or_else(|| "named in DATABASE_URL".to_owned(), |name| format!("`{name}`")),
+        create_command(*backend, name.as_deref())
+    )]
+    NoSuchDatabase { backend: Backend, name: Option<String> },
+    #[error(
+        "the database server refused the service's user name or password, or its rights on the database: check DATABASE_URL"
+    )]
+    AccessDenied,
+    #[error("the database server has no connection left (its max_connections, or the user's connection limit)")]
+    TooManyConnections,
+    #[error("an --init-sql statement (RACELAB_INIT_SQL) failed on a new connection (the service's log names it)")]
+    InitStatement,
+    #[error("the database's migrations could not be applied (the service's log says why)")]
+    Migrations,
+    #[error("the Galera node is not ready, Primary and Synced: it is {0}")]
+    NodeNotReady(String),
+    #[error("the database server refused the connection (the service's log has its message)")]
+    Refused,
+    #[error("the database stopped answering: check that the server runs (the service's log has the error)")]
+    Lost,
+}
+
+impl DatabaseDown {
+    /// What a failed connection to `url` means for a client.
+    pub fn from_connect(err: &ConnectError, url: &DatabaseUrl) -> Self {
+        match err {
+            ConnectError::Unreachable { backend: Backend::Sqlite, .. } => Self::FileUnusable,
+            ConnectError::Unreachable { .. } | ConnectError::Url(_) => Self::Unreachable,
+            ConnectError::Refused { refusal, .. } => match refusal {
+                Refusal::NoSuchDatabase { .. } => {
+                    Self::NoSuchDatabase { backend: url.backend(), name: database_name(&url.redacted()) }
+                }
+                Refusal::AccessDenied => Self::AccessDenied,
+                Refusal::TooManyConnections => Self::TooManyConnections,
+                Refusal::Other => Self::Refused,
+            },
+            ConnectError::InitStatement { .. } => Self::InitStatement,
+            ConnectError::Migrate { .. } => Self::Migrations,
+            ConnectError::NodeNotReady { state, .. } => Self::NodeNotReady(state.to_string()),
+        }
+    }
+}
+
+/// The database a server URL names (its path), read from the redacted URL; `None` when it names
+/// none, or one a command could not be written with.
+fn database_name(redacted: &str) -> Option<String> {
+    let (_, rest) = redacted.split_once("://")?;
+    let (_, path) = rest.split_once('/')?;
+    let name = path.split(['?', '#']).next().unwrap_or_default();
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-$".contains(c))).then(|| name.to_owned())
+}
+
+/// The statement or command that creates database `name`, without a host or user.
+fn create_command(backend: Backend, name: Option<&str>) -> String {
+    let name = name.unwrap_or("<name>");
+    match backend {
+        Backend::MySql => format!("`CREATE DATABASE {name}`"),
+        _ => format!("`createdb {name}`"),
     }
 }
 

@@ -22,16 +22,6 @@ pub fn compact(report: &BenchReport) -> String {
         .iter()
         .map(|cell| {
             let holds = cell.lost == Some(0);
-            let mut notes = Vec::new();
-            if !holds {
-                notes.push(invariant(cell));
-            }
-            if cell.failed > 0 {
-                notes.push(format!("failed {}", failures(cell)));
-            }
-            if cell.in_doubt > 0 {
-                notes.push(format!("{} in doubt: the answer to their commit was lost", cell.in_doubt));
-            }
             StackedRow {
                 name: cell.strategy.name(),
                 figures: vec![
@@ -43,7 +33,7 @@ pub fn compact(report: &BenchReport) -> String {
                     format!("{:.3}", cell.retries_per_increment),
                     if holds { "yes" } else { "no" }.to_owned(),
                 ],
-                notes,
+                notes: notes(cell),
             }
         })
         .collect();
@@ -83,6 +73,22 @@ pub fn bench_table(report: &BenchReport) -> Table {
         table.add_row(row);
     }
     table
+}
+
+/// What is said under a cell's figures: the invariant where it did not hold, the failures by kind,
+/// the increments in doubt. Nothing for a cell where all went well.
+pub fn notes(cell: &BenchCell) -> Vec<String> {
+    let mut notes = Vec::new();
+    if cell.lost != Some(0) {
+        notes.push(invariant(cell));
+    }
+    if cell.failed > 0 {
+        notes.push(format!("failed {}", failures(cell)));
+    }
+    if cell.in_doubt > 0 {
+        notes.push(format!("{} in doubt: the answer to their commit was lost", cell.in_doubt));
+    }
+    notes
 }
 
 fn failures(cell: &BenchCell) -> String {

@@ -5,7 +5,9 @@
 //! drift apart. Drawn with plotters' SVG backend only: no font library, no bitmap, nothing downloaded.
 //! Workers are on a log2 axis (1, 2, 4, ... 64 are evenly spaced) with a tick at each measured count;
 //! p99 latency is on a log10 axis because contended strategies are orders of magnitude slower.
-//! Each strategy keeps its colour from run to run (its position among all strategy names).
+//! Each strategy keeps its colour from run to run (its position among all strategy names). A cell
+//! where increments failed (gave up with an error) is ringed in red on both panels, and the legend
+//! says so: its throughput counts only what was acknowledged, and a line alone would hide that.
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, DefaultFormatting, KeyPointHint, Ranged, ValueFormatter};
@@ -62,10 +64,17 @@ fn legend_label(strategy: Strategy) -> String {
     }
 }
 
-/// One line: a strategy's points as (log2 workers, value), ascending in workers.
+/// The ring drawn around a point whose cell had failed increments.
+const FAILED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+/// The ring's radius, in SVG pixels: clear of the point (3) it surrounds.
+const FAILED_RADIUS: i32 = 8;
+
+/// One line: a strategy's points as (log2 workers, value), ascending in workers, and the points
+/// whose cell had failed increments.
 struct Series {
     strategy: Strategy,
     points: Vec<(f64, f64)>,
+    failed: Vec<(f64, f64)>,
 }
 
 fn series(report: &BenchReport, value: impl Fn(&super::bench::BenchCell) -> f64) -> Vec<Series> {
@@ -75,8 +84,10 @@ fn series(report: &BenchReport, value: impl Fn(&super::bench::BenchCell) -> f64)
         .map(|strategy| {
             let mut cells: Vec<_> = report.cells.iter().filter(|c| c.strategy == strategy).collect();
             cells.sort_by_key(|c| c.workers);
-            let points = cells.iter().map(|c| ((c.workers as f64).log2(), value(c))).collect();
-            Series { strategy, points }
+            let point = |c: &&super::bench::BenchCell| ((c.workers as f64).log2(), value(c));
+            let points = cells.iter().map(point).collect();
+            let failed = cells.iter().filter(|c| c.failed > 0).map(point).collect();
+            Series { strategy, points, failed }
         })
         .collect()
 }
@@ -242,6 +253,9 @@ where
         chart
             .draw_series(LineSeries::new(line.points.iter().copied(), style).point_size(3))
             .map_err(ChartError::from_plotters)?;
+        chart
+            .draw_series(line.failed.iter().map(|&at| Circle::new(at, FAILED_RADIUS, FAILED.stroke_width(2))))
+            .map_err(ChartError::from_plotters)?;
     }
     Ok(())
 }
@@ -259,6 +273,12 @@ fn draw_legend<DB: DrawingBackend<ErrorType: 'static>>(
         let style = colour(line.strategy).stroke_width(3);
         area.draw(&PathElement::new(vec![(10, y), (40, y)], style)).map_err(ChartError::from_plotters)?;
         area.draw_text(&legend_label(line.strategy), &text, (48, y - 8)).map_err(ChartError::from_plotters)?;
+    }
+    if lines.iter().any(|line| !line.failed.is_empty()) {
+        let y = 80 + 26 * lines.len() as i32 + 10;
+        area.draw(&Circle::new((25, y), FAILED_RADIUS, FAILED.stroke_width(2))).map_err(ChartError::from_plotters)?;
+        area.draw_text("increments failed", &text, (48, y - 8)).map_err(ChartError::from_plotters)?;
+        area.draw_text("(see the table)", &text, (48, y + 10)).map_err(ChartError::from_plotters)?;
     }
     Ok(())
 }
@@ -281,6 +301,62 @@ fn format_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::bench::BenchCell;
+    use racelab_core::Backend;
+    use racelab_core::experiment::Latency;
+
+    fn cell(strategy: Strategy, workers: usize, failed: u64) -> BenchCell {
+        BenchCell {
+            strategy,
+            workers,
+            throughput_per_s: 1000.0 / workers as f64,
+            latency_ms: Latency { p50: 1.0, p95: 2.0, p99: 3.0, max: 4.0 },
+            acknowledged: 100,
+            actual: Some(100),
+            lost: Some(0),
+            failed,
+            in_doubt: 0,
+            retries: 0,
+            retries_per_increment: 0.0,
+            errors: Default::default(),
+            retried_errors: Default::default(),
+            safe: true,
+            invariant_holds: true,
+            nodes: Vec::new(),
+        }
+    }
+
+    fn report(cells: Vec<BenchCell>) -> BenchReport {
+        BenchReport {
+            database: Backend::Sqlite,
+            version: "3.51.0".to_owned(),
+            url: "sqlite://x.db".to_owned(),
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            cells,
+            failure: None,
+        }
+    }
+
+    /// The red rings in the SVG: circles stroked in the failure colour (the legend's one included).
+    fn rings(svg: &str) -> usize {
+        svg.lines()
+            .filter(|l| l.contains("<circle") && l.contains("stroke=\"#D62728\"") && l.contains("fill=\"none\""))
+            .count()
+    }
+
+    #[test]
+    fn a_cell_with_failures_is_ringed_on_both_panels_and_named_in_the_legend() {
+        let clean = bench_chart(&report(vec![cell(Strategy::Atomic, 1, 0), cell(Strategy::Atomic, 4, 0)])).unwrap();
+        assert_eq!(rings(&clean), 0);
+        assert!(!clean.contains("increments failed"));
+
+        let failing = report(vec![cell(Strategy::Atomic, 1, 0), cell(Strategy::Atomic, 4, 3)]);
+        let svg = bench_chart(&failing).unwrap();
+        // One ring per panel, one in the legend.
+        assert_eq!(rings(&svg), 3, "{svg}");
+        assert!(svg.contains("increments failed"));
+    }
 
     #[test]
     fn every_strategy_has_a_colour_of_its_own() {

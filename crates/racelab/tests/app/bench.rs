@@ -65,8 +65,13 @@ async fn a_short_bench_writes_json_csv_and_a_chart(test: TestDb) {
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "bench failed on {}:\n{stdout}\n{stderr}", test.backend);
 
-    // Not a terminal: a plain line per cell on stderr, and the table on stdout.
-    assert_eq!(stderr.lines().filter(|l| l.contains(" workers: ")).count(), 4, "{stderr}");
+    // Not a terminal: a plain line per cell on stderr, within 80 columns ("1 worker", not "1 workers"),
+    // and the table on stdout.
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.ends_with(" ok")).collect();
+    assert_eq!(progress.len(), 4, "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.chars().count() > 80).collect::<Vec<_>>(), Vec::<&str>::new(), "{stderr}");
+    assert_eq!(progress.iter().filter(|l| l.contains(" 1 worker ")).count(), 2, "{stderr}");
+    assert_eq!(progress.iter().filter(|l| l.contains(" 2 workers ")).count(), 2, "{stderr}");
     // The table fits 80 columns (the first line names the URL, as long as it is): a line per cell,
     // every acknowledged increment in the row.
     assert!(stdout.lines().skip(1).all(|l| l.chars().count() <= 80), "{stdout}");

@@ -14,6 +14,7 @@ mod support;
 mod anomalies;
 mod bench;
 mod cli;
+mod first_hour;
 mod http;
 mod lab_nodes;
 mod lab_on_galera;

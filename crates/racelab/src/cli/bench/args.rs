@@ -9,22 +9,20 @@ use clap::Args;
 
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 
+/// The flags of `racelab bench`, in the order a user reaches for them: what runs (`-s`, `-w`, `-d`),
+/// what is written, then the rarer ones; the database and tuning flags follow under headings of their
+/// own.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub retry: RetryArgs,
-    #[command(flatten)]
-    pub shard: ShardArgs,
-
     /// Strategies to run: all, or a comma-separated list of naive, atomic, pessimistic,
     /// pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned, versioned-no-retry,
     /// serializable, advisory, sharded.
     #[arg(long, short = 's', default_value = "all")]
     pub strategy: String,
 
-    /// Worker counts to sweep, comma-separated (each 1 to 256); each worker holds its own connection.
+    /// Worker counts to sweep, comma-separated (each 1 to 256).
+    ///
+    /// Each worker holds its own connection.
     #[arg(long, short = 'w', default_value = "1,2,4,8,16,32,64")]
     pub workers: String,
 
@@ -44,20 +42,32 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
 
-    /// Write an SVG chart to this file: throughput and p99 latency vs workers, one line per strategy.
+    /// Write an SVG chart to this file: throughput and p99 latency vs workers.
+    ///
+    /// One line per strategy; a cell where increments failed is marked.
     #[arg(long, value_name = "FILE.svg")]
     pub chart: Option<PathBuf>,
 
-    /// Print every column of the final table on one line per cell (the default fits 80 columns).
+    /// Print every column of the final table on one line per cell.
+    ///
+    /// The default fits 80 columns.
     #[arg(long)]
     pub wide: bool,
 
-    /// Run every cell on this post (created if missing) instead of a fresh row per cell, so that
-    /// separate processes can share a row.
+    /// Run every cell on this post (created if missing) instead of a fresh row per cell.
+    ///
+    /// So that separate processes can share a row.
     #[arg(long)]
     pub post: Option<i64>,
 
     /// Times one increment refused by a lock (NOWAIT, SKIP LOCKED, a lock timeout) is tried again.
-    #[arg(long, env = "RACELAB_LOCK_RETRIES", default_value_t = 0)]
+    #[arg(long, env = "RACELAB_LOCK_RETRIES", default_value_t = 0, hide_short_help = true)]
     pub lock_retries: u32,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }

@@ -27,6 +27,7 @@ use self::progress::Progress;
 use super::failure::Failure;
 use super::output::say;
 use super::strategies::not_run_notes;
+use crate::http::lab::keep_default_post;
 use crate::report::bench::{BenchCell, BenchReport, CellFailure};
 use crate::report::text::{note, short_server_name};
 use crate::report::{bench_table, chart, csv};
@@ -42,6 +43,9 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     let db = nodes[0].clone();
     let version = db.server_version().await.map_err(Failure::runtime_from)?;
+    if args.post.is_none() {
+        keep_default_post(&db).await.map_err(Failure::runtime_from)?;
+    }
     say(header(&plan, &nodes, &short_server_name(db.backend(), &version)))?;
     for text in not_run_notes(&args.strategy, db.backend()) {
         say(note(&text))?;

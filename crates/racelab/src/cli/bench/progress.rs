@@ -10,6 +10,7 @@ use racelab_core::{Database, Experiment, Outcome};
 use super::plan::Plan;
 use crate::report::bench::BenchCell;
 use crate::report::bench_table;
+use crate::report::text::{COMPACT_WIDTH, short_ms, wrap};
 
 /// A progress bar on a terminal (time-based, so its ETA is right), plain lines otherwise.
 pub struct Progress {
@@ -43,7 +44,7 @@ impl Progress {
         nodes: &[Database],
         experiment: &Experiment,
     ) -> Result<Outcome, racelab_core::ExperimentError> {
-        let label = format!("{} x {} workers", experiment.strategy, experiment.workers);
+        let label = format!("{} x {}", experiment.strategy, workers(experiment.workers));
         let Some(bar) = &self.bar else {
             return experiment.run_on(nodes, &Default::default()).await;
         };
@@ -68,16 +69,7 @@ impl Progress {
 
     pub fn cell_done(&mut self, cell: &BenchCell) {
         self.done += 1;
-        let line = format!(
-            "  {:<24} {:>3} workers: {:>8.0} incr/s  p99 {:>8.2} ms  retries/incr {:.3}  failed {}  actual == acknowledged: {}",
-            cell.strategy.name(),
-            cell.workers,
-            cell.throughput_per_s,
-            cell.latency_ms.p99,
-            cell.retries_per_increment,
-            cell.failed,
-            bench_table::invariant(cell),
-        );
+        let line = cell_line(cell);
         match &self.bar {
             Some(bar) => {
                 bar.set_position(self.per_cell_ms.saturating_mul(self.done as u64));
@@ -98,4 +90,30 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// "1 worker", "8 workers".
+fn workers(n: usize) -> String {
+    format!("{n} {}", if n == 1 { "worker" } else { "workers" })
+}
+
+/// One finished cell within 80 columns: its figures and `ok` when the row holds every acknowledged
+/// increment and none failed; otherwise what went wrong, on lines of their own below.
+fn cell_line(cell: &BenchCell) -> String {
+    let notes = bench_table::notes(cell);
+    let mut line = format!(
+        "  {:<23} {:>11} {:>7.0}/s  p99 {:>5} ms  {:>4.2} retries  {}",
+        cell.strategy.name(),
+        workers(cell.workers),
+        cell.throughput_per_s,
+        short_ms(cell.latency_ms.p99),
+        cell.retries_per_increment,
+        if notes.is_empty() { "ok" } else { "" },
+    );
+    line.truncate(line.trim_end().len());
+    for note in notes.iter().flat_map(|note| wrap(note, COMPACT_WIDTH - 6)) {
+        line.push_str("\n      ");
+        line.push_str(&note);
+    }
+    line
 }

@@ -78,6 +78,9 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
         Some(pk) => Some(state.lock_post(pk).await),
         None => None,
     };
+    if plan.post.is_none() {
+        crate::http::lab::keep_default_post(&state.db().await?).await?;
+    }
     let traced = plan.workers.counts().iter().all(|w| *w <= TRACED_WORKERS)
         && plan.increments <= TRACED_INCREMENTS
         && run.request.kind == super::request::Kind::Lab;

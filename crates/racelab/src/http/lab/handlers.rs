@@ -129,7 +129,7 @@ macro_rules! two_threads {
 }
 
 two_threads!(
-    /// Naive read-modify-write in `workers` threads: loses updates (the seed's `/2th`).
+    /// Naive read-modify-write in `workers` threads: loses updates.
     two_threads_naive, "/test-db/2th", Strategy::Naive, "/2th : Concurrent increment completed"
 );
 two_threads!(
@@ -195,7 +195,7 @@ pub async fn two_threads_pessimistic(
 }
 
 /// The ORM-style version counter: load, change, save; a stale save is retried (`retry=false`: dropped,
-/// as in the seed).
+/// as in the FastAPI original).
 #[utoipa::path(get, path = "/test-db/2th-olock-sqlalchemy-versioning", tag = "seed", params(VersioningParams),
     responses(
         (status = 200, description = "The experiment ran; with retry=false, `experiment.dropped` counts the dropped increments", body = LabResponse),

@@ -21,6 +21,7 @@ mod params;
 mod responses;
 
 use axum::routing::get;
+use racelab_core::{Database, DbError, Pk};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,6 +33,17 @@ pub use self::responses::{
 // The limits the CLI's `serve --max-workers`/`--max-increments` set, under the path it imports them by.
 pub use super::limits::{DEFAULT_POOL_SIZE, Limits, MAX_INCREMENTS, MAX_WORKERS};
 use super::state::AppState;
+
+/// The post the `/test-db` endpoints work on unless `post` names another.
+pub const DEFAULT_POST: Pk = 1;
+
+/// Creates the `/test-db` endpoints' default post if it is missing, so that a fresh post (a lab's, a
+/// bench cell's, a run's) never takes its key: on an empty table the first fresh row would be pk 1,
+/// and `/test-db/check` would then show another experiment's counts as its own. Writes only when the
+/// post is missing, so it never waits for a lock a request holds on it.
+pub async fn keep_default_post(db: &Database) -> Result<(), DbError> {
+    db.ensure_post(DEFAULT_POST).await
+}
 
 /// The routes of this module, documented (`/test-db` itself, a redirect, is not).
 pub fn routes() -> OpenApiRouter<AppState> {

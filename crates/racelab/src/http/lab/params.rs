@@ -73,7 +73,7 @@ experiment_params!(
     /// Parameters of `/2th-olock-sqlalchemy-versioning`.
     VersioningParams {
         /// Retry a save that found a stale version by re-running the whole unit of work. `false` does
-        /// what the seed did: each conflict silently drops one increment (`experiment.dropped` counts
+        /// what the FastAPI original did: each conflict silently drops one increment (`experiment.dropped` counts
         /// them).
         #[param(required = false, default = true)]
         retry: bool,

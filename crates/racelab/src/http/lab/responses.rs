@@ -7,7 +7,7 @@ use racelab_core::Outcome;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The answer of every experiment endpoint: the seed's two keys, then the proof.
+/// The answer of every experiment endpoint: the FastAPI original's two keys, then the proof.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "message": "/2th-plock : pessimistic lock increment completed",
@@ -24,9 +24,9 @@ use utoipa::ToSchema;
             "errors": {}, "retried_errors": {}}]}
 }))]
 pub struct LabResponse {
-    /// What was done, as the seed said it (plus what went wrong, if anything did).
+    /// What was done, in the FastAPI original's words (plus what went wrong, if anything did).
     pub message: String,
-    /// The post's `like` after the run (the seed's meaning).
+    /// The post's `like` after the run.
     pub like_result: i64,
     pub post: i64,
     /// One line a newcomer understands: lost, dropped, retried, or another writer interfered.
@@ -46,10 +46,11 @@ pub struct ConnectionResponse {
     pub database: String,
     /// The server's version string (`SELECT version()`).
     pub version: String,
-    /// The seed's key: `success` when the database answered (a failure is a problem, never this body).
+    /// `success` when the database answered (a failure is a problem, never this body), as the FastAPI
+    /// original answered.
     pub status: &'static str,
-    /// The seed's key for `version`, kept under its name whatever the backend: a client of the
-    /// original reads the server's version string here.
+    /// `version` under the FastAPI original's key, whatever the backend: a client of the original
+    /// reads the server's version string here.
     pub postgres_version: String,
 }
 
@@ -75,7 +76,7 @@ pub struct CheckResponse {
     pub like: i64,
     /// Writes to the post and its slots.
     pub version: i64,
-    /// `version` under the seed's misspelt key (sic): the original answered `vsersion`, and a client
+    /// `version` under the FastAPI original's misspelt key (sic): it answered `vsersion`, and a client
     /// switching over may read it.
     pub vsersion: i64,
     /// The last write to the post's own row (slot increments do not touch it).
@@ -100,7 +101,7 @@ pub struct VersioningResponse {
     pub post: i64,
     pub before: CounterState,
     pub after: CounterState,
-    /// The seed's keys for `before` and `after`, flat, as the original answered them.
+    /// `before` and `after`, flat, under the keys the FastAPI original answered them with.
     pub initial_like: i64,
     pub initial_version: i64,
     pub updated_like: i64,

@@ -17,5 +17,6 @@ mod outage;
 mod params;
 mod posts;
 mod process;
+mod ready;
 mod runs;
 mod shutdown;
