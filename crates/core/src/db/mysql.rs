@@ -43,6 +43,8 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<MySqlPool, Conne
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<MySql>(options))
+        .test_before_acquire(false)
+        .before_acquire(super::pool::ping_if_idle::<<MySql as Dialect>::Db>)
         .connect_lazy_with(connect))
 }
 

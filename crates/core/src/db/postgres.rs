@@ -34,6 +34,8 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, ConnectE
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<Postgres>(options))
+        .test_before_acquire(false)
+        .before_acquire(super::pool::ping_if_idle::<<Postgres as Dialect>::Db>)
         .connect_lazy_with(connect))
 }
 

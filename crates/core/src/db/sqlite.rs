@@ -42,6 +42,8 @@ pub(super) async fn connect(options: &ConnectOptions) -> Result<SqlitePool, Conn
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<Sqlite>(options))
+        .test_before_acquire(false)
+        .before_acquire(super::pool::ping_if_idle::<<Sqlite as Dialect>::Db>)
         .connect_lazy_with(connect))
 }
 
