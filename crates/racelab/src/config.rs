@@ -27,7 +27,7 @@ pub struct DatabaseArgs {
     /// The SQLite default is created on demand in the working directory. `lab` and `bench` take
     /// several (repeat the flag, or separate them with commas, also in DATABASE_URL): the nodes of
     /// one cluster, which the workers are spread over.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true,
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true,
           hide_default_value = true, value_delimiter = ',', num_args = 1)]
     pub database_url: Vec<String>,
 
@@ -221,11 +221,6 @@ pub struct Dotenv {
 }
 
 impl Dotenv {
-    /// "DATABASE_URL from /x/.env", or `None` when `key` did not come from this file.
-    pub fn source_of(&self, key: &str) -> Option<String> {
-        self.keys.iter().any(|k| k == key).then(|| format!("{key} from {}", self.path.display()))
-    }
-
     /// "settings from /x/.env: DATABASE_URL, RACELAB_LOCK_TIMEOUT", or `None` when it set nothing.
     pub fn summary(&self) -> Option<String> {
         (!self.keys.is_empty()).then(|| format!("settings from {}: {}", self.path.display(), self.keys.join(", ")))

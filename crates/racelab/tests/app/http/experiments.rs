@@ -123,7 +123,11 @@ async fn concurrent_requests_never_mix(test: TestDb) {
     let (f, g) = tokio::join!(app.ok(&three), app.ok(&four));
     let expected = i64::from(workers) * 20;
     for body in [&f, &g] {
-        assert_eq!((body["like_result"].as_i64(), body["experiment"]["lost"].as_i64()), (Some(expected), Some(0)), "{body}");
+        assert_eq!(
+            (body["like_result"].as_i64(), body["experiment"]["lost"].as_i64()),
+            (Some(expected), Some(0)),
+            "{body}"
+        );
     }
     assert_eq!(app.state.posts_in_use(), 0);
 }
