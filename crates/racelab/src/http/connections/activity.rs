@@ -1,19 +1,23 @@
 //! What each connection is doing, as the socket, the service and the watchdog see it, and the
 //! watchdog that closes it when its phase's deadline passes.
 //!
-//! A connection is *busy* from the first byte of a request until the last byte of its response has
-//! been written to the socket, and *idle* otherwise. Each phase has its deadline:
+//! A connection is *busy* from the moment a whole request head has arrived (hyper hands the request to
+//! the service) until the last byte of its response has been written to the socket, and *idle*
+//! otherwise. A head that has begun but is not complete is not yet a request: nothing has been asked,
+//! nothing would be lost by closing it, and a slowloris (a head sent a byte at a time) is exactly that.
+//! Each phase has its deadline:
 //! - idle, waiting for the first request since the connection was accepted: the header timeout;
-//! - idle, kept alive after a response, nothing received since: the keep-alive timeout;
-//! - busy, the first bytes of a request received, not the whole head: the header timeout (from the
+//! - idle, the first bytes of a request received, not the whole head: the header timeout (from the
 //!   accept for a connection's first request, from those first bytes for the next ones);
+//! - idle, kept alive after a response, nothing received since: the keep-alive timeout;
 //! - busy, the request in the service: none here (the request timeout bounds it);
 //! - busy, the response handed to hyper but not all written yet (a client reading slowly, or not
 //!   at all): the keep-alive timeout, from the last bytes written, so a client that reads, however
 //!   slowly, is never cut, and one that stops reading is closed like one that stops sending.
 //!
 //! Only an idle connection is shed to make room: a busy one would lose a request or a response cut
-//! short. A connection past its deadline, or shed, is closed without an answer.
+//! short. Among idle ones, a connection without a complete head goes first, the oldest first (see
+//! `Standing`). A connection past its deadline, or shed, is closed without an answer.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -35,7 +39,8 @@ pub enum Closed {
     HeaderTimeout,
     /// Kept alive, unused, for the keep-alive timeout.
     KeepAliveTimeout,
-    /// Idle the longest when a new connection needed its place.
+    /// Idle (no request in the service, no response on its way) when a new connection needed its
+    /// place: the oldest without a complete request head, or else the one kept alive the longest.
     Shed,
     /// A response the client read nothing of for the keep-alive timeout.
     SendTimeout,
@@ -67,11 +72,32 @@ enum Phase {
 }
 
 impl Phase {
-    /// Whether the connection may be shed: no request has begun and no response is on its way.
-    fn is_idle(self) -> bool {
-        matches!(self, Phase::AwaitingFirstRequest | Phase::KeptAlive)
+    /// Where a connection in this phase stands when one must be shed; `None` if it is busy.
+    fn standing(self) -> Option<Standing> {
+        match self {
+            Phase::AwaitingFirstRequest | Phase::ReadingHead => Some(Standing::NoRequestYet),
+            Phase::KeptAlive => Some(Standing::KeptAlive),
+            Phase::Serving | Phase::Sending => None,
+        }
     }
 }
+
+/// Which idle connections are shed first: the lower, the sooner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Standing {
+    /// No complete request head yet, since the accept or since the last response: nothing has been
+    /// asked, and a slowloris is one of these however many bytes it has sent. The oldest goes first:
+    /// a real client sends its head in one packet, so the connection that has waited longest for
+    /// the end of its head is the least likely to be one.
+    NoRequestYet,
+    /// Kept alive after a response: a client that has been served and will likely ask again (a load
+    /// balancer's pooled connection). The one kept alive the longest goes first.
+    KeptAlive,
+}
+
+/// A connection's place in the shedding order: its standing, then since when it has been in it, then
+/// its accept order (ties of the clock).
+pub(super) type ShedOrder = (Standing, Instant, u64);
 
 #[derive(Debug)]
 struct State {
@@ -113,10 +139,11 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub(super) fn new(id: u64) -> Self {
+    /// The activity of connection `id`, accepted at `accepted` (its first head is due from then).
+    pub(super) fn new(id: u64, accepted: Instant) -> Self {
         let state = State {
             phase: Phase::AwaitingFirstRequest,
-            since: Instant::now(),
+            since: accepted,
             in_flight: 0,
             next_request_begun: false,
             closing: None,
@@ -203,7 +230,7 @@ impl Activity {
     /// Marks an idle connection for closing; false if it is busy or already closing.
     pub(super) fn shed(&self) -> bool {
         let mut state = self.state();
-        if !state.phase.is_idle() || state.closing.is_some() {
+        if state.phase.standing().is_none() || state.closing.is_some() {
             return false;
         }
         state.closing = Some(Closed::Shed);
@@ -212,10 +239,13 @@ impl Activity {
         true
     }
 
-    /// Since when the connection is idle, if it is (and not already closing).
-    pub(super) fn idle_since(&self) -> Option<Instant> {
+    /// Where the connection stands in the shedding order, if it is idle (and not already closing).
+    /// For a head in progress, `since` is when the connection began waiting for it: the accept, or the
+    /// first bytes of a kept-alive connection's next request.
+    pub(super) fn shed_order(&self) -> Option<ShedOrder> {
         let state = self.state();
-        (state.phase.is_idle() && state.closing.is_none()).then_some(state.since)
+        let standing = state.phase.standing().filter(|_| state.closing.is_none())?;
+        Some((standing, state.since, self.id))
     }
 
     /// The deadline, `Ok(None)` while the service has the request, `Err` once closing.
@@ -287,7 +317,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_connection_waiting_for_its_first_request_is_closed_after_the_header_timeout() {
         let registry = Arc::new(Registry::default());
-        let entry = registry.register();
+        let entry = registry.register(registry.arrive());
         let started = Instant::now();
         assert_eq!(entry.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
         assert_eq!(started.elapsed(), TIMEOUTS.header_read);
@@ -296,12 +326,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_busy_connection_is_never_closed_and_its_keep_alive_starts_when_the_response_is_done() {
         let registry = Arc::new(Registry::default());
-        let entry = registry.register();
+        let entry = registry.register(registry.arrive());
         let guard = entry.activity.begin_request().expect("not closing");
         let watch = entry.activity.watch(TIMEOUTS);
         tokio::pin!(watch);
         assert!(tokio::time::timeout(Duration::from_secs(60), &mut watch).await.is_err(), "closed while busy");
-        assert!(!registry.shed_longest_idle(), "shed while busy");
+        assert!(!registry.shed_one(), "shed while busy");
         drop(guard);
         entry.activity.on_flushed();
         let idle_at = Instant::now();
@@ -312,7 +342,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_next_request_started_gets_the_header_timeout_from_its_first_bytes() {
         let registry = Arc::new(Registry::default());
-        let entry = registry.register();
+        let entry = registry.register(registry.arrive());
         drop(entry.activity.begin_request());
         entry.activity.on_flushed();
         tokio::time::advance(Duration::from_millis(250)).await;
@@ -325,10 +355,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_response_being_written_is_busy_however_long_the_client_takes_to_read_it() {
         let registry = Arc::new(Registry::default());
-        let entry = registry.register();
+        let entry = registry.register(registry.arrive());
         // hyper has taken the response whole; the socket has not taken it all yet.
         drop(entry.activity.begin_request().expect("not closing"));
-        assert!(!registry.shed_longest_idle(), "shed while its response is being written");
+        assert!(!registry.shed_one(), "shed while its response is being written");
         assert!(!entry.activity.nothing_of_ours_to_write());
         let watch = entry.activity.watch(TIMEOUTS);
         tokio::pin!(watch);
@@ -337,7 +367,7 @@ mod tests {
             assert!(tokio::time::timeout(Duration::from_millis(200), &mut watch).await.is_err(), "closed mid-response");
             entry.activity.on_written();
         }
-        assert!(!registry.shed_longest_idle(), "shed while its response is being written");
+        assert!(!registry.shed_one(), "shed while its response is being written");
         entry.activity.on_flushed();
         let written = Instant::now();
         assert!(entry.activity.nothing_of_ours_to_write());
@@ -348,7 +378,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_that_stops_reading_its_response_is_closed_a_keep_alive_timeout_after_the_last_write() {
         let registry = Arc::new(Registry::default());
-        let entry = registry.register();
+        let entry = registry.register(registry.arrive());
         drop(entry.activity.begin_request().expect("not closing"));
         tokio::time::advance(Duration::from_millis(250)).await;
         entry.activity.on_written();
@@ -358,26 +388,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_is_busy_from_its_first_byte_its_head_bounded_by_the_header_timeout() {
+    async fn a_head_in_progress_is_not_yet_a_request_and_is_bounded_by_the_header_timeout() {
         let registry = Arc::new(Registry::default());
-        let first = registry.register();
+        let first = registry.register(registry.arrive());
         let accepted = Instant::now();
         tokio::time::advance(Duration::from_millis(50)).await;
         first.activity.on_read();
-        assert!(!registry.shed_longest_idle(), "shed with a request begun");
+        // A slow head is shed before a kept-alive connection, in the order of its accept.
+        assert_eq!(first.activity.shed_order(), Some((Standing::NoRequestYet, accepted, first.activity.id())));
         // The first request's head is due a header timeout after the accept, not after its first byte.
         assert_eq!(first.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
         assert_eq!(accepted.elapsed(), TIMEOUTS.header_read);
 
-        // Bytes of the next request while a response is still being sent (pipelining): once it is
-        // sent, the connection is reading that request's head, not kept alive.
-        let pipelined = registry.register();
+        // Bytes of the next request while a response is still being sent (pipelining): busy until
+        // the response is sent, then reading that request's head, not kept alive.
+        let pipelined = registry.register(registry.arrive());
         drop(pipelined.activity.begin_request().expect("not closing"));
         pipelined.activity.on_read();
         tokio::time::advance(Duration::from_millis(50)).await;
+        assert_eq!(pipelined.activity.shed_order(), None, "sheddable with its response on its way");
         pipelined.activity.on_flushed();
         let sent = Instant::now();
-        assert!(!registry.shed_longest_idle(), "shed with a request begun");
+        assert_eq!(pipelined.activity.shed_order(), Some((Standing::NoRequestYet, sent, pipelined.activity.id())));
         assert_eq!(pipelined.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
         assert_eq!(sent.elapsed(), TIMEOUTS.header_read);
     }

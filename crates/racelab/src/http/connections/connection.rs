@@ -24,18 +24,21 @@ use tower::ServiceExt;
 use super::Shared;
 use super::activity::{Activity, RequestGuard};
 use super::io::TrackedIo;
+use super::registry::Entry;
 use crate::http::error::ApiError;
 use crate::http::metrics;
 
 /// Serves one connection until it closes, its watchdog closes it, or the shutdown drains it (the
-/// watcher then asks hyper to close it after the request in flight, if any).
+/// watcher then asks hyper to close it after the request in flight, if any). `entry` is its place in
+/// the registry (numbered when it was accepted: the shedding order is the accept order), and `_slot`
+/// its place under the cap, given back last, once the socket is closed.
 pub(super) async fn serve_connection(
     shared: Arc<Shared>,
     stream: TcpStream,
+    entry: Entry,
     _slot: OwnedSemaphorePermit,
     shutdown: Watcher,
 ) {
-    let entry = shared.registry.register();
     metrics::connections_open(shared.registry.open());
     let activity = entry.activity.clone();
     let service = TrackedService { router: shared.router.clone(), activity: activity.clone() };

@@ -1,7 +1,7 @@
 //! The accept loop, in place of `axum::serve`: that one sets no timer (so hyper's header timeout
 //! never fires), caps nothing, and sleeps a second on every failed `accept`, which is how 300 idle
 //! sockets under `ulimit -n 256` left `/health` unanswered. It must never close a busy connection
-//! (from the first byte of a request to the last byte of its response) except at its own deadline.
+//! (from a complete request head to the last byte of its response) except at its own deadline.
 //!
 //! - **Idle timeouts** ([`activity`](crate::http::connections::activity)): a connection must send a whole request head within the header
 //!   timeout (from its accept, or from the first bytes of a request on a kept-alive connection), and
@@ -9,10 +9,12 @@
 //!   here (the request timeout bounds it), nor a response being written while the client reads it,
 //!   however slowly; one the client reads nothing of for the keep-alive timeout is.
 //! - **A cap** ([`budget`](crate::http::connections::budget)), below the open-files limit less what the database pool and the process
-//!   need, so `accept` never fails for lack of descriptors. At the cap, the connection idle the
-//!   longest is closed to make room (`registry`): an idle connection costs its client nothing but a
-//!   reconnect, a refused request costs an answer. Only when every connection is busy is the new one
-//!   answered 503 problem+json (with `Retry-After`) and closed (`admission`).
+//!   need, so `accept` never fails for lack of descriptors. At the cap, an idle connection is closed
+//!   to make room (`registry`): the oldest whose request head is not complete (a head sent a byte a
+//!   second is not yet a request, so slow heads cannot hold the cap), or else the one kept alive the
+//!   longest. An idle connection costs its client nothing but a reconnect, a refused request costs
+//!   an answer. Only when every connection is busy is the new one answered 503 problem+json (with
+//!   `Retry-After`) and closed (`admission`).
 //! - If `accept` fails for lack of descriptors all the same (some other part of the process took
 //!   them), an idle connection is shed and `accept` retried at once.
 //! - **Graceful shutdown**: on the signal the listener closes, idle connections close, busy ones
@@ -29,7 +31,7 @@
 //! | Keep-alive timeout | ours (`activity`) | hyper's `keep_alive` only turns keep-alive on or off; hyper has no idle timeout |
 //! | Close a client that stops reading a response | ours (`activity`, `io`) | hyper has no write timeout; tower's and tower-http's `timeout` bound the handler, not the writing of its body |
 //! | Cap fitted to the open-files limit | ours (`budget`, a `tokio` semaphore) | tower's `limit::ConcurrencyLimit` counts requests in a service, not sockets: an idle kept-alive connection holds a descriptor with no request, and over the limit it waits instead of refusing |
-//! | Shed the idlest connection at the cap | ours (`registry`) | tower's `load_shed` refuses the new request; it cannot close another, idle, connection |
+//! | Shed an idle connection at the cap (slow heads first, oldest first) | ours (`registry`) | tower's `load_shed` refuses the new request; it cannot close another, idle, connection |
 //! | 503 problem+json when every connection is busy | ours (`admission`) | `load_shed` answers inside a connection already accepted past the cap, as an error hyper turns into a close without an answer |
 //! | Shed and retry when `accept` fails with EMFILE | ours (`serve`) | hyper-util has no accept loop; `axum::serve` sleeps a second |
 //! | hyper's bare 400, 414 and 431 as problem+json | ours (`io`) | hyper writes them itself, with an empty body, and has no hook to change them |
@@ -148,10 +150,14 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, _)) => {
+                // Numbered here, not in the task: tasks may start out of order, and the oldest
+                // connection without a request must be the first shed.
+                let arrival = shared.registry.arrive();
                 if let Ok(slot) = shared.slots.clone().try_acquire_owned() {
-                    tasks.spawn(serve_connection(shared.clone(), stream, slot, graceful.watcher()));
+                    let entry = shared.registry.register(arrival);
+                    tasks.spawn(serve_connection(shared.clone(), stream, entry, slot, graceful.watcher()));
                 } else if let Ok(waiting) = overflow.clone().try_acquire_owned() {
-                    tasks.spawn(admit_over_cap(shared.clone(), stream, waiting, graceful.watcher()));
+                    tasks.spawn(admit_over_cap(shared.clone(), stream, arrival, waiting, graceful.watcher()));
                 } else {
                     // More arrivals at once than the overflow holds: no descriptor to spare for an answer.
                     metrics::connection_closed("overflow");
@@ -163,7 +169,7 @@ pub async fn serve(
                 ));
                 // The shed connection's task closes its socket soon after: give it that time, rather
                 // than shedding another on the next failure.
-                let pause = if shared.registry.shed_longest_idle() { 5 } else { 50 };
+                let pause = if shared.registry.shed_one() { 5 } else { 50 };
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
             // The client gave up before it was accepted.

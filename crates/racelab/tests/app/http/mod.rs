@@ -20,3 +20,4 @@ mod process;
 mod ready;
 mod runs;
 mod shutdown;
+mod slow_heads;
