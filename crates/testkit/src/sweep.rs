@@ -51,8 +51,10 @@ const PATTERN: &str = r"racelab\_t\_%";
 
 async fn sweep_postgres(url: &str, before: SystemTime, report: &mut SweepReport) -> Result<(), sqlx::Error> {
     let mut conn = sqlx::PgConnection::connect(url).await?;
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1").bind(PATTERN).fetch_all(&mut conn).await?;
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+        .bind(PATTERN)
+        .fetch_all(&mut conn)
+        .await?;
     for name in names.into_iter().filter(|n| old(n, before)) {
         // Without FORCE: PostgreSQL refuses (55006) while anybody is connected, which is the check.
         match conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))).await {

@@ -83,11 +83,11 @@ async fn the_sweep_takes_only_old_test_databases_nobody_uses() {
     let random = || uuid::Uuid::new_v4().simple().to_string();
     for backend in [Backend::Postgres, Backend::MySql] {
         let admin = server_admin_url(backend);
-        let (leftover, busy, theirs) =
-            (format!("racelab_t_{hour_ago}_{}", random()), format!("racelab_t_{hour_ago}_{}", random()), format!(
-                "racelab_x_{}",
-                random()
-            ));
+        let (leftover, busy, theirs) = (
+            format!("racelab_t_{hour_ago}_{}", random()),
+            format!("racelab_t_{hour_ago}_{}", random()),
+            format!("racelab_x_{}", random()),
+        );
         for name in [&leftover, &busy, &theirs] {
             execute(backend, &admin, &format!("CREATE DATABASE {name}")).await;
         }
