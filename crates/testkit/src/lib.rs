@@ -56,8 +56,13 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 const ADMIN_WAIT: Duration = Duration::from_secs(120);
 
 /// The prefix of every test database (and SQLite file), followed by its creation time in Unix seconds
-/// and a random part: `racelab_t_1765080000_<32 hex digits>`. [`sweep`] reads the time back.
+/// and a random part: `racelab_t_1765080000_<20 hex digits>`. [`sweep`] reads the time back. No
+/// longer than the names before the time was in them (42 characters): URLs holding it are printed in
+/// 80 columns.
 pub const NAME_PREFIX: &str = "racelab_t_";
+
+/// Hex digits of a test database name's random part (80 bits).
+const RANDOM_DIGITS: usize = 20;
 
 /// The pool size a test may have on a server: [`CONNECTIONS_PER_TEST`], or
 /// [`CONNECTIONS_PER_WIDE_TEST`] when `wide` and the test runs in the [`WIDE_GROUP`]. Under nextest a
@@ -349,14 +354,15 @@ pub async fn admin_connect<C: Connection>(backend: Backend, admin_url: &str, var
 /// A new test database's name, made at `now`: see [`NAME_PREFIX`].
 fn new_name(now: SystemTime) -> String {
     let seconds = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("{NAME_PREFIX}{seconds}_{}", uuid::Uuid::new_v4().simple())
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{NAME_PREFIX}{seconds}_{}", &random[..RANDOM_DIGITS])
 }
 
 /// When a test database was made, read back from its name; `None` for a name this kit did not make.
 fn made_at(name: &str) -> Option<SystemTime> {
     let rest = name.strip_prefix(NAME_PREFIX)?;
     let (seconds, random) = rest.split_once('_')?;
-    if random.len() != 32 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if random.len() != RANDOM_DIGITS || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let seconds: u64 = seconds.parse().ok()?;

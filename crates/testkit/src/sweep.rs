@@ -1,7 +1,7 @@
 //! Sweeping up the test databases of tests that never got to drop theirs: a test process that nextest
 //! killed at its timeout (or any killed process) runs no destructor.
 //!
-//! Only what this kit made is touched: names of the form `racelab_t_<unix seconds>_<32 hex digits>`
+//! Only what this kit made is touched: names of the form `racelab_t_<unix seconds>_<20 hex digits>`
 //! ([`crate::NAME_PREFIX`]), made before the given time, and on a server only if nobody is connected
 //! to it. Anybody else's database, and a test database still in use (another run's), is left alone.
 
