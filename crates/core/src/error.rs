@@ -32,6 +32,10 @@ pub enum ErrorKind {
     ConnectionLost,
     /// No connection could be had from the pool in time.
     PoolTimeout,
+    /// A counter (a post's `like` or `version`, or their total over the slots) would pass the largest
+    /// value it can hold, 2^63 - 1 (PG 22003, MariaDB 1690, SQLite's guards): the write is refused, never
+    /// wrapped, and never stored as another type. Not retried: running it again cannot make room.
+    CounterOverflow,
     /// The post does not exist.
     NotFound,
     /// Never attempted: whoever ran the experiment stopped it (its request timed out).
@@ -44,7 +48,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in a stable order (for tables and documentation).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::SerializationFailure,
         ErrorKind::Deadlock,
         ErrorKind::LockNotAvailable,
@@ -54,6 +58,7 @@ impl ErrorKind {
         ErrorKind::RowSkipped,
         ErrorKind::ConnectionLost,
         ErrorKind::PoolTimeout,
+        ErrorKind::CounterOverflow,
         ErrorKind::NotFound,
         ErrorKind::Stopped,
         ErrorKind::Unsupported,
@@ -99,6 +104,7 @@ impl ErrorKind {
             ErrorKind::RowSkipped => "row_skipped",
             ErrorKind::ConnectionLost => "connection_lost",
             ErrorKind::PoolTimeout => "pool_timeout",
+            ErrorKind::CounterOverflow => "counter_overflow",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Stopped => "stopped",
             ErrorKind::Unsupported => "unsupported",
@@ -125,6 +131,30 @@ fn driver_detail(source: &sqlx::Error) -> String {
     }
 }
 
+/// A counter that cannot take what was to be added: which post, which of its counters, the value it
+/// has and what was to be added. Carried by a [`DbError`] of kind [`ErrorKind::CounterOverflow`] when
+/// the value is known (a refusal the code made itself); a database's own overflow error has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AtMaximum {
+    pub post: i64,
+    /// `like` or `version`.
+    pub counter: &'static str,
+    /// The counter's value (for a total over the slots past the maximum: the maximum).
+    pub value: i64,
+    pub adding: i64,
+}
+
+impl fmt::Display for AtMaximum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let AtMaximum { post, counter, value, adding } = self;
+        write!(
+            f,
+            "post {post} has {counter} {value}, and {adding} more would pass {}, the most a counter holds",
+            i64::MAX
+        )
+    }
+}
+
 /// An error from a database operation, with its kind and, where there is one, the driver's error.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {detail}")]
@@ -135,6 +165,8 @@ pub struct DbError {
     /// The connection was lost while the statement that commits was on the wire: it may have
     /// committed or not, and nobody can tell from this side.
     in_doubt: bool,
+    /// Boxed: an error is moved through every `Result` of the engine, and this is rarely there.
+    at_maximum: Option<Box<AtMaximum>>,
     #[source]
     source: Option<sqlx::Error>,
 }
@@ -142,7 +174,12 @@ pub struct DbError {
 impl DbError {
     /// An error that did not come from the driver.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into(), code: None, in_doubt: false, source: None }
+        Self { kind, detail: detail.into(), code: None, in_doubt: false, at_maximum: None, source: None }
+    }
+
+    /// A counter that cannot take `at.adding` more: [`ErrorKind::CounterOverflow`], naming it.
+    pub fn at_maximum(at: AtMaximum) -> Self {
+        Self { at_maximum: Some(Box::new(at)), ..Self::new(ErrorKind::CounterOverflow, at.to_string()) }
     }
 
     /// A driver error, already classified by a backend module.
@@ -151,7 +188,7 @@ impl DbError {
             sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
             _ => None,
         };
-        Self { kind, detail: driver_detail(&source), code, in_doubt: false, source: Some(source) }
+        Self { kind, detail: driver_detail(&source), code, in_doubt: false, at_maximum: None, source: Some(source) }
     }
 
     /// The same error for another party (each request of a failed batch gets one): kind, detail,
@@ -162,6 +199,7 @@ impl DbError {
             detail: self.detail.clone(),
             code: self.code.clone(),
             in_doubt: self.in_doubt,
+            at_maximum: self.at_maximum.clone(),
             source: None,
         }
     }
@@ -169,6 +207,11 @@ impl DbError {
     /// The kind this error was classified as.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// The counter that could not take more, when this is a refusal that knows its value.
+    pub fn counter_at_maximum(&self) -> Option<AtMaximum> {
+        self.at_maximum.as_deref().copied()
     }
 
     /// The database's own code (SQLSTATE, MySQL error number, SQLite extended result code), if any.

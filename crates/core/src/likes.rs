@@ -187,10 +187,13 @@ impl Liker {
         pending: &[Pending<'_>],
         answer: &impl Fn(i64) -> (u16, String),
     ) -> Result<Unit, DbError> {
-        // Without keys, the atomic and sharded writes are one statement each: autocommit is their
-        // transaction, and a hot post's likes cost one round trip each.
+        // Without keys, the atomic write is one statement: autocommit is its transaction, and a hot
+        // post's likes cost one round trip each. A sharded like is its slot's write and then the read of
+        // the total it answers, which refuses a total past the maximum: one transaction, so that a
+        // refused like does not stay in its slot.
         let keyless = pending.iter().all(|(_, request)| request.key.is_none());
-        if !(keyless && self.strategy.is_one_statement()) {
+        let sharded = matches!(self.strategy, Strategy::Sharded { .. });
+        if !(keyless && self.strategy.is_one_statement() && !sharded) {
             session.begin(self.tx_mode()).await?;
         }
         let result = self.unit(session, pk, pending, answer).await;
@@ -227,7 +230,10 @@ impl Liker {
         let by = fresh.len() as i64;
         let last = self.add(session, pk, by).await?;
         let mut made = Vec::with_capacity(fresh.len());
-        for (like, (i, request)) in (last - by + 1..).zip(fresh) {
+        // The n-th fresh like's count is `last - by + n`: never past `last`, so no count overflows, even
+        // the one that reaches the maximum (an open range from it would step past it).
+        for (n, (i, request)) in (1..=by).zip(fresh) {
+            let like = last - by + n;
             let (status, body) = answer(like);
             if let Some(key) = &request.key {
                 session.save_idempotent_response(&key.key, status, &body).await?;

@@ -12,7 +12,7 @@ use super::{
     Conn, Counter, Dialect, LockMode, Pk, PostRow, StoredResponse, db_err, locked_row, not_found,
     relabel_for_lock_mode, slot_error,
 };
-use crate::error::DbError;
+use crate::error::{AtMaximum, DbError, ErrorKind};
 
 /// Runs one statement that returns nothing the caller needs.
 pub(crate) async fn run<D: Dialect>(c: &mut Conn<D::Db>, sql: &'static str) -> Result<(), DbError> {
@@ -53,9 +53,21 @@ pub(crate) async fn read_for_update<D: Dialect>(
     locked_row::<D>(c, pk, row, mode).await
 }
 
+/// The post's `like` and `version` with its slots', each a sum checked here: a total past the maximum
+/// is a [`ErrorKind::CounterOverflow`] naming the post, never a wrapped or clamped number.
 pub(crate) async fn read_total<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<Counter, DbError> {
-    let row = pair::<D>(c, &D::statements().read_total, pk).await.map_err(db_err::<D>)?;
-    super::read_counter(row, pk)
+    let row = D::Db::fetch_optional(c, &D::statements().read_total, &[Arg::Int(pk)]).await.map_err(db_err::<D>)?;
+    let Some(row) = row else { return Err(not_found(pk)) };
+    let decoded = (|| {
+        Ok::<_, sqlx::Error>([D::Db::int(&row, 0)?, D::Db::int(&row, 1)?, D::Db::int(&row, 2)?, D::Db::int(&row, 3)?])
+    })();
+    let [like, slots_like, version, slots_version] = decoded.map_err(db_err::<D>)?;
+    Ok(Counter { like: total(pk, "like", like, slots_like)?, version: total(pk, "version", version, slots_version)? })
+}
+
+/// The post's own `value` of `counter` plus its slots', or the refusal to name a total past the maximum.
+fn total(pk: Pk, counter: &'static str, value: i64, slots: i64) -> Result<i64, DbError> {
+    value.checked_add(slots).ok_or_else(|| DbError::at_maximum(AtMaximum { post: pk, counter, value, adding: slots }))
 }
 
 pub(crate) async fn load<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk) -> Result<PostRow, DbError> {
@@ -97,9 +109,23 @@ pub(crate) async fn delete_if_version<D: Dialect>(
 }
 
 pub(crate) async fn increment_by<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk, by: i64) -> Result<i64, DbError> {
-    let args = [Arg::Int(by), Arg::Int(pk)];
-    let like = D::returned(c, &D::statements().increment_by, &args).await.map_err(db_err::<D>)?;
-    like.ok_or_else(|| not_found(pk))?
+    let args = [Arg::Int(by), Arg::Int(pk), Arg::Int(by)];
+    match D::returned(c, &D::statements().increment_by, &args).await.map_err(db_err::<D>)? {
+        Some(like) => like,
+        None => Err(why_not_incremented::<D>(c, pk, by).await),
+    }
+}
+
+/// Why the guarded increment wrote no row: the post is missing, or its `like` cannot take `by` more.
+/// In autocommit the row may have changed since (a write that made room): that is a conflict, retried.
+async fn why_not_incremented<D: Dialect>(c: &mut Conn<D::Db>, pk: Pk, by: i64) -> DbError {
+    match read::<D>(c, pk).await {
+        Ok(Counter { like, .. }) if like.checked_add(by).is_none() => {
+            DbError::at_maximum(AtMaximum { post: pk, counter: "like", value: like, adding: by })
+        }
+        Ok(_) => DbError::new(ErrorKind::StaleVersion, format!("post {pk} changed while its like was refused")),
+        Err(err) => err,
+    }
 }
 
 pub(crate) async fn increment_slot_by<D: Dialect>(

@@ -185,6 +185,7 @@ const SQL: Sql = Sql {
     returning: Returning::LastInsertId,
     bigint: ("CAST(", " AS SIGNED)"),
     duplicate_aborts_transaction: false,
+    overflow_raises: true,
 };
 
 impl Dialect for MySql {
@@ -213,6 +214,8 @@ impl Dialect for MySql {
             Some(3572) => ErrorKind::LockNotAvailable,
             // innodb_snapshot_isolation=ON: "Record has changed since last read".
             Some(1020) => ErrorKind::SerializationFailure,
+            // "BIGINT value is out of range": a sum (`version + 1`) past 2^63 - 1.
+            Some(1690) => ErrorKind::CounterOverflow,
             // Too many connections, for the server or for the user.
             Some(1040 | 1203 | 1226) => ErrorKind::PoolTimeout,
             // Server shutdown, connection killed, gone away / lost (client codes, as other drivers

@@ -117,6 +117,7 @@ const SQL: Sql = Sql {
     returning: Returning::Clause,
     bigint: ("(", ")::BIGINT"),
     duplicate_aborts_transaction: true,
+    overflow_raises: true,
 };
 
 impl Dialect for Postgres {
@@ -135,6 +136,8 @@ impl Dialect for Postgres {
             "40001" => ErrorKind::SerializationFailure,
             "40P01" => ErrorKind::Deadlock,
             "55P03" => ErrorKind::LockTimeout,
+            // numeric_value_out_of_range: a BIGINT sum (`version + 1`) past 2^63 - 1.
+            "22003" => ErrorKind::CounterOverflow,
             "53300" => ErrorKind::PoolTimeout,
             "57P01" | "57P02" | "57P03" => ErrorKind::ConnectionLost,
             c if c.starts_with("08") => ErrorKind::ConnectionLost,

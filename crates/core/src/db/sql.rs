@@ -56,7 +56,14 @@ pub(crate) struct Sql {
     /// A duplicate key aborts the whole transaction (PostgreSQL): an insert that may meet one says
     /// `ON CONFLICT DO NOTHING` instead, so a batch goes on with its other likes.
     pub duplicate_aborts_transaction: bool,
+    /// Integer arithmetic past 2^63 - 1 raises an error (PostgreSQL 22003, MariaDB 1690). SQLite's
+    /// does not: it silently makes the result a REAL, which an INTEGER column then stores. Where it
+    /// does not raise, a sum a statement writes is guarded (see [`Sql::checked`]).
+    pub overflow_raises: bool,
 }
+
+/// The largest BIGINT, as SQL writes it.
+const MAX: &str = "9223372036854775807";
 
 /// The statements of one dialect, rendered from [`Sql`].
 #[derive(Debug)]
@@ -87,7 +94,9 @@ impl Statements {
         let Sql { like, now, .. } = *sql;
         let read = format!("SELECT {like}, version FROM posts WHERE pk = ?");
         let lock = |clause: &str| sql.render(&format!("{read} {clause}"));
-        let write = format!("UPDATE posts SET {like} = ?, version = version + 1, modified_at = {now} WHERE pk = ?");
+        let next_version = |old: &str| sql.checked(&format!("{old}version + 1"), &format!("{old}version < {MAX}"));
+        let version = next_version("");
+        let write = format!("UPDATE posts SET {like} = ?, version = {version}, modified_at = {now} WHERE pk = ?");
         let (cast, cast_end) = sql.bigint;
         let (alias, old) = sql.existing_row();
         let mut insert_key =
@@ -108,8 +117,11 @@ impl Statements {
             write_if_version: sql.render(&format!("{write} AND version = ?")),
             write: sql.render(&write),
             delete_if_version: sql.render("DELETE FROM posts WHERE pk = ? AND version = ?"),
+            // The guard keeps the sum from passing the maximum on every backend alike: no row
+            // written, then a read tells a full counter from a missing post (`common::increment_by`).
             increment_by: sql.render(&format!(
-                "UPDATE posts SET {like} = {}, version = version + 1, modified_at = {now} WHERE pk = ?{}",
+                "UPDATE posts SET {like} = {}, version = {version}, modified_at = {now} \
+                 WHERE pk = ? AND {like} <= {MAX} - ?{}",
                 sql.returned(&format!("{like} + ?")),
                 sql.returning(like),
             )),
@@ -118,19 +130,28 @@ impl Statements {
                 .render("UPDATE idempotency_keys SET status = ?, body = ? WHERE idempotency_key = ?"),
             idempotent_response: sql
                 .render("SELECT fingerprint, status, body FROM idempotency_keys WHERE idempotency_key = ?"),
+            // A slot's own `like` past the maximum: raised, or refused by SQLite's guard, which reads
+            // the amount as the value the insert proposed (`excluded`), the same bound parameter.
             increment_slot_by: sql.render(&format!(
                 "INSERT INTO post_slots{alias} (post, slot, {like}, version) VALUES (?, ?, {}, 1) \
-                 {} {like} = {}, version = {old}version + 1{}",
+                 {} {like} = {}, version = {}{}",
                 sql.returned("?"),
                 sql.update_on_conflict("post, slot"),
-                sql.returned(&format!("{old}{like} + ?")),
+                sql.returned(&sql.checked(
+                    &format!("{old}{like} + ?"),
+                    &format!("{old}{like} <= {MAX} - excluded.{like}")
+                )),
+                next_version(old),
                 sql.returning(like),
             )),
             // One statement, so one snapshot: the post and its slots as of the same moment. Grouped by
-            // every column of `p` read (all determined by its key): MariaDB does not infer that.
+            // every column of `p` read (all determined by its key): MariaDB does not infer that. The
+            // post's own values and its slots' sums come back apart, and are added by the caller with
+            // a check: added here, a total past the maximum would raise on PostgreSQL, be clamped by
+            // MariaDB's cast and become a REAL on SQLite.
             read_total: sql.render(&format!(
-                "SELECT {cast}p.{like} + COALESCE(SUM(s.{like}), 0){cast_end}, \
-                 {cast}p.version + COALESCE(SUM(s.version), 0){cast_end} \
+                "SELECT p.{like}, {cast}COALESCE(SUM(s.{like}), 0){cast_end}, \
+                 p.version, {cast}COALESCE(SUM(s.version), 0){cast_end} \
                  FROM posts p LEFT JOIN post_slots s ON s.post = p.pk \
                  WHERE p.pk = ? GROUP BY p.pk, p.{like}, p.version"
             )),
@@ -162,6 +183,14 @@ impl Sql {
             }
         }
         out
+    }
+
+    /// `sum`, a value a statement writes, kept from passing the maximum where the database would not
+    /// refuse it: on SQLite it is NULL unless `fits` holds, and the column's NOT NULL then refuses the
+    /// write (SQLITE_CONSTRAINT_NOTNULL, 1299, classified as a counter overflow). Elsewhere the sum
+    /// itself raises.
+    fn checked(&self, sum: &str, fits: &str) -> String {
+        if self.overflow_raises { sum.to_owned() } else { format!("CASE WHEN {fits} THEN {sum} END") }
     }
 
     /// The start of an upsert's update, for a conflict on `key`.

@@ -142,6 +142,7 @@ const SQL: Sql = Sql {
     returning: Returning::Clause,
     bigint: ("", ""),
     duplicate_aborts_transaction: false,
+    overflow_raises: false,
 };
 
 impl Dialect for Sqlite {
@@ -156,6 +157,11 @@ impl Dialect for Sqlite {
         let code = err.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse::<i32>().ok());
         // Extended result codes keep the primary code in the low byte: BUSY (5) covers BUSY_SNAPSHOT
         // (517) and BUSY_TIMEOUT; LOCKED (6) covers LOCKED_SHAREDCACHE.
+        // SQLITE_CONSTRAINT_NOTNULL: racelab never binds a NULL, so only a guard against overflow (a
+        // sum SQLite would have made a REAL, written as NULL instead: see `Sql::checked`) gives it.
+        if code == Some(1299) {
+            return ErrorKind::CounterOverflow;
+        }
         match code.map(|c| c & 0xff) {
             Some(5 | 6) => ErrorKind::Busy,
             _ => ErrorKind::Other,

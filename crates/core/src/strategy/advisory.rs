@@ -18,7 +18,7 @@ pub(super) async fn unit(session: &mut Session, step: Step<'_>, by: i64) -> Resu
     session.advisory_lock(step.pk).await?;
     let read = session.read_for_update(step.pk, LockMode::Wait).await?;
     step.locked(read.like, read.version);
-    let like = read.like + by;
+    let like = step.plus(read.like, by)?;
     session.write(step.pk, like).await?;
     step.wrote(like);
     Ok(like)

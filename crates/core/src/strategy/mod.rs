@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio::sync::Barrier;
 
 use crate::db::{Backend, LockMode, Pk, Session, TxMode};
-use crate::error::DbError;
+use crate::error::{AtMaximum, DbError};
 use crate::trace::{IncrementId, Seen, TraceKind, Tracer};
 
 pub use self::sharded::{DEFAULT_SLOTS, MAX_SLOTS};
@@ -297,6 +297,13 @@ impl<'a> Step<'a> {
     fn locked(&self, like: i64, version: i64) {
         tracing::debug!(post = self.pk, worker = self.worker, attempt = self.attempt, like, "acquired lock");
         self.record(TraceKind::LockAcquired, Seen { like: Some(like), version: Some(version), detail: None });
+    }
+
+    /// `like + by`, the value a read-modify-write writes, or the refusal of a counter that cannot take
+    /// `by` more: checked here, where the sum is made, so it never wraps (nor panics).
+    fn plus(&self, like: i64, by: i64) -> Result<i64, DbError> {
+        like.checked_add(by)
+            .ok_or_else(|| DbError::at_maximum(AtMaximum { post: self.pk, counter: "like", value: like, adding: by }))
     }
 
     fn wrote(&self, like: i64) {

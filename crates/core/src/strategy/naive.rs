@@ -12,7 +12,7 @@ pub(super) async fn read_modify_write(session: &mut Session, step: Step<'_>, by:
     step.after_read(read.like, read.version).await;
     // Under the default isolation, another transaction may have written since our read: this
     // overwrites its increment.
-    let like = read.like + by;
+    let like = step.plus(read.like, by)?;
     session.write(step.pk, like).await?;
     step.wrote(like);
     Ok(like)

@@ -9,7 +9,7 @@ use crate::error::{DbError, ErrorKind};
 pub(super) async fn unit(session: &mut Session, step: Step<'_>, by: i64) -> Result<i64, DbError> {
     let read = session.read(step.pk).await?;
     step.after_read(read.like, read.version).await;
-    let like = read.like + by;
+    let like = step.plus(read.like, by)?;
     if !session.write_if_version(step.pk, like, read.version).await? {
         return Err(DbError::new(
             ErrorKind::StaleVersion,

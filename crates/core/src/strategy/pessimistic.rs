@@ -12,7 +12,7 @@ use crate::error::DbError;
 pub(super) async fn unit(session: &mut Session, step: Step<'_>, mode: LockMode, by: i64) -> Result<i64, DbError> {
     let read = session.read_for_update(step.pk, mode).await?;
     step.locked(read.like, read.version);
-    let like = read.like + by;
+    let like = step.plus(read.like, by)?;
     session.write(step.pk, like).await?;
     step.wrote(like);
     Ok(like)

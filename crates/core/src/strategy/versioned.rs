@@ -11,7 +11,7 @@ use crate::post::Post;
 pub(super) async fn unit(session: &mut Session, step: Step<'_>, by: i64) -> Result<i64, DbError> {
     let mut post = Post::load(session, step.pk).await?;
     step.after_read(post.like(), post.version()).await;
-    post.set_like(post.like() + by);
+    post.set_like(step.plus(post.like(), by)?);
     post.save(session).await.map_err(DbError::from)?;
     step.wrote(post.like());
     Ok(post.like())

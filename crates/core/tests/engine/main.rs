@@ -17,6 +17,7 @@ mod galera;
 mod in_doubt;
 mod likes;
 mod migrations;
+mod overflow;
 mod pool;
 mod sharded;
 mod strategies;

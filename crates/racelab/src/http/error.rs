@@ -367,6 +367,17 @@ fn describe_db_error(err: &DbError) -> (StatusCode, &'static str, &'static str, 
         ErrorKind::SerializationFailure => conflict("the database aborted the transaction to keep it serializable"),
         ErrorKind::Busy => conflict("the SQLite database stayed locked by another writer longer than the lock timeout"),
         ErrorKind::StaleVersion => conflict("the post was saved by someone else after it was loaded"),
+        // Which post and its value are the core's own words, never the driver's (a database's own
+        // overflow error knows neither: then a fixed sentence).
+        ErrorKind::CounterOverflow => (
+            StatusCode::CONFLICT,
+            "counter-at-maximum",
+            "Counter at its maximum",
+            err.counter_at_maximum().map_or_else(
+                || format!("a counter of the post is at the most it can hold ({})", i64::MAX),
+                |at| at.to_string(),
+            ),
+        ),
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found", "the post does not exist".into()),
         ErrorKind::Unsupported => (
             StatusCode::NOT_IMPLEMENTED,

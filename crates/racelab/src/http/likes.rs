@@ -74,21 +74,41 @@ pub struct LikeBody {
     pub like: i64,
 }
 
-/// The key of a request, if it has one: an sf-string (`"..."`, as the draft writes it) or the bare
-/// characters, 1 to 255 visible ASCII characters.
+/// The key of a request, if it has one. The draft defines the field as a Structured Field (RFC 9651)
+/// Item whose value is a String (`"8e03978e-40d5"`), and [`sfv`] parses it as one: an unbalanced
+/// quote, parameters, an Integer or any other type is refused, and so is a field sent twice (which
+/// key would count is not the server's to guess). A bare Token (`abc-1`, which must start with a
+/// letter or `*`) is taken too, as the same key as the String of its characters: what `curl -H
+/// 'Idempotency-Key: abc-1'` sends, and what this server took before it parsed the field; it is just
+/// as unambiguous. The key itself is 1 to [`MAX_KEY_LENGTH`] visible ASCII characters: no space,
+/// which MariaDB's PAD SPACE comparison would ignore at the end of a key (`"a "` the same as `"a"`).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
+    let mut values = headers.get_all(&IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
     let invalid = |reason: String| ApiError::InvalidPart { part: "header", name: IDEMPOTENCY_KEY.to_string(), reason };
+    if values.next().is_some() {
+        return Err(invalid("must be sent once, with one key".into()));
+    }
     let raw = value.to_str().map_err(|_| invalid("must be visible ASCII".into()))?;
-    let key = match raw.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) {
-        Some(inner) if !inner.is_empty() => inner,
-        _ => raw,
+    let item: sfv::Item = sfv::Parser::new(raw).parse().map_err(|_| {
+        invalid(format!("must be a String (RFC 9651) such as `\"8e03978e-40d5\"`, got `{}`", echo(raw)))
+    })?;
+    if !item.params.is_empty() {
+        return Err(invalid(format!("must be a String without parameters, got `{}`", echo(raw))));
+    }
+    let key = match &item.bare_item {
+        sfv::BareItem::String(key) => key.as_str(),
+        sfv::BareItem::Token(key) => key.as_str(),
+        _ => {
+            let reason = format!("must be a String such as `\"8e03978e-40d5\"` (quoted), got `{}`", echo(raw));
+            return Err(invalid(reason));
+        }
     };
     let valid = (1..=MAX_KEY_LENGTH).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
     if !valid {
-        let reason = format!("must be 1 to {MAX_KEY_LENGTH} visible ASCII characters, got `{}`", echo(raw));
+        let reason = format!("must hold 1 to {MAX_KEY_LENGTH} visible ASCII characters, got `{}`", echo(raw));
         return Err(invalid(reason));
     }
     Ok(Some(key.to_owned()))
@@ -119,14 +139,16 @@ impl IntoResponses for LikeErrors {
         problems(&[
             (
                 400,
-                "`pk` is not a positive integer, or `Idempotency-Key` is not 1 to 255 visible ASCII characters (or \
-                 missing, on a server started with --require-idempotency-key)",
+                "`pk` is not a positive integer, or `Idempotency-Key` is not one String (or Token) of 1 to 255 \
+                 visible ASCII characters (or missing, on a server started with --require-idempotency-key)",
             ),
             (404, "No post has this key"),
             (
                 409,
                 "The request with this Idempotency-Key (or another write to the post) was still running after the \
-                 lock timeout; retry",
+                 lock timeout; retry (`idempotency-key-in-flight`). Or the post's count is at its maximum, \
+                 9223372036854775807, and cannot take another like (`counter-at-maximum`, naming the post and its \
+                 count)",
             ),
             (422, "This Idempotency-Key was used for another request (a like on another post)"),
             (503, "The database cannot be reached (with Retry-After)"),
@@ -138,10 +160,13 @@ impl IntoResponses for LikeErrors {
 #[utoipa::path(post, path = "/posts/{pk}/likes", tag = "posts",
     params(
         ("pk" = i64, Path, description = "The post's key", minimum = 1),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
-            pattern = "^[!-~]+$",
-            description = "A key unique to this like (e.g. a UUID), the same on every retry of it. Kept 24 hours \
-                after its first use (`serve --idempotency-key-ttl`), then purged within a minute."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 512,
+            pattern = r#"^(?:"(?:[!#-\[\]-~]|\\["\\]){1,255}"|[A-Za-z*][-!#$%&'*+.^_`|~0-9A-Za-z:/]{0,254})$"#,
+            description = "A key unique to this like (e.g. a UUID), the same on every retry of it: a Structured \
+                Field String (RFC 9651) of 1 to 255 visible ASCII characters, `\"8e03978e-40d5\"`, or the same \
+                characters bare when they form a Token (starting with a letter or `*`). Sent once, without \
+                parameters. Kept 24 hours after its first use (`serve --idempotency-key-ttl`), then purged within \
+                a minute."),
     ),
     responses(
         (status = 200, description = "Liked (or, with `Idempotent-Replayed: true`, the answer of the first request \
@@ -211,12 +236,36 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_sf_strings_or_bare() {
+    fn keys_are_sf_strings_or_tokens() {
         assert_eq!(key("\"abc-1\"").unwrap().as_deref(), Some("abc-1"));
         assert_eq!(key("abc-1").unwrap().as_deref(), Some("abc-1"));
-        assert_eq!(key("\"\"").unwrap().as_deref(), Some("\"\""));
-        assert!(key("a b").is_err());
-        assert!(key(&"x".repeat(256)).is_err());
+        assert_eq!(key(r#""a\"b\\c""#).unwrap().as_deref(), Some(r#"a"b\c"#));
+        assert_eq!(key(&format!("\"{}\"", "x".repeat(255))).unwrap().map(|k| k.len()), Some(255));
         assert!(idempotency_key(&HeaderMap::new()).unwrap().is_none());
+    }
+
+    #[test]
+    fn anything_but_one_string_or_token_is_refused() {
+        for bad in [
+            "\"\"",
+            "\"abc",
+            "\"abc\";x=1",
+            "abc;x=1",
+            "\"a b\"",
+            "a b",
+            "8e03978e-40d5",
+            "42",
+            "?1",
+            ":YWJj:",
+            "\"a\", \"b\"",
+        ] {
+            let Err(ApiError::InvalidPart { name, .. }) = key(bad) else { panic!("{bad:?} was taken") };
+            assert_eq!(name, "idempotency-key");
+        }
+        assert!(key(&"x".repeat(256)).is_err());
+        let mut twice = HeaderMap::new();
+        twice.append(IDEMPOTENCY_KEY, HeaderValue::from_static("\"a\""));
+        twice.append(IDEMPOTENCY_KEY, HeaderValue::from_static("\"b\""));
+        assert!(idempotency_key(&twice).is_err());
     }
 }

@@ -98,11 +98,19 @@ fn parse_tags(value: &str) -> Result<Vec<EntityTag>, String> {
     Ok(tags)
 }
 
-/// The `If-Match` a write must carry, as the versions it accepts.
+/// The `If-Match` a write must carry, as the versions it accepts. One that names no entity-tag at all
+/// (`If-Match:` empty, or only commas) is malformed, a 400: it is not a precondition that failed (412),
+/// since it states none, and it is not missing (428) either.
 pub(super) fn required_if_match(headers: &HeaderMap) -> Result<Expected, ApiError> {
-    Condition::from_headers(headers, header::IF_MATCH)?
-        .map(|condition| condition.expected())
-        .ok_or(ApiError::PreconditionRequired)
+    match Condition::from_headers(headers, header::IF_MATCH)? {
+        None => Err(ApiError::PreconditionRequired),
+        Some(Condition::Tags(tags)) if tags.is_empty() => Err(ApiError::InvalidPart {
+            part: "header",
+            name: header::IF_MATCH.to_string(),
+            reason: "must be `*` or at least one entity-tag such as `\"3\"`, got none".into(),
+        }),
+        Some(condition) => Ok(condition.expected()),
+    }
 }
 
 /// What a conditional write's outcome means to the client.

@@ -9,10 +9,17 @@ use utoipa::openapi::response::Response as ResponseDoc;
 
 use crate::http::openapi::problems;
 
-const INVALID_PK: (u16, &str) =
-    (400, "`pk` is not a positive integer, or a conditional header is not `*` or a list of entity-tags");
+const INVALID_PK: (u16, &str) = (
+    400,
+    "`pk` is not a positive integer, or a conditional header is not `*` or a list of entity-tags (`If-Match` \
+     naming none, empty, included)",
+);
 const NOT_FOUND: (u16, &str) = (404, "No post has this key");
-const CONFLICT: (u16, &str) = (409, "The database refused the write for a conflict with another transaction");
+const CONFLICT: (u16, &str) = (
+    409,
+    "The database refused the write for a conflict with another transaction, or the post's `version` is at its \
+     maximum, 9223372036854775807 (`counter-at-maximum`)",
+);
 const UNAVAILABLE: (u16, &str) = (503, "The database cannot be reached (with Retry-After)");
 
 /// The errors of `GET`.

@@ -69,7 +69,8 @@ pub async fn get_post(
 #[utoipa::path(patch, path = "/posts/{pk}", tag = "posts",
     params(
         ("pk" = i64, Path, description = "The post's key", minimum = 1),
-        ("If-Match" = String, Header, description = "The ETag of the version this change replaces (or `*`)"),
+        ("If-Match" = String, Header, min_length = 1,
+            description = "The ETag of the version this change replaces (or `*`); empty is a 400"),
     ),
     request_body(content = PatchPost, content_type = "application/json"),
     responses(
@@ -95,7 +96,8 @@ pub async fn patch_post(
 #[utoipa::path(delete, path = "/posts/{pk}", tag = "posts",
     params(
         ("pk" = i64, Path, description = "The post's key", minimum = 1),
-        ("If-Match" = String, Header, description = "The ETag of the version this deletes (or `*`)"),
+        ("If-Match" = String, Header, min_length = 1,
+            description = "The ETag of the version this deletes (or `*`); empty is a 400"),
     ),
     responses(
         (status = 204, description = "Deleted"),

@@ -13,6 +13,7 @@ mod experiments;
 mod galera;
 mod hardening;
 mod likes;
+mod limits_edge;
 mod outage;
 mod params;
 mod posts;

@@ -133,8 +133,9 @@ async fn writes_without_if_match_are_refused(test: TestDb) {
     // Nothing was written.
     assert_eq!(get(&app, pk, None).await.body, created);
 
-    // An empty list is a list (RFC 9110 §5.6.1) that names no version: a precondition, failed.
-    assert_problem(&patch(&app, pk, Some(""), r#"{"like": 3}"#).await, 412);
+    // An If-Match that names no version states no precondition: malformed, not failed.
+    let empty = patch(&app, pk, Some(""), r#"{"like": 3}"#).await;
+    assert_eq!(assert_problem(&empty, 400)["invalid_params"][0]["name"], "if-match", "{}", empty.text);
     let malformed = patch(&app, pk, Some("0"), r#"{"like": 3}"#).await;
     assert_eq!(assert_problem(&malformed, 400)["invalid_params"][0]["name"], "if-match", "{}", malformed.text);
 }
