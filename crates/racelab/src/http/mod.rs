@@ -25,6 +25,8 @@ pub mod error;
 pub mod experiments;
 /// `/health` and `/ready`.
 mod health;
+/// `Content-Security-Policy` (no framing) on every HTML page, `nosniff` on every answer.
+mod html_policy;
 /// A request's JSON body, with the media type, size and syntax errors every endpoint words alike.
 mod json_body;
 /// The seed's `/test-db/*` endpoints, each one experiment of the engine.

@@ -22,7 +22,7 @@ use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::config::HttpConfig;
 use super::connections::budget::{BudgetError, ConnectionBudget};
@@ -30,7 +30,9 @@ use super::connections::{self, ConnectionSettings};
 use super::error::{no_route, problems_only};
 use super::openapi::{ApiDoc, DOCS_PATH, OPENAPI_PATH, with_limits};
 use super::state::AppState;
-use super::{deadline, experiments, health, lab, likes, metrics, page, posts, redoc, request_limits, request_span};
+use super::{
+    deadline, experiments, health, html_policy, lab, likes, metrics, page, posts, redoc, request_limits, request_span,
+};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +212,9 @@ pub fn router(state: AppState) -> Router {
     let openapi = experiments::document(with_limits(openapi, &state.limits()), &state);
     let timeout = state.request_timeout();
     let api = api.with_state(state).merge(page::routes());
-    api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
+    // No validator badge: Swagger UI would load it from validator.swagger.io, with the document's URL.
+    let swagger = SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi).config(Config::default().validator_url("none"));
+    api.merge(swagger)
         .merge(redoc::routes())
         .fallback(no_route)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
@@ -222,6 +226,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(request_limits::MAX_BODY_BYTES as usize))
         // Every error status leaves as problem+json, axum's own 404 and 405 and the timeout's 503 included.
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| problems_only(request, next, timeout)))
+        // Outside everything that makes an answer, so no page (the Swagger UI's included) goes without.
+        .layer(axum::middleware::from_fn(html_policy::protect))
         // Outside the timeout, so a request answered 503 by it is counted and timed like any other.
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(

@@ -12,6 +12,7 @@ mod errors;
 mod experiments;
 mod galera;
 mod hardening;
+mod html_pages;
 mod likes;
 mod limits_edge;
 mod outage;
