@@ -19,14 +19,14 @@ use super::limits::Limits;
 #[openapi(
     info(
         title = "racelab",
-        description = "Show, measure and prevent lost updates. The `/test-db` endpoints rebuild the seed's \
-FastAPI demo on the racelab experiment engine: each `2th*` endpoint runs `workers` x `increments` increments of \
+        description = "Show, measure and prevent lost updates. The `/test-db` endpoints rebuild the FastAPI \
+demo this project started from on the racelab experiment engine: each `2th*` endpoint runs `workers` x `increments` increments of \
 one strategy on one post and proves the result with the database's own counter. Each parameter states \
 its bounds (the maxima of `workers` and `increments` are this server's configuration); a parameter that is \
 not documented, or given twice, is refused. Errors are RFC 9457 problem details."
     ),
     tags(
-        (name = "seed", description = "The seed's endpoints (GET, as the seed had them), one strategy each"),
+        (name = "test-db", description = "The FastAPI original's endpoints (GET, as it had them), one strategy each"),
         (name = "posts", description = "Posts as a resource: ETag is the version; writes need If-Match (412, 428)"),
         (name = "experiments", description = "Lab, bench and anomalies runs started by a request, watched live (SSE)"),
         (name = "operations", description = "Health, readiness and metrics"),

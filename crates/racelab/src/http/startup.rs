@@ -233,6 +233,9 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span::request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros))
+                // An error status is an answer, logged with its cause where it arises (ApiError): a
+                // second ERROR line per 503 would flood the log while the database is away.
+                .on_failure(()),
         )
 }

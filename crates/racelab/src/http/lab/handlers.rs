@@ -19,7 +19,7 @@ use crate::http::query::ApiQuery;
 use crate::http::state::AppState;
 
 /// Connection check: the server's version string.
-#[utoipa::path(get, path = "/test-db/", tag = "seed",
+#[utoipa::path(get, path = "/test-db/", tag = "test-db",
     responses(
         (status = 200, description = "The database answers", body = ConnectionResponse),
         QueryErrors,
@@ -48,7 +48,7 @@ pub async fn to_connection_check(uri: Uri) -> Redirect {
 }
 
 /// Resets the post to `like = 0`, `version = 0` (creating it if needed).
-#[utoipa::path(get, path = "/test-db/init", tag = "seed", params(PostParams),
+#[utoipa::path(get, path = "/test-db/init", tag = "test-db", params(PostParams),
     responses(
         (status = 200, description = "Post reset", body = InitResponse),
         PostErrors,
@@ -69,7 +69,7 @@ pub async fn init(
 }
 
 /// Reads the post: like, version, modified_at (creating it if needed).
-#[utoipa::path(get, path = "/test-db/check", tag = "seed", params(PostParams),
+#[utoipa::path(get, path = "/test-db/check", tag = "test-db", params(PostParams),
     responses(
         (status = 200, description = "The post", body = CheckResponse),
         PostErrors,
@@ -96,7 +96,7 @@ pub async fn check(
 }
 
 /// One session, sequential read-modify-write increments (safe: nobody else writes in between).
-#[utoipa::path(get, path = "/test-db/inc", tag = "seed", params(IncParams),
+#[utoipa::path(get, path = "/test-db/inc", tag = "test-db", params(IncParams),
     responses(
         (status = 200, description = "Increments done", body = LabResponse),
         PostErrors,
@@ -113,7 +113,7 @@ pub async fn inc(
 macro_rules! two_threads {
     ($(#[$doc:meta])* $name:ident, $path:literal, $strategy:expr, $message:literal) => {
         $(#[$doc])*
-        #[utoipa::path(get, path = $path, tag = "seed", params(RunParams),
+        #[utoipa::path(get, path = $path, tag = "test-db", params(RunParams),
             responses(
                 (status = 200, description = "The experiment ran; see `verdict` and `experiment`", body = LabResponse),
                 ExperimentErrors,
@@ -148,7 +148,7 @@ two_threads!(
 
 /// Application lock keyed by the post (`pg_advisory_xact_lock`, `GET_LOCK`) around the read-modify-write.
 /// Not on SQLite: 501.
-#[utoipa::path(get, path = "/test-db/2th-advisory", tag = "seed", params(RunParams),
+#[utoipa::path(get, path = "/test-db/2th-advisory", tag = "test-db", params(RunParams),
     responses(
         (status = 200, description = "The experiment ran", body = LabResponse),
         ExperimentErrors,
@@ -165,7 +165,7 @@ pub async fn two_threads_advisory(
 /// The counter split over the server's `--slots` slot rows: each increment is one atomic upsert on a
 /// random slot, so workers rarely wait for each other; `like_result` is the post's whole counter (its
 /// own `like` plus the sum of its slots).
-#[utoipa::path(get, path = "/test-db/2th-sharded", tag = "seed", params(RunParams),
+#[utoipa::path(get, path = "/test-db/2th-sharded", tag = "test-db", params(RunParams),
     responses(
         (status = 200, description = "The experiment ran; `like_result` is the sum", body = LabResponse),
         ExperimentErrors,
@@ -180,7 +180,7 @@ pub async fn two_threads_sharded(
 }
 
 /// Pessimistic lock: `SELECT ... FOR UPDATE` (or `NOWAIT` / `SKIP LOCKED`), then write, then commit.
-#[utoipa::path(get, path = "/test-db/2th-plock", tag = "seed", params(PlockParams),
+#[utoipa::path(get, path = "/test-db/2th-plock", tag = "test-db", params(PlockParams),
     responses(
         (status = 200, description = "The experiment ran", body = LabResponse),
         ExperimentErrors,
@@ -196,7 +196,7 @@ pub async fn two_threads_pessimistic(
 
 /// The ORM-style version counter: load, change, save; a stale save is retried (`retry=false`: dropped,
 /// as in the FastAPI original).
-#[utoipa::path(get, path = "/test-db/2th-olock-sqlalchemy-versioning", tag = "seed", params(VersioningParams),
+#[utoipa::path(get, path = "/test-db/2th-olock-sqlalchemy-versioning", tag = "test-db", params(VersioningParams),
     responses(
         (status = 200, description = "The experiment ran; with retry=false, `experiment.dropped` counts the dropped increments", body = LabResponse),
         ExperimentErrors,
@@ -212,7 +212,7 @@ pub async fn two_threads_versioned(
 }
 
 /// One versioned increment (load, `like += 1`, save); like and version before and after.
-#[utoipa::path(get, path = "/test-db/test-versioning", tag = "seed", params(PostParams),
+#[utoipa::path(get, path = "/test-db/test-versioning", tag = "test-db", params(PostParams),
     responses(
         (status = 200, description = "Increment saved", body = VersioningResponse),
         PostErrors,

@@ -149,6 +149,7 @@ async fn a_missing_database_is_named_with_how_to_create_it_and_logged_once(test:
     assert_eq!(serve.logged("cannot use the database").len(), 1, "{:#?}", serve.lines);
     assert!(serve.logged("readiness check failed").is_empty(), "{:#?}", serve.lines);
     assert!(serve.logged("request failed").is_empty(), "{:#?}", serve.lines);
+    assert!(serve.logged("response failed").is_empty(), "{:#?}", serve.lines);
 
     // The database created, the service connects without a restart (within its 1 s reconnect
     // cooldown: a bound, not a wait), and says so once.
