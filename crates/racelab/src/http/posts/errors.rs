@@ -15,7 +15,9 @@ const INVALID_PK: (u16, &str) = (
      naming none, empty, included)",
 );
 const NOT_FOUND: (u16, &str) = (404, "No post has this key");
-const CONFLICT: (u16, &str) = (
+const CONFLICT: (u16, &str) = (409, "The database refused the write for a conflict with another transaction");
+/// A change bumps `version`, which can be at its maximum; a delete bumps nothing.
+const CHANGE_CONFLICT: (u16, &str) = (
     409,
     "The database refused the write for a conflict with another transaction, or the post's `version` is at its \
      maximum, 9223372036854775807 (`counter-at-maximum`)",
@@ -31,19 +33,25 @@ impl IntoResponses for ReadErrors {
     }
 }
 
-/// The errors of a conditional write.
+const PRECONDITION_FAILED: (u16, &str) =
+    (412, "`If-Match` does not name the current version; the answer's `ETag` does");
+const PRECONDITION_REQUIRED: (u16, &str) = (428, "`If-Match` is missing: a write must name the version it replaces");
+
+/// The errors of a conditional change (`PATCH`).
 pub(super) struct WriteErrors;
 
 impl IntoResponses for WriteErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
-        problems(&[
-            INVALID_PK,
-            NOT_FOUND,
-            CONFLICT,
-            (412, "`If-Match` does not name the current version; the answer's `ETag` does"),
-            (428, "`If-Match` is missing: a write must name the version it replaces"),
-            UNAVAILABLE,
-        ])
+        problems(&[INVALID_PK, NOT_FOUND, CHANGE_CONFLICT, PRECONDITION_FAILED, PRECONDITION_REQUIRED, UNAVAILABLE])
+    }
+}
+
+/// The errors of a conditional delete.
+pub(super) struct DeleteErrors;
+
+impl IntoResponses for DeleteErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        problems(&[INVALID_PK, NOT_FOUND, CONFLICT, PRECONDITION_FAILED, PRECONDITION_REQUIRED, UNAVAILABLE])
     }
 }
 

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::body::{PatchPost, PostBody, etag, insert_etag, with_etag};
 use super::conditions::{Condition, precondition, required_if_match};
-use super::errors::{PatchErrors, ReadErrors, WriteErrors};
+use super::errors::{DeleteErrors, PatchErrors, ReadErrors, WriteErrors};
 use crate::http::error::ApiError;
 use crate::http::json_body::ApiJson;
 use crate::http::post_key::PostKey;
@@ -70,7 +70,9 @@ pub async fn get_post(
     params(
         ("pk" = i64, Path, description = "The post's key", minimum = 1),
         ("If-Match" = String, Header, min_length = 1,
-            description = "The ETag of the version this change replaces (or `*`); empty is a 400"),
+            // `*`, or at least one entity-tag, as `conditions` reads them: anything else is a 400.
+            pattern = r#"^(?:\*|[ \t,]*(?:W/)?"[!#-~]*"(?:[ \t]*,[ \t,]*(?:W/)?"[!#-~]*")*[ \t]*(?:,[ \t,]*)?)$"#,
+            description = "The ETag of the version this change replaces (or `*`); one naming no entity-tag is a 400"),
     ),
     request_body(content = PatchPost, content_type = "application/json"),
     responses(
@@ -97,11 +99,13 @@ pub async fn patch_post(
     params(
         ("pk" = i64, Path, description = "The post's key", minimum = 1),
         ("If-Match" = String, Header, min_length = 1,
-            description = "The ETag of the version this deletes (or `*`); empty is a 400"),
+            // `*`, or at least one entity-tag, as `conditions` reads them: anything else is a 400.
+            pattern = r#"^(?:\*|[ \t,]*(?:W/)?"[!#-~]*"(?:[ \t]*,[ \t,]*(?:W/)?"[!#-~]*")*[ \t]*(?:,[ \t,]*)?)$"#,
+            description = "The ETag of the version this deletes (or `*`); one naming no entity-tag is a 400"),
     ),
     responses(
         (status = 204, description = "Deleted"),
-        WriteErrors,
+        DeleteErrors,
     ))]
 #[tracing::instrument(level = "debug", skip_all, fields(pk = pk))]
 pub async fn delete_post(

@@ -130,9 +130,32 @@ async fn an_if_match_naming_no_tag_is_400(test: TestDb) {
     assert_eq!(stored(&test, pk).await, (0, 0));
 }
 
+// The document says all three: the 409 of a like and of a change name `counter-at-maximum`, and the
+// two headers' schemas accept exactly what the server does (schemathesis generates from them).
+async fn the_document_states_these_limits(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let doc = app.ok("/openapi.json").await;
+    let like = &doc["paths"]["/posts/{pk}/likes"]["post"];
+    let patch = &doc["paths"]["/posts/{pk}"]["patch"];
+    for operation in [like, patch] {
+        let conflict = operation["responses"]["409"]["description"].as_str().unwrap_or_default();
+        assert!(conflict.contains("counter-at-maximum"), "{conflict}");
+    }
+    let header = |operation: &serde_json::Value, name: &str| {
+        let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+        parameters.into_iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no {name}"))
+    };
+    let key = header(like, "Idempotency-Key");
+    assert!(key["schema"]["pattern"].as_str().is_some_and(|p| p.contains("{1,255}")), "{key}");
+    let if_match = header(patch, "If-Match");
+    assert_eq!(if_match["schema"]["minLength"], 1, "{if_match}");
+    assert!(if_match["schema"]["pattern"].is_string(), "{if_match}");
+}
+
 on_every_backend!(
     a_like_past_the_maximum_is_409_naming_the_post,
     an_experiment_on_a_post_at_the_maximum_counts_its_refusals,
     idempotency_key_is_one_structured_string,
     an_if_match_naming_no_tag_is_400,
+    the_document_states_these_limits,
 );
