@@ -42,6 +42,67 @@ pub enum ConnectError {
     /// yet prepared.
     #[error("node not ready: {state} ({url})")]
     NodeNotReady { url: String, state: super::NodeState },
+    /// The SQLite file was opened, and cannot be used: its disk is full, it is no SQLite database, or
+    /// it may only be read. Never taken for a race with another process, never retried.
+    #[error("cannot use the SQLite database {path}: {problem}: {message}")]
+    SqliteFile { url: String, path: String, problem: FileProblem, message: String },
+}
+
+/// Why a SQLite database file cannot be used, from SQLite's primary result code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileProblem {
+    /// SQLITE_FULL (13): the disk holding it is full (or the database reached its
+    /// `max_page_count`); or SQLITE_IOERR_SHMSIZE (4874): the WAL index (`-shm`) could not be
+    /// grown, which is how a full disk shows when the file is opened.
+    DiskFull,
+    /// SQLITE_NOTADB (26) or SQLITE_CORRUPT (11): the file is not a SQLite database, or a damaged one.
+    NotADatabase,
+    /// SQLITE_READONLY (8): the file, its directory or its file system may only be read (or the URL
+    /// says `mode=ro`).
+    ReadOnly,
+}
+
+impl FileProblem {
+    /// The problem a SQLite result code (primary or extended) names, if it is one of these.
+    pub(crate) fn of_code(code: i32) -> Option<Self> {
+        const IOERR_SHMSIZE: i32 = 10 | (19 << 8);
+        if code == IOERR_SHMSIZE {
+            return Some(FileProblem::DiskFull);
+        }
+        match code & 0xff {
+            13 => Some(FileProblem::DiskFull),
+            11 | 26 => Some(FileProblem::NotADatabase),
+            8 => Some(FileProblem::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// The problem of a driver error from a SQLite database, if it is one of these.
+    pub(crate) fn of_error(err: &sqlx::Error) -> Option<Self> {
+        let code = err.as_database_error()?.code()?.parse::<i32>().ok()?;
+        Self::of_code(code)
+    }
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileProblem::DiskFull => "the disk is full",
+            FileProblem::NotADatabase => "the file is not a usable SQLite database (not one, or damaged)",
+            FileProblem::ReadOnly => "it may only be read here (a read-only file, directory or file system)",
+        })
+    }
+}
+
+/// The [`ConnectError::SqliteFile`] that a driver error from SQLite means, if it means one.
+pub(crate) fn sqlite_file_error(url: &DatabaseUrl, err: &sqlx::Error) -> Option<ConnectError> {
+    let problem = FileProblem::of_error(err)?;
+    let message = match err.as_database_error() {
+        Some(db) => server_message(db, "SQLite code", &db.code().unwrap_or_default()),
+        None => super::redact(&err.to_string()),
+    };
+    let path = url.sqlite_path().unwrap_or_else(|| url.redacted());
+    Some(ConnectError::SqliteFile { url: url.redacted(), path, problem, message })
 }
 
 /// Why a server that answered refused a connection.
@@ -72,6 +133,11 @@ pub(crate) fn server_message(err: &dyn DatabaseError, code_label: &str, code: &s
 
 /// A driver error met while connecting, as what it means.
 pub(crate) fn connect_error(url: &DatabaseUrl, err: sqlx::Error, explain: Explain) -> ConnectError {
+    if url.backend() == Backend::Sqlite
+        && let Some(unusable) = sqlite_file_error(url, &err)
+    {
+        return unusable;
+    }
     match err {
         // A file that cannot be opened: nobody refused anything.
         sqlx::Error::Database(db) if url.backend() == Backend::Sqlite => {

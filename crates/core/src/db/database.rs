@@ -79,7 +79,21 @@ impl Database {
     /// migrations applied.
     #[tracing::instrument(skip(self), fields(backend = %self.backend()), level = "debug")]
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        let migrate = |source| ConnectError::Migrate { url: self.url.redacted(), source };
+        // A SQLite file that cannot be used (disk full, not a database, read-only) is said as such, not
+        // as a failed migration.
+        let migrate = |source: sqlx::migrate::MigrateError| {
+            let driver_error = match &source {
+                sqlx::migrate::MigrateError::Execute(err) | sqlx::migrate::MigrateError::ExecuteMigration(err, _) => {
+                    Some(err)
+                }
+                _ => None,
+            };
+            match driver_error.filter(|_| self.backend() == Backend::Sqlite) {
+                Some(err) => connect::sqlite_file_error(&self.url, err)
+                    .unwrap_or(ConnectError::Migrate { url: self.url.redacted(), source }),
+                None => ConnectError::Migrate { url: self.url.redacted(), source },
+            }
+        };
         let mut backoff = SETUP_RETRY.backoff();
         loop {
             let result = match &self.pool {

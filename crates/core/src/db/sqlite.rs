@@ -116,20 +116,28 @@ fn relabel_busy(err: DbError, mode: LockMode) -> DbError {
 
 /// Applies the migrations; SQLite has no application lock, so two processes starting together on
 /// one file can both try the same migration. Each migration is one transaction with its bookkeeping
-/// row: the loser's is rolled back (a UNIQUE violation, or busy), and its next try finds the migration
-/// applied. Bounded: a real failure still ends it.
+/// row: the loser's is rolled back (busy, or a UNIQUE violation on that row), and its next try finds
+/// the migration applied. Only those are tried again, a few times: a full disk, a file that is no
+/// database or a read-only one is no race, and is reported at once.
 pub(super) async fn migrate(pool: &SqlitePool, migrator: sqlx::migrate::Migrator) -> Result<(), MigrateError> {
     const TRIES: u32 = 5;
     let mut tried = 1;
     loop {
         match migrator.run(pool).await {
-            Err(MigrateError::Execute(err)) if tried < TRIES => {
+            Err(MigrateError::Execute(err)) if tried < TRIES && lost_a_race(&err) => {
                 tracing::debug!(%err, "migration raced another process; trying again");
                 tried += 1;
             }
             done => return done,
         }
     }
+}
+
+/// What another process migrating the same file at once makes a migration fail with: busy (5, 6),
+/// or a constraint (19: the other's bookkeeping row is there first).
+fn lost_a_race(err: &sqlx::Error) -> bool {
+    let code = err.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse::<i32>().ok());
+    matches!(code.map(|c| c & 0xff), Some(5 | 6 | 19))
 }
 
 /// SQLite's SQL: `?n` parameters, `RETURNING`, `ON CONFLICT`, and the time as `modified_at` stores it

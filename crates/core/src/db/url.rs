@@ -105,6 +105,26 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         redact(&self.raw)
     }
+
+    /// A SQLite URL's file, absolute (a relative one is taken from the working directory, as the
+    /// driver takes it); `None` for a server URL or an in-memory database.
+    pub fn sqlite_path(&self) -> Option<String> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let rest = &self.raw["sqlite:".len()..];
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return None;
+        }
+        let path = std::path::Path::new(path);
+        let absolute = match std::env::current_dir() {
+            Ok(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        };
+        Some(absolute.display().to_string())
+    }
 }
 
 impl DatabaseUrl {

@@ -11,7 +11,7 @@ use std::error::Error;
 use std::fmt;
 
 use racelab_core::Backend;
-use racelab_core::db::{ConnectError, Refusal, UrlError};
+use racelab_core::db::{ConnectError, FileProblem, Refusal, UrlError};
 
 use crate::config::DatabaseArgsError;
 
@@ -149,6 +149,19 @@ fn connect_hint(err: &ConnectError) -> Option<String> {
              use fewer --workers, or raise the limit"
                 .to_owned()
         }
+        ConnectError::SqliteFile { problem: FileProblem::DiskFull, path, .. } => {
+            format!(
+                "free space on the disk that holds {path}, or put the database elsewhere (DATABASE_URL / --database-url)"
+            )
+        }
+        ConnectError::SqliteFile { problem: FileProblem::NotADatabase, path, .. } => format!(
+            "{path} is not a SQLite database racelab can use: move it aside (racelab then creates a new one), \
+             restore it from a backup, or name another file in DATABASE_URL / --database-url"
+        ),
+        ConnectError::SqliteFile { problem: FileProblem::ReadOnly, path, .. } => format!(
+            "{path} may only be read here: make the file and its directory writable (and drop any mode=ro from \
+             the URL), or name a writable place in DATABASE_URL / --database-url"
+        ),
         ConnectError::InitStatement { .. } => "fix or remove that --init-sql statement (RACELAB_INIT_SQL)".to_owned(),
         ConnectError::NodeNotReady { .. } => {
             "the Galera node is outside the Primary component or not prepared: use another node, or wait for it \

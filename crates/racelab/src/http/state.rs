@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
-use racelab_core::db::{ConnectError, Refusal};
+use racelab_core::db::{ConnectError, FileProblem, Refusal};
 use racelab_core::{Backend, ConnectOptions, Database, DatabaseUrl, Pk, RetryPolicy};
 use tokio::sync::{OnceCell, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
@@ -284,6 +284,9 @@ pub enum DatabaseDown {
         "the SQLite database file cannot be opened: check that its directory exists and is writable (the service's log names the file)"
     )]
     FileUnusable,
+    /// The SQLite file opened, and cannot be used: disk full, no SQLite database, read-only.
+    #[error("the SQLite database file cannot be used: {0} (the service's log names the file)")]
+    SqliteFile(FileProblem),
     #[error(
         "nothing answers at the database server's address: check that the server runs (the service's log names the address)"
     )]
@@ -330,6 +333,7 @@ impl DatabaseDown {
             ConnectError::InitStatement { .. } => Self::InitStatement,
             ConnectError::Migrate { .. } => Self::Migrations,
             ConnectError::NodeNotReady { state, .. } => Self::NodeNotReady(state.to_string()),
+            ConnectError::SqliteFile { problem, .. } => Self::SqliteFile(*problem),
         }
     }
 }

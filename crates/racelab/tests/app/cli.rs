@@ -439,3 +439,68 @@ async fn no_connection_left_at_connect_is_named_with_its_hint(test: TestDb) {
 }
 
 on_server_backends!(no_connection_left_at_connect_is_named_with_its_hint);
+
+/// `racelab migrate` on a SQLite file that cannot be used: the error names the file and what is wrong
+/// with it, and the hint says what to do about that, never "check that the directory is writable"
+/// for a file that opened. A full disk is made deterministic with `max_page_count`, which SQLite
+/// enforces with the very code a full disk has (SQLITE_FULL, 13); it is reported at once, not retried
+/// as if another process were migrating the file.
+#[test]
+fn an_unusable_sqlite_file_is_named_for_what_it_is() {
+    let dir = ScratchDir::new("cli");
+    // A file of random bytes, and a SQLite database whose schema page is overwritten.
+    std::fs::write(
+        dir.join("random.db"),
+        (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let made = racelab(&["migrate", "--database-url", "sqlite://damaged.db"], &dir);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut damaged = std::fs::read(dir.join("damaged.db")).unwrap();
+    damaged[4096..8192].fill(0xff);
+    std::fs::write(dir.join("damaged.db"), damaged).unwrap();
+    let cases: &[(&[&str], &str, &str, &str)] = &[
+        (
+            &["--database-url", "sqlite://random.db"],
+            "random.db: the file is not a usable SQLite database",
+            "(SQLite code 26)",
+            "random.db is not a SQLite database racelab can use: move it aside",
+        ),
+        (
+            &["--database-url", "sqlite://damaged.db"],
+            "damaged.db: the file is not a usable SQLite database",
+            "(SQLite code 11)",
+            "damaged.db is not a SQLite database racelab can use: move it aside",
+        ),
+        (
+            &["--database-url", "sqlite://full.db", "--init-sql", "PRAGMA max_page_count = 2"],
+            "full.db: the disk is full",
+            "(SQLite code 13)",
+            "hint: free space on the disk that holds ",
+        ),
+    ];
+    for (args, problem, code, hint) in cases {
+        let mut all = vec!["migrate"];
+        all.extend_from_slice(args);
+        let output = racelab(&all, &dir);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("cannot use the SQLite database {}/", dir.display())), "{args:?}: {stderr}");
+        assert!(stderr.contains(problem) && stderr.contains(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(hint), "{args:?}: {stderr}");
+        assert!(!stderr.contains("writable, or set") && !stderr.contains("migration"), "{args:?}: {stderr}");
+    }
+
+    // A file opened read-only (`mode=ro`, as a read-only file system would) that needs its migrations.
+    let fresh = dir.join("fresh-ro.db");
+    std::fs::write(&fresh, b"").unwrap();
+    let url = format!("sqlite://{}?mode=ro", fresh.display());
+    let output = racelab(&["migrate", "--database-url", &url], &dir);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("fresh-ro.db: it may only be read here") && stderr.contains("(SQLite code 8)"), "{stderr}");
+    assert!(
+        stderr.contains("hint: ") && stderr.contains("fresh-ro.db may only be read here: make the file"),
+        "{stderr}"
+    );
+}
