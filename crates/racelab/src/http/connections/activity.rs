@@ -16,8 +16,8 @@
 //!   slowly, is never cut, and one that stops reading is closed like one that stops sending.
 //!
 //! Only an idle connection is shed to make room: a busy one would lose a request or a response cut
-//! short. Among idle ones, a connection without a complete head goes first, the oldest first (see
-//! `Standing`). A connection past its deadline, or shed, is closed without an answer.
+//! short. Among idle ones, a connection without a complete head goes first (one with a head begun
+//! before one that has sent nothing), the oldest first (see `Standing`). A connection past its deadline, or shed, is closed without an answer.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -75,21 +75,26 @@ impl Phase {
     /// Where a connection in this phase stands when one must be shed; `None` if it is busy.
     fn standing(self) -> Option<Standing> {
         match self {
-            Phase::AwaitingFirstRequest | Phase::ReadingHead => Some(Standing::NoRequestYet),
+            Phase::ReadingHead => Some(Standing::HeadBegun),
+            Phase::AwaitingFirstRequest => Some(Standing::Silent),
             Phase::KeptAlive => Some(Standing::KeptAlive),
             Phase::Serving | Phase::Sending => None,
         }
     }
 }
 
-/// Which idle connections are shed first: the lower, the sooner.
+/// Which idle connections are shed first: the lower, the sooner. Those without a complete request
+/// head come first: nothing has been asked on them, and a slowloris is one of them however many
+/// bytes it has sent. The oldest of a standing goes first: a real client sends its head in one
+/// packet, so the connection that has waited longest for the end of its head is the least likely
+/// to be one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Standing {
-    /// No complete request head yet, since the accept or since the last response: nothing has been
-    /// asked, and a slowloris is one of these however many bytes it has sent. The oldest goes first:
-    /// a real client sends its head in one packet, so the connection that has waited longest for
-    /// the end of its head is the least likely to be one.
-    NoRequestYet,
+    /// The first bytes of a request head in, not the whole head: a client that sends its head
+    /// slowly, or stopped.
+    HeadBegun,
+    /// Accepted, nothing sent yet: possibly a client (a browser's preconnection) about to send.
+    Silent,
     /// Kept alive after a response: a client that has been served and will likely ask again (a load
     /// balancer's pooled connection). The one kept alive the longest goes first.
     KeptAlive,
@@ -395,7 +400,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(50)).await;
         first.activity.on_read();
         // A slow head is shed before a kept-alive connection, in the order of its accept.
-        assert_eq!(first.activity.shed_order(), Some((Standing::NoRequestYet, accepted, first.activity.id())));
+        assert_eq!(first.activity.shed_order(), Some((Standing::HeadBegun, accepted, first.activity.id())));
         // The first request's head is due a header timeout after the accept, not after its first byte.
         assert_eq!(first.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
         assert_eq!(accepted.elapsed(), TIMEOUTS.header_read);
@@ -409,7 +414,7 @@ mod tests {
         assert_eq!(pipelined.activity.shed_order(), None, "sheddable with its response on its way");
         pipelined.activity.on_flushed();
         let sent = Instant::now();
-        assert_eq!(pipelined.activity.shed_order(), Some((Standing::NoRequestYet, sent, pipelined.activity.id())));
+        assert_eq!(pipelined.activity.shed_order(), Some((Standing::HeadBegun, sent, pipelined.activity.id())));
         assert_eq!(pipelined.activity.watch(TIMEOUTS).await, Closed::HeaderTimeout);
         assert_eq!(sent.elapsed(), TIMEOUTS.header_read);
     }

@@ -1,7 +1,14 @@
-//! A connection accepted over the cap: it takes the place of an idle connection (the oldest without
-//! a complete request head, or else the one kept alive the longest), or, every connection being
-//! busy, is answered 503 problem+json and closed. It never closes a busy connection to make room,
+//! A connection accepted over the cap. It must first send a whole request head: only a request
+//! takes the place of an idle connection (the oldest without a complete head, or else the one kept
+//! alive the longest), so clients that connect and send their head slowly, or not at all, and
+//! reconnect whenever they are closed, cannot push each other, nor anyone, out of the cap: they wait
+//! here, at most [`HEAD_WAIT`], and are closed without an answer. Every connection being busy, a
+//! request is answered 503 problem+json and closed. It never closes a busy connection to make room,
 //! and never closes a refused one before the client has read the answer.
+//!
+//! The waiting connections have a registry of their own: when more arrive than the overflow holds,
+//! the oldest waiting one is closed for the new one (`serve`), so a flood of slow heads cannot keep a
+//! client with a request from being heard.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,32 +19,56 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::activity::{Activity, IdleTimeouts};
 use super::connection::serve_connection;
 use super::io::{LINGER, closing_response};
 use super::registry::Arrival;
 use super::{Shared, warn_at_most_every_second};
 use crate::http::error::ApiError;
 use crate::http::metrics;
+use crate::http::request_limits::MAX_HEAD_BYTES;
 
 /// How long a connection over the cap waits for the idle connection closed for it to be gone.
 const ADMISSION_WAIT: Duration = Duration::from_millis(500);
 
-/// Closes an idle connection and takes its place, or answers 503 and closes. `arrival` is when it
-/// was accepted (its place in the shedding order once served); `waiting` is its place among those
-/// over the cap, held until it is served or refused.
+/// How long a connection over the cap may take to send its request head (less if the header
+/// timeout is shorter): a client sends it as soon as it is connected.
+pub const HEAD_WAIT: Duration = Duration::from_secs(1);
+
+/// Reads the request head (`sent` is what was read of it at the accept), then closes an idle
+/// connection and takes its place, or answers 503 and closes. `arrival` is when it was accepted
+/// (its place in the shedding order once served); `overflow_place` is its place among those over
+/// the cap, held until it is served or refused.
 pub(super) async fn admit_over_cap(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
+    sent: Vec<u8>,
     arrival: Arrival,
-    waiting: OwnedSemaphorePermit,
+    overflow_place: OwnedSemaphorePermit,
     shutdown: Watcher,
 ) {
+    let head = if head_ended(&sent, 0) {
+        Some(sent)
+    } else {
+        let waiting = shared.waiting.register(arrival);
+        let wait = HEAD_WAIT.min(shared.timeouts.header_read);
+        tokio::select! {
+            head = read_head(&mut stream, sent, &waiting.activity) => head,
+            closed = waiting.activity.watch(IdleTimeouts { header_read: wait, keep_alive: wait }) => {
+                metrics::connection_closed(closed.as_str());
+                return;
+            }
+        }
+        // A request from here on: `waiting` is dropped, it is no longer one of those closed for a
+        // newer arrival.
+    };
+    let Some(head) = head else { return };
     if shared.registry.shed_one()
         && let Ok(Ok(slot)) = tokio::time::timeout(ADMISSION_WAIT, shared.slots.clone().acquire_owned()).await
     {
-        drop(waiting);
+        drop(overflow_place);
         let entry = shared.registry.register(arrival);
-        return serve_connection(shared, stream, entry, slot, shutdown).await;
+        return serve_connection(shared, stream, head, entry, slot, shutdown).await;
     }
     warn_at_most_every_second(&format!(
         "all {} connections are busy with requests: answering new connections 503",
@@ -45,6 +76,42 @@ pub(super) async fn admit_over_cap(
     ));
     metrics::connection_closed("refused");
     refuse(stream, shared.max_connections).await;
+}
+
+/// What the client has sent by the time its connection is accepted, read without waiting: a client
+/// with a request sends its head at once, and under a flood it is often all there by then, so the
+/// request never waits among the slow heads.
+pub(super) fn sent_already(stream: &TcpStream) -> Vec<u8> {
+    let mut sent = vec![0u8; 4096];
+    let n = stream.try_read(&mut sent).unwrap_or(0);
+    sent.truncate(n);
+    sent
+}
+
+/// Reads on from `head` (telling `activity` once bytes are in) until the end of a request head (an empty line), or as much as hyper would
+/// read of one (then hyper answers 431); `None` if the client closes first or the connection fails.
+async fn read_head(stream: &mut TcpStream, mut head: Vec<u8>, activity: &Activity) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // A head begun is closed before a connection that has sent nothing, when room is needed.
+        if !head.is_empty() {
+            activity.on_read();
+        }
+        let n = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
+        // The empty line may straddle two reads.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&buf[..n]);
+        if head_ended(&head, from) || head.len() >= MAX_HEAD_BYTES {
+            return Some(head);
+        }
+    }
+}
+
+/// Whether `bytes` hold the empty line that ends a request head, looking from `from` on.
+fn head_ended(bytes: &[u8], from: usize) -> bool {
+    let tail = bytes.get(from..).unwrap_or_default();
+    // httparse, hyper's parser, also ends a head at a bare "\n\n".
+    tail.windows(4).any(|w| w == b"\r\n\r\n") || tail.windows(2).any(|w| w == b"\n\n")
 }
 
 /// Answers 503 problem+json on a connection that is not served, and closes it once the client has

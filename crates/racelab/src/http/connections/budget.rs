@@ -14,8 +14,10 @@ pub const PROCESS_RESERVE: u64 = 64;
 /// the database file, its WAL and its shared-memory file.
 pub const PER_POOLED_CONNECTION: u64 = 3;
 
-/// Connections over the cap that may be open at once while they wait for an idle one to be closed
-/// or are answered 503 (past this many, a new connection is closed without an answer).
+/// Connections over the cap that may be open at once while they send their request head, wait for
+/// an idle connection to be closed for them, or are answered 503. Past this many, the oldest still
+/// sending its head is closed for the new one; if every one has sent its head, the new one is
+/// closed without an answer.
 pub const OVERFLOW: usize = 32;
 
 /// The cap chosen and why.

@@ -29,12 +29,14 @@ use crate::http::error::ApiError;
 use crate::http::metrics;
 
 /// Serves one connection until it closes, its watchdog closes it, or the shutdown drains it (the
-/// watcher then asks hyper to close it after the request in flight, if any). `entry` is its place in
+/// watcher then asks hyper to close it after the request in flight, if any). `read_before` is what was
+/// read of it before (the head of a connection admitted over the cap). `entry` is its place in
 /// the registry (numbered when it was accepted: the shedding order is the accept order), and `_slot`
 /// its place under the cap, given back last, once the socket is closed.
 pub(super) async fn serve_connection(
     shared: Arc<Shared>,
     stream: TcpStream,
+    read_before: Vec<u8>,
     entry: Entry,
     _slot: OwnedSemaphorePermit,
     shutdown: Watcher,
@@ -42,7 +44,7 @@ pub(super) async fn serve_connection(
     metrics::connections_open(shared.registry.open());
     let activity = entry.activity.clone();
     let service = TrackedService { router: shared.router.clone(), activity: activity.clone() };
-    let io = TokioIo::new(TrackedIo::new(stream, activity.clone()));
+    let io = TokioIo::new(TrackedIo::new(stream, read_before, activity.clone()));
     let connection = pin!(shutdown.watch(shared.builder.serve_connection(io, service)));
     tokio::select! {
         result = connection => {

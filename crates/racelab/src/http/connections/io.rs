@@ -32,6 +32,9 @@ pub const LINGER: Duration = Duration::from_secs(1);
 pub struct TrackedIo {
     stream: TcpStream,
     activity: Arc<Activity>,
+    /// Bytes read off the socket before hyper had it (the head of a connection admitted over the
+    /// cap), handed to hyper first, and how many of them are handed.
+    prefix: (Vec<u8>, usize),
     /// A problem answer replacing hyper's, and how much of it is written.
     replacement: Option<(Vec<u8>, usize)>,
     /// After a replaced answer: the deadline of the lingering close.
@@ -39,8 +42,9 @@ pub struct TrackedIo {
 }
 
 impl TrackedIo {
-    pub fn new(stream: TcpStream, activity: Arc<Activity>) -> Self {
-        Self { stream, activity, replacement: None, linger: None }
+    /// `stream`, of which `prefix` was already read.
+    pub fn new(stream: TcpStream, prefix: Vec<u8>, activity: Arc<Activity>) -> Self {
+        Self { stream, activity, prefix: (prefix, 0), replacement: None, linger: None }
     }
 
     /// If `buf` is hyper's own answer, queues a problem in its place and returns true.
@@ -127,6 +131,14 @@ pub fn closing_response(status: StatusCode, err: &ApiError) -> Vec<u8> {
 
 impl AsyncRead for TrackedIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let (prefix, handed) = &mut self.prefix;
+        if *handed < prefix.len() {
+            let n = buf.remaining().min(prefix.len() - *handed);
+            buf.put_slice(&prefix[*handed..*handed + n]);
+            *handed += n;
+            self.activity.on_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
         if buf.filled().len() > before {

@@ -9,12 +9,16 @@
 //!   here (the request timeout bounds it), nor a response being written while the client reads it,
 //!   however slowly; one the client reads nothing of for the keep-alive timeout is.
 //! - **A cap** ([`budget`](crate::http::connections::budget)), below the open-files limit less what the database pool and the process
-//!   need, so `accept` never fails for lack of descriptors. At the cap, an idle connection is closed
-//!   to make room (`registry`): the oldest whose request head is not complete (a head sent a byte a
-//!   second is not yet a request, so slow heads cannot hold the cap), or else the one kept alive the
-//!   longest. An idle connection costs its client nothing but a reconnect, a refused request costs
-//!   an answer. Only when every connection is busy is the new one answered 503 problem+json (with
-//!   `Retry-After`) and closed (`admission`).
+//!   need, so `accept` never fails for lack of descriptors. At the cap, a new connection must first
+//!   send a whole request head (`admission`): only a request takes the place of an idle connection
+//!   (`registry`), the oldest whose request head is not complete (a head sent a byte a second is not
+//!   yet a request, so slow heads cannot hold the cap), or else the one kept alive the longest. An
+//!   idle connection costs its client nothing but a reconnect, a refused request costs an answer.
+//!   A connection over the cap that sends no whole head within a second is closed unanswered, and
+//!   when more wait than the overflow holds the oldest waiting is closed for the newest, so slow
+//!   heads that reconnect as fast as they are closed push out neither each other nor a request.
+//!   Only when every connection is busy is a request answered 503 problem+json (with
+//!   `Retry-After`) and closed.
 //! - If `accept` fails for lack of descriptors all the same (some other part of the process took
 //!   them), an idle connection is shed and `accept` retried at once.
 //! - **Graceful shutdown**: on the signal the listener closes, idle connections close, busy ones
@@ -31,7 +35,7 @@
 //! | Keep-alive timeout | ours (`activity`) | hyper's `keep_alive` only turns keep-alive on or off; hyper has no idle timeout |
 //! | Close a client that stops reading a response | ours (`activity`, `io`) | hyper has no write timeout; tower's and tower-http's `timeout` bound the handler, not the writing of its body |
 //! | Cap fitted to the open-files limit | ours (`budget`, a `tokio` semaphore) | tower's `limit::ConcurrencyLimit` counts requests in a service, not sockets: an idle kept-alive connection holds a descriptor with no request, and over the limit it waits instead of refusing |
-//! | Shed an idle connection at the cap (slow heads first, oldest first) | ours (`registry`) | tower's `load_shed` refuses the new request; it cannot close another, idle, connection |
+//! | Shed an idle connection at the cap for a request (slow heads first, oldest first) | ours (`registry`, `admission`) | tower's `load_shed` refuses the new request; it cannot close another, idle, connection, nor tell a request from a slow head |
 //! | 503 problem+json when every connection is busy | ours (`admission`) | `load_shed` answers inside a connection already accepted past the cap, as an error hyper turns into a close without an answer |
 //! | Shed and retry when `accept` fails with EMFILE | ours (`serve`) | hyper-util has no accept loop; `axum::serve` sleeps a second |
 //! | hyper's bare 400, 414 and 431 as problem+json | ours (`io`) | hyper writes them itself, with an empty body, and has no hook to change them |
@@ -56,16 +60,19 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use self::activity::IdleTimeouts;
-use self::admission::admit_over_cap;
+use self::admission::{admit_over_cap, sent_already};
 use self::budget::OVERFLOW;
 use self::connection::serve_connection;
 use self::registry::Registry;
 use super::metrics;
 use super::request_limits::{MAX_HEAD_BYTES, MAX_HEADER_FIELDS};
+
+/// How long the accept loop waits for a connection over the cap, closed for a new one, to be gone.
+const OVERFLOW_WAIT: Duration = Duration::from_millis(50);
 
 /// The connection settings of `racelab serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +119,8 @@ struct Shared {
     registry: Arc<Registry>,
     /// One permit per connection the cap allows.
     slots: Arc<Semaphore>,
+    /// Connections over the cap still waiting for their request head (`admission`).
+    waiting: Arc<Registry>,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then closes idle connections, lets busy
@@ -137,6 +146,7 @@ pub async fn serve(
         max_connections,
         registry: Arc::new(Registry::default()),
         slots: Arc::new(Semaphore::new(max_connections)),
+        waiting: Arc::new(Registry::default()),
     });
     let graceful = GracefulShutdown::new();
     let overflow = Arc::new(Semaphore::new(OVERFLOW));
@@ -155,11 +165,13 @@ pub async fn serve(
                 let arrival = shared.registry.arrive();
                 if let Ok(slot) = shared.slots.clone().try_acquire_owned() {
                     let entry = shared.registry.register(arrival);
-                    tasks.spawn(serve_connection(shared.clone(), stream, entry, slot, graceful.watcher()));
-                } else if let Ok(waiting) = overflow.clone().try_acquire_owned() {
-                    tasks.spawn(admit_over_cap(shared.clone(), stream, arrival, waiting, graceful.watcher()));
+                    tasks.spawn(serve_connection(shared.clone(), stream, Vec::new(), entry, slot, graceful.watcher()));
+                } else if let Some(place) = overflow_place(&shared, &overflow).await {
+                    let sent = sent_already(&stream);
+                    tasks.spawn(admit_over_cap(shared.clone(), stream, sent, arrival, place, graceful.watcher()));
                 } else {
-                    // More arrivals at once than the overflow holds: no descriptor to spare for an answer.
+                    // More arrivals at once than the overflow holds, each with its request head
+                    // already: no descriptor to spare for an answer.
                     metrics::connection_closed("overflow");
                 }
             }
@@ -185,6 +197,20 @@ pub async fn serve(
     graceful.shutdown().await;
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A place among the connections over the cap. When they are all taken, the oldest of them still
+/// waiting for its request head is closed for the new one, so that slow heads arriving faster than
+/// they time out cannot keep a request out; the accept loop waits for its place (briefly: that task
+/// only has to drop its socket), which also slows down the flood.
+async fn overflow_place(shared: &Shared, overflow: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    if let Ok(place) = overflow.clone().try_acquire_owned() {
+        return Some(place);
+    }
+    if !shared.waiting.shed_one() {
+        return None;
+    }
+    tokio::time::timeout(OVERFLOW_WAIT, overflow.clone().acquire_owned()).await.ok()?.ok()
 }
 
 /// `accept` failed because the process (EMFILE) or the system (ENFILE) has no descriptor left.

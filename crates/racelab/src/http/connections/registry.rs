@@ -1,6 +1,7 @@
 //! The table of live connections, and the one thing done across them: closing an idle connection to
-//! make room for a new one at the cap, the oldest without a complete request head first (slow heads
-//! cannot hold the cap), then the one kept alive the longest. It never closes a busy connection (one
+//! make room for a new one at the cap: the oldest without a complete request head first (slow heads
+//! cannot hold the cap; one with a head begun before one that has sent nothing), then the one kept
+//! alive the longest. It never closes a busy connection (one
 //! with a request in the service or a response on its way): whether a connection is idle, and where
 //! it stands in that order, is its [`Activity`]'s say.
 

@@ -1,8 +1,10 @@
 //! Slow-header clients (a slowloris: a request head sent a byte at a time, never finished) cannot
 //! fill the connection cap: a connection whose head is not complete is not yet a request, so at the
-//! cap it is shed (the oldest first) before a kept-alive connection, and a connection with a complete
-//! head (a request in the service) is never shed. `/health` and `/ready` answer 200 however many
-//! such connections are held, at the default cap and under `ulimit -n 256`.
+//! cap it is shed (the oldest first) before a kept-alive connection to make room for a request, and
+//! a connection with a complete head (a request in the service) is never shed. Slow heads arriving
+//! over the cap take no one's place: they wait for their head and are closed unanswered. `/health`
+//! and `/ready` answer 200 however many such connections are held, at the default cap and under
+//! `ulimit -n 256`.
 //!
 //! Each slow head here is held, not trickled: once its first bytes are in, a head sent at a byte a
 //! second and one that stopped are the same to the server until the header timeout, which these
@@ -71,23 +73,21 @@ async fn slow_heads(test: TestDb, clients: usize, open_files: Option<u32>) {
     let (status, text) = request_on(&mut kept, "/health").await;
     assert_eq!(status, 200, "{text}");
 
-    // Past the cap, each new connection takes the place of the oldest slow head; the busy and the
-    // kept-alive connections, older than all of them, stay. Each shedding is waited for before the
-    // next connection, so one connection at a time is over the cap.
-    let mut slow = Vec::with_capacity(clients);
-    for i in 0..clients {
-        let mut stream = TcpStream::connect(&address).await.expect("connect");
-        stream.write_all(SLOW_HEAD).await.expect("write");
-        slow.push(stream);
-        let open = 2 + i + 1;
-        if open > cap {
-            let oldest = open - cap - 1;
-            let said = closed_by_server(&mut slow[oldest]).await;
-            assert!(said.is_empty(), "slow head {oldest} was answered: {}", String::from_utf8_lossy(&said));
-        }
+    // The cap filled with slow heads, all younger than the busy and the kept-alive connections.
+    let mut slow = Vec::with_capacity(cap - 2);
+    for _ in 2..cap {
+        slow.push(slow_head(&address).await);
+    }
+    // The rest arrive over the cap (as clients that reconnect whenever they are closed would): a
+    // connection without a whole head takes no one's place. They wait, and are closed unanswered
+    // once they have waited too long, or more have arrived than the server keeps waiting.
+    let mut over = Vec::with_capacity(clients - slow.len());
+    for _ in slow.len()..clients {
+        over.push(slow_head(&address).await);
     }
 
-    // `/health` and `/ready`, each on a new connection kept open: each takes a slow head's place.
+    // `/health` and `/ready` at once, each on a new connection kept open: each is a request, and
+    // takes the place of the oldest slow head.
     let mut probes = Vec::new();
     for path in ["/health", "/ready"] {
         let started = Instant::now();
@@ -97,9 +97,13 @@ async fn slow_heads(test: TestDb, clients: usize, open_files: Option<u32>) {
         assert_eq!(status, 200, "{path} with {clients} slow heads held: {text}");
         probes.push(stream);
     }
+    for (i, stream) in over.iter_mut().enumerate() {
+        let said = closed_by_server(stream).await;
+        assert!(said.is_empty(), "slow head {i} over the cap was answered: {}", String::from_utf8_lossy(&said));
+    }
 
-    // Exactly the oldest slow heads were shed: the rest are still open.
-    let shed = 2 + clients + probes.len() - cap;
+    // Exactly the two oldest slow heads were shed: the rest are still open.
+    let shed = probes.len();
     for (i, stream) in slow[..shed].iter_mut().enumerate() {
         let said = closed_by_server(stream).await;
         assert!(said.is_empty(), "slow head {i} was answered: {}", String::from_utf8_lossy(&said));
@@ -108,7 +112,7 @@ async fn slow_heads(test: TestDb, clients: usize, open_files: Option<u32>) {
         let mut buf = [0u8; 64];
         match stream.try_read(&mut buf) {
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            other => panic!("slow head {i} of {clients}, younger than the {shed} shed, was closed: {other:?}"),
+            other => panic!("slow head {i} of {}, younger than the {shed} shed, was closed: {other:?}", slow.len()),
         }
     }
 
@@ -119,7 +123,14 @@ async fn slow_heads(test: TestDb, clients: usize, open_files: Option<u32>) {
     // The kept-alive connection was not shed: it serves another request.
     let (status, text) = request_on(&mut kept, "/health").await;
     assert_eq!(status, 200, "{text}");
-    drop(slow);
+    drop((slow, probes));
+}
+
+/// A new connection that sends the first bytes of a request head and no more.
+async fn slow_head(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream.write_all(SLOW_HEAD).await.expect("write");
+    stream
 }
 
 /// The cap the server logged: `at most N connections`.
