@@ -42,10 +42,23 @@ pub enum ConnectError {
     /// yet prepared.
     #[error("node not ready: {state} ({url})")]
     NodeNotReady { url: String, state: super::NodeState },
+    /// The address answers in another database's protocol: a PostgreSQL URL on MariaDB's port, or
+    /// the reverse.
+    #[error("{url}: the server there speaks the {} protocol, not {}'s", product(*found), product(*expected))]
+    OtherProtocol { url: String, expected: Backend, found: Backend },
     /// The SQLite file was opened, and cannot be used: its disk is full, it is no SQLite database, or
     /// it may only be read. Never taken for a race with another process, never retried.
     #[error("cannot use the SQLite database {path}: {problem}: {message}")]
     SqliteFile { url: String, path: String, problem: FileProblem, message: String },
+}
+
+/// A backend's name as its users know it.
+pub fn product(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "PostgreSQL",
+        Backend::MySql => "MariaDB/MySQL",
+        Backend::Sqlite => "SQLite",
+    }
 }
 
 /// Why a SQLite database file cannot be used, from SQLite's primary result code.
@@ -174,10 +187,22 @@ where
     use sqlx::{ConnectOptions as _, Connection as _};
     let url = &options.url;
     let timeout = options.acquire_timeout;
-    let mut conn = match tokio::time::timeout(timeout, connect.connect()).await {
+    let mut conn = match connect_or_other_protocol(url, timeout, connect.connect()).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(err)) => return Err(connect_error(url, err, explain)),
-        Err(_) => {
+        Ok(Err(err)) => {
+            // A driver that met bytes it cannot read (PostgreSQL's reads MariaDB's greeting as a
+            // message it does not expect): is it another database's server?
+            if !matches!(err, sqlx::Error::Database(_))
+                && let Some(found) = other_protocol(url, Duration::from_secs(1)).await
+            {
+                return Err(ConnectError::OtherProtocol { url: url.redacted(), expected: url.backend(), found });
+            }
+            return Err(connect_error(url, err, explain));
+        }
+        Err(Some(found)) => {
+            return Err(ConnectError::OtherProtocol { url: url.redacted(), expected: url.backend(), found });
+        }
+        Err(None) => {
             return Err(ConnectError::Unreachable {
                 url: url.redacted(),
                 backend: url.backend(),
@@ -206,6 +231,73 @@ where
     // The answer was had; a failed goodbye changes nothing.
     let _ = conn.close().await;
     Ok(())
+}
+
+/// How long a connection to a server may stay silent before [`other_protocol`] asks what it speaks.
+/// MariaDB greets a client at once; PostgreSQL waits for the client to speak first, so a MariaDB
+/// driver on PostgreSQL's port would otherwise wait for its whole timeout.
+const SILENT_FOR: Duration = Duration::from_secs(1);
+
+/// `connect` within `timeout`; `Err(None)` when it timed out, and `Err(Some(backend))` as soon as the
+/// address turns out to speak another protocol: on MariaDB/MySQL URLs the server is asked (see
+/// [`other_protocol`]) once the connection has been silent for [`SILENT_FOR`].
+async fn connect_or_other_protocol<T>(
+    url: &DatabaseUrl,
+    timeout: Duration,
+    connect: impl std::future::Future<Output = T>,
+) -> Result<T, Option<Backend>> {
+    let connect = tokio::time::timeout(timeout, connect);
+    tokio::pin!(connect);
+    if url.backend() == Backend::MySql {
+        tokio::select! {
+            done = &mut connect => return done.map_err(|_| None),
+            () = tokio::time::sleep(SILENT_FOR.min(timeout)) => {}
+        }
+        // The driver's own connection has been silent already: the server is given less time here.
+        let ask = other_protocol(url, Duration::from_millis(250));
+        tokio::pin!(ask);
+        tokio::select! {
+            done = &mut connect => return done.map_err(|_| None),
+            found = &mut ask => if let Some(found) = found { return Err(Some(found)) },
+        }
+    }
+    connect.await.map_err(|_| None)
+}
+
+/// Which other database's protocol the server at `url`'s address speaks, if it is one: a MariaDB or
+/// MySQL server greets first (a packet of sequence 0 holding protocol version 10, or an error
+/// packet); a PostgreSQL server stays silent for `greeting_wait`, and answers `S` or `N` to an SSL
+/// request. Asked on a connection of its own, for at most 1 s more than `greeting_wait` (and 1 s to
+/// connect); `None` when it tells nothing (or the URL names a socket).
+pub(crate) async fn other_protocol(url: &DatabaseUrl, greeting_wait: Duration) -> Option<Backend> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    let parsed = url::Url::parse(url.expose()).ok()?;
+    if parsed.query_pairs().any(|(name, _)| matches!(name.as_ref(), "host" | "hostaddr" | "socket")) {
+        return None;
+    }
+    let host = parsed.host_str().filter(|h| !h.is_empty() && !h.starts_with('%'))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = parsed.port().unwrap_or(match url.backend() {
+        Backend::Postgres => 5432,
+        _ => 3306,
+    });
+    let step = Duration::from_secs(1);
+    let mut stream = tokio::time::timeout(step, tokio::net::TcpStream::connect((host, port))).await.ok()?.ok()?;
+    let mut greeting = [0u8; 5];
+    match tokio::time::timeout(greeting_wait, stream.read_exact(&mut greeting)).await {
+        Ok(Ok(_)) => {
+            let mysql = greeting[3] == 0 && matches!(greeting[4], 10 | 0xff);
+            return (mysql && url.backend() != Backend::MySql).then_some(Backend::MySql);
+        }
+        Ok(Err(_)) => return None,
+        Err(_) => {}
+    }
+    // Silent: a server that waits for its client to speak, as PostgreSQL does.
+    stream.write_all(&PG_SSL_REQUEST).await.ok()?;
+    let mut answer = [0u8; 1];
+    tokio::time::timeout(step, stream.read_exact(&mut answer)).await.ok()?.ok()?;
+    (matches!(&answer, b"S" | b"N") && url.backend() != Backend::Postgres).then_some(Backend::Postgres)
 }
 
 /// How long a pool may take to hand out a connection before [`refusal`] asks the server why.

@@ -29,7 +29,7 @@ mod url;
 
 pub(crate) use self::answer::{locked_row, not_found, read_counter, relabel_for_lock_mode, slot_error};
 pub(crate) use self::classify::classify;
-pub use self::connect::{ConnectError, FileProblem, Refusal};
+pub use self::connect::{ConnectError, FileProblem, Refusal, product};
 pub use self::database::Database;
 pub(crate) use self::dialect::{Conn, Dialect, db_err};
 pub use self::idempotency::StoredResponse;

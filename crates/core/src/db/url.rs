@@ -48,6 +48,10 @@ pub enum UrlError {
     UnknownScheme { url: String, scheme: String },
     #[error("database URL `{url}` is malformed: {reason}")]
     Malformed { url: String, reason: String },
+    /// A known scheme followed by something else than `://` (`postgres:/`, `postgres:`, `mysql//`),
+    /// so that no host can be read: `typed` is that part, as typed (it holds no password).
+    #[error("database URL `{url}` has `{typed}` where `{scheme}://` belongs: nothing after it can be read as a host")]
+    NoDoubleSlash { url: String, typed: String, scheme: String },
 }
 
 /// A database URL that has been checked and knows its backend.
@@ -61,6 +65,9 @@ impl DatabaseUrl {
     /// Parses a URL and decides its backend. `mariadb://` is accepted as an alias of `mysql://`.
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
         let raw = raw.trim();
+        if let Some((scheme, typed)) = misspelled_separator(raw) {
+            return Err(UrlError::NoDoubleSlash { url: redact_unparsed(raw), typed, scheme });
+        }
         let Some((scheme, rest)) = raw.split_once(':') else {
             return Err(UrlError::NoScheme { url: redact_unparsed(raw) });
         };
@@ -129,8 +136,12 @@ impl DatabaseUrl {
 
 impl DatabaseUrl {
     /// The shell command that creates the database this URL names on its server, for a hint when
-    /// it does not exist: `createdb -h 127.0.0.1 -U postgres test`, `mysql -h127.0.0.1 -uroot -e
-    /// 'CREATE DATABASE test'`. Never holds the password (`mysql -p` asks for it).
+    /// it does not exist. It succeeds when the database exists by then too (created meanwhile, or the
+    /// command run twice): `mysql -h127.0.0.1 -uroot -e 'CREATE DATABASE IF NOT EXISTS test'`; and,
+    /// as PostgreSQL has no `CREATE DATABASE IF NOT EXISTS` and `createdb` fails on an existing one,
+    /// `psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname =
+    /// 'test'" | grep -q 1 || createdb -h 127.0.0.1 -U postgres test`. Never holds the password
+    /// (`mysql -p` asks for it; psql and createdb ask, or read `PGPASSWORD`).
     pub fn create_database_command(&self) -> Option<String> {
         let url = url::Url::parse(&self.raw).ok()?;
         let name = url.path().trim_start_matches('/');
@@ -141,14 +152,17 @@ impl DatabaseUrl {
         let user = url.username();
         match self.backend {
             Backend::Postgres => {
-                let mut command = format!("createdb -h {host}");
+                let mut connection = format!("-h {host}");
                 if let Some(port) = url.port() {
-                    command.push_str(&format!(" -p {port}"));
+                    connection.push_str(&format!(" -p {port}"));
                 }
                 if !user.is_empty() {
-                    command.push_str(&format!(" -U {user}"));
+                    connection.push_str(&format!(" -U {user}"));
                 }
-                Some(format!("{command} {name}"))
+                Some(format!(
+                    "psql {connection} -d postgres -tAc \"SELECT 1 FROM pg_database WHERE datname = '{name}'\" \
+                     | grep -q 1 || createdb {connection} {name}"
+                ))
             }
             Backend::MySql => {
                 let mut command = format!("mysql -h{host}");
@@ -161,7 +175,7 @@ impl DatabaseUrl {
                 if url.password().is_some() {
                     command.push_str(" -p");
                 }
-                Some(format!("{command} -e 'CREATE DATABASE {name}'"))
+                Some(format!("{command} -e 'CREATE DATABASE IF NOT EXISTS {name}'"))
             }
             Backend::Sqlite => None,
         }
@@ -256,6 +270,30 @@ fn redact_parameters(text: &str) -> String {
 /// backend was meant.
 const KNOWN_SCHEMES: [&str; 5] = ["postgresql", "postgres", "mariadb", "mysql", "sqlite"];
 
+/// A server scheme followed by a run of `:` and `/` that does not begin with `://` (`postgres:/`,
+/// `postgres:`, `mysql//`): the scheme, lower-cased, and the part typed in its place. `postgres:///db`
+/// (no host) is not one of these, nor any SQLite URL (`sqlite:racelab.db` is a valid one).
+fn misspelled_separator(raw: &str) -> Option<(String, String)> {
+    let name = known_scheme_name_len(raw)?;
+    let scheme = raw[..name].to_ascii_lowercase();
+    if scheme == "sqlite" {
+        return None;
+    }
+    let rest = &raw[name..];
+    let run = rest.len() - rest.trim_start_matches([':', '/']).len();
+    (!rest.starts_with("://")).then(|| (scheme, raw[..name + run].to_owned()))
+}
+
+/// The length of a known scheme's name at the start of `text` when a `:` or `/` follows it.
+fn known_scheme_name_len(text: &str) -> Option<usize> {
+    KNOWN_SCHEMES
+        .iter()
+        .find(|s| {
+            text.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)) && text[s.len()..].starts_with([':', '/'])
+        })
+        .map(|s| s.len())
+}
+
 fn redact_userinfo(raw: &str) -> String {
     // The userinfo ends at the LAST '@': a password may itself hold '/', '?', '#' or '@'. An '@'
     // further on (in a query) only makes this redact more than needed, never less.
@@ -269,9 +307,19 @@ fn redact_userinfo(raw: &str) -> String {
             None => raw.to_owned(),
         };
     }
-    // Not `scheme://`: nothing before the '@' can be told apart from a password but a known scheme.
-    let scheme = known_scheme_len(before);
-    format!("{}***{after}", &before[..scheme])
+    // Not `scheme://`. After a known scheme and whatever was typed in place of its `://`, the
+    // userinfo's first colon starts the password, as in a well-formed URL: only that is hidden, so the
+    // message shows what could not be read. Without a known scheme nothing before the '@' can be told
+    // apart from a password: all of it is hidden.
+    let Some(name) = known_scheme_name_len(before) else {
+        return format!("***{after}");
+    };
+    let rest = &before[name..];
+    let userinfo = name + rest.len() - rest.trim_start_matches([':', '/']).len();
+    match before[userinfo..].find(':') {
+        Some(colon) => format!("{}:***{after}", &before[..userinfo + colon]),
+        None => raw.to_owned(),
+    }
 }
 
 /// The length of a known scheme and its colon at the start of `text` (`postgres:`), or 0.
@@ -331,11 +379,12 @@ mod tests {
     #[test]
     fn redacts_malformed_urls() {
         let cases = [
-            ("postgres:/u:S3cretPW@127.0.0.1:1/x", "postgres:***@127.0.0.1:1/x"),
-            ("postgres:u:S3cretPW@127.0.0.1:1/x", "postgres:***@127.0.0.1:1/x"),
+            ("postgres:/u:S3cretPW@127.0.0.1:1/x", "postgres:/u:***@127.0.0.1:1/x"),
+            ("postgres:u:S3cretPW@127.0.0.1:1/x", "postgres:u:***@127.0.0.1:1/x"),
             ("u:S3cretPW@127.0.0.1:1/x", "***@127.0.0.1:1/x"),
-            ("postgres//u:S3cretPW@127.0.0.1:1/x", "***@127.0.0.1:1/x"),
-            ("MySQL:/u:S3cretPW@h/x", "MySQL:***@h/x"),
+            ("postgres//u:S3cretPW@127.0.0.1:1/x", "postgres//u:***@127.0.0.1:1/x"),
+            ("MySQL:/u:S3cretPW@h/x", "MySQL:/u:***@h/x"),
+            ("postgres:/u:S3:cret@h/x", "postgres:/u:***@h/x"),
             (":S3cretPW@h", "***@h"),
             ("postgres:///u:S3cretPW@h/x", "postgres:///u:***@h/x"),
             ("postgres://u:S3cretPW/x", "postgres://u:***/x"),
@@ -392,6 +441,27 @@ mod tests {
         assert_eq!(redact(message), message);
     }
 
+    /// A URL without `://` shows the part that could not be read, only its password hidden.
+    #[test]
+    fn a_url_without_its_double_slash_shows_what_was_typed_instead() {
+        let cases = [
+            ("postgres:/u:S3cretPW@127.0.0.1/x", "postgres:/", "postgres", "`postgres:/u:***@127.0.0.1/x`"),
+            ("postgres:u:S3cretPW@127.0.0.1/x", "postgres:", "postgres", "`postgres:u:***@127.0.0.1/x`"),
+            ("postgres//u:S3cretPW@127.0.0.1/x", "postgres//", "postgres", "`postgres//u:***@127.0.0.1/x`"),
+            ("MariaDB:/root@127.0.0.1/test", "MariaDB:/", "mariadb", "`MariaDB:/root@127.0.0.1/test`"),
+            ("postgres:u:S3cretPW", "postgres:", "postgres", "`postgres:u:***`"),
+        ];
+        for (raw, typed, scheme, shown) in cases {
+            let err = DatabaseUrl::parse(raw).unwrap_err().to_string();
+            assert!(err.contains(shown), "{raw}: {err}");
+            assert!(err.contains(&format!("has `{typed}` where `{scheme}://` belongs")), "{raw}: {err}");
+            assert!(!err.contains("S3cret"), "{raw}: {err}");
+        }
+        // A host-less URL of the right form, and SQLite's short form, are not this mistake.
+        assert!(!DatabaseUrl::parse("postgres:///x").unwrap_err().to_string().contains("belongs"));
+        assert!(DatabaseUrl::parse("sqlite:racelab.db").is_ok());
+    }
+
     #[test]
     fn parsing_a_malformed_url_never_shows_its_password() {
         for raw in [
@@ -428,18 +498,23 @@ mod tests {
     #[test]
     fn the_command_that_creates_a_database_never_holds_the_password() {
         let command = |raw: &str| DatabaseUrl::parse(raw).unwrap().create_database_command();
-        assert_eq!(command("postgres://postgres@127.0.0.1/test").unwrap(), "createdb -h 127.0.0.1 -U postgres test");
+        assert_eq!(
+            command("postgres://postgres@127.0.0.1/test").unwrap(),
+            "psql -h 127.0.0.1 -U postgres -d postgres -tAc \"SELECT 1 FROM pg_database WHERE datname = 'test'\" \
+             | grep -q 1 || createdb -h 127.0.0.1 -U postgres test"
+        );
         assert_eq!(
             command("postgres://u:S3cret@db:5433/lab?sslmode=disable").unwrap(),
-            "createdb -h db -p 5433 -U u lab"
+            "psql -h db -p 5433 -U u -d postgres -tAc \"SELECT 1 FROM pg_database WHERE datname = 'lab'\" \
+             | grep -q 1 || createdb -h db -p 5433 -U u lab"
         );
         assert_eq!(
             command("mysql://root@127.0.0.1/test").unwrap(),
-            "mysql -h127.0.0.1 -uroot -e 'CREATE DATABASE test'"
+            "mysql -h127.0.0.1 -uroot -e 'CREATE DATABASE IF NOT EXISTS test'"
         );
         assert_eq!(
             command("mariadb://bob:S3cret@h:3307/x").unwrap(),
-            "mysql -hh -P3307 -ubob -p -e 'CREATE DATABASE x'"
+            "mysql -hh -P3307 -ubob -p -e 'CREATE DATABASE IF NOT EXISTS x'"
         );
         assert_eq!(command("postgres://h/"), None);
         assert_eq!(command("sqlite://racelab.db"), None);

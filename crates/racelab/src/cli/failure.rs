@@ -11,7 +11,7 @@ use std::error::Error;
 use std::fmt;
 
 use racelab_core::Backend;
-use racelab_core::db::{ConnectError, FileProblem, Refusal, UrlError};
+use racelab_core::db::{ConnectError, FileProblem, Refusal, UrlError, product};
 
 use crate::config::DatabaseArgsError;
 
@@ -148,6 +148,15 @@ fn connect_hint(err: &ConnectError) -> Option<String> {
             "the server's max_connections (or the user's connection limit) is reached: close other clients, \
              use fewer --workers, or raise the limit"
                 .to_owned()
+        }
+        ConnectError::OtherProtocol { expected, found, .. } => {
+            let scheme = if *found == Backend::Postgres { "postgres://" } else { "mysql://" };
+            format!(
+                "point the URL at a {} server (by default PostgreSQL listens on port 5432, MariaDB/MySQL on 3306), \
+                 or, to use the {} server there, write its URL with {scheme}",
+                product(*expected),
+                product(*found)
+            )
         }
         ConnectError::SqliteFile { problem: FileProblem::DiskFull, path, .. } => {
             format!(

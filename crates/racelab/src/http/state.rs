@@ -284,6 +284,12 @@ pub enum DatabaseDown {
         "the SQLite database file cannot be opened: check that its directory exists and is writable (the service's log names the file)"
     )]
     FileUnusable,
+    /// The database URL's address answers in another database's protocol.
+    #[error(
+        "the server at the database URL's address speaks another database's protocol: check the URL's scheme and \
+         port (the service's log names them)"
+    )]
+    OtherProtocol,
     /// The SQLite file opened, and cannot be used: disk full, no SQLite database, read-only.
     #[error("the SQLite database file cannot be used: {0} (the service's log names the file)")]
     SqliteFile(FileProblem),
@@ -334,6 +340,7 @@ impl DatabaseDown {
             ConnectError::Migrate { .. } => Self::Migrations,
             ConnectError::NodeNotReady { state, .. } => Self::NodeNotReady(state.to_string()),
             ConnectError::SqliteFile { problem, .. } => Self::SqliteFile(*problem),
+            ConnectError::OtherProtocol { .. } => Self::OtherProtocol,
         }
     }
 }

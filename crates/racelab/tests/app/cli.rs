@@ -328,11 +328,14 @@ async fn connection_failures_say_what_is_true(test: TestDb) {
         _ => test.url.replacen("root@", "root:wrong@", 1),
     };
     let missing = format!("racelab_missing_{}", uuid::Uuid::new_v4().simple());
+    // Commands that also succeed when the database exists by the time they run (see
+    // `the_create_database_hint_works_twice`).
     let create = match test.backend {
-        racelab_core::Backend::Postgres => {
-            format!("hint: create it: createdb -h 127.0.0.1 -p 5432 -U postgres {missing}")
-        }
-        _ => format!("hint: create it: mysql -h127.0.0.1 -P3306 -uroot -e 'CREATE DATABASE {missing}'"),
+        racelab_core::Backend::Postgres => format!(
+            "hint: create it: psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -tAc \"SELECT 1 FROM pg_database \
+             WHERE datname = '{missing}'\" | grep -q 1 || createdb -h 127.0.0.1 -p 5432 -U postgres {missing}"
+        ),
+        _ => format!("hint: create it: mysql -h127.0.0.1 -P3306 -uroot -e 'CREATE DATABASE IF NOT EXISTS {missing}'"),
     };
     let bad_sql = "SET racelab_no_such_setting = 1";
     let cases: Vec<(Vec<String>, Vec<String>)> = vec![
@@ -503,4 +506,83 @@ fn an_unusable_sqlite_file_is_named_for_what_it_is() {
         stderr.contains("hint: ") && stderr.contains("fresh-ro.db may only be read here: make the file"),
         "{stderr}"
     );
+}
+
+/// The command a "no such database" hint gives, run twice through the shell as a user would paste it:
+/// it creates the database, and the second run succeeds too (`createdb` alone, or `CREATE DATABASE`
+/// without `IF NOT EXISTS`, would fail because it exists). Needs the servers' client programs
+/// (`psql`, `createdb`, `mysql`), as the README's examples do.
+async fn the_create_database_hint_works_twice(test: TestDb) {
+    let missing = format!("racelab_missing_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let url = other_database(&test.url, &missing);
+    let (output, _) = lab_timed(["migrate", "--database-url", &url].map(String::from).to_vec()).await;
+    let stderr = text(&output.stderr);
+    let command = stderr
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("hint: create it: "))
+        .unwrap_or_else(|| panic!("no command in:\n{stderr}"))
+        .to_owned();
+    for run in 1..=2 {
+        let shell = std::process::Command::new("sh").arg("-c").arg(&command).output().expect("sh runs");
+        assert!(shell.status.success(), "run {run} of `{command}`: {}", text(&shell.stderr));
+    }
+    let (output, _) = lab_timed(["migrate", "--database-url", &url].map(String::from).to_vec()).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let drop = match test.backend {
+        racelab_core::Backend::Postgres => format!("dropdb -h 127.0.0.1 -p 5432 -U postgres {missing}"),
+        _ => format!("mysql -h127.0.0.1 -P3306 -uroot -e 'DROP DATABASE {missing}'"),
+    };
+    let dropped = std::process::Command::new("sh").arg("-c").arg(&drop).output().expect("sh runs");
+    assert!(dropped.status.success(), "{}", text(&dropped.stderr));
+}
+
+on_server_backends!(the_create_database_hint_works_twice);
+
+/// A PostgreSQL URL on MariaDB's port, and a MariaDB URL on PostgreSQL's: the error says the server
+/// there speaks the other protocol, with a hint about the port and the scheme, at once (not the
+/// driver's "unexpected message: CopyData", nor a 10 s wait for a greeting PostgreSQL never sends).
+#[tokio::test]
+async fn a_url_on_the_other_databases_port_is_named_as_such() {
+    let cases = [
+        ("postgres://postgres@127.0.0.1:3306/test", "the MariaDB/MySQL protocol, not PostgreSQL's", "mysql://"),
+        ("mysql://root@127.0.0.1:5432/test", "the PostgreSQL protocol, not MariaDB/MySQL's", "postgres://"),
+    ];
+    for (url, protocol, scheme) in cases {
+        for command in [&["migrate"][..], &["lab", "-s", "atomic", "-w", "1", "-n", "1"][..]] {
+            let mut args: Vec<String> = command.iter().map(|a| a.to_string()).collect();
+            args.extend(["--database-url".to_owned(), url.to_owned()]);
+            let (output, elapsed) = lab_timed(args.clone()).await;
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(stderr.contains(&format!("{url}: the server there speaks {protocol}")), "{args:?}: {stderr}");
+            assert!(stderr.contains("hint: point the URL at a ") && stderr.contains(scheme), "{args:?}: {stderr}");
+            for noise in ["CopyData", "no answer within", "check that the server runs"] {
+                assert!(!stderr.contains(noise), "{args:?}: `{noise}` in:\n{stderr}");
+            }
+            assert!(elapsed < std::time::Duration::from_secs(5), "{args:?} took {elapsed:?}");
+        }
+    }
+}
+
+/// A URL without `//` after its scheme: the error shows what was typed in its place and the rest of
+/// the URL, only the password hidden, and says where `://` belongs.
+#[test]
+fn a_url_without_its_double_slash_shows_what_could_not_be_read() {
+    let dir = ScratchDir::new("cli");
+    for (url, shown) in [
+        (
+            "postgres:/u:S3cretPW@127.0.0.1/x",
+            "`postgres:/u:***@127.0.0.1/x` has `postgres:/` where `postgres://` belongs",
+        ),
+        (
+            "mysql//root:S3cretPW@127.0.0.1/test",
+            "`mysql//root:***@127.0.0.1/test` has `mysql//` where `mysql://` belongs",
+        ),
+    ] {
+        let output = racelab(&["migrate", "--database-url", url], &dir);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.contains(shown), "{url}: {stderr}");
+        assert!(!stderr.contains("S3cret"), "{url}: {stderr}");
+    }
 }
