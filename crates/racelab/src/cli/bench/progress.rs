@@ -28,8 +28,9 @@ impl Progress {
                 Some(per_cell_ms.saturating_mul(plan.cells() as u64)),
                 ProgressDrawTarget::stderr(),
             );
+            // The bar takes what the terminal's width leaves, so the line never wraps at 80 columns.
             if let Ok(style) =
-                ProgressStyle::with_template("{bar:40.cyan/blue} {percent:>3}% eta {eta:<4} cell {prefix}: {msg}")
+                ProgressStyle::with_template("{wide_bar:.cyan/blue} {percent:>3}% eta {eta:<4} {prefix} {msg}")
             {
                 bar.set_style(style);
             }

@@ -10,7 +10,7 @@ use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::{Value, json};
 
 use super::driver::{Browser, DESKTOP, PHONE};
-use crate::support::service::{Raw, TestApp, spawn_app, spawn_app_with_lock_timeout};
+use crate::support::service::{Raw, TestApp, read_answer, spawn_app, spawn_app_with_lock_timeout};
 
 /// A run of 2 workers x 10 increments takes milliseconds; the bound is for a loaded machine.
 const RUN: Duration = Duration::from_secs(120);
@@ -338,3 +338,42 @@ async fn a_run_is_stopped_from_the_page(test: TestDb) {
 }
 
 on_server_backends!(progress_is_live_and_the_wait_is_drawn, a_run_is_stopped_from_the_page);
+
+/// The form of `kind` as the page shows it: each field's value, and the strategies ticked.
+const READ_FORM: &str = r#"
+    const form = document.querySelector(`#form-${arguments[0]}`);
+    const e = form.elements;
+    return {
+        strategies: [...form.querySelectorAll("input[name=strategies]:checked")].map((i) => i.value),
+        workers: e.workers.value, increments: e.increments.value, lock_mode: e.lock_mode.value,
+        post: e.post.value, force_race: e.force_race.checked,
+    };
+"#;
+
+// A run's own URL, opened fresh (another person given the link), shows the settings that run was
+// asked for in the form, not the form's defaults: Run there does the same run again.
+async fn a_run_url_shows_its_own_settings(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let request = json!({"kind": "lab", "strategies": ["pessimistic-nowait"], "workers": 3, "increments": 7,
+        "force_race": true, "post": 42});
+    let answer = read_answer(
+        app.client.post(format!("{}/experiments", app.address)).json(&request).send().await.expect("POST"),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let id = answer.body["id"].as_str().expect("an id").to_owned();
+
+    let browser = Browser::on_the_page(&app.address, RUN).await;
+    browser.open(&format!("/runs/{id}")).await;
+    browser.wait_for(r#"#lab-state[data-run-state="finished"], #lab-state[data-run-state="failed"]"#, RUN).await;
+    let form = browser.js(READ_FORM, vec![json!("lab")]).await;
+    assert_eq!(
+        form,
+        json!({"strategies": ["pessimistic"], "workers": "3", "increments": "7", "lock_mode": "nowait",
+            "post": "42", "force_race": true}),
+        "the form of /runs/{id}"
+    );
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(a_run_url_shows_its_own_settings);
