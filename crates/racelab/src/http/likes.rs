@@ -76,12 +76,14 @@ pub struct LikeBody {
 
 /// The key of a request, if it has one. The draft defines the field as a Structured Field (RFC 9651)
 /// Item whose value is a String (`"8e03978e-40d5"`), and [`sfv`] parses it as one: an unbalanced
-/// quote, parameters, an Integer or any other type is refused, and so is a field sent twice (which
-/// key would count is not the server's to guess). A bare Token (`abc-1`, which must start with a
-/// letter or `*`) is taken too, as the same key as the String of its characters: what `curl -H
-/// 'Idempotency-Key: abc-1'` sends, and what this server took before it parsed the field; it is just
-/// as unambiguous. The key itself is 1 to [`MAX_KEY_LENGTH`] visible ASCII characters: no space,
-/// which MariaDB's PAD SPACE comparison would ignore at the end of a key (`"a "` the same as `"a"`).
+/// quote, parameters, a list or a field sent twice (which key would count is not the server's to
+/// guess) is refused. A **bare word** ([`is_bare_word`]: HTTP token characters, plus `:` and `/` as
+/// Structured Field Tokens allow, starting with a letter, a digit or `*`) is taken too, as the key of its characters: what `curl -H
+/// 'Idempotency-Key: 8e03978e-40d5'` sends and what this server always took, a bare UUID (which is
+/// not a Structured Field Token: it may start with a digit) or number included. A bare word cannot
+/// be mistaken for anything else: it has no quote, no parameter and no list separator. The key itself
+/// is 1 to [`MAX_KEY_LENGTH`] visible ASCII characters: no space, which MariaDB's PAD SPACE
+/// comparison would ignore at the end of a key (`"a "` the same as `"a"`).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let mut values = headers.get_all(&IDEMPOTENCY_KEY).iter();
     let Some(value) = values.next() else {
@@ -92,17 +94,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Err(invalid("must be sent once, with one key".into()));
     }
     let raw = value.to_str().map_err(|_| invalid("must be visible ASCII".into()))?;
-    let item: sfv::Item = sfv::Parser::new(raw).parse().map_err(|_| {
-        invalid(format!("must be a String (RFC 9651) such as `\"8e03978e-40d5\"`, got `{}`", echo(raw)))
-    })?;
-    if !item.params.is_empty() {
-        return Err(invalid(format!("must be a String without parameters, got `{}`", echo(raw))));
-    }
-    let key = match &item.bare_item {
-        sfv::BareItem::String(key) => key.as_str(),
-        sfv::BareItem::Token(key) => key.as_str(),
+    let parsed: Option<sfv::Item> = sfv::Parser::new(raw).parse().ok();
+    let key = match &parsed {
+        Some(item) if item.params.is_empty() && matches!(item.bare_item, sfv::BareItem::String(_)) => {
+            let sfv::BareItem::String(key) = &item.bare_item else { unreachable!("matched above") };
+            key.as_str()
+        }
+        _ if is_bare_word(raw) => raw,
+        Some(item) if !item.params.is_empty() => {
+            return Err(invalid(format!("must be a String without parameters, got `{}`", echo(raw))));
+        }
         _ => {
-            let reason = format!("must be a String such as `\"8e03978e-40d5\"` (quoted), got `{}`", echo(raw));
+            let reason = format!(
+                "must be a String (RFC 9651) such as `\"8e03978e-40d5\"`, or the same characters bare, got `{}`",
+                echo(raw)
+            );
             return Err(invalid(reason));
         }
     };
@@ -112,6 +118,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Err(invalid(reason));
     }
     Ok(Some(key.to_owned()))
+}
+
+/// A bare key: a letter, a digit or `*`, then HTTP token characters (RFC 9110 `tchar`), `:` and `/`;
+/// nothing that quotes, separates or parameterizes, and not a Structured Field Byte Sequence
+/// (`:YWJj:`), which the draft's reader would decode.
+fn is_bare_word(raw: &str) -> bool {
+    let mut bytes = raw.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'*')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b))
 }
 
 fn count_like(keyed: bool) {
@@ -139,8 +154,8 @@ impl IntoResponses for LikeErrors {
         problems(&[
             (
                 400,
-                "`pk` is not a positive integer, or `Idempotency-Key` is not one String (or Token) of 1 to 255 \
-                 visible ASCII characters (or missing, on a server started with --require-idempotency-key)",
+                "`pk` is not a positive integer, or `Idempotency-Key` is not one String (or bare word) of 1 to \
+                 255 visible ASCII characters (or missing, on a server started with --require-idempotency-key)",
             ),
             (404, "No post has this key"),
             (
@@ -161,12 +176,13 @@ impl IntoResponses for LikeErrors {
     params(
         ("pk" = i64, Path, description = "The post's key", minimum = 1),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 512,
-            pattern = r#"^(?:"(?:[!#-\[\]-~]|\\["\\]){1,255}"|[A-Za-z*][-!#$%&'*+.^_`|~0-9A-Za-z:/]{0,254})$"#,
+            pattern = r#"^(?:"(?:[!#-\[\]-~]|\\["\\]){1,255}"|[*0-9A-Za-z][-!#$%&'*+.^_`|~0-9A-Za-z:/]{0,254})$"#,
             description = "A key unique to this like (e.g. a UUID), the same on every retry of it: a Structured \
                 Field String (RFC 9651) of 1 to 255 visible ASCII characters, `\"8e03978e-40d5\"`, or the same \
-                characters bare when they form a Token (starting with a letter or `*`). Sent once, without \
-                parameters. Kept 24 hours after its first use (`serve --idempotency-key-ttl`), then purged within \
-                a minute."),
+                characters bare when they are HTTP token characters (RFC 9110), `:` or `/`, starting with a letter, a \
+                digit or `*` (a bare UUID is fine). \
+                Sent once, without parameters. Kept 24 hours after its first use (`serve --idempotency-key-ttl`), \
+                then purged within a minute."),
     ),
     responses(
         (status = 200, description = "Liked (or, with `Idempotent-Replayed: true`, the answer of the first request \
@@ -236,29 +252,20 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_sf_strings_or_tokens() {
+    fn keys_are_sf_strings_or_bare_words() {
         assert_eq!(key("\"abc-1\"").unwrap().as_deref(), Some("abc-1"));
         assert_eq!(key("abc-1").unwrap().as_deref(), Some("abc-1"));
+        // Bare words as curl users send them, as this server always took them.
+        assert_eq!(key("8e03978e-40d5").unwrap().as_deref(), Some("8e03978e-40d5"));
+        assert_eq!(key("42").unwrap().as_deref(), Some("42"));
         assert_eq!(key(r#""a\"b\\c""#).unwrap().as_deref(), Some(r#"a"b\c"#));
         assert_eq!(key(&format!("\"{}\"", "x".repeat(255))).unwrap().map(|k| k.len()), Some(255));
         assert!(idempotency_key(&HeaderMap::new()).unwrap().is_none());
     }
 
     #[test]
-    fn anything_but_one_string_or_token_is_refused() {
-        for bad in [
-            "\"\"",
-            "\"abc",
-            "\"abc\";x=1",
-            "abc;x=1",
-            "\"a b\"",
-            "a b",
-            "8e03978e-40d5",
-            "42",
-            "?1",
-            ":YWJj:",
-            "\"a\", \"b\"",
-        ] {
+    fn anything_but_one_string_or_bare_word_is_refused() {
+        for bad in ["\"\"", "\"abc", "\"abc\";x=1", "abc;x=1", "\"a b\"", "a b", "?1", ":YWJj:", "\"a\", \"b\""] {
             let Err(ApiError::InvalidPart { name, .. }) = key(bad) else { panic!("{bad:?} was taken") };
             assert_eq!(name, "idempotency-key");
         }

@@ -356,10 +356,9 @@ async fn a_run_url_shows_its_own_settings(test: TestDb) {
     let app = spawn_app(&test).await;
     let request = json!({"kind": "lab", "strategies": ["pessimistic-nowait"], "workers": 3, "increments": 7,
         "force_race": true, "post": 42});
-    let answer = read_answer(
-        app.client.post(format!("{}/experiments", app.address)).json(&request).send().await.expect("POST"),
-    )
-    .await;
+    let answer =
+        read_answer(app.client.post(format!("{}/experiments", app.address)).json(&request).send().await.expect("POST"))
+            .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
     let id = answer.body["id"].as_str().expect("an id").to_owned();
 
