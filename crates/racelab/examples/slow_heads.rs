@@ -45,7 +45,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut latencies: [(&str, Vec<Duration>, usize); 2] = [("/health", Vec::new(), 0), ("/ready", Vec::new(), 0)];
-    let end = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while Instant::now() < end {
         for (path, times, failures) in &mut latencies {
@@ -55,7 +56,7 @@ async fn main() {
                 Ok(Ok(200)) => times.push(started.elapsed()),
                 other => {
                     *failures += 1;
-                    eprintln!("{path}: {other:?}");
+                    eprintln!("{path} at {:?}: {other:?}", start.elapsed());
                 }
             }
         }

@@ -22,7 +22,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::activity::{Activity, IdleTimeouts};
 use super::connection::serve_connection;
 use super::io::{LINGER, closing_response};
-use super::registry::Arrival;
+use super::registry::{Arrival, Entry};
 use super::{Shared, warn_at_most_every_second};
 use crate::http::error::ApiError;
 use crate::http::metrics;
@@ -37,30 +37,32 @@ pub const HEAD_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads the request head (`sent` is what was read of it at the accept), then closes an idle
 /// connection and takes its place, or answers 503 and closes. `arrival` is when it was accepted
-/// (its place in the shedding order once served); `overflow_place` is its place among those over
-/// the cap, held until it is served or refused.
+/// (its place in the shedding order once served); `waiting` its place among those waiting for their
+/// head (see [`wait_for_head`]); `overflow_place` its place among those over the cap, held until it
+/// is served or refused.
 pub(super) async fn admit_over_cap(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     sent: Vec<u8>,
     arrival: Arrival,
+    waiting: Option<Entry>,
     overflow_place: OwnedSemaphorePermit,
     shutdown: Watcher,
 ) {
-    let head = if head_ended(&sent, 0) {
-        Some(sent)
-    } else {
-        let waiting = shared.waiting.register(arrival);
-        let wait = HEAD_WAIT.min(shared.timeouts.header_read);
-        tokio::select! {
-            head = read_head(&mut stream, sent, &waiting.activity) => head,
-            closed = waiting.activity.watch(IdleTimeouts { header_read: wait, keep_alive: wait }) => {
-                metrics::connection_closed(closed.as_str());
-                return;
+    let head = match waiting {
+        None => Some(sent),
+        Some(waiting) => {
+            let wait = HEAD_WAIT.min(shared.timeouts.header_read);
+            tokio::select! {
+                head = read_head(&mut stream, sent, &waiting.activity) => head,
+                closed = waiting.activity.watch(IdleTimeouts { header_read: wait, keep_alive: wait }) => {
+                    metrics::connection_closed(closed.as_str());
+                    return;
+                }
             }
+            // A request from here on: `waiting` is dropped, it is no longer one of those closed
+            // for a newer arrival.
         }
-        // A request from here on: `waiting` is dropped, it is no longer one of those closed for a
-        // newer arrival.
     };
     let Some(head) = head else { return };
     if shared.registry.shed_one()
@@ -76,6 +78,21 @@ pub(super) async fn admit_over_cap(
     ));
     metrics::connection_closed("refused");
     refuse(stream, shared.max_connections).await;
+}
+
+/// The place among those waiting for their head of a connection over the cap that has sent `sent`
+/// so far; `None` if that is a whole head already (a request, which never waits among them). Taken
+/// by the accept loop, in the order of arrival, so that the oldest is closed first, even one whose
+/// task has not run yet.
+pub(super) fn wait_for_head(shared: &Arc<Shared>, arrival: Arrival, sent: &[u8]) -> Option<Entry> {
+    if head_ended(sent, 0) {
+        return None;
+    }
+    let waiting = shared.waiting.register(arrival);
+    if !sent.is_empty() {
+        waiting.activity.on_read();
+    }
+    Some(waiting)
 }
 
 /// What the client has sent by the time its connection is accepted, read without waiting: a client

@@ -64,7 +64,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use self::activity::IdleTimeouts;
-use self::admission::{admit_over_cap, sent_already};
+use self::admission::{admit_over_cap, sent_already, wait_for_head};
 use self::budget::OVERFLOW;
 use self::connection::serve_connection;
 use self::registry::Registry;
@@ -72,7 +72,7 @@ use super::metrics;
 use super::request_limits::{MAX_HEAD_BYTES, MAX_HEADER_FIELDS};
 
 /// How long the accept loop waits for a connection over the cap, closed for a new one, to be gone.
-const OVERFLOW_WAIT: Duration = Duration::from_millis(50);
+const OVERFLOW_WAIT: Duration = Duration::from_millis(200);
 
 /// The connection settings of `racelab serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,13 +166,19 @@ pub async fn serve(
                 if let Ok(slot) = shared.slots.clone().try_acquire_owned() {
                     let entry = shared.registry.register(arrival);
                     tasks.spawn(serve_connection(shared.clone(), stream, Vec::new(), entry, slot, graceful.watcher()));
-                } else if let Some(place) = overflow_place(&shared, &overflow).await {
-                    let sent = sent_already(&stream);
-                    tasks.spawn(admit_over_cap(shared.clone(), stream, sent, arrival, place, graceful.watcher()));
                 } else {
-                    // More arrivals at once than the overflow holds, each with its request head
-                    // already: no descriptor to spare for an answer.
-                    metrics::connection_closed("overflow");
+                    // Over the cap: a whole head sent already is a request, which must not wait
+                    // among the slow heads.
+                    let sent = sent_already(&stream);
+                    let Some(place) = overflow_place(&shared, &overflow).await else {
+                        // More arrivals at once than the overflow holds, each with its request
+                        // head already: no descriptor to spare for an answer.
+                        metrics::connection_closed("overflow");
+                        continue;
+                    };
+                    let waiting = wait_for_head(&shared, arrival, &sent);
+                    let watcher = graceful.watcher();
+                    tasks.spawn(admit_over_cap(shared.clone(), stream, sent, arrival, waiting, place, watcher));
                 }
             }
             Err(err) if out_of_descriptors(&err) => {
