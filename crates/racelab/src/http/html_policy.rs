@@ -14,15 +14,17 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// The policy of a page that sets none: what the vendored Swagger UI needs, all from this server.
-/// Its `index.html` has no inline script or style (its scripts, the configuration in
-/// `swagger-initializer.js` included, and its stylesheets are files), so neither `'unsafe-inline'`
-/// nor a hash is needed; its inline styles are set through the DOM (React), which a policy does not
-/// govern. Images: the icons its stylesheet inlines as `data:` URLs, and `blob:` for an image answer
-/// shown by "Try it out". Requests (the document, "Try it out") go to this server only.
-pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-frame-ancestors 'none'";
+/// The policy of a page that sets none: what the vendored Swagger UI (5.32.6) needs, all from this
+/// server. Its `index.html` has no inline script or style (its scripts, the configuration in
+/// `swagger-initializer.js` included, and its stylesheets are files), so scripts need neither
+/// `'unsafe-inline'` nor a hash. One inline style it has: the `<style>` element of the Swagger logo
+/// in its top bar (in `swagger-ui-standalone-preset.js`), allowed by its hash alone (a test holds the
+/// text; `printf %s "$text" | openssl dgst -sha256 -binary | base64` gives the hash); the styles it sets through the DOM (React) are not governed by a policy. Images: the icons
+/// its stylesheet inlines as `data:` URLs, and `blob:` for an image answer shown by "Try it out".
+/// Requests (the document, "Try it out") go to this server only.
+pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; \
+style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; img-src 'self' data: blob:; \
+font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// What every policy ends with: no site, this one included, may frame a page (clickjacking).
 const NO_FRAMING: &str = "frame-ancestors 'none'";
@@ -82,7 +84,7 @@ mod tests {
         assert_eq!(headers[header::CONTENT_SECURITY_POLICY], PAGE_POLICY);
         assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        assert!(!PAGE_POLICY.contains("unsafe") && !PAGE_POLICY.contains("http") && !PAGE_POLICY.contains('*'));
+        assert!(!PAGE_POLICY.contains("unsafe") && !PAGE_POLICY.contains("http:") && !PAGE_POLICY.contains('*'));
     }
 
     #[test]
@@ -91,6 +93,21 @@ mod tests {
         assert_eq!(with("text/html", Some(own))[header::CONTENT_SECURITY_POLICY], own);
         let extended = with("text/html", Some("default-src 'self'"));
         assert_eq!(extended[header::CONTENT_SECURITY_POLICY], "default-src 'self'; frame-ancestors 'none'");
+    }
+
+    /// The text of the Swagger logo's `<style>` element, whose hash [`PAGE_POLICY`] allows. A new
+    /// Swagger UI with another logo style fails here: the hash must follow it.
+    const SWAGGER_LOGO_STYLE: &str = ".logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}";
+
+    #[test]
+    fn the_only_inline_style_of_the_vendored_swagger_ui_is_the_one_hashed() {
+        let config = std::sync::Arc::new(utoipa_swagger_ui::Config::default());
+        let preset = utoipa_swagger_ui::serve("swagger-ui-standalone-preset.js", config).unwrap().unwrap();
+        let preset = String::from_utf8_lossy(&preset.bytes);
+        let styles: Vec<&str> =
+            preset.split("createElement(\"style\",null,\"").skip(1).filter_map(|s| s.split('"').next()).collect();
+        assert_eq!(styles, [SWAGGER_LOGO_STYLE]);
+        assert!(PAGE_POLICY.contains("'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"), "{PAGE_POLICY}");
     }
 
     #[test]
