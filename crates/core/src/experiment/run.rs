@@ -132,6 +132,8 @@ async fn read_when_settled(nodes: &[Database], pk: Pk, timeout: Duration) -> Res
             let read = async { db.session().await?.read_settled(pk).await };
             match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).min(PER_TRY), read).await {
                 Ok(Ok(counter)) => return Ok(counter),
+                // A total past the maximum stays past it: the answer, not a state to wait out.
+                Ok(Err(err)) if err.kind() == ErrorKind::CounterOverflow => return Err(err.kind()),
                 Ok(Err(err)) => {
                     tracing::debug!(%err, node = %db.redacted_url(), "cannot read the counter yet");
                     last = err.kind();

@@ -5,12 +5,15 @@
 //! than wrapped, clamped or read as a REAL. Nothing is ever stored but an integer.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use racelab_core::db::{Expected, Precondition};
 use racelab_core::error::AtMaximum;
 use racelab_core::likes::{LikeRequest, Liked, Liker};
 use racelab_core::strategy::Step;
-use racelab_core::{Backend, Database, ErrorKind, LockMode, Pk, RetryPolicy, Strategy};
+
+use racelab_core::experiment::Target;
+use racelab_core::{Backend, Database, ErrorKind, Experiment, LockMode, Pk, RetryPolicy, Strategy};
 use racelab_testkit::{TestDb, on_every_backend};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Row};
@@ -175,7 +178,28 @@ async fn a_total_past_the_maximum_is_refused_not_wrapped(test: TestDb) {
     assert_eq!(err.counter_at_maximum(), Some(AtMaximum { post: pk, counter: "like", value: MAX, adding: 1 }));
 }
 
+// A sharded experiment writes its slots and then reads the total, which is past the maximum: the run
+// ends at once with the counter unread as `counter_overflow`. Before, that read was taken for a
+// database coming back and tried again for the whole settle window (here 5 minutes; the bound below
+// fails it long before).
+async fn a_sharded_run_past_the_maximum_ends_with_the_total_unread(test: TestDb) {
+    let db = test.connect().await;
+    let pk = post_at(&db, MAX).await;
+    let experiment = Experiment {
+        target: Target::Post(pk),
+        settle_timeout: Duration::from_secs(300),
+        ..Experiment::new(Strategy::Sharded { slots: racelab_core::strategy::DEFAULT_SLOTS }, 2, 3)
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(60), experiment.run(&db))
+        .await
+        .expect("the run ended without waiting out the settle window")
+        .expect("the run ran");
+    assert_eq!(outcome.counter_error, Some(ErrorKind::CounterOverflow), "{outcome:?}");
+    assert_eq!((outcome.like_after, outcome.actual, outcome.lost), (None, None, None), "{outcome:?}");
+}
+
 on_every_backend!(
+    a_sharded_run_past_the_maximum_ends_with_the_total_unread,
     every_strategy_refuses_an_increment_past_the_maximum,
     a_batch_past_the_maximum_is_refused_whole_and_one_up_to_it_is_made,
     a_version_at_the_maximum_refuses_the_write,
