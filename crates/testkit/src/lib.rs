@@ -304,7 +304,7 @@ pub fn is_out_of_connections(err: &sqlx::Error) -> bool {
 }
 
 /// An admin connection to a test server. A server with no connection left is waited for (at most
-/// [`ADMIN_WAIT`]), saying so once: other clients share it. One that does not answer, or refuses for
+/// 120 s), saying so once: other clients share it. One that does not answer, or refuses for
 /// another reason, fails the test with what is true.
 pub async fn admin_connect<C: Connection>(backend: Backend, admin_url: &str, var: &str) -> C {
     let started = std::time::Instant::now();
