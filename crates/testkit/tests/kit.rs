@@ -125,6 +125,27 @@ async fn the_sweep_takes_only_old_test_databases_nobody_uses() {
     assert!(fresh_file.exists());
 }
 
+/// Runs `sql` on `url` when dropped, also when the test panics: the limited user must not outlive a
+/// failed test (a PostgreSQL role belongs to the whole server, not to the test's database).
+struct Cleanup {
+    backend: Backend,
+    url: String,
+    sql: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (backend, url, sql) = (self.backend, self.url.clone(), self.sql.clone());
+        let done = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(execute(backend, &url, &sql));
+        });
+        if done.join().is_err() {
+            eprintln!("`{}` failed; see above", self.sql);
+        }
+    }
+}
+
 /// `url` as user `user` (no password).
 fn as_user(url: &str, user: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
@@ -154,6 +175,7 @@ async fn an_admin_connection_waits_for_a_server_out_of_connections() {
             ),
         };
         execute(backend, &test.url, &create).await;
+        let _drop_user = Cleanup { backend, url: test.url.clone(), sql: drop_user };
         execute(backend, &test.url, &grant).await;
         let url = as_user(&test.url, &user);
 
@@ -183,7 +205,6 @@ async fn an_admin_connection_waits_for_a_server_out_of_connections() {
             .await
             .expect("the admin connection got the freed slot within 30 s")
             .expect("the admin connection, once a slot was free");
-        execute(backend, &test.url, &drop_user).await;
     }
 }
 
