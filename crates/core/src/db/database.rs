@@ -207,7 +207,8 @@ impl Database {
         }
     }
 
-    /// Checks that the database answers (for readiness probes).
+    /// Checks that the database answers now, with a round trip (for readiness probes, and before work
+    /// that should not start at all without it): a connection the pool hands out may be untested.
     pub async fn ping(&self) -> Result<(), DbError> {
         self.session().await?.server_version().await.map(drop)
     }
