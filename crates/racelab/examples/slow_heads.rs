@@ -1,8 +1,9 @@
 //! How long `/health` and `/ready` take to answer while slow-header clients (a slowloris) hold the
 //! connection cap: CLIENTS clients each send a request head one byte a second and never finish it,
 //! and reconnect at once whenever the server closes them (shed, or at the header timeout), so the cap
-//! stays full. Meanwhile a new connection asks `/health`, then `/ready`, every 50 ms; the example
-//! prints the latency of each (connect to last byte) and how many were not 200.
+//! stays full. Meanwhile a new connection asks `/health`, then `/ready`, every 50 ms, from a thread
+//! of its own (as a health checker is a process of its own); the example prints the latency of each
+//! (connect to last byte) and how many were not 200.
 //!
 //! ```sh
 //! cargo build --release
@@ -19,11 +20,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 /// The head every slow client begins; then one byte a second of a header value that never ends.
 const SLOW_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: racelab\r\nX-Slow: ";
@@ -44,23 +44,28 @@ async fn main() {
     // Every client connected and its head begun: the cap is full from here on.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let mut latencies: [(&str, Vec<Duration>, usize); 2] = [("/health", Vec::new(), 0), ("/ready", Vec::new(), 0)];
-    let start = Instant::now();
-    let end = start + Duration::from_secs(seconds);
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    while Instant::now() < end {
-        for (path, times, failures) in &mut latencies {
-            tick.tick().await;
-            let started = Instant::now();
-            match tokio::time::timeout(Duration::from_secs(5), probe(address, path)).await {
-                Ok(Ok(200)) => times.push(started.elapsed()),
-                other => {
-                    *failures += 1;
-                    eprintln!("{path} at {:?}: {other:?}", start.elapsed());
+    // The prober is a thread of its own with blocking sockets, as a load balancer's health checker
+    // is a process of its own: on the clients' runtime, its head would wait behind theirs.
+    let prober = std::thread::spawn(move || {
+        let mut latencies: [(&str, Vec<Duration>, usize); 2] = [("/health", Vec::new(), 0), ("/ready", Vec::new(), 0)];
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(seconds) {
+            for (path, times, failures) in &mut latencies {
+                std::thread::sleep(Duration::from_millis(50));
+                let started = Instant::now();
+                match probe(address, path) {
+                    Ok(200) => times.push(started.elapsed()),
+                    other => {
+                        *failures += 1;
+                        eprintln!("{path} at {:?}: {other:?}", start.elapsed());
+                    }
                 }
             }
         }
-    }
+        latencies
+    });
+    let mut latencies =
+        tokio::task::spawn_blocking(move || prober.join().expect("the prober")).await.expect("the prober's thread");
 
     println!(
         "{clients} slow-header clients against {address} ({} reconnections after being closed):",
@@ -106,13 +111,16 @@ async fn slow_client(address: SocketAddr, reconnects: Arc<AtomicU64>) {
     }
 }
 
-/// `GET path` on a new connection; the status, once the answer is read whole (to the close).
-async fn probe(address: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect(address).await?;
+/// `GET path` on a new connection, with blocking sockets; the status, once the answer is read whole
+/// (to the close), within 5 s.
+fn probe(address: SocketAddr, path: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: racelab\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    stream.write_all(request.as_bytes())?;
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
+    stream.read_to_end(&mut answer)?;
     let status = answer.get(9..12).and_then(|s| std::str::from_utf8(s).ok()?.parse().ok());
     status.ok_or_else(|| std::io::Error::other(format!("no answer: {:?}", String::from_utf8_lossy(&answer))))
 }
