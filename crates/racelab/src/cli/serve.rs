@@ -50,8 +50,9 @@ pub struct ServeArgs {
     #[arg(long, env = "RACELAB_KEEP_ALIVE_TIMEOUT", hide_short_help = true, default_value = "75s", value_parser = parse_duration)]
     pub keep_alive_timeout: Duration,
 
-    /// Client connections at once, lowered to fit the open-files limit (`ulimit -n`). At the cap the
-    /// connection idle the longest is closed for a new one; if all are busy, the new one gets 503.
+    /// Client connections at once, lowered to fit the open-files limit (`ulimit -n`). At the cap a
+    /// new request takes the place of an idle connection (the oldest with no whole request head,
+    /// else the one idle the longest); if all are busy, it gets 503.
     #[arg(long, env = "RACELAB_MAX_CONNECTIONS", hide_short_help = true, default_value_t = ConnectionSettings::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
