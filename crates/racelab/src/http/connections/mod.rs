@@ -160,6 +160,9 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, _)) => {
+                // An answer goes out as soon as it is written: Nagle's algorithm would hold a small
+                // one back while an earlier segment is unacknowledged (a pipelining or slow client).
+                let _ = stream.set_nodelay(true);
                 // Numbered here, not in the task: tasks may start out of order, and the oldest
                 // connection without a request must be the first shed.
                 let arrival = shared.registry.arrive();
