@@ -39,12 +39,16 @@ impl Conn {
             }
             Backend::Sqlite => {
                 // WAL, as racelab's own connections use: readers see a snapshot beside one writer.
-                // Busy timeout 0: a conflicting lock is reported at once, as SQLITE_BUSY.
+                // Opening waits up to the lock timeout (switching a file to WAL needs it to itself,
+                // and another client may be reading it); then busy timeout 0, so that in the
+                // schedules a conflicting lock is reported at once, as SQLITE_BUSY.
                 let options = sqlx::sqlite::SqliteConnectOptions::from_str(url.expose())?
                     .create_if_missing(true)
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::ZERO);
-                Conn::Sqlite(sqlx::SqliteConnection::connect_with(&options).await?)
+                    .busy_timeout(lock_timeout);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                sqlx::raw_sql("PRAGMA busy_timeout = 0").execute(&mut conn).await?;
+                Conn::Sqlite(conn)
             }
         };
         // The lock timeout as every racelab session sets it. Not on SQLite: its busy timeout stays 0.

@@ -265,6 +265,15 @@ impl Browser {
             Value::Array(list) => list.iter().map(|e| format!("page: {}", e.as_str().unwrap_or_default())).collect(),
             _ => vec!["page: the error hook (window.racelabErrors) is missing".to_owned()],
         };
+        errors.extend(self.console_errors(expected_network).await);
+        errors
+    }
+
+    /// The SEVERE entries of the browser's console log (a refused script or style, a failed load, an
+    /// exception) except the network ones listed in `expected_network`; for pages without the error
+    /// hook. Emptied as it is read, like [`Self::errors`].
+    pub async fn console_errors(&self, expected_network: &[&str]) -> Vec<String> {
+        let mut errors = Vec::new();
         let log = self
             .client
             .issue_cmd(Extension { method: Method::POST, path: "se/log", body: json!({"type": "browser"}) })

@@ -110,3 +110,35 @@ async fn bad_input_is_named_beside_its_field(test: TestDb) {
 }
 
 on_every_backend!(bad_input_is_named_beside_its_field);
+
+/// The Swagger UI's operations as it draws them, once it has drawn any.
+const SWAGGER_OPERATIONS: &str = "return document.querySelectorAll('.opblock').length;";
+
+// The Swagger UI at /docs/ runs under its strict policy (scripts and styles from this server only, its
+// logo's one inline style by hash): it draws every operation of the served document, and the browser
+// refuses nothing (a refused script or style is a SEVERE console entry). The policy does not depend on
+// the database: SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_swagger_ui_runs_under_its_policy() {
+    racelab_testkit::run(Backend::Sqlite, swagger_ui_under_its_policy).await;
+}
+
+async fn swagger_ui_under_its_policy(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let document = app.ok("/openapi.json").await;
+    let methods = ["get", "put", "post", "patch", "delete"];
+    let operations: usize = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|path| methods.iter().filter(|m| path.get(**m).is_some()).count())
+        .sum();
+
+    let browser = Browser::start(&app.address).await;
+    browser.set_viewport(DESKTOP).await;
+    browser.open("/docs/").await;
+    browser.wait_for(".opblock", LOAD).await;
+    assert_eq!(browser.js(SWAGGER_OPERATIONS, vec![]).await, json!(operations), "operations drawn");
+    let refused = browser.console_errors(&[]).await;
+    assert!(refused.is_empty(), "the browser reported errors on /docs/:\n{}", refused.join("\n"));
+}
