@@ -9,25 +9,13 @@ use racelab_core::strategy::DEFAULT_SLOTS;
 use racelab_core::{Backend, Database, LockMode, RetryPolicy, Strategy};
 use racelab_testkit::{TestDb, on_every_backend};
 
+use crate::support::liked::{answer, made_counts};
+
 fn safe_strategies(backend: Backend) -> Vec<Strategy> {
     let mut all = Strategy::all_for(backend);
     all.retain(|s| !matches!(s, Strategy::Naive | Strategy::VersionedNoRetry));
     all.push(Strategy::Pessimistic(LockMode::NoWait));
     all
-}
-
-fn answer(like: i64) -> (u16, String) {
-    (200, format!("{{\"like\":{like}}}"))
-}
-
-fn made_counts(results: &[Liked]) -> Vec<i64> {
-    results
-        .iter()
-        .map(|liked| match liked {
-            Liked::Made { like, .. } => *like,
-            other => panic!("expected a made like, got {other:?}"),
-        })
-        .collect()
 }
 
 // One batch of five likes, two of them keyed: the counter moves by five in one write (the version by

@@ -15,6 +15,8 @@ use racelab_core::strategy::Step;
 use racelab_core::experiment::Target;
 use racelab_core::{Backend, Database, ErrorKind, Experiment, LockMode, Pk, RetryPolicy, Strategy};
 use racelab_testkit::{TestDb, on_every_backend};
+
+use crate::support::liked::{answer, made_counts};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
@@ -99,16 +101,6 @@ async fn every_strategy_refuses_an_increment_past_the_maximum(test: TestDb) {
     }
 }
 
-fn made(results: &[Liked]) -> Vec<i64> {
-    results
-        .iter()
-        .map(|liked| match liked {
-            Liked::Made { like, .. } => *like,
-            other => panic!("expected a made like, got {other:?}"),
-        })
-        .collect()
-}
-
 // A batch (what --combine-likes hands over) adds its size in one write: one that would pass the maximum
 // is refused whole, its key not kept; one that reaches it exactly is made, each like with its count (the
 // last one's count is the maximum itself), and the next like is refused. With `sharded` the total is
@@ -121,7 +113,6 @@ async fn a_batch_past_the_maximum_is_refused_whole_and_one_up_to_it_is_made(test
     for strategy in safe {
         let pk = post_at(&db, MAX - 2).await;
         let liker = Liker::new(strategy, RetryPolicy::default()).unwrap();
-        let answer = |like: i64| (200, format!("{{\"like\":{like}}}"));
         let key = format!("{strategy}-keyed");
         let three = [LikeRequest::default(), LikeRequest::keyed(key.clone(), "f"), LikeRequest::default()];
 
@@ -131,7 +122,7 @@ async fn a_batch_past_the_maximum_is_refused_whole_and_one_up_to_it_is_made(test
         assert_eq!(db.read_total(pk).await.unwrap().like, MAX - 2, "{strategy}: nothing of the batch counted");
 
         let two = liker.like(&db, pk, &three[..2], answer).await.unwrap_or_else(|err| panic!("{strategy}: {err}"));
-        assert_eq!(made(&two.results), vec![MAX - 1, MAX], "{strategy}: the key was not kept by the refusal");
+        assert_eq!(made_counts(&two.results), vec![MAX - 1, MAX], "{strategy}: the key was not kept by the refusal");
         assert_eq!(db.read_total(pk).await.unwrap().like, MAX, "{strategy}");
 
         let err = liker.like(&db, pk, &[LikeRequest::default()], answer).await.expect_err(strategy.name());

@@ -8,11 +8,9 @@ use racelab_core::db::PING_AFTER_IDLE;
 use racelab_core::likes::{LikeRequest, Liked, Liker};
 use racelab_core::{Backend, RetryPolicy, Strategy};
 use racelab_testkit::{TestDb, on_server_backends};
-use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 
-fn answer(like: i64) -> (u16, String) {
-    (200, format!("{{\"like\":{like}}}"))
-}
+use crate::support::liked::answer;
+use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 
 async fn like_once(liker: &Liker, db: &racelab_core::Database, pk: i64) -> i64 {
     let batch = liker.like(db, pk, &[LikeRequest::default()], answer).await.expect("the like is made");

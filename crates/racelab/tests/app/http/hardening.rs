@@ -35,7 +35,7 @@ async fn connect(app: &TestApp) -> TcpStream {
 
 /// Waits until the server closes `stream` (end of file or reset), failing after `within`; returns
 /// what it sent before.
-async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+pub(super) async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
     let mut received = Vec::new();
     let wait = async {
         let mut buf = [0u8; 4096];

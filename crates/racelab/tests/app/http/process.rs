@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use racelab_core::Backend;
 use racelab_testkit::TestDb;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -64,17 +63,7 @@ impl Server {
             .spawn()
             .expect("the racelab binary starts");
         let pid = child.id().expect("pid");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("[server] {line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
+        let log = crate::support::binary::stderr_lines(&mut child);
         let mut server = Self { child, pid, address: String::new(), log, client: reqwest::Client::new() };
         let line = server.wait_for_log("listening on").await;
         let port = line.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok()).expect("port in the log");

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use racelab_core::Backend;
 use racelab_testkit::{TestDb, on_server_backends};
 use sqlx::{AssertSqlSafe, Connection};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -43,17 +42,7 @@ impl Serve {
             .kill_on_drop(true)
             .spawn()
             .expect("the racelab binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("[server] {line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
+        let log = crate::support::binary::stderr_lines(&mut child);
         let mut serve =
             Self { _child: child, address: String::new(), log, client: reqwest::Client::new(), lines: Vec::new() };
         let line = serve.wait_for_log("listening on").await;

@@ -22,7 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::hardening::closed_by_server;
 use super::process::Server;
+
+/// How long the server may take to close a connection it sheds.
+const CLOSE_WITHIN: Duration = Duration::from_secs(20);
 
 /// The first bytes of a request head, never finished.
 const SLOW_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: racelab\r\nX-Slow: ";
@@ -98,14 +102,14 @@ async fn slow_heads(test: TestDb, clients: usize, open_files: Option<u32>) {
         probes.push(stream);
     }
     for (i, stream) in over.iter_mut().enumerate() {
-        let said = closed_by_server(stream).await;
+        let said = closed_by_server(stream, CLOSE_WITHIN).await;
         assert!(said.is_empty(), "slow head {i} over the cap was answered: {}", String::from_utf8_lossy(&said));
     }
 
     // Exactly the two oldest slow heads were shed: the rest are still open.
     let shed = probes.len();
     for (i, stream) in slow[..shed].iter_mut().enumerate() {
-        let said = closed_by_server(stream).await;
+        let said = closed_by_server(stream, CLOSE_WITHIN).await;
         assert!(said.is_empty(), "slow head {i} was answered: {}", String::from_utf8_lossy(&said));
     }
     for (i, stream) in slow.iter().enumerate().skip(shed) {
@@ -152,23 +156,6 @@ fn raise_open_files_limit(needed: u64) {
     setrlimit(Resource::Nofile, limit).expect("setrlimit(RLIMIT_NOFILE)");
     let now = getrlimit(Resource::Nofile).current;
     assert!(now.is_none_or(|n| n >= needed), "the test needs {needed} descriptors; the hard limit allows {now:?}");
-}
-
-/// Waits until the server closes `stream` (end of file or reset), failing after 20 s; returns what
-/// it sent before.
-async fn closed_by_server(stream: &mut TcpStream) -> Vec<u8> {
-    let mut received = Vec::new();
-    let wait = async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => received.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the server closes the connection");
-    received
 }
 
 /// Reads up to the end of one answer's head (20 s at most) and returns it.

@@ -30,3 +30,21 @@ pub async fn run(args: Vec<String>) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// The lines a spawned binary writes to stderr, as they come (echoed with `[server]` when `TEST_LOG`
+/// is set), read on a task of their own so the child never blocks on a full pipe.
+pub fn stderr_lines(child: &mut tokio::process::Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, log) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var_os("TEST_LOG").is_some() {
+                eprintln!("[server] {line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    log
+}
