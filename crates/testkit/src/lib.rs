@@ -17,6 +17,7 @@
 //! by [`sweep`] at the start of the next run (`scripts/test`).
 
 pub mod galera;
+pub mod limited_account;
 pub mod proxy;
 mod sweep;
 

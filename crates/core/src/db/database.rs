@@ -27,6 +27,8 @@ pub struct Database {
     url: DatabaseUrl,
     lock_timeout: Duration,
     max_connections: u32,
+    /// How long the pool waits for a connection before "pool timed out".
+    acquire_timeout: Duration,
     /// Serialises "take N connections at once" so two experiments cannot each hold half of the pool
     /// and wait for each other forever.
     bulk_acquire: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -57,6 +59,7 @@ impl Database {
             url,
             lock_timeout: options.lock_timeout,
             max_connections: options.max_connections,
+            acquire_timeout: options.acquire_timeout,
             bulk_acquire: Default::default(),
         };
         // A Galera node outside the Primary component answers, then refuses every query with 1047:
@@ -157,16 +160,11 @@ impl Database {
     }
 
     /// One connection from the pool, with the configured lock timeout. Its span lasts as long as the
-    /// pool takes to hand one out.
+    /// pool takes to hand one out. Waits (up to the acquire timeout) for a connection another user of
+    /// the pool hands back when the server refuses new ones.
     #[tracing::instrument(skip(self), fields(backend = %self.backend()), level = "debug")]
     pub async fn session(&self) -> Result<Session, DbError> {
-        let conn = match &self.pool {
-            Pool::Postgres(p) => PooledConn::Postgres(p.acquire().await.map_err(db_err::<postgres::Postgres>)?),
-            Pool::MySql(p) => PooledConn::MySql(p.acquire().await.map_err(db_err::<mysql::MySql>)?),
-            Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?),
-        };
-        // The lock timeout was set when the connection was opened (see `after_connect`): no round trip.
-        Ok(Session::new(conn, self.lock_timeout))
+        self.acquire(Refused::Wait).await
     }
 
     /// `n` distinct connections at once, for `n` workers that must run truly in parallel.
@@ -186,24 +184,89 @@ impl Database {
         Ok(sessions)
     }
 
-    /// A session; if the pool is slow to give one, the server is asked directly whether it refuses new
-    /// connections (`max_connections`, a role's or user's limit), which the pool would otherwise retry
-    /// in silence until its acquire timeout and report as "pool timed out".
+    /// A session for work that holds the pool's other connections itself (a run's workers) or that
+    /// starts a run (setup statements): when the server refuses a new connection and none of the pool's
+    /// own is free, that refusal is the answer at once, in the server's words (`max_connections`, a
+    /// role's or user's limit), rather than "pool timed out" after the acquire timeout.
     async fn session_or_refusal(&self) -> Result<Session, DbError> {
-        let acquire = self.session();
-        tokio::pin!(acquire);
-        tokio::select! {
-            result = &mut acquire => return result,
-            () = tokio::time::sleep(connect::REFUSAL_CHECK_AFTER) => {}
+        self.acquire(Refused::Answer).await
+    }
+
+    /// Takes a connection from the pool, working around how sqlx meets a server that refuses new ones.
+    ///
+    /// sqlx opens a new connection when it finds none idle, and then retries the server's refusal
+    /// until its timeout (PostgreSQL's 53300 is "transient" to it; MariaDB's 1226 fails the acquire at
+    /// once), even once a connection of its own comes back. Yet the pool's own connections may be what
+    /// fills the limit: one handed back a moment before is returned by a task of sqlx's own, after a
+    /// ping, so the next acquire may not see it idle yet. So when an acquire is slow (or refused) while
+    /// a connection of the pool's own is free, it is started again and takes that one. Otherwise, with
+    /// [`Refused::Answer`], the server is asked directly whether it refuses new connections, and its
+    /// refusal is the answer.
+    async fn acquire(&self, refused: Refused) -> Result<Session, DbError> {
+        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        loop {
+            let acquire = self.acquire_once();
+            tokio::pin!(acquire);
+            loop {
+                let done = tokio::select! {
+                    biased;
+                    result = &mut acquire => Some(result),
+                    () = tokio::time::sleep(connect::REFUSAL_CHECK_AFTER) => None,
+                };
+                let in_time = tokio::time::Instant::now() < deadline;
+                match done {
+                    Some(result) => return result,
+                    None if self.idle_connections() > 0 && in_time => break,
+                    None if refused == Refused::Answer => {
+                        if let Some(refusal) = self.refusal().await {
+                            if self.idle_connections() > 0 && tokio::time::Instant::now() < deadline {
+                                break;
+                            }
+                            return Err(refusal);
+                        }
+                    }
+                    None => {}
+                }
+            }
         }
-        let refusal = match &self.pool {
+    }
+
+    /// One plain acquire from the pool.
+    async fn acquire_once(&self) -> Result<Session, DbError> {
+        let conn = match &self.pool {
+            Pool::Postgres(p) => PooledConn::Postgres(p.acquire().await.map_err(db_err::<postgres::Postgres>)?),
+            Pool::MySql(p) => PooledConn::MySql(p.acquire().await.map_err(db_err::<mysql::MySql>)?),
+            Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?),
+        };
+        // The lock timeout was set when the connection was opened (see `after_connect`): no round trip.
+        Ok(Session::new(conn, self.lock_timeout))
+    }
+
+    /// Whether the server refuses a new connection right now, asked with one direct connection.
+    async fn refusal(&self) -> Option<DbError> {
+        match &self.pool {
             Pool::Postgres(p) => connect::refusal::<postgres::Postgres>(p, postgres::explain).await,
             Pool::MySql(p) => connect::refusal::<mysql::MySql>(p, mysql::explain).await,
             Pool::Sqlite(_) => None,
-        };
-        match refusal {
-            Some(refused) => Err(refused),
-            None => acquire.await,
+        }
+    }
+
+    /// How many of the pool's connections sit idle, ready to be handed out.
+    fn idle_connections(&self) -> usize {
+        match &self.pool {
+            Pool::Postgres(p) => p.num_idle(),
+            Pool::MySql(p) => p.num_idle(),
+            Pool::Sqlite(p) => p.num_idle(),
+        }
+    }
+
+    /// How many connections the pool holds or is opening: those handed out, those idle, and those
+    /// being connected (for tests and diagnostics; the server may count one more, closing).
+    pub fn pool_size(&self) -> u32 {
+        match &self.pool {
+            Pool::Postgres(p) => p.size(),
+            Pool::MySql(p) => p.size(),
+            Pool::Sqlite(p) => p.size(),
         }
     }
 
@@ -215,19 +278,19 @@ impl Database {
 
     /// The server's version string (`SELECT version()`, as the seed's connection check).
     pub async fn server_version(&self) -> Result<String, DbError> {
-        self.session().await?.server_version().await
+        self.session_or_refusal().await?.server_version().await
     }
 
     /// Creates a fresh post with `like = 0` and returns its key.
     pub async fn create_post(&self) -> Result<Pk, DbError> {
-        retry_setup(|| async { self.session().await?.create_post().await }).await
+        retry_setup(|| async { self.session_or_refusal().await?.create_post().await }).await
     }
 
     /// Creates post `pk` with `like = 0` unless it exists. Writes only when it is missing, so it does
     /// not wait for a lock someone holds on an existing row (or on a whole SQLite database).
     pub async fn ensure_post(&self, pk: Pk) -> Result<(), DbError> {
         retry_setup(|| async {
-            let mut session = self.session().await?;
+            let mut session = self.session_or_refusal().await?;
             match session.read(pk).await {
                 Err(err) if err.kind() == ErrorKind::NotFound => session.ensure_post(pk).await,
                 other => other.map(drop),
@@ -238,7 +301,7 @@ impl Database {
 
     /// Sets post `pk` back to `like = 0, version = 0`, creating it if needed.
     pub async fn reset_post(&self, pk: Pk) -> Result<(), DbError> {
-        retry_setup(|| async { self.session().await?.reset_post(pk).await }).await
+        retry_setup(|| async { self.session_or_refusal().await?.reset_post(pk).await }).await
     }
 
     /// Post `pk`'s whole counter: its own `like` and `version` plus those of its slots.
@@ -270,6 +333,15 @@ const SETUP_RETRY: crate::RetryPolicy = crate::RetryPolicy {
     max_delay: Duration::from_millis(200),
     deadline: Duration::from_secs(10),
 };
+
+/// What an acquire does when the server refuses a new connection and none of the pool's own is free.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// Waits for one another user hands back, up to the acquire timeout (a request of the service).
+    Wait,
+    /// Answers with the server's refusal (a run that holds the pool's other connections itself).
+    Answer,
+}
 
 /// Runs a setup statement under [`SETUP_RETRY`], retrying deadlocks (1213, 40P01) only.
 async fn retry_setup<T, F, Fut>(mut statement: F) -> Result<T, DbError>

@@ -68,3 +68,53 @@ async fn end_connection(test: &TestDb, id: i64) {
         }
     }
 }
+
+/// An account that may hold two connections, both in the pool: one handed out, one handed back. A
+/// setup statement (creating a post) and a worker's session, each asked for while the pool was opening a
+/// third connection the server refuses, get the pool's free connection instead of waiting out the
+/// acquire timeout in sqlx's retries and failing "pool timed out" (the server's refusal is the answer
+/// only when none of the pool's own connections is free). PostgreSQL only: sqlx retries its 53300 in
+/// silence, where MariaDB's 1226 fails the acquire at once with the server's words
+/// (`cli::out_of_connections_is_named_as_such` covers that).
+async fn a_refused_new_connection_waits_for_the_pools_own(test: TestDb) {
+    let account = racelab_testkit::limited_account::LimitedAccount::create(&test, 2).await;
+    let mut options = test.options();
+    options.url = racelab_core::DatabaseUrl::parse(&account.url).expect("the account's URL");
+    options.max_connections = 4;
+    options.acquire_timeout = Duration::from_secs(5);
+    let db = racelab_core::Database::connect(options).await.expect("the account connects");
+    let pk = db.create_post().await.unwrap();
+
+    for round in ["create_post", "sessions"] {
+        let mut held = db.sessions(2).await.expect("the account's two connections");
+        assert_eq!(db.pool_size(), 2);
+        let asked_at = Instant::now();
+        let waiting = tokio::spawn({
+            let db = db.clone();
+            async move {
+                match round {
+                    "create_post" => db.create_post().await.map(drop),
+                    _ => db.sessions(1).await.map(drop),
+                }
+            }
+        });
+        // The precondition, observed rather than slept for: the pool is opening a third connection,
+        // which the server refuses while the two above are open.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while db.pool_size() < 3 {
+            assert!(Instant::now() < deadline, "{round}: the pool never tried a third connection");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(held.pop());
+        let answer = waiting.await.expect("the task ends");
+        assert!(answer.is_ok(), "{round}: {answer:?}");
+        assert!(asked_at.elapsed() < Duration::from_secs(4), "{round} took {:?}", asked_at.elapsed());
+        drop(held);
+    }
+    assert_eq!(db.read_total(pk).await.unwrap().like, 0);
+    db.close().await;
+}
+
+mod a_refused_new_connection_waits_for_the_pools_own {
+    racelab_testkit::backend_test!(a_refused_new_connection_waits_for_the_pools_own, postgres, Postgres);
+}

@@ -15,8 +15,8 @@ use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::Value;
 
 use crate::support::binary::{command, text};
-use crate::support::limited_account;
 use crate::support::scratch::ScratchDir;
+use racelab_testkit::limited_account;
 
 /// A URL nothing listens on: a command that got as far as connecting fails with exit 1, not 2.
 const UNREACHABLE: &str = "postgres://racelab@127.0.0.1:9/nothing";

@@ -7,8 +7,8 @@ use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::Value;
 
 use crate::support::binary::{command, text};
-use crate::support::limited_account;
 use crate::support::scratch::ScratchDir;
+use racelab_testkit::limited_account;
 
 fn racelab(args: &[&str], dir: &std::path::Path) -> Output {
     command().args(args).current_dir(dir).output().expect("the racelab binary runs")

@@ -2,8 +2,8 @@
 //! with `CONNECTION LIMIT n`, a MariaDB/MySQL user `WITH MAX_USER_CONNECTIONS n`. It runs the server
 //! out of connections for one test without exhausting the shared server for everyone else.
 
+use crate::TestDb;
 use racelab_core::Backend;
-use racelab_testkit::TestDb;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
 /// The account, dropped (with whatever it owns) when this value is; declare it after the [`TestDb`]
