@@ -18,7 +18,8 @@ pub struct LimitedAccount {
 
 impl LimitedAccount {
     pub async fn create(test: &TestDb, limit: u32) -> Self {
-        let name = format!("racelab_lim_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        // Named as a test database is, so that the sweep drops an account a killed test left behind.
+        let name = crate::new_name(std::time::SystemTime::now());
         let statements = match test.backend {
             Backend::Postgres => vec![
                 format!("CREATE ROLE {name} LOGIN CONNECTION LIMIT {limit}"),

@@ -4,6 +4,8 @@
 //! Only what this kit made is touched: names of the form `racelab_t_<unix seconds>_<20 hex digits>`
 //! ([`crate::NAME_PREFIX`]), made before the given time, and on a server only if nobody is connected
 //! to it. Anybody else's database, and a test database still in use (another run's), is left alone.
+//! The same goes for the accounts of limited connections ([`crate::limited_account`]), named alike:
+//! dropped after the databases, once nobody is connected as them.
 
 use std::time::SystemTime;
 
@@ -16,9 +18,9 @@ use crate::{NAME_PREFIX, made_at, server_url};
 /// What a sweep did.
 #[derive(Debug, Default)]
 pub struct SweepReport {
-    /// Databases (and SQLite files) dropped, as `backend name`.
+    /// Databases (and SQLite files) and accounts dropped, as `backend name`.
     pub dropped: Vec<String>,
-    /// Old test databases left alone because somebody is connected to them.
+    /// Old test databases and accounts left alone because somebody is connected to (or as) them.
     pub in_use: Vec<String>,
     /// What could not be looked at (a server that does not answer), in words.
     pub problems: Vec<String>,
@@ -65,6 +67,28 @@ async fn sweep_postgres(url: &str, before: SystemTime, report: &mut SweepReport)
             Err(err) => return Err(err),
         }
     }
+    let roles: Vec<String> = sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
+        .bind(PATTERN)
+        .fetch_all(&mut conn)
+        .await?;
+    for name in roles.into_iter().filter(|n| old(n, before)) {
+        let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = $1")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+        if sessions > 0 {
+            report.in_use.push(format!("postgres role {name}"));
+            continue;
+        }
+        // What it owned was in its test database, dropped above; 2BP01 means some is left elsewhere.
+        match conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("DROP ROLE IF EXISTS {name}")))).await {
+            Ok(_) => report.dropped.push(format!("postgres role {name}")),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("2BP01") => {
+                report.in_use.push(format!("postgres role {name} (it owns objects in another database)"));
+            }
+            Err(err) => return Err(err),
+        }
+    }
     Ok(())
 }
 
@@ -88,6 +112,22 @@ async fn sweep_mysql(url: &str, before: SystemTime, report: &mut SweepReport) ->
         }
         conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))).await?;
         report.dropped.push(format!("mysql {name}"));
+    }
+    let users: Vec<String> = sqlx::query_scalar("SELECT DISTINCT CAST(user AS CHAR) FROM mysql.user WHERE user LIKE ?")
+        .bind(PATTERN)
+        .fetch_all(&mut conn)
+        .await?;
+    for name in users.into_iter().filter(|n| old(n, before)) {
+        let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.processlist WHERE user = ?")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+        if sessions > 0 {
+            report.in_use.push(format!("mysql user {name}"));
+            continue;
+        }
+        conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("DROP USER IF EXISTS '{name}'@'%'")))).await?;
+        report.dropped.push(format!("mysql user {name}"));
     }
     Ok(())
 }

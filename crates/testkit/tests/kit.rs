@@ -91,6 +91,26 @@ async fn the_sweep_takes_only_old_test_databases_nobody_uses() {
         for name in [&leftover, &busy, &theirs] {
             execute(backend, &admin, &format!("CREATE DATABASE {name}")).await;
         }
+        // Accounts a killed test left (a limited account is named as a test database is): one nobody
+        // uses, one somebody is connected as.
+        let (leftover_account, busy_account) =
+            (format!("racelab_t_{hour_ago}_{}", random()), format!("racelab_t_{hour_ago}_{}", random()));
+        let (account, create_account, drop_account) = match backend {
+            Backend::Postgres => ("role", "CREATE ROLE {} LOGIN", "DROP ROLE IF EXISTS {}"),
+            _ => ("user", "CREATE USER '{}'@'%'", "DROP USER IF EXISTS '{}'@'%'"),
+        };
+        for name in [&leftover_account, &busy_account] {
+            execute(backend, &admin, &create_account.replace("{}", name)).await;
+        }
+        // MariaDB lets an account without grants in, but into no database.
+        let busy_account_url = match as_user(&admin, &busy_account) {
+            url if backend == Backend::MySql => url.rsplit_once('/').map(|(server, _db)| server.to_owned()).unwrap(),
+            url => url,
+        };
+        let account_holder: Box<dyn std::any::Any> = match backend {
+            Backend::Postgres => Box::new(sqlx::PgConnection::connect(&busy_account_url).await.unwrap()),
+            _ => Box::new(sqlx::MySqlConnection::connect(&busy_account_url).await.unwrap()),
+        };
         let fresh = TestDb::create(backend).await;
         let busy_url = fresh.url.replace(fresh.name(), &busy);
         let holder: Box<dyn std::any::Any> = match backend {
@@ -106,10 +126,14 @@ async fn the_sweep_takes_only_old_test_databases_nobody_uses() {
         for kept in [&busy, &theirs, &fresh.name().to_owned()] {
             assert!(exists(backend, kept).await, "{backend}: {kept} was swept: {report:?}");
         }
+        assert!(report.dropped.contains(&format!("{backend} {account} {leftover_account}")), "{report:?}");
+        assert!(report.in_use.contains(&format!("{backend} {account} {busy_account}")), "{report:?}");
         drop(holder);
+        drop(account_holder);
         for name in [&busy, &theirs] {
             execute(backend, &admin, &format!("DROP DATABASE IF EXISTS {name}")).await;
         }
+        execute(backend, &admin, &drop_account.replace("{}", &busy_account)).await;
     }
     // A SQLite file of an hour ago, with its WAL.
     let stem = format!("racelab_t_{hour_ago}_{}", random());
