@@ -26,9 +26,11 @@ pub struct DatabaseArgs {
     ///
     /// The SQLite default is created on demand in the working directory. `lab` and `bench` take
     /// several (repeat the flag, or separate them with commas, also in DATABASE_URL): the nodes of
-    /// one cluster, which the workers are spread over.
+    /// one cluster, which the workers are spread over. A PostgreSQL URL may name several hosts, as
+    /// libpq does (postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write): one database,
+    /// the host that accepts writes, found again after a failover.
     #[arg(long, env = "DATABASE_URL", value_name = "URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true,
-          hide_default_value = true, value_delimiter = ',', num_args = 1)]
+          hide_default_value = true, num_args = 1)]
     pub database_url: Vec<String>,
 
     /// Most connections in the pool (default: enough for the largest experiment).
@@ -74,9 +76,10 @@ impl DatabaseArgs {
         }
     }
 
-    /// The URLs given, blanks dropped.
+    /// The URLs given, blanks dropped: each value split at its commas, except a comma inside a URL's
+    /// host list (what follows it does not start a URL of its own: `h2:5432/db` has no scheme).
     fn urls(&self) -> Vec<&str> {
-        self.database_url.iter().map(|u| u.trim()).filter(|u| !u.is_empty()).collect()
+        self.database_url.iter().flat_map(|value| split_urls(value)).map(str::trim).filter(|u| !u.is_empty()).collect()
     }
 
     /// The most workers one node runs when `workers` are spread round-robin over the URLs given.
@@ -105,6 +108,28 @@ impl DatabaseArgs {
         }
         Ok(each)
     }
+}
+
+/// `value` split at each comma that starts another URL: one with a `scheme://` or `sqlite:`, or a blank.
+fn split_urls(value: &str) -> Vec<&str> {
+    let starts_a_url = |piece: &str| {
+        let piece = piece.trim();
+        piece.is_empty() || piece.contains("://") || piece.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("sqlite:"))
+    };
+    let mut urls = Vec::new();
+    let mut start = 0;
+    let mut from = 0;
+    while let Some(comma) = value[from..].find(',').map(|i| from + i) {
+        let rest = &value[comma + 1..];
+        let next = rest.find(',').map_or(rest, |i| &rest[..i]);
+        if starts_a_url(next) {
+            urls.push(&value[start..comma]);
+            start = comma + 1;
+        }
+        from = comma + 1;
+    }
+    urls.push(&value[start..]);
+    urls
 }
 
 /// The absolute path of the file a `sqlite:` URL names, or `None` for another URL or an in-memory
@@ -329,5 +354,24 @@ mod tests {
         assert!(parse_duration("1.5").unwrap_err().to_string().contains("no unit"));
         assert!(parse_duration("ten").unwrap_err().to_string().contains("not a duration"));
         assert!(parse_duration("5 parsecs").unwrap_err().to_string().contains("unknown duration unit"));
+    }
+
+    #[test]
+    fn a_host_list_stays_one_url_and_other_commas_separate_urls() {
+        let pgha = "postgres://u@127.0.0.1:5441,127.0.0.1:5442,127.0.0.1:5443/x?target_session_attrs=read-write";
+        assert_eq!(split_urls(pgha), [pgha]);
+        let nodes = "mysql://root@h:3311/test, mysql://root@h:3312/test,sqlite:a.db,";
+        assert_eq!(split_urls(nodes), ["mysql://root@h:3311/test", " mysql://root@h:3312/test", "sqlite:a.db", ""]);
+        let mixed = format!("{pgha},postgres://u@h3/x");
+        assert_eq!(split_urls(&mixed), [pgha, "postgres://u@h3/x"]);
+        let args = DatabaseArgs {
+            database_url: vec![pgha.to_owned()],
+            pool_size: None,
+            lock_timeout: Duration::from_secs(5),
+            init_sql: Vec::new(),
+        };
+        let options = args.connect_options(8).unwrap();
+        assert!(options.url.is_multi_host());
+        assert_eq!(args.workers_per_node(8), 8);
     }
 }

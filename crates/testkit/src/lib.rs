@@ -18,6 +18,7 @@
 
 pub mod galera;
 pub mod limited_account;
+pub mod pgha;
 pub mod proxy;
 mod sweep;
 

@@ -42,6 +42,16 @@ pub enum ConnectError {
     /// yet prepared.
     #[error("node not ready: {state} ({url})")]
     NodeNotReady { url: String, state: super::NodeState },
+    /// No host of a URL with several hosts (or a `target_session_attrs`) qualifies: each is read-only
+    /// (a replica) or does not answer, as `hosts` says, one by one.
+    #[error("no host of {url} accepts writes (target_session_attrs={target}): {hosts}")]
+    NoPrimary { url: String, target: &'static str, hosts: String },
+    /// The one server of the URL is a read-only replica (in recovery): racelab writes.
+    #[error(
+        "{url} is a read-only replica (in recovery): racelab writes, so it needs the primary; give every host of the \
+         cluster with target_session_attrs=read-write (postgres://user@h1:5432,h2:5432/db?target_session_attrs=read-write)"
+    )]
+    ReadOnlyReplica { url: String },
     /// The address answers in another database's protocol: a PostgreSQL URL on MariaDB's port, or
     /// the reverse.
     #[error("{url}: the server there speaks the {} protocol, not {}'s", product(*found), product(*expected))]

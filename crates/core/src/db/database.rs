@@ -8,9 +8,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::connect::{self, ConnectError};
+use super::hosts::{self, Hosts, Watched};
 use super::session::PooledConn;
 use super::{Backend, ConnectOptions, Counter, DatabaseUrl, Dialect, NodeState, Pk, PostRow, Session, db_err};
-use super::{mysql, postgres, sqlite};
+use super::{HostState, mysql, postgres, sqlite};
 use crate::error::{DbError, ErrorKind};
 
 #[derive(Clone)]
@@ -32,7 +33,15 @@ pub struct Database {
     /// Serialises "take N connections at once" so two experiments cannot each hold half of the pool
     /// and wait for each other forever.
     bulk_acquire: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// A PostgreSQL URL's hosts and the watcher that keeps the pool on the one that qualifies, when
+    /// the URL names several (or a `target_session_attrs`).
+    watched: Option<std::sync::Arc<Watched>>,
 }
+
+/// How long a session waits for a host that accepts writes, on a URL with several hosts, while none
+/// does: a Patroni failover (the leader key's ttl, then the promotion) takes seconds, and a run goes
+/// on after it rather than giving up after the acquire timeout.
+pub const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,8 +58,13 @@ impl Database {
     )]
     pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
         let url = options.url.clone();
+        let mut watched = None;
         let pool = match url.backend() {
-            Backend::Postgres => Pool::Postgres(postgres::connect(&options).await?),
+            Backend::Postgres => {
+                let (pool, hosts) = postgres::connect(&options).await?;
+                watched = hosts.map(std::sync::Arc::new);
+                Pool::Postgres(pool)
+            }
             Backend::MySql => Pool::MySql(mysql::connect(&options).await?),
             Backend::Sqlite => Pool::Sqlite(sqlite::connect(&options).await?),
         };
@@ -61,7 +75,13 @@ impl Database {
             max_connections: options.max_connections,
             acquire_timeout: options.acquire_timeout,
             bulk_acquire: Default::default(),
+            watched,
         };
+        // One PostgreSQL server that is a replica would fail every write (a migration first): say so.
+        // (A URL with several hosts only ever connects to one that qualifies.)
+        if db.watched.is_none() && matches!(db.read_only().await, Ok(Some(true))) {
+            return Err(ConnectError::ReadOnlyReplica { url: db.url.redacted() });
+        }
         // A Galera node outside the Primary component answers, then refuses every query with 1047:
         // say so, with its state, rather than fail later on a migration. (Errors here are left to the
         // statements that follow.)
@@ -203,6 +223,65 @@ impl Database {
     /// [`Refused::Answer`], the server is asked directly whether it refuses new connections, and its
     /// refusal is the answer.
     async fn acquire(&self, refused: Refused) -> Result<Session, DbError> {
+        match &self.watched {
+            Some(watched) => self.acquire_on_serving_host(&watched.hosts, refused).await,
+            None => self.acquire_from_pool(refused).await,
+        }
+    }
+
+    /// [`Self::acquire_from_pool`] on a URL with several hosts: waits (up to [`FAILOVER_WAIT`]) for a
+    /// host that qualifies, and starts again when the watcher moves the pool to another host meanwhile
+    /// (an attempt on the lost one would wait in the pool's own retries).
+    async fn acquire_on_serving_host(&self, hosts: &Hosts, refused: Refused) -> Result<Session, DbError> {
+        let deadline = tokio::time::Instant::now() + FAILOVER_WAIT.max(self.acquire_timeout);
+        loop {
+            let Some(serving) = hosts.serving(deadline).await else {
+                return Err(DbError::new(
+                    ErrorKind::ConnectionLost,
+                    format!(
+                        "no host of the URL accepts writes (target_session_attrs={}) after {} s",
+                        hosts.target().as_str(),
+                        FAILOVER_WAIT.max(self.acquire_timeout).as_secs()
+                    ),
+                ));
+            };
+            tokio::select! {
+                result = self.acquire_from_pool(refused) => match result {
+                    Err(err) if err.kind().means_unreachable() && tokio::time::Instant::now() < deadline => {
+                        hosts.recheck();
+                        tokio::time::sleep(hosts::CHECK_EVERY).await;
+                    }
+                    other => return other,
+                },
+                () = hosts.left(serving) => {}
+            }
+        }
+    }
+
+    /// Which host of a URL with several hosts serves now; `None` for other URLs.
+    pub fn host_state(&self) -> Option<HostState> {
+        self.watched.as_ref().map(|w| w.hosts.state())
+    }
+
+    /// Whether the server's sessions are read-only (a PostgreSQL replica, in recovery); `None` on
+    /// other databases.
+    pub async fn read_only(&self) -> Result<Option<bool>, DbError> {
+        match &self.pool {
+            Pool::Postgres(p) => postgres::read_only(p).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The PostgreSQL timeline of the serving host (it grows by one with each promotion); `None` on
+    /// other databases.
+    pub async fn timeline(&self) -> Result<Option<i64>, DbError> {
+        match &self.pool {
+            Pool::Postgres(_) => self.session().await?.timeline().await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn acquire_from_pool(&self, refused: Refused) -> Result<Session, DbError> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
         loop {
             let acquire = self.acquire_once();

@@ -5,7 +5,7 @@
 //! Never lets sqlx log a URL parameter it does not know: the value may be a password.
 
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::error::DatabaseError;
@@ -13,8 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, PgConnection};
 
 use super::connect::{self, ConnectError, Refusal};
+use super::hosts::{Hosts, Watched, describe};
 use super::sql::{Placeholder, Returning, Sql, Statements, Upsert};
-use super::{ConnectOptions, Dialect, Pk, TxMode, db_err};
+use super::{ConnectOptions, Dialect, Pk, SessionTarget, TxMode, db_err};
 use crate::error::{DbError, ErrorKind};
 
 /// Marker for the PostgreSQL dialect.
@@ -24,19 +25,93 @@ pub(crate) struct Postgres;
 /// cannot collide with another application's keys or with each other: "RACE" in ASCII.
 const ADVISORY_NAMESPACE: i32 = 0x5241_4345;
 
-pub(super) async fn connect(options: &ConnectOptions) -> Result<PgPool, ConnectError> {
-    let connect = PgConnectOptions::from_str(&without_unrecognized_parameters(options.url.expose()))
+pub(super) async fn connect(options: &ConnectOptions) -> Result<(PgPool, Option<Watched>), ConnectError> {
+    if options.url.is_multi_host() {
+        return connect_hosts(options).await.map(|(pool, watched)| (pool, Some(watched)));
+    }
+    let connect = host_options(options, options.url.expose())?;
+    connect::probe::<Postgres>(&connect, options, explain).await?;
+    Ok((pool_options(options).connect_lazy_with(connect), None))
+}
+
+/// The driver's options for one host's URL.
+fn host_options(options: &ConnectOptions, url: &str) -> Result<PgConnectOptions, ConnectError> {
+    let connect = PgConnectOptions::from_str(&without_unrecognized_parameters(url))
         .map_err(|e| malformed(&options.url, &e))?
         .application_name("racelab");
-    let connect = super::quiet_lock_waits(connect);
-    connect::probe::<Postgres>(&connect, options, explain).await?;
-    Ok(PgPoolOptions::new()
+    Ok(super::quiet_lock_waits(connect))
+}
+
+fn pool_options(options: &ConnectOptions) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(super::prepare_connection::<Postgres>(options))
         .test_before_acquire(false)
         .before_acquire(super::pool::ping_if_idle::<<Postgres as Dialect>::Db>)
-        .connect_lazy_with(connect))
+}
+
+/// A URL with several hosts (or a `target_session_attrs`): the first host that qualifies, found now,
+/// and a watcher that moves the pool to another when it stops qualifying (see [`super::hosts`]).
+async fn connect_hosts(options: &ConnectOptions) -> Result<(PgPool, Watched), ConnectError> {
+    let per_host =
+        options.url.host_urls().iter().map(|url| host_options(options, url)).collect::<Result<Vec<_>, _>>()?;
+    let target = options.url.session_target().unwrap_or(SessionTarget::Any);
+    let hosts = Arc::new(Hosts::new(per_host, target));
+    let (serving, conn) = match hosts.find().await {
+        Ok(found) => found,
+        Err(answers) => {
+            // A refusal (no such database, a wrong password) is said in the server's words, as for
+            // one host; otherwise what each host answered.
+            connect::probe::<Postgres>(hosts.options(0), options, explain).await?;
+            return Err(ConnectError::NoPrimary {
+                url: options.url.redacted(),
+                target: target.as_str(),
+                hosts: describe(&hosts, &answers),
+            });
+        }
+    };
+    connect::probe::<Postgres>(hosts.options(serving), options, explain).await?;
+    let prepare = Arc::new(super::prepare_connection::<Postgres>(options));
+    let checking = hosts.clone();
+    let pool = pool_options(options)
+        .after_connect(move |conn, meta| {
+            let prepare = prepare.clone();
+            let hosts = checking.clone();
+            Box::pin(async move {
+                prepare(&mut *conn, meta).await?;
+                if Hosts::qualifies(hosts.target(), conn).await? {
+                    return Ok(());
+                }
+                // Opened on a host that has just stopped qualifying: refused, and the watcher told.
+                hosts.recheck();
+                Err(sqlx::Error::Protocol(format!(
+                    "a new connection's host is read-only: target_session_attrs={} refuses it",
+                    hosts.target().as_str()
+                )))
+            })
+        })
+        .connect_lazy_with(hosts.options(serving).clone());
+    let watcher = hosts.watch(pool.clone(), serving, conn);
+    Ok((pool, Watched { hosts, _watcher: watcher }))
+}
+
+/// Whether the server is a replica (in recovery): its sessions may only read.
+pub(super) async fn read_only(pool: &PgPool) -> Result<bool, DbError> {
+    sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(pool).await.map_err(db_err::<Postgres>)
+}
+
+/// The timeline the server writes WAL on (a replica: the one of its last checkpoint). A promotion starts
+/// a new timeline at once, while `pg_control_checkpoint()` says so only after the next checkpoint: on a
+/// primary the timeline is read from the name of the WAL file being written (its first 8 hex digits).
+pub(super) async fn timeline(c: &mut PgConnection) -> Result<i64, DbError> {
+    sqlx::query_scalar(
+        "SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::BIGINT \
+         ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::BIGINT END",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .map_err(db_err::<Postgres>)
 }
 
 /// The URL parameters sqlx-postgres 0.9 reads (its `options/parse.rs`), besides `options[...]`.

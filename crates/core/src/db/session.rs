@@ -355,6 +355,14 @@ impl Session {
         dispatch!(self, None, server_version())
     }
 
+    /// PostgreSQL's timeline on this connection's server (see `postgres::timeline`); `None` elsewhere.
+    pub async fn timeline(&mut self) -> Result<Option<i64>, DbError> {
+        match &mut self.conn {
+            PooledConn::Postgres(c) => postgres::timeline(c).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The server's id of this connection, where it has one (not SQLite).
     pub async fn connection_id(&mut self) -> Result<Option<i64>, DbError> {
         dispatch!(self, None, connection_id())

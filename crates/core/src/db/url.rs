@@ -1,7 +1,14 @@
 //! Database URLs: which backend a URL names, and how to print one without its password.
 //!
-//! The password leaves this module only through [`DatabaseUrl::expose`], for the driver: every
-//! message, log line and `Debug` print uses the redacted form. Nothing here connects.
+//! The password leaves this module only through [`DatabaseUrl::expose`] and [`DatabaseUrl::host_urls`],
+//! for the driver: every message, log line and `Debug` print uses the redacted form. Nothing here
+//! connects.
+//!
+//! A PostgreSQL URL may name several hosts, as libpq reads it (`postgres://u@h1:5441,h2:5442/db`), with
+//! `target_session_attrs` saying which of them to keep: the primary of a Patroni cluster is whichever
+//! host accepts writes now. sqlx knows one host per URL, so such a URL is split here into one
+//! single-host URL per host; `db::hosts` tries them in order. An attribute racelab cannot honour is
+//! refused by name, never ignored.
 
 use std::fmt;
 
@@ -52,6 +59,33 @@ pub enum UrlError {
     /// so that no host can be read: `typed` is that part, as typed (it holds no password).
     #[error("database URL `{url}` has `{typed}` where `{scheme}://` belongs: nothing after it can be read as a host")]
     NoDoubleSlash { url: String, typed: String, scheme: String },
+    /// A URL parameter racelab reads but cannot honour with this value (`target_session_attrs=standby`:
+    /// racelab writes, so it needs the primary).
+    #[error("database URL `{url}`: `{parameter}={value}` is not supported: {reason}")]
+    Unsupported { url: String, parameter: String, value: String, reason: String },
+}
+
+/// Which host of a PostgreSQL URL a session is kept on: libpq's `target_session_attrs`, as far as racelab,
+/// which writes, can honour it (`standby`, `prefer-standby` and `read-only` are refused by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTarget {
+    /// The first host that accepts a connection (libpq's default).
+    Any,
+    /// The first host whose sessions may write: `SHOW transaction_read_only` is `off`.
+    ReadWrite,
+    /// The first host that is not in recovery: `pg_is_in_recovery()` is false.
+    Primary,
+}
+
+impl SessionTarget {
+    /// The value as written in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionTarget::Any => "any",
+            SessionTarget::ReadWrite => "read-write",
+            SessionTarget::Primary => "primary",
+        }
+    }
 }
 
 /// A database URL that has been checked and knows its backend.
@@ -59,6 +93,11 @@ pub enum UrlError {
 pub struct DatabaseUrl {
     raw: String,
     backend: Backend,
+    /// One URL per host, in the order given, without the parameters read here; a single-host URL's is
+    /// `raw` itself, unless it had `target_session_attrs`.
+    hosts: Vec<String>,
+    /// `target_session_attrs`, when the URL says it (PostgreSQL only).
+    target: Option<SessionTarget>,
 }
 
 impl DatabaseUrl {
@@ -82,20 +121,47 @@ impl DatabaseUrl {
             }
             _ => return Err(UrlError::NoScheme { url: redact_unparsed(raw) }),
         };
-        if backend != Backend::Sqlite {
-            let parsed = url::Url::parse(raw)
-                .map_err(|e| UrlError::Malformed { url: redact_unparsed(raw), reason: e.to_string() })?;
-            if parsed.host_str().is_none_or(str::is_empty) {
-                return Err(UrlError::Malformed { url: redact_unparsed(raw), reason: "no host".into() });
+        let (hosts, target) = match backend {
+            Backend::Sqlite => (vec![raw.to_owned()], None),
+            Backend::Postgres => postgres_hosts(raw)?,
+            Backend::MySql => {
+                if host_list(raw).is_some_and(|(_, hosts)| hosts.contains(',')) {
+                    return Err(UrlError::Malformed {
+                        url: redact_unparsed(raw),
+                        reason:
+                            "several hosts in one URL are a PostgreSQL form; give a Galera cluster one URL per node"
+                                .into(),
+                    });
+                }
+                check_server_url(raw)?;
+                (vec![raw.to_owned()], None)
             }
-        }
-        // sqlx's MySQL driver only knows the `mysql` scheme.
-        let raw = if backend == Backend::MySql && scheme.eq_ignore_ascii_case("mariadb") {
-            format!("mysql:{rest}")
-        } else {
-            raw.to_owned()
         };
-        Ok(Self { raw, backend })
+        // sqlx's MySQL driver only knows the `mysql` scheme.
+        let (raw, hosts) = if backend == Backend::MySql && scheme.eq_ignore_ascii_case("mariadb") {
+            let raw = format!("mysql:{rest}");
+            (raw.clone(), vec![raw])
+        } else {
+            (raw.to_owned(), hosts)
+        };
+        Ok(Self { raw, backend, hosts, target })
+    }
+
+    /// One URL per host, in the order the URL gives them, each for the driver (it holds the password),
+    /// without the parameters racelab reads itself (`target_session_attrs`).
+    pub(crate) fn host_urls(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// Whether this URL names more than one host, or says which host to keep: a session target is
+    /// then watched (see `db::hosts`).
+    pub fn is_multi_host(&self) -> bool {
+        self.hosts.len() > 1 || self.target.is_some()
+    }
+
+    /// `target_session_attrs`, when the URL gives it.
+    pub fn session_target(&self) -> Option<SessionTarget> {
+        self.target
     }
 
     /// The backend this URL names.
@@ -132,6 +198,136 @@ impl DatabaseUrl {
         };
         Some(absolute.display().to_string())
     }
+}
+
+/// A server URL as the `url` crate reads it, with a host.
+fn check_server_url(raw: &str) -> Result<(), UrlError> {
+    let parsed =
+        url::Url::parse(raw).map_err(|e| UrlError::Malformed { url: redact_unparsed(raw), reason: e.to_string() })?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(UrlError::Malformed { url: redact_unparsed(raw), reason: "no host".into() });
+    }
+    Ok(())
+}
+
+/// Where the host list of a `scheme://` URL is: its byte offset and its text (`h1:1,h2:2`), between the
+/// userinfo's `@` and the path, query or fragment. (A password holding `/`, `?` or `#` unencoded leaves
+/// the URL as one host, for the URL parser to judge, as before host lists.)
+fn host_list(raw: &str) -> Option<(usize, &str)> {
+    let start = authority_start(raw)?;
+    let end = raw[start..].find(['/', '?', '#']).map_or(raw.len(), |i| start + i);
+    let hosts_start = raw[start..end].rfind('@').map_or(start, |at| start + at + 1);
+    Some((hosts_start, &raw[hosts_start..end]))
+}
+
+/// A PostgreSQL URL's hosts, one URL each, and its `target_session_attrs`; both parameters racelab reads
+/// itself are taken out of the URLs handed to the driver, which does not know them.
+fn postgres_hosts(raw: &str) -> Result<(Vec<String>, Option<SessionTarget>), UrlError> {
+    let refuse = |parameter: &str, value: &str, reason: &str| UrlError::Unsupported {
+        url: redact_unparsed(raw),
+        parameter: parameter.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let Some((hosts_start, list)) = host_list(raw) else {
+        // Not `scheme://`: the parse below says what is wrong.
+        check_server_url(raw)?;
+        return Ok((vec![raw.to_owned()], None));
+    };
+    let head = &raw[..hosts_start];
+    let tail = &raw[hosts_start + list.len()..];
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    let (query, fragment) = match query.map(|q| q.split_once('#').unwrap_or((q, ""))) {
+        Some((query, fragment)) => (query, fragment),
+        None => ("", ""),
+    };
+    let mut target = None;
+    let mut kept = Vec::new();
+    for segment in query.split('&').filter(|s| !s.is_empty()) {
+        let (name, value) = url::form_urlencoded::parse(segment.as_bytes()).next().unwrap_or_default();
+        match name.as_ref() {
+            "target_session_attrs" => {
+                target = Some(match value.as_ref() {
+                    "any" => SessionTarget::Any,
+                    "read-write" => SessionTarget::ReadWrite,
+                    "primary" => SessionTarget::Primary,
+                    "standby" | "prefer-standby" | "read-only" => {
+                        return Err(refuse(
+                            &name,
+                            &value,
+                            "racelab writes, so it needs a host that accepts writes: use read-write (or primary, or any)",
+                        ));
+                    }
+                    _ => {
+                        return Err(refuse(
+                            &name,
+                            &value,
+                            "libpq's values are any, read-write, read-only, primary, standby and prefer-standby; \
+                             racelab honours any, read-write and primary",
+                        ));
+                    }
+                })
+            }
+            // libpq 16: `disable` (the hosts in order) is what racelab does; a random order is not.
+            "load_balance_hosts" if value == "disable" => {}
+            "load_balance_hosts" => {
+                return Err(refuse(
+                    &name,
+                    &value,
+                    "racelab tries the hosts in the order given (load_balance_hosts=disable)",
+                ));
+            }
+            // libpq's other form of a host list: racelab reads hosts in the URL's authority only.
+            "host" | "hostaddr" | "port" if value.contains(',') => {
+                return Err(refuse(
+                    &name,
+                    &value,
+                    "give several hosts in the URL itself: postgres://user@h1:5432,h2:5432/db",
+                ));
+            }
+            _ => kept.push(segment),
+        }
+    }
+    let rebuilt_tail = |path: &str| {
+        let mut tail = path.to_owned();
+        if !kept.is_empty() {
+            tail.push('?');
+            tail.push_str(&kept.join("&"));
+        }
+        if !fragment.is_empty() {
+            tail.push('#');
+            tail.push_str(fragment);
+        }
+        tail
+    };
+    let entries: Vec<&str> = list.split(',').collect();
+    if entries.len() == 1 && target.is_none() {
+        check_server_url(raw)?;
+        return Ok((vec![raw.to_owned()], None));
+    }
+    let mut hosts = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.is_empty() {
+            return Err(UrlError::Malformed {
+                url: redact_unparsed(raw),
+                reason: format!("host {} of the host list is empty", i + 1),
+            });
+        }
+        let one = format!("{head}{entry}{}", rebuilt_tail(path));
+        // The entry is not quoted: a port that is not a number may be a password typed without a host.
+        check_server_url(&one).map_err(|err| match err {
+            UrlError::Malformed { reason, .. } => UrlError::Malformed {
+                url: redact_unparsed(raw),
+                reason: format!("host {} of the list: {reason}", i + 1),
+            },
+            other => other,
+        })?;
+        hosts.push(one);
+    }
+    Ok((hosts, target))
 }
 
 impl DatabaseUrl {
@@ -342,19 +538,26 @@ fn authority_start(text: &str) -> Option<usize> {
 }
 
 /// `scheme://host:port/...` without an '@': a port that is not a number is a password that lost its
-/// host (`postgres://user:secret/db`).
+/// host (`postgres://user:secret/db`). Each host of a PostgreSQL host list (`h1:5441,h2:5442`) is
+/// judged on its own: a list of numeric ports is left alone.
 fn redact_non_numeric_port(raw: &str) -> String {
     let Some(start) = authority_start(raw) else {
         return raw.to_owned();
     };
     let end = raw[start..].find(['/', '?', '#']).map_or(raw.len(), |i| start + i);
+    let entries: Vec<String> = raw[start..end].split(',').map(redact_entry_port).collect();
+    format!("{}{}{}", &raw[..start], entries.join(","), &raw[end..])
+}
+
+/// One `host:port` with a port that is not a number replaced by `***`.
+fn redact_entry_port(entry: &str) -> String {
     // Past an IPv6 literal's closing bracket, if any.
-    let host_end = raw[start..end].rfind(']').map_or(start, |i| start + i);
-    match raw[host_end..end].find(':') {
-        Some(colon) if !raw[host_end + colon + 1..end].bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{}:***{}", &raw[..host_end + colon], &raw[end..])
+    let host_end = entry.rfind(']').unwrap_or(0);
+    match entry[host_end..].find(':') {
+        Some(colon) if !entry[host_end + colon + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{}:***", &entry[..host_end + colon])
         }
-        _ => raw.to_owned(),
+        _ => entry.to_owned(),
     }
 }
 
@@ -525,6 +728,84 @@ mod tests {
         let url = DatabaseUrl::parse("mariadb://root@127.0.0.1:3306/test").unwrap();
         assert_eq!(url.backend(), Backend::MySql);
         assert_eq!(url.expose(), "mysql://root@127.0.0.1:3306/test");
+    }
+
+    #[test]
+    fn a_host_list_is_split_into_one_url_per_host() {
+        let url = DatabaseUrl::parse(
+            "postgres://u:S3cret@127.0.0.1:5441,127.0.0.1:5442,[::1]:5443/lab?target_session_attrs=read-write&sslmode=disable",
+        )
+        .unwrap();
+        assert_eq!(url.backend(), Backend::Postgres);
+        assert!(url.is_multi_host());
+        assert_eq!(url.session_target(), Some(SessionTarget::ReadWrite));
+        assert_eq!(
+            url.host_urls(),
+            [
+                "postgres://u:S3cret@127.0.0.1:5441/lab?sslmode=disable",
+                "postgres://u:S3cret@127.0.0.1:5442/lab?sslmode=disable",
+                "postgres://u:S3cret@[::1]:5443/lab?sslmode=disable",
+            ]
+        );
+        assert_eq!(
+            url.redacted(),
+            "postgres://u:***@127.0.0.1:5441,127.0.0.1:5442,[::1]:5443/lab?target_session_attrs=read-write&sslmode=disable"
+        );
+        // Without a user, the ports of the list stay readable.
+        let url = DatabaseUrl::parse("postgres://127.0.0.1:5441,127.0.0.1:5442/x").unwrap();
+        assert_eq!(url.redacted(), "postgres://127.0.0.1:5441,127.0.0.1:5442/x");
+        assert_eq!(url.session_target(), None);
+        assert_eq!(url.host_urls(), ["postgres://127.0.0.1:5441/x", "postgres://127.0.0.1:5442/x"]);
+    }
+
+    #[test]
+    fn every_session_target_racelab_honours_is_read() {
+        for (value, target) in
+            [("any", SessionTarget::Any), ("read-write", SessionTarget::ReadWrite), ("primary", SessionTarget::Primary)]
+        {
+            let url = DatabaseUrl::parse(&format!("postgres://h/x?target_session_attrs={value}")).unwrap();
+            assert_eq!(url.session_target(), Some(target), "{value}");
+            assert_eq!(target.as_str(), value);
+            // One host with a target is watched too; the driver's URL no longer has the attribute.
+            assert!(url.is_multi_host());
+            assert_eq!(url.host_urls(), ["postgres://h/x"]);
+        }
+        let plain = DatabaseUrl::parse("postgres://u@h:5432/x?sslmode=disable").unwrap();
+        assert!(!plain.is_multi_host());
+        assert_eq!(plain.host_urls(), ["postgres://u@h:5432/x?sslmode=disable"]);
+    }
+
+    #[test]
+    fn an_attribute_racelab_cannot_honour_is_refused_by_name() {
+        let cases = [
+            ("target_session_attrs=standby", "`target_session_attrs=standby` is not supported: racelab writes"),
+            ("target_session_attrs=prefer-standby", "`target_session_attrs=prefer-standby` is not supported"),
+            ("target_session_attrs=read-only", "`target_session_attrs=read-only` is not supported"),
+            ("target_session_attrs=master", "racelab honours any, read-write and primary"),
+            ("load_balance_hosts=random", "`load_balance_hosts=random` is not supported"),
+            ("host=h1,h2", "give several hosts in the URL itself"),
+        ];
+        for (query, expected) in cases {
+            let raw = format!("postgres://u:S3cret@h1:1,h2:2/x?{query}");
+            let err = DatabaseUrl::parse(&raw).unwrap_err().to_string();
+            assert!(err.contains(expected), "{query}: {err}");
+            assert!(!err.contains("S3cret"), "{query}: {err}");
+        }
+        assert!(DatabaseUrl::parse("postgres://h1:1,h2:2/x?load_balance_hosts=disable").is_ok());
+    }
+
+    #[test]
+    fn a_bad_host_list_is_refused_naming_the_host() {
+        let err = DatabaseUrl::parse("postgres://u:S3cret@h1:1,,h3:3/x").unwrap_err().to_string();
+        assert!(err.contains("host 2 of the host list is empty"), "{err}");
+        let err = DatabaseUrl::parse("postgres://u:S3cret@h1:1,h2:99999/x").unwrap_err().to_string();
+        assert!(err.contains("host 2 of the list"), "{err}");
+        assert!(!err.contains("S3cret"), "{err}");
+        // A password typed without a host, in a list: its "port" is hidden.
+        let err = DatabaseUrl::parse("postgres://u:S3cret,h2:2/x").unwrap_err().to_string();
+        assert!(!err.contains("S3cret"), "{err}");
+        let err = DatabaseUrl::parse("mysql://root@h1:3311,h2:3312/test").unwrap_err().to_string();
+        assert!(err.contains("one URL per node"), "{err}");
     }
 
     #[test]

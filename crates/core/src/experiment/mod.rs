@@ -17,6 +17,8 @@
 //!
 //! This file holds the settings and their checks; the rest lives beside it, one job a file.
 
+/// What a failover of a PostgreSQL cluster's primary did to a run.
+mod failover;
 /// How one increment ended: acknowledged, failed or in doubt.
 mod fate;
 /// The outcome and its accounting from the counts and the counter.
@@ -44,6 +46,7 @@ use crate::retry::RetryPolicy;
 use crate::strategy::Strategy;
 use crate::trace::TraceLimit;
 
+pub use self::failover::Failover;
 pub use self::outcome::{Latency, NodeOutcome, Outcome};
 pub use self::progress::{Progress, ProgressSnapshot};
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::failover::Failover;
 use super::stats::{NodeStats, WorkerStats, count_by_kind, kind_index};
 use super::{Experiment, StopAfter};
 use crate::db::{Backend, Counter, Pk};
@@ -99,6 +100,10 @@ pub struct Outcome {
     /// The same figures per node the workers wrote through.
     // One entry on a single server.
     pub nodes: Vec<NodeOutcome>,
+    /// Through a PostgreSQL URL with several hosts (a Patroni cluster): whether the primary changed
+    /// during the run, the client-seen write gap, and the acknowledged increments the primary after the
+    /// run does not have. `null` on other URLs.
+    pub failover: Option<Failover>,
     /// The run's trace, when [`Experiment::trace`] asked for one. Not part of the outcome's JSON
     /// (which the lab prints and files keep): serialize [`Trace`] on its own.
     #[serde(skip)]
@@ -232,6 +237,7 @@ impl Outcome {
             like_after: counted.map(|(after, _)| after.like),
             counter_error: after.err(),
             nodes,
+            failover: None,
             trace: None,
         }
     }

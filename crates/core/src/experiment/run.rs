@@ -43,6 +43,8 @@ impl Experiment {
                 pk
             }
         };
+        // Before the workers' sessions: it reads the timeline on a connection of its own.
+        let failover = super::failover::FailoverWatch::start(setup, progress).await;
         let mut sessions = Vec::with_capacity(self.workers);
         for (node, db) in nodes.iter().enumerate() {
             let mut on_node = db.sessions(workers_on_node(self.workers, nodes.len(), node)).await?;
@@ -109,6 +111,9 @@ impl Experiment {
         let after = read_when_settled(nodes, pk, self.settle_timeout).await;
         let mut outcome = Outcome::account(self, setup.backend(), pk, before, after, per_node);
         outcome.trace = tracer.map(|tracer| tracer.snapshot());
+        if let Some(watch) = failover {
+            outcome.failover = Some(watch.finish(&outcome).await);
+        }
         Ok(outcome)
     }
 }

@@ -31,7 +31,16 @@ impl Outcome {
 
     /// One line a newcomer understands.
     pub fn verdict(&self) -> String {
+        let failover = self.failover.as_ref().filter(|f| f.failed_over);
         let mut verdict = match (self.actual, self.lost) {
+            (Some(_), _) if let Some(lost) = failover.and_then(|f| f.acknowledged_lost).filter(|l| *l > 0) => format!(
+                "{lost} {} this client was told had committed {} not in the database: asynchronous replication lost \
+                 {} at failover (the primary acknowledged them before any replica had them); synchronous replication \
+                 (Patroni's synchronous_mode, synchronous_commit on) prevents it",
+                plural(lost, "increment", "increments"),
+                plural(lost, "is", "are"),
+                plural(lost, "it", "them")
+            ),
             (None, _) => format!(
                 "the counter could not be read after the run ({}): {} acknowledged increments cannot be checked",
                 self.counter_error.map_or("unknown", ErrorKind::as_str),
@@ -59,6 +68,23 @@ impl Outcome {
             }
             (Some(_), Some(_)) => "no update lost".to_owned(),
         };
+        if let Some(f) = failover {
+            let timelines = match (f.timeline_before, f.timeline_after) {
+                (Some(before), Some(after)) => format!("timeline {before} -> {after}"),
+                _ => "timeline unknown".to_owned(),
+            };
+            let hosts = match (f.host_before, f.host_after) {
+                (Some(before), Some(after)) => format!(", host {before} -> {after}"),
+                _ => String::new(),
+            };
+            let kept = if f.acknowledged_lost == Some(0) { "; every acknowledged increment kept" } else { "" };
+            verdict.push_str(&format!(
+                "; failover ({timelines}{hosts}){kept}: no write acknowledged for {:.1} s ({} failed, {} in doubt then)",
+                f.write_gap_ms / 1000.0,
+                f.failed_in_gap,
+                f.in_doubt_in_gap
+            ));
+        }
         if self.in_doubt > 0 {
             let committed = match self.in_doubt_committed {
                 Some(n) => format!(", {n} of them committed"),

@@ -18,6 +18,7 @@ mod in_doubt;
 mod likes;
 mod migrations;
 mod overflow;
+mod pgha;
 mod pool;
 mod sharded;
 mod strategies;

@@ -177,6 +177,16 @@ fn connect_hint(err: &ConnectError) -> Option<String> {
              to rejoin (scripts/galera status)"
                 .to_owned()
         }
+        ConnectError::NoPrimary { .. } => {
+            "a failover may be under way (a replica is promoted within seconds): try again, or see the cluster's \
+             roles (scripts/pgha status, patronictl list)"
+                .to_owned()
+        }
+        ConnectError::ReadOnlyReplica { .. } => {
+            "give the primary's address, or every host of the cluster with target_session_attrs=read-write, so that \
+             racelab finds the primary itself"
+                .to_owned()
+        }
         ConnectError::Refused { refusal: Refusal::Other, .. } | ConnectError::Migrate { .. } | ConnectError::Url(_) => {
             return None;
         }

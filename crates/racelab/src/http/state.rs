@@ -316,6 +316,18 @@ pub enum DatabaseDown {
     Migrations,
     #[error("the Galera node is not ready, Primary and Synced: it is {0}")]
     NodeNotReady(String),
+    /// No host of a PostgreSQL URL with several hosts accepts writes now (a failover under way).
+    #[error(
+        "no host of the database URL accepts writes: the primary is gone and no replica has been promoted yet \
+         (a failover under way), or every host is a replica (the service's log names each host's answer)"
+    )]
+    NoPrimary,
+    /// The database server is a PostgreSQL replica: its sessions may only read.
+    #[error(
+        "the database server is a read-only replica (in recovery): point DATABASE_URL at the primary, or at every \
+         host of the cluster with target_session_attrs=read-write"
+    )]
+    ReadOnlyReplica,
     #[error("the database server refused the connection (the service's log has its message)")]
     Refused,
     #[error("the database stopped answering: check that the server runs (the service's log has the error)")]
@@ -341,6 +353,8 @@ impl DatabaseDown {
             ConnectError::NodeNotReady { state, .. } => Self::NodeNotReady(state.to_string()),
             ConnectError::SqliteFile { problem, .. } => Self::SqliteFile(*problem),
             ConnectError::OtherProtocol { .. } => Self::OtherProtocol,
+            ConnectError::NoPrimary { .. } => Self::NoPrimary,
+            ConnectError::ReadOnlyReplica { .. } => Self::ReadOnlyReplica,
         }
     }
 }

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
         "retried_errors": {}, "actual": 50,
         "lost": 0, "dropped": 0, "foreign_writes": 0, "attempts": 50, "retries": 0, "elapsed_ms": 9.8,
         "throughput_per_s": 5102.0, "latency_ms": {"p50": 0.3, "p95": 0.6, "p99": 0.9, "max": 1.2},
-        "like_before": 0, "like_after": 50, "counter_error": null,
+        "like_before": 0, "like_after": 50, "counter_error": null, "failover": null,
         "nodes": [{"node": 1, "workers": 2, "acknowledged": 50, "failed": 0, "in_doubt": 0, "retries": 0,
             "errors": {}, "retried_errors": {}}]}
 }))]

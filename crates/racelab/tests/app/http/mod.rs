@@ -17,6 +17,7 @@ mod likes;
 mod limits_edge;
 mod outage;
 mod params;
+mod pgha;
 mod posts;
 mod process;
 mod ready;
