@@ -17,6 +17,7 @@
 //! - [`likes`]: likes as a service makes them: one or a combined batch, with idempotency keys, in one
 //!   transaction, by the same strategy units the experiment runs.
 //! - [`anomalies`]: Hermitage's isolation tests (G0 ... G2, lost update), run on every level of a backend.
+//! - [`spec`]: PostgreSQL's isolation-tester spec files (your own interleavings), run as isolationtester runs them.
 //!
 //! The `openapi` feature derives `utoipa::ToSchema` on the outcome and trace types, so that a service
 //! documents the very types it serializes.
@@ -28,6 +29,7 @@ pub mod experiment;
 pub mod likes;
 pub mod post;
 pub mod retry;
+pub mod spec;
 pub mod strategy;
 pub mod trace;
 

@@ -21,5 +21,7 @@ mod overflow;
 mod pgha;
 mod pool;
 mod sharded;
+mod spec_isolationtester;
+mod spec_runner;
 mod strategies;
 mod trace;

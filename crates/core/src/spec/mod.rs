@@ -1,0 +1,29 @@
+//! PostgreSQL's isolation-tester spec files, run by racelab: your own interleavings of two or three
+//! sessions, in the format PostgreSQL's own isolation tests use (`src/test/isolation/README`).
+//!
+//! Read it in this order: [`parse`] (the format, and its errors with line and column), [`model`]
+//! (what a spec says), `permute` (every interleaving, when a spec names none), [`run`] (running it on
+//! PostgreSQL with isolationtester's semantics, blocking told by the server), [`report`] (what a run
+//! produced, as events), and the outputs: [`isolationtester`] (byte for byte what PostgreSQL's
+//! isolationtester prints).
+
+pub mod isolationtester;
+pub mod model;
+mod notice;
+pub mod parse;
+mod permute;
+mod pg;
+pub mod report;
+pub mod run;
+mod scan;
+mod split;
+
+pub use self::model::{Blocker, Permutation, PermutationStep, Session, Spec, Step, StepRef};
+pub use self::notice::Notice;
+pub use self::parse::{ParseError, Position, SpecFileError, parse, parse_file, parse_permutation};
+pub use self::permute::count as count_permutations;
+pub use self::report::{Answer, Event, Part, PermutationRun, SpecRun, StepError, Table};
+pub use self::run::{DEFAULT_STEP_TIMEOUT, Outcome, RunError, Stopped, run};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+//! Runs a spec on PostgreSQL with isolationtester's semantics, step for step.
+//!
+//! One connection per session and a control connection. Each permutation: the setups (control
+//! connection), the sessions' setups, the steps, the sessions' teardowns, the teardown. A step is
+//! sent and watched: it completes, or the server says its session is blocked
+//! (`pg_isolation_test_session_is_blocked`, what isolationtester asks), and then it is reported
+//! waiting and the next step is sent; after each step every waiting one is looked at again and
+//! reported `<... completed>` once it answered (and its blocker annotations allow). Nothing is
+//! decided by a timer: a step that runs is awaited for a short interval at a time, between which the
+//! server is asked whether it is blocked. A step running past the step timeout is cancelled
+//! (`pg_cancel_backend`), and after twice the timeout the run stops, as isolationtester does.
+//!
+//! A failure of the run itself (a setup that fails, a permutation whose steps block each other) is
+//! reported as isolationtester reports it, and the permutation's teardowns are still tried.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::model::{Blocker, Permutation, Spec};
+use super::pg::{self, POLL, SessionConn, StepFuture};
+use super::report::{Answer, Event, Part, PermutationRun, SpecRun, StepError};
+use crate::db::DatabaseUrl;
+
+/// isolationtester's own limit (PostgreSQL 15): a step waiting this long is cancelled.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why a spec could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("connection {index} to {url} failed: {source}")]
+    Connect { index: usize, url: String, source: sqlx::Error },
+    #[error("the control connection failed: {0}")]
+    Control(sqlx::Error),
+}
+
+/// The run stopped, as isolationtester stops (its message on stderr, exit status 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stopped {
+    pub message: String,
+}
+
+/// A spec's run: the permutations run (the last one possibly cut short) and why it stopped early.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub run: SpecRun,
+    pub stopped: Option<Stopped>,
+}
+
+const NONBLOCK: u8 = 1;
+const RETRY: u8 = 2;
+
+/// A step sent and not yet reported complete.
+struct Active {
+    /// Its index in the permutation.
+    pstep: usize,
+    handle: Option<StepFuture>,
+    answer: Option<Answer>,
+}
+
+struct Runner<'a> {
+    spec: &'a Spec,
+    control: PgConnection,
+    sessions: Vec<SessionConn>,
+    pids: Vec<i32>,
+    step_timeout: Duration,
+    events: Vec<Event>,
+    active: Vec<Option<Active>>,
+    total_notices: Vec<u64>,
+    any_new_notice: bool,
+    /// For the permutation running: per step, per blocker, the notice count it waits for.
+    targets: Vec<Vec<u64>>,
+}
+
+/// Why a permutation ended before its end.
+enum Halt {
+    Stopped(String),
+    Error(RunError),
+}
+
+impl From<sqlx::Error> for Halt {
+    fn from(err: sqlx::Error) -> Self {
+        Halt::Error(RunError::Control(err))
+    }
+}
+
+/// Runs `permutations` of `spec` on the PostgreSQL database at `url`.
+pub async fn run(
+    url: &DatabaseUrl,
+    spec: &Spec,
+    permutations: &[Permutation],
+    step_timeout: Duration,
+) -> Result<Outcome, RunError> {
+    let connect_error = |index, source| RunError::Connect { index, url: url.redacted(), source };
+    let mut control = pg::connect(url, "control connection").await.map_err(|e| connect_error(0, e))?;
+    let mut sessions = Vec::with_capacity(spec.sessions.len());
+    for (i, session) in spec.sessions.iter().enumerate() {
+        sessions.push(SessionConn::open(url, &session.name).await.map_err(|e| connect_error(i + 1, e))?);
+    }
+    let pids = sessions.iter().map(|s| s.pid).collect();
+    // The control connection's own notices are dropped, as isolationtester drops them.
+    let _ = pg::backend_pid(&mut control).await.map_err(RunError::Control)?;
+    let mut runner = Runner {
+        spec,
+        control,
+        active: sessions.iter().map(|_| None).collect(),
+        total_notices: vec![0; sessions.len()],
+        sessions,
+        pids,
+        step_timeout,
+        events: Vec::new(),
+        any_new_notice: false,
+        targets: Vec::new(),
+    };
+    let mut run =
+        SpecRun { sessions: spec.sessions.iter().map(|s| s.name.clone()).collect(), permutations: Vec::new() };
+    let mut stopped = None;
+    for permutation in permutations {
+        let result = runner.permutation(permutation).await;
+        let events = std::mem::take(&mut runner.events);
+        run.permutations
+            .push(PermutationRun { steps: permutation.steps.iter().map(|s| s.name.clone()).collect(), events });
+        match result {
+            Ok(()) => {}
+            Err(halt) => {
+                runner.clean_up().await;
+                match halt {
+                    Halt::Stopped(message) => {
+                        stopped = Some(Stopped { message });
+                        break;
+                    }
+                    Halt::Error(err) => return Err(err),
+                }
+            }
+        }
+    }
+    runner.close().await;
+    Ok(Outcome { run, stopped })
+}
+
+impl Runner<'_> {
+    async fn permutation(&mut self, permutation: &Permutation) -> Result<(), Halt> {
+        self.targets = permutation.steps.iter().map(|s| vec![0; s.blockers.len()]).collect();
+        for sql in &self.spec.setups {
+            let answer = pg::exec_control(&mut self.control, sql).await;
+            self.part_answer(Part::Setup, answer, true)?;
+        }
+        for s in 0..self.sessions.len() {
+            let Some(sql) = &self.spec.sessions[s].setup else { continue };
+            let answer = self.sessions[s].exec(sql).await.unwrap_or_default();
+            self.flush_notices(s);
+            self.part_answer(Part::SessionSetup(self.spec.sessions[s].name.clone()), answer, true)?;
+        }
+        let mut waiting: Vec<usize> = Vec::new();
+        for i in 0..permutation.steps.len() {
+            let s = permutation.steps[i].step.session;
+            if self.active[s].is_some() {
+                let start = Instant::now();
+                while let Some(old) = self.active[s].as_ref().map(|a| a.pstep) {
+                    if !self.try_complete_step(permutation, old, RETRY).await? {
+                        waiting.retain(|&w| w != old);
+                    }
+                    self.try_complete_steps(permutation, &mut waiting, NONBLOCK | RETRY).await?;
+                    if let Some(still) = self.active[s].as_ref().map(|a| a.pstep)
+                        && start.elapsed() > 2 * self.step_timeout
+                    {
+                        let active: Vec<&str> =
+                            self.active.iter().flatten().map(|a| permutation.steps[a.pstep].name.as_str()).collect();
+                        return Err(Halt::Stopped(format!(
+                            "step {} timed out after {} seconds\nactive steps are: {}",
+                            permutation.steps[still].name,
+                            start.elapsed().as_secs(),
+                            active.join(" ")
+                        )));
+                    }
+                }
+            }
+            let step = self.spec.step(permutation.steps[i].step);
+            let handle = self.sessions[s].start(&step.sql);
+            self.active[s] = Some(Active { pstep: i, handle, answer: None });
+            for (j, blocker) in permutation.steps[i].blockers.iter().enumerate() {
+                if let Blocker::Notices { step, count, .. } = blocker {
+                    self.targets[i][j] = u64::from(*count) + self.total_notices[step.session];
+                }
+            }
+            let must_wait = self.try_complete_step(permutation, i, NONBLOCK).await?;
+            self.try_complete_steps(permutation, &mut waiting, NONBLOCK | RETRY).await?;
+            if must_wait {
+                waiting.push(i);
+            }
+        }
+        self.try_complete_steps(permutation, &mut waiting, RETRY).await?;
+        if !waiting.is_empty() {
+            return Err(Halt::Stopped("failed to complete permutation due to mutually-blocking steps".to_owned()));
+        }
+        self.teardowns(true).await;
+        Ok(())
+    }
+
+    /// The sessions' teardowns, then the teardown; a failure is reported and the rest still run.
+    /// `report`: their rows and failures are events (not after the run stopped: isolationtester
+    /// would have exited).
+    async fn teardowns(&mut self, report: bool) {
+        for s in 0..self.sessions.len() {
+            let Some(sql) = &self.spec.sessions[s].teardown else { continue };
+            let answer = self.sessions[s].exec(sql).await.unwrap_or_default();
+            if report {
+                self.flush_notices(s);
+                let _ = self.part_answer(Part::SessionTeardown(self.spec.sessions[s].name.clone()), answer, false);
+            } else {
+                self.sessions[s].inbox.take();
+            }
+        }
+        if let Some(sql) = &self.spec.teardown {
+            let answer = pg::exec_control(&mut self.control, sql).await;
+            if report {
+                let _ = self.part_answer(Part::Teardown, answer, false);
+            }
+        }
+    }
+
+    /// Records a setup's or teardown's answer; a failed setup stops the run.
+    fn part_answer(&mut self, part: Part, answer: Answer, is_setup: bool) -> Result<(), Halt> {
+        if let Some(error) = answer.error {
+            let message = stopped_message(&part, &error);
+            self.events.push(Event::PartFailed { part, error });
+            return if is_setup { Err(Halt::Stopped(message)) } else { Ok(()) };
+        }
+        if let Some(table) = answer.tables.into_iter().next_back() {
+            self.events.push(Event::Rows { part, table });
+        }
+        Ok(())
+    }
+
+    /// Reports the notices session `s` received since last looked at, as libpq hands them over
+    /// while isolationtester reads that session's connection.
+    fn flush_notices(&mut self, s: usize) {
+        let notices = self.sessions[s].inbox.take();
+        if notices.is_empty() {
+            return;
+        }
+        self.total_notices[s] += notices.len() as u64;
+        self.any_new_notice = true;
+        let session = self.spec.sessions[s].name.clone();
+        self.events.extend(notices.into_iter().map(|notice| Event::Notice { session: session.clone(), notice }));
+    }
+
+    /// isolationtester's `try_complete_steps`: looks at every waiting step (repeating while a
+    /// completion or a notice may have released a blocker annotation); drops the completed ones.
+    async fn try_complete_steps(
+        &mut self,
+        permutation: &Permutation,
+        waiting: &mut Vec<usize>,
+        flags: u8,
+    ) -> Result<(), Halt> {
+        loop {
+            self.any_new_notice = false;
+            let before = waiting.len();
+            let mut have_blocker = false;
+            let mut w = 0;
+            while w < waiting.len() {
+                if self.try_complete_step(permutation, waiting[w], flags).await? {
+                    have_blocker |= !permutation.steps[waiting[w]].blockers.is_empty();
+                    w += 1;
+                } else {
+                    waiting.remove(w);
+                }
+            }
+            if !(have_blocker && (waiting.len() < before || self.any_new_notice)) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// isolationtester's `try_complete_step`: `true` while the step is not complete (with
+    /// `NONBLOCK`: it waits for a lock; or a blocker annotation holds its report back).
+    async fn try_complete_step(&mut self, permutation: &Permutation, p: usize, flags: u8) -> Result<bool, Halt> {
+        let pstep = &permutation.steps[p];
+        let s = pstep.step.session;
+        let sql = &self.spec.step(pstep.step).sql;
+        let session = &self.spec.sessions[s].name;
+        let waiting_event = || Event::Waiting { step: pstep.name.clone(), session: session.clone(), sql: sql.clone() };
+        if flags & RETRY == 0 && pstep.blockers.contains(&Blocker::Once) {
+            self.events.push(waiting_event());
+            return Ok(true);
+        }
+        let start = Instant::now();
+        let mut canceled = false;
+        loop {
+            let Some(active) = self.active[s].as_mut() else { return Ok(false) };
+            if active.answer.is_some() {
+                break;
+            }
+            let Some(handle) = active.handle.as_mut() else {
+                // The session's connection was busy: cannot happen, a session runs one step at a time.
+                active.answer = Some(Answer::default());
+                break;
+            };
+            match tokio::time::timeout(POLL, handle.as_mut()).await {
+                Ok((conn, answer)) => {
+                    active.handle = None;
+                    active.answer = Some(answer);
+                    self.sessions[s].conn = Some(conn);
+                    self.flush_notices(s);
+                    break;
+                }
+                Err(_) => {
+                    self.flush_notices(s);
+                    if flags & NONBLOCK != 0 && pg::is_blocked(&mut self.control, self.pids[s], &self.pids).await? {
+                        // Read what the server sent meanwhile (notices; or the answer, then it
+                        // is complete after all), as isolationtester's PQconsumeInput does.
+                        if let Some(handle) = self.active[s].as_mut().and_then(|a| a.handle.as_mut())
+                            && let Ok((conn, answer)) = tokio::time::timeout(Duration::ZERO, handle.as_mut()).await
+                        {
+                            if let Some(active) = self.active[s].as_mut() {
+                                active.handle = None;
+                                active.answer = Some(answer);
+                            }
+                            self.sessions[s].conn = Some(conn);
+                            self.flush_notices(s);
+                            break;
+                        }
+                        self.flush_notices(s);
+                        if flags & RETRY == 0 {
+                            self.events.push(waiting_event());
+                        }
+                        return Ok(true);
+                    }
+                    let elapsed = start.elapsed();
+                    if elapsed > self.step_timeout && !canceled {
+                        pg::cancel(&mut self.control, self.pids[s]).await?;
+                        self.events.push(Event::Canceled { step: pstep.name.clone(), seconds: elapsed.as_secs() });
+                        canceled = true;
+                    }
+                    if elapsed > 2 * self.step_timeout {
+                        return Err(Halt::Stopped(format!(
+                            "step {} timed out after {} seconds",
+                            pstep.name,
+                            elapsed.as_secs()
+                        )));
+                    }
+                }
+            }
+        }
+        if self.has_blocker(permutation, p) {
+            if flags & RETRY == 0 {
+                self.events.push(waiting_event());
+            }
+            return Ok(true);
+        }
+        let answer = self.active[s].take().and_then(|a| a.answer).unwrap_or_default();
+        self.events.push(Event::Done {
+            step: pstep.name.clone(),
+            session: session.clone(),
+            sql: sql.clone(),
+            waited: flags & RETRY != 0,
+            answer,
+        });
+        Ok(false)
+    }
+
+    /// isolationtester's `step_has_blocker`: an annotation not yet satisfied.
+    fn has_blocker(&self, permutation: &Permutation, p: usize) -> bool {
+        permutation.steps[p].blockers.iter().enumerate().any(|(j, blocker)| match blocker {
+            Blocker::Once => false,
+            Blocker::Step { step, .. } => {
+                self.active[step.session].as_ref().is_some_and(|a| permutation.steps[a.pstep].step == *step)
+            }
+            Blocker::Notices { step, .. } => self.total_notices[step.session] < self.targets[p][j],
+        })
+    }
+
+    /// After the run stopped: cancels what still runs, rolls every session back and runs the
+    /// teardowns, reporting nothing (isolationtester would have exited).
+    async fn clean_up(&mut self) {
+        for s in 0..self.active.len() {
+            let Some(active) = self.active[s].take() else { continue };
+            let Some(handle) = active.handle else { continue };
+            let _ = pg::cancel(&mut self.control, self.pids[s]).await;
+            if let Ok((conn, _)) = tokio::time::timeout(Duration::from_secs(10), handle).await {
+                self.sessions[s].conn = Some(conn);
+            }
+        }
+        for s in 0..self.sessions.len() {
+            let _ = self.sessions[s].exec("ROLLBACK").await;
+            self.sessions[s].inbox.take();
+        }
+        self.teardowns(false).await;
+    }
+
+    async fn close(self) {
+        use sqlx::Connection;
+        let _ = self.control.close().await;
+        for session in self.sessions {
+            if let Some(conn) = session.conn {
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+/// What isolationtester prints on stderr when a setup fails (`PQerrorMessage`'s first line).
+fn stopped_message(part: &Part, error: &StepError) -> String {
+    let what = match part {
+        Part::Setup => "setup failed".to_owned(),
+        Part::SessionSetup(s) => format!("setup of session {s} failed"),
+        Part::SessionTeardown(s) => format!("teardown of session {s} failed"),
+        Part::Teardown => "teardown failed".to_owned(),
+    };
+    format!("{what}: {}:  {}", error.severity, error.message)
+}
