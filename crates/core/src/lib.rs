@@ -18,6 +18,8 @@
 //!   transaction, by the same strategy units the experiment runs.
 //! - [`anomalies`]: Hermitage's isolation tests (G0 ... G2, lost update), run on every level of a backend.
 //! - [`spec`]: PostgreSQL's isolation-tester spec files (your own interleavings), run as isolationtester runs them.
+//! - [`workload`]: the races beyond the counter (stock, transfer, ...), each with its invariant proven by
+//!   the database, run by one generic runner built from the experiment's pieces.
 //!
 //! The `openapi` feature derives `utoipa::ToSchema` on the outcome and trace types, so that a service
 //! documents the very types it serializes.
@@ -32,8 +34,9 @@ pub mod retry;
 pub mod spec;
 pub mod strategy;
 pub mod trace;
+pub mod workload;
 
-pub use db::{Backend, ConnectOptions, Database, DatabaseUrl, LockMode, Pk, Session};
+pub use db::{Backend, ConnectOptions, Database, DatabaseUrl, Isolation, LockMode, Pk, Session};
 pub use error::{Classify, DbError, ErrorKind};
 pub use experiment::{
     Experiment, ExperimentError, NodeOutcome, Outcome, Progress, ProgressSnapshot, StopAfter, Target,
@@ -42,3 +45,4 @@ pub use post::{Post, SaveError};
 pub use retry::{Retried, RetryPolicy};
 pub use strategy::Strategy;
 pub use trace::{Trace, TraceEvent, TraceKind, TraceLimit};
+pub use workload::{Invariant, Workload, WorkloadExperiment, WorkloadOutcome};

@@ -8,6 +8,7 @@
 
 use super::dialect::Returned;
 use super::driver::{Arg, Driver, RowsAffected};
+use super::statement::Statement;
 use super::{
     Conn, Counter, Dialect, LockMode, Pk, PostRow, StoredResponse, db_err, locked_row, not_found,
     relabel_for_lock_mode, slot_error,
@@ -195,4 +196,62 @@ pub(crate) async fn returning<D: Dialect>(c: &mut Conn<D::Db>, sql: &'static str
         Some(row) => Ok(Some(Ok(D::Db::int(&row, 0)?))),
         None => Ok(None),
     }
+}
+
+/// Runs a workload's statement; how many rows it matched.
+pub(crate) async fn exec<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    stmt: &'static Statement,
+    args: &[Arg<'_>],
+) -> Result<u64, DbError> {
+    affected::<D>(c, stmt.text_for::<D>(), args).await
+}
+
+/// Runs a workload's statement; how many rows it matched, or `None` if a CHECK constraint refused it.
+pub(crate) async fn exec_unless_check<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    stmt: &'static Statement,
+    args: &[Arg<'_>],
+) -> Result<Option<u64>, DbError> {
+    match D::Db::execute(c, stmt.text_for::<D>(), args).await {
+        Ok(done) => Ok(Some(done.rows_affected())),
+        Err(err) if D::is_check_violation(&err) => Ok(None),
+        Err(err) => Err(db_err::<D>(err)),
+    }
+}
+
+/// The first `columns` integer columns of `row`.
+fn ints<D: Dialect>(row: &<D::Db as sqlx::Database>::Row, columns: usize) -> Result<Vec<i64>, DbError> {
+    (0..columns).map(|i| D::Db::int(row, i).map_err(db_err::<D>)).collect()
+}
+
+pub(crate) async fn fetch_ints<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    stmt: &'static Statement,
+    args: &[Arg<'_>],
+    columns: usize,
+) -> Result<Option<Vec<i64>>, DbError> {
+    let row = D::Db::fetch_optional(c, stmt.text_for::<D>(), args).await.map_err(db_err::<D>)?;
+    row.map(|row| ints::<D>(&row, columns)).transpose()
+}
+
+pub(crate) async fn fetch_all_ints<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    stmt: &'static Statement,
+    args: &[Arg<'_>],
+    columns: usize,
+) -> Result<Vec<Vec<i64>>, DbError> {
+    let rows = D::Db::fetch_all(c, stmt.text_for::<D>(), args).await.map_err(db_err::<D>)?;
+    rows.iter().map(|row| ints::<D>(row, columns)).collect()
+}
+
+/// An insert that hands its new key back with `RETURNING id`.
+pub(crate) async fn insert_id<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    stmt: &'static Statement,
+    args: &[Arg<'_>],
+) -> Result<i64, DbError> {
+    let row = D::Db::fetch_optional(c, stmt.text_for::<D>(), args).await.map_err(db_err::<D>)?;
+    let Some(row) = row else { return Err(DbError::new(ErrorKind::Other, "an insert handed back no key")) };
+    D::Db::int(&row, 0).map_err(db_err::<D>)
 }

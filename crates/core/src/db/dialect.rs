@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use super::driver::{Arg, Driver};
 use super::idempotency::StoredResponse;
-use super::sql::Statements;
-use super::{Counter, LockMode, Pk, PostRow, TxMode, common};
+use super::sql::{Sql, Statements};
+use super::statement::Statement;
+use super::{Counter, Isolation, LockMode, Pk, PostRow, TxMode, common};
 use crate::error::{DbError, ErrorKind, classify_driver_error};
 
 /// The operations a strategy needs, per backend. An operation every backend runs alike is a default
@@ -22,6 +23,11 @@ pub(crate) trait Dialect: Sized {
 
     /// This dialect's rendering of the statements every backend runs alike.
     fn statements() -> &'static Statements;
+
+    /// What this dialect's SQL has of its own, for rendering a [`Statement`] written once.
+    fn sql() -> &'static Sql;
+    /// Where a [`Statement`] keeps its rendering for this dialect (0, 1 or 2: one per backend).
+    const SLOT: usize;
 
     /// Runs a statement that hands back a value it wrote (see [`super::sql::Returning`]): the value,
     /// `None` if it wrote no row, or an error if the value does not fit.
@@ -44,6 +50,19 @@ pub(crate) trait Dialect: Sized {
         mode: TxMode,
         lock_timeout: Duration,
     ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Opens a transaction at isolation level `level`; `lock`: the transaction will lock rows
+    /// (SQLite, which has no levels to choose and no row locks, takes its write lock up front then,
+    /// honouring the lock mode; otherwise it opens a deferred transaction, serializable as all of its
+    /// transactions are). Returns whether a transaction was opened.
+    fn begin_at(
+        c: &mut Conn<Self::Db>,
+        level: Isolation,
+        lock: Option<LockMode>,
+        lock_timeout: Duration,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    /// Whether a driver error is a CHECK constraint refusing a row (a business rule the schema
+    /// keeps, which a workload counts as a refusal).
+    fn is_check_violation(err: &sqlx::Error) -> bool;
     fn commit(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<(), DbError>> + Send {
         common::run::<Self>(c, Self::statements().commit)
     }
@@ -168,6 +187,60 @@ pub(crate) trait Dialect: Sized {
     fn reset_post(c: &mut Conn<Self::Db>, pk: Pk) -> impl Future<Output = Result<(), DbError>> + Send {
         common::reset_post::<Self>(c, pk)
     }
+    /// Runs a workload's statement; the rows it matched.
+    fn exec(
+        c: &mut Conn<Self::Db>,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<u64, DbError>> + Send {
+        common::exec::<Self>(c, stmt, args)
+    }
+    /// Runs a workload's statement; the rows it matched, or `None` if a CHECK constraint refused it.
+    fn exec_unless_check(
+        c: &mut Conn<Self::Db>,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Option<u64>, DbError>> + Send {
+        common::exec_unless_check::<Self>(c, stmt, args)
+    }
+    /// The first `columns` integer columns of a workload statement's first row, if it has one.
+    fn fetch_ints(
+        c: &mut Conn<Self::Db>,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        columns: usize,
+    ) -> impl Future<Output = Result<Option<Vec<i64>>, DbError>> + Send {
+        common::fetch_ints::<Self>(c, stmt, args, columns)
+    }
+    /// The first `columns` integer columns of every row a workload statement returns.
+    fn fetch_all_ints(
+        c: &mut Conn<Self::Db>,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        columns: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<i64>>, DbError>> + Send {
+        common::fetch_all_ints::<Self>(c, stmt, args, columns)
+    }
+    /// [`Dialect::fetch_all_ints`] seeing every write committed anywhere before it: on a Galera node
+    /// it first waits until the node has applied every write set certified before the read (as
+    /// [`Dialect::read_settled`] does for the counter). The proof of a workload's invariant.
+    fn fetch_all_settled(
+        c: &mut Conn<Self::Db>,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        columns: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<i64>>, DbError>> + Send {
+        common::fetch_all_ints::<Self>(c, stmt, args, columns)
+    }
+    /// Runs a workload's insert of one row (ending `{returning_id}`); the new row's key.
+    fn insert_id(
+        c: &mut Conn<Self::Db>,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<i64, DbError>> + Send {
+        common::insert_id::<Self>(c, stmt, args)
+    }
+
     /// The server's id of this connection (PostgreSQL backend pid, MySQL connection id).
     fn connection_id(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Option<i64>, DbError>> + Send;
     /// The server's version string.

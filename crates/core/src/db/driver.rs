@@ -58,6 +58,12 @@ pub(crate) trait Driver: sqlx::Database<QueryResult: RowsAffected> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send;
+    /// Runs `sql` with `args`; every row.
+    fn fetch_all(
+        c: &mut Conn<Self>,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
     fn int(row: &Self::Row, column: usize) -> Result<i64, sqlx::Error>;
     fn int32(row: &Self::Row, column: usize) -> Result<i32, sqlx::Error>;
     fn text(row: &Self::Row, column: usize) -> Result<String, sqlx::Error>;
@@ -97,6 +103,14 @@ where
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send {
         bind(sqlx::query::<DB>(sql), args).fetch_optional(c)
+    }
+
+    fn fetch_all(
+        c: &mut Conn<Self>,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send {
+        bind(sqlx::query::<DB>(sql), args).fetch_all(c)
     }
 
     fn int(row: &Self::Row, column: usize) -> Result<i64, sqlx::Error> {

@@ -17,6 +17,7 @@ mod dialect;
 mod driver;
 mod hosts;
 mod idempotency;
+mod isolation;
 mod mysql;
 mod options;
 mod pool;
@@ -25,23 +26,30 @@ mod resource;
 mod session;
 mod sql;
 mod sqlite;
+mod statement;
 mod types;
 mod url;
+/// The workloads' statements and the typed `Session` calls that run them, one workload a file.
+mod workloads;
 
 pub(crate) use self::answer::{locked_row, not_found, read_counter, relabel_for_lock_mode, slot_error};
 pub(crate) use self::classify::classify;
 pub use self::connect::{ConnectError, FileProblem, Refusal, product};
 pub use self::database::Database;
 pub(crate) use self::dialect::{Conn, Dialect, db_err};
+pub(crate) use self::driver::Arg;
 pub use self::hosts::HostState;
 pub use self::idempotency::StoredResponse;
+pub use self::isolation::{Isolation, UnknownIsolation};
 pub use self::mysql::NodeState;
 pub use self::options::ConnectOptions;
 use self::options::{prepare_connection, quiet_lock_waits};
 pub use self::pool::PING_AFTER_IDLE;
 pub use self::resource::{Expected, Precondition};
 pub use self::session::Session;
+pub(crate) use self::statement::Statement;
 pub use self::types::{Counter, LockMode, Pk, PostRow, TxMode};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, SessionTarget, UrlError, redact};
+pub use self::workloads::{AccountRow, StockRow};
 /// The dialects, for code that runs their functions on raw connections of its own (the anomaly suite).
 pub(crate) use self::{mysql::MySql as MySqlDialect, postgres::Postgres as PostgresDialect};

@@ -26,7 +26,8 @@ use super::connect::{self, ConnectError, Refusal};
 use super::dialect::Returned;
 use super::driver::{Arg, Driver};
 use super::sql::{Placeholder, Returning, Sql, Statements, Upsert};
-use super::{ConnectOptions, Counter, Dialect, Pk, TxMode, db_err};
+use super::statement::Statement;
+use super::{ConnectOptions, Counter, Dialect, Isolation, LockMode, Pk, TxMode, db_err};
 use crate::error::{DbError, ErrorKind};
 
 /// Marker for the MariaDB/MySQL dialect.
@@ -186,6 +187,7 @@ const SQL: Sql = Sql {
     bigint: ("CAST(", " AS SIGNED)"),
     duplicate_aborts_transaction: false,
     overflow_raises: true,
+    row_locks: true,
 };
 
 impl Dialect for MySql {
@@ -194,6 +196,17 @@ impl Dialect for MySql {
     fn statements() -> &'static Statements {
         static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| Statements::new(&SQL));
         &STATEMENTS
+    }
+
+    fn sql() -> &'static Sql {
+        &SQL
+    }
+
+    const SLOT: usize = 1;
+
+    fn is_check_violation(err: &sqlx::Error) -> bool {
+        // MariaDB's ER_CONSTRAINT_FAILED, MySQL 8's ER_CHECK_CONSTRAINT_VIOLATED.
+        matches!(error_number(err), Some(4025 | 3819))
     }
 
     async fn returned(c: &mut MySqlConnection, sql: &'static str, args: &[Arg<'_>]) -> Returned {
@@ -232,6 +245,48 @@ impl Dialect for MySql {
         }
         c.execute(sqlx::raw_sql("BEGIN")).await.map_err(db_err::<MySql>)?;
         Ok(true)
+    }
+
+    async fn begin_at(
+        c: &mut MySqlConnection,
+        level: Isolation,
+        _lock: Option<LockMode>,
+        _lock_timeout: Duration,
+    ) -> Result<bool, DbError> {
+        // Applies to the next transaction only.
+        let set = match level {
+            Isolation::ReadUncommitted => "SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+            Isolation::ReadCommitted => "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            Isolation::RepeatableRead => "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            Isolation::Serializable => "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        };
+        c.execute(sqlx::raw_sql(set)).await.map_err(db_err::<MySql>)?;
+        c.execute(sqlx::raw_sql("BEGIN")).await.map_err(db_err::<MySql>)?;
+        Ok(true)
+    }
+
+    async fn insert_id(c: &mut MySqlConnection, stmt: &'static Statement, args: &[Arg<'_>]) -> Result<i64, DbError> {
+        let done = sqlx::MySql::execute(c, stmt.text_for::<MySql>(), args).await.map_err(db_err::<MySql>)?;
+        i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "row key out of range"))
+    }
+
+    async fn fetch_all_settled(
+        c: &mut MySqlConnection,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        columns: usize,
+    ) -> Result<Vec<Vec<i64>>, DbError> {
+        // As `read_settled`: on Galera, wait for this node to have applied every certified write set.
+        let galera = match c.execute(sqlx::raw_sql("SET SESSION wsrep_sync_wait = 1")).await {
+            Ok(_) => true,
+            Err(err) if error_number(&err) == Some(1193) => false,
+            Err(err) => return Err(db_err::<MySql>(err)),
+        };
+        let rows = super::common::fetch_all_ints::<MySql>(c, stmt, args, columns).await;
+        if galera {
+            c.execute(sqlx::raw_sql("SET SESSION wsrep_sync_wait = 0")).await.map_err(db_err::<MySql>)?;
+        }
+        rows
     }
 
     async fn set_lock_timeout(c: &mut MySqlConnection, timeout: Duration) -> Result<(), DbError> {

@@ -15,7 +15,7 @@ use sqlx::{Executor, PgConnection};
 use super::connect::{self, ConnectError, Refusal};
 use super::hosts::{Hosts, Watched, describe};
 use super::sql::{Placeholder, Returning, Sql, Statements, Upsert};
-use super::{ConnectOptions, Dialect, Pk, SessionTarget, TxMode, db_err};
+use super::{ConnectOptions, Dialect, Isolation, LockMode, Pk, SessionTarget, TxMode, db_err};
 use crate::error::{DbError, ErrorKind};
 
 /// Marker for the PostgreSQL dialect.
@@ -193,6 +193,7 @@ const SQL: Sql = Sql {
     bigint: ("(", ")::BIGINT"),
     duplicate_aborts_transaction: true,
     overflow_raises: true,
+    row_locks: true,
 };
 
 impl Dialect for Postgres {
@@ -201,6 +202,16 @@ impl Dialect for Postgres {
     fn statements() -> &'static Statements {
         static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| Statements::new(&SQL));
         &STATEMENTS
+    }
+
+    fn sql() -> &'static Sql {
+        &SQL
+    }
+
+    const SLOT: usize = 0;
+
+    fn is_check_violation(err: &sqlx::Error) -> bool {
+        err.as_database_error().and_then(|e| e.code()).as_deref() == Some("23514")
     }
 
     fn classify_database_error(err: &sqlx::Error) -> ErrorKind {
@@ -224,6 +235,22 @@ impl Dialect for Postgres {
         let sql = match mode {
             TxMode::DefaultIsolation | TxMode::RowLocking(_) => "BEGIN",
             TxMode::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        };
+        c.execute(sqlx::raw_sql(sql)).await.map_err(db_err::<Postgres>)?;
+        Ok(true)
+    }
+
+    async fn begin_at(
+        c: &mut PgConnection,
+        level: Isolation,
+        _lock: Option<LockMode>,
+        _lock_timeout: Duration,
+    ) -> Result<bool, DbError> {
+        let sql = match level {
+            Isolation::ReadUncommitted => "BEGIN ISOLATION LEVEL READ UNCOMMITTED",
+            Isolation::ReadCommitted => "BEGIN ISOLATION LEVEL READ COMMITTED",
+            Isolation::RepeatableRead => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            Isolation::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         };
         c.execute(sqlx::raw_sql(sql)).await.map_err(db_err::<Postgres>)?;
         Ok(true)

@@ -15,8 +15,10 @@ use std::time::Duration;
 use sqlx::pool::PoolConnection;
 use tracing::{Instrument, Span};
 
+use super::driver::Arg;
 use super::idempotency::StoredResponse;
-use super::{Backend, Counter, Dialect, LockMode, Pk, PostRow, TxMode, mysql, postgres, sqlite};
+use super::statement::Statement;
+use super::{Backend, Counter, Dialect, Isolation, LockMode, Pk, PostRow, TxMode, mysql, postgres, sqlite};
 use crate::error::DbError;
 
 pub(super) enum PooledConn {
@@ -146,18 +148,38 @@ impl Session {
 
     /// Opens a transaction of the given kind.
     pub async fn begin(&mut self, mode: TxMode) -> Result<(), DbError> {
-        self.unit_pk = None;
-        self.unit = tracing::debug_span!(
-            "transaction",
-            backend = %self.backend(),
-            mode = ?mode,
-            pk = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-        );
+        self.open_unit(format_args!("{mode:?}"));
         let timeout = self.lock_timeout;
         // Until BEGIN has answered, a transaction may be open (if this future is dropped midway).
         self.in_transaction = true;
         let opened = dispatch!(self, None, begin(mode, timeout));
+        self.opened(opened)
+    }
+
+    /// Opens a transaction at isolation level `level`, for a unit of work that will lock rows if
+    /// `lock` says how (on SQLite, which has no levels, see [`Isolation`]).
+    pub async fn begin_at(&mut self, level: Isolation, lock: Option<LockMode>) -> Result<(), DbError> {
+        self.open_unit(format_args!("{level}{}", if lock.is_some() { ", row locking" } else { "" }));
+        let timeout = self.lock_timeout;
+        self.in_transaction = true;
+        let opened = dispatch!(self, None, begin_at(level, lock, timeout));
+        self.opened(opened)
+    }
+
+    /// Starts the span of a unit of work opened in transaction mode `mode`.
+    fn open_unit(&mut self, mode: std::fmt::Arguments<'_>) {
+        self.unit_pk = None;
+        self.unit = tracing::debug_span!(
+            "transaction",
+            backend = %self.backend(),
+            mode = %mode,
+            pk = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+    }
+
+    /// Records what BEGIN answered: whether a transaction is open.
+    fn opened(&mut self, opened: Result<bool, DbError>) -> Result<(), DbError> {
         self.in_transaction = *opened.as_ref().unwrap_or(&false);
         if opened.is_err() {
             self.end_unit("begin failed");
@@ -349,6 +371,64 @@ impl Session {
     /// `version` likewise (so writes to slots count as writes to the post).
     pub async fn read_total(&mut self, pk: Pk) -> Result<Counter, DbError> {
         dispatch!(self, Some(pk), read_total(pk))
+    }
+
+    /// Runs a workload's statement (see [`super::workloads`]); the rows it matched. In autocommit it
+    /// is a commit point: a lost answer leaves it in doubt.
+    pub(crate) async fn exec(&mut self, stmt: &'static Statement, args: &[Arg<'_>]) -> Result<u64, DbError> {
+        let result = dispatch!(self, None, exec(stmt, args));
+        self.autocommit_point(result)
+    }
+
+    /// [`Session::exec`]; `None` if a CHECK constraint refused the row.
+    pub(crate) async fn exec_unless_check(
+        &mut self,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+    ) -> Result<Option<u64>, DbError> {
+        let result = dispatch!(self, None, exec_unless_check(stmt, args));
+        self.autocommit_point(result)
+    }
+
+    /// The first `columns` integer columns of a workload statement's first row, if any.
+    pub(crate) async fn fetch_ints(
+        &mut self,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        columns: usize,
+    ) -> Result<Option<Vec<i64>>, DbError> {
+        dispatch!(self, None, fetch_ints(stmt, args, columns))
+    }
+
+    /// The first `columns` integer columns of every row of a workload statement.
+    pub(crate) async fn fetch_all_ints(
+        &mut self,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        columns: usize,
+    ) -> Result<Vec<Vec<i64>>, DbError> {
+        dispatch!(self, None, fetch_all_ints(stmt, args, columns))
+    }
+
+    /// [`Session::fetch_all_ints`] seeing every write committed before it on any node of a cluster:
+    /// the read that proves a workload's invariant.
+    pub(crate) async fn fetch_all_settled(
+        &mut self,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        columns: usize,
+    ) -> Result<Vec<Vec<i64>>, DbError> {
+        // Cancelled midway (a timeout), the connection could keep causal reads on: close it then.
+        self.settings_changed = true;
+        let rows = dispatch!(self, None, fetch_all_settled(stmt, args, columns));
+        self.settings_changed = rows.is_err();
+        rows
+    }
+
+    /// Inserts one row with a workload's statement; its new key.
+    pub(crate) async fn insert_id(&mut self, stmt: &'static Statement, args: &[Arg<'_>]) -> Result<i64, DbError> {
+        let result = dispatch!(self, None, insert_id(stmt, args));
+        self.autocommit_point(result)
     }
 
     pub async fn server_version(&mut self) -> Result<String, DbError> {

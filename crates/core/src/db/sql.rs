@@ -60,6 +60,8 @@ pub(crate) struct Sql {
     /// does not: it silently makes the result a REAL, which an INTEGER column then stores. Where it
     /// does not raise, a sum a statement writes is guarded (see [`Sql::checked`]).
     pub overflow_raises: bool,
+    /// The database locks rows (`SELECT ... FOR UPDATE`); SQLite locks the whole database instead.
+    pub row_locks: bool,
 }
 
 /// The largest BIGINT, as SQL writes it.
@@ -166,6 +168,17 @@ impl Statements {
 }
 
 impl Sql {
+    /// A [`super::statement::Statement`]'s text as this dialect runs it: its tokens (`{for_update}`,
+    /// `{returning_id}`) replaced, and each `?` written as this dialect's placeholder.
+    pub(crate) fn render_statement(&self, text: &str) -> String {
+        let for_update = if self.row_locks { " FOR UPDATE" } else { "" };
+        let returning_id = match self.returning {
+            Returning::Clause => " RETURNING id",
+            Returning::LastInsertId => "",
+        };
+        self.render(&text.replace("{for_update}", for_update).replace("{returning_id}", returning_id))
+    }
+
     /// `text` with each `?` written as this dialect's placeholder, numbered in order.
     fn render(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len() + 8);

@@ -19,7 +19,7 @@ use sqlx::{AssertSqlSafe, Executor, SqliteConnection};
 
 use super::connect::{self, ConnectError, Refusal};
 use super::sql::{Placeholder, Returning, Sql, Statements, Upsert};
-use super::{ConnectOptions, Counter, Dialect, LockMode, Pk, TxMode, db_err};
+use super::{ConnectOptions, Counter, Dialect, Isolation, LockMode, Pk, TxMode, db_err};
 use crate::error::{DbError, ErrorKind};
 
 /// Marker for the SQLite dialect.
@@ -151,6 +151,7 @@ const SQL: Sql = Sql {
     bigint: ("", ""),
     duplicate_aborts_transaction: false,
     overflow_raises: false,
+    row_locks: false,
 };
 
 impl Dialect for Sqlite {
@@ -159,6 +160,17 @@ impl Dialect for Sqlite {
     fn statements() -> &'static Statements {
         static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| Statements::new(&SQL));
         &STATEMENTS
+    }
+
+    fn sql() -> &'static Sql {
+        &SQL
+    }
+
+    const SLOT: usize = 2;
+
+    fn is_check_violation(err: &sqlx::Error) -> bool {
+        // SQLITE_CONSTRAINT_CHECK.
+        err.as_database_error().and_then(|e| e.code()).as_deref() == Some("275")
     }
 
     fn classify_database_error(err: &sqlx::Error) -> ErrorKind {
@@ -184,6 +196,24 @@ impl Dialect for Sqlite {
                 Ok(true)
             }
             TxMode::RowLocking(lock_mode) => begin_immediate(c, lock_mode, lock_timeout).await.map(|()| true),
+        }
+    }
+
+    async fn begin_at(
+        c: &mut SqliteConnection,
+        _level: Isolation,
+        lock: Option<LockMode>,
+        lock_timeout: Duration,
+    ) -> Result<bool, DbError> {
+        // Every SQLite transaction is serializable: a level changes nothing. A locking transaction
+        // takes the write lock up front; any other is deferred (a read-then-write of two of them
+        // meets SQLITE_BUSY_SNAPSHOT, which the busy timeout does not wait out).
+        match lock {
+            Some(mode) => begin_immediate(c, mode, lock_timeout).await.map(|()| true),
+            None => {
+                c.execute(sqlx::raw_sql("BEGIN DEFERRED")).await.map_err(db_err::<Sqlite>)?;
+                Ok(true)
+            }
         }
     }
 

@@ -174,7 +174,15 @@ mod tests {
     use super::*;
 
     fn counts(acknowledged: u64, failed: u64, in_doubt: u64) -> ProgressSnapshot {
-        ProgressSnapshot { acknowledged, failed, in_doubt, attempts: 0, retries: 0, errors: Default::default() }
+        ProgressSnapshot {
+            acknowledged,
+            refused: 0,
+            failed,
+            in_doubt,
+            attempts: 0,
+            retries: 0,
+            errors: Default::default(),
+        }
     }
 
     #[test]

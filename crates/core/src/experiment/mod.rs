@@ -20,7 +20,7 @@
 /// What a failover of a PostgreSQL cluster's primary did to a run.
 mod failover;
 /// How one increment ended: acknowledged, failed or in doubt.
-mod fate;
+pub(crate) mod fate;
 /// The outcome and its accounting from the counts and the counter.
 mod outcome;
 /// Live counts for whoever watches a run, and the stop they may ask for.
@@ -28,7 +28,7 @@ mod progress;
 /// The run: row, connections, workers started together, accounting.
 mod run;
 /// One worker's counts and latency, merged at the end.
-mod stats;
+pub(crate) mod stats;
 /// Reading an outcome: the proof, the refusals, the one-line verdict.
 mod verdict;
 /// One worker's loop: increments, retries, stop, trace.
@@ -39,7 +39,7 @@ mod tests;
 
 use std::time::Duration;
 
-use self::run::workers_on_node;
+pub(crate) use self::run::workers_on_node;
 use crate::db::{Backend, Database, Pk};
 use crate::error::DbError;
 use crate::retry::RetryPolicy;

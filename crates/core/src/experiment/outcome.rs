@@ -131,7 +131,7 @@ pub struct NodeOutcome {
 }
 
 impl NodeOutcome {
-    fn of(node: usize, workers: usize, stats: &WorkerStats) -> Self {
+    pub(crate) fn of(node: usize, workers: usize, stats: &WorkerStats) -> Self {
         Self {
             node,
             workers,

@@ -19,6 +19,7 @@ pub struct Progress {
     /// retry), and what it did not make is counted as `stopped`.
     stop: std::sync::atomic::AtomicBool,
     acknowledged: AtomicU64,
+    refused: AtomicU64,
     failed: AtomicU64,
     in_doubt: AtomicU64,
     attempts: AtomicU64,
@@ -32,6 +33,10 @@ pub struct Progress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProgressSnapshot {
     pub acknowledged: u64,
+    /// A workload's operations the business rule refused so far (absent for the counter, whose
+    /// increments are never refused).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: u64,
     pub failed: u64,
     pub in_doubt: u64,
     pub attempts: u64,
@@ -41,10 +46,11 @@ pub struct ProgressSnapshot {
 }
 
 impl Progress {
-    pub(super) fn record(&self, fate: Fate, attempts: u32) {
+    pub(crate) fn record(&self, fate: Fate, attempts: u32) {
         self.attempts.fetch_add(u64::from(attempts), Ordering::Relaxed);
         match fate {
             Fate::Acknowledged => self.acknowledged.fetch_add(1, Ordering::Relaxed),
+            Fate::Refused => self.refused.fetch_add(1, Ordering::Relaxed),
             Fate::InDoubt => self.in_doubt.fetch_add(1, Ordering::Relaxed),
             Fate::Failed(kind) => {
                 self.errors[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
@@ -53,11 +59,11 @@ impl Progress {
         };
     }
 
-    pub(super) fn retried(&self) {
+    pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn fail_unattempted(&self, kind: ErrorKind, n: u64) {
+    pub(crate) fn fail_unattempted(&self, kind: ErrorKind, n: u64) {
         self.errors[kind_index(kind)].fetch_add(n, Ordering::Relaxed);
         self.failed.fetch_add(n, Ordering::Relaxed);
     }
@@ -77,6 +83,7 @@ impl Progress {
         let errors: [u64; ErrorKind::ALL.len()] = std::array::from_fn(|i| self.errors[i].load(Ordering::Relaxed));
         ProgressSnapshot {
             acknowledged: self.acknowledged.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             in_doubt: self.in_doubt.load(Ordering::Relaxed),
             attempts: self.attempts.load(Ordering::Relaxed),
@@ -84,4 +91,8 @@ impl Progress {
             errors: count_by_kind(&errors),
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

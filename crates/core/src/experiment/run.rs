@@ -119,7 +119,7 @@ impl Experiment {
 }
 
 /// How many of `workers` run on node `node` of `nodes` (round-robin).
-pub(super) fn workers_on_node(workers: usize, nodes: usize, node: usize) -> usize {
+pub(crate) fn workers_on_node(workers: usize, nodes: usize, node: usize) -> usize {
     workers / nodes + usize::from(node < workers % nodes)
 }
 

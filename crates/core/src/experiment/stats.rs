@@ -11,25 +11,28 @@ use crate::error::ErrorKind;
 
 /// One worker's counts, merged into its node's and the experiment's at the end (no shared state while
 /// running).
-pub(super) struct WorkerStats {
-    pub(super) acknowledged: u64,
-    pub(super) failed: u64,
-    pub(super) in_doubt: u64,
-    pub(super) errors: [u64; ErrorKind::ALL.len()],
-    pub(super) retried: [u64; ErrorKind::ALL.len()],
-    pub(super) attempts: u64,
-    pub(super) measured_acknowledged: u64,
-    pub(super) latency_us: Histogram<u64>,
-    pub(super) started: Instant,
-    pub(super) measure_from: Instant,
-    pub(super) finished: Instant,
+pub(crate) struct WorkerStats {
+    pub(crate) acknowledged: u64,
+    /// Operations the business rule refused (never the counter's).
+    pub(crate) refused: u64,
+    pub(crate) failed: u64,
+    pub(crate) in_doubt: u64,
+    pub(crate) errors: [u64; ErrorKind::ALL.len()],
+    pub(crate) retried: [u64; ErrorKind::ALL.len()],
+    pub(crate) attempts: u64,
+    pub(crate) measured_acknowledged: u64,
+    pub(crate) latency_us: Histogram<u64>,
+    pub(crate) started: Instant,
+    pub(crate) measure_from: Instant,
+    pub(crate) finished: Instant,
 }
 
 impl WorkerStats {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let now = Instant::now();
         Self {
             acknowledged: 0,
+            refused: 0,
             failed: 0,
             in_doubt: 0,
             errors: [0; ErrorKind::ALL.len()],
@@ -44,7 +47,7 @@ impl WorkerStats {
         }
     }
 
-    pub(super) fn record(&mut self, began: Instant, ended: Instant, attempts: u32, fate: Fate) {
+    pub(crate) fn record(&mut self, began: Instant, ended: Instant, attempts: u32, fate: Fate) {
         self.attempts += u64::from(attempts);
         let measured = began >= self.measure_from;
         match fate {
@@ -58,6 +61,7 @@ impl WorkerStats {
                 self.failed += 1;
                 self.errors[kind_index(kind)] += 1;
             }
+            Fate::Refused => self.refused += 1,
             Fate::InDoubt => self.in_doubt += 1,
         }
         if measured {
@@ -67,13 +71,14 @@ impl WorkerStats {
     }
 
     /// Counts `n` increments that were never attempted as failures of `kind`.
-    pub(super) fn fail_unattempted(&mut self, kind: ErrorKind, n: u64) {
+    pub(crate) fn fail_unattempted(&mut self, kind: ErrorKind, n: u64) {
         self.failed += n;
         self.errors[kind_index(kind)] += n;
     }
 
-    pub(super) fn merge(&mut self, other: WorkerStats) {
+    pub(crate) fn merge(&mut self, other: WorkerStats) {
         self.acknowledged += other.acknowledged;
+        self.refused += other.refused;
         self.failed += other.failed;
         self.in_doubt += other.in_doubt;
         for (total, n) in self.errors.iter_mut().zip(other.errors) {
@@ -90,22 +95,22 @@ impl WorkerStats {
         self.finished = self.finished.max(other.finished);
     }
 
-    pub(super) fn expected(&self) -> u64 {
-        self.acknowledged + self.failed + self.in_doubt
+    pub(crate) fn expected(&self) -> u64 {
+        self.acknowledged + self.refused + self.failed + self.in_doubt
     }
 }
 
 /// One node's counts, before they become a [`NodeOutcome`].
-pub(super) struct NodeStats {
-    pub(super) node: usize,
-    pub(super) workers: usize,
-    pub(super) stats: WorkerStats,
+pub(crate) struct NodeStats {
+    pub(crate) node: usize,
+    pub(crate) workers: usize,
+    pub(crate) stats: WorkerStats,
 }
 
-pub(super) fn kind_index(kind: ErrorKind) -> usize {
+pub(crate) fn kind_index(kind: ErrorKind) -> usize {
     ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(ErrorKind::ALL.len() - 1)
 }
 
-pub(super) fn count_by_kind(counts: &[u64; ErrorKind::ALL.len()]) -> BTreeMap<ErrorKind, u64> {
+pub(crate) fn count_by_kind(counts: &[u64; ErrorKind::ALL.len()]) -> BTreeMap<ErrorKind, u64> {
     ErrorKind::ALL.into_iter().zip(*counts).filter(|(_, n)| *n > 0).collect()
 }

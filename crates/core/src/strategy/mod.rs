@@ -244,18 +244,31 @@ impl FromStr for Strategy {
 pub struct RaceGate {
     barrier: Barrier,
     timeout: Duration,
+    /// Set once every worker has arrived (or the timeout passed): what the workers that do not race
+    /// wait for before their first operation (see [`RaceGate::opened`]).
+    opened: tokio::sync::watch::Sender<bool>,
 }
 
 impl RaceGate {
     /// A gate for `workers` workers. If one of them never arrives (its read failed), the others go
     /// on after `timeout` rather than hang.
     pub fn new(workers: usize, timeout: Duration) -> Self {
-        Self { barrier: Barrier::new(workers), timeout }
+        Self { barrier: Barrier::new(workers), timeout, opened: tokio::sync::watch::Sender::new(false) }
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         if tokio::time::timeout(self.timeout, self.barrier.wait()).await.is_err() {
             tracing::warn!("race gate: not every worker arrived within {:?}; going on", self.timeout);
+        }
+        self.opened.send_replace(true);
+    }
+
+    /// Waits until the racing workers have all passed the gate (at most the gate's timeout): for a
+    /// worker that does not race, so that it cannot take a lock a racing worker needs to reach the gate.
+    pub(crate) async fn opened(&self) {
+        let mut opened = self.opened.subscribe();
+        if tokio::time::timeout(self.timeout, opened.wait_for(|open| *open)).await.is_err() {
+            tracing::warn!("race gate: not opened within {:?}; going on", self.timeout);
         }
     }
 }

@@ -25,3 +25,5 @@ mod spec_isolationtester;
 mod spec_runner;
 mod strategies;
 mod trace;
+mod workload_stock;
+mod workload_transfer;

@@ -11,6 +11,7 @@ use racelab_core::{ConnectOptions, Database, Experiment, LockMode, Outcome, Retr
 use serde::Serialize;
 
 use super::failure::Failure;
+use super::lab_workloads::{self, Chosen, WorkloadArgs};
 use super::output::say;
 use super::strategies::{NotRun, not_run, parse_strategies};
 use crate::config::{DatabaseArgs, Dotenv, RetryArgs, ShardArgs, sqlite_file};
@@ -70,6 +71,8 @@ pub struct LabArgs {
     pub lock_retries: u32,
 
     #[command(flatten)]
+    pub workloads: WorkloadArgs,
+    #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -114,6 +117,12 @@ struct StoppedReport<'a> {
 #[tracing::instrument(level = "debug", name = "lab", skip_all,
     fields(strategy = %args.strategy, workers = args.workers, increments = args.increments))]
 pub async fn run(args: LabArgs, dotenv: Option<Dotenv>) -> Result<(), Failure> {
+    // Any workload but the counter alone (`--workload` not given, or `counter`) runs in its own module;
+    // the counter's path and output stay as they always were.
+    match args.workloads.chosen()? {
+        Chosen::Counter => {}
+        chosen => return lab_workloads::run(&args, chosen, dotenv).await,
+    }
     let (policy, options, strategies) = plan(&args)?;
     let backend = options[0].url.backend();
     let mut nodes = Vec::with_capacity(options.len());
@@ -155,7 +164,21 @@ pub async fn run(args: LabArgs, dotenv: Option<Dotenv>) -> Result<(), Failure> {
 
 /// Checks the flags before anything connects: the retry policy, one node's connect options per URL,
 /// and the strategies to run (with the lock mode and slot count asked for).
-fn plan(args: &LabArgs) -> Result<(RetryPolicy, Vec<ConnectOptions>, Vec<Strategy>), Failure> {
+pub(super) fn plan(args: &LabArgs) -> Result<(RetryPolicy, Vec<ConnectOptions>, Vec<Strategy>), Failure> {
+    let (policy, options) = plan_run(args)?;
+    let strategies = parse_strategies(&args.strategy, options[0].url.backend())?
+        .into_iter()
+        .map(|s| match s {
+            Strategy::Pessimistic(LockMode::Wait) => Strategy::Pessimistic(args.lock_mode),
+            other => other.with_slots(args.shard.slots),
+        })
+        .collect();
+    Ok((policy, options, strategies))
+}
+
+/// The checks and settings every workload shares: the sizes, the retry policy, one node's connect
+/// options per URL.
+pub(super) fn plan_run(args: &LabArgs) -> Result<(RetryPolicy, Vec<ConnectOptions>), Failure> {
     // Checked here rather than by a clap range: the message names the flag and its bounds as users
     // have always read it ("--workers must be between 1 and 256, got 0"); clap's would end in
     // "0 is not in 1..=256".
@@ -176,19 +199,18 @@ fn plan(args: &LabArgs) -> Result<(RetryPolicy, Vec<ConnectOptions>, Vec<Strateg
     let policy = args.retry.policy().map_err(Failure::usage_from)?;
     // One connection per worker of the node, and one for reading the counter.
     let options = args.database.connect_options_each(args.database.workers_per_node(args.workers) as u32 + 1)?;
-    let strategies = parse_strategies(&args.strategy, options[0].url.backend())?
-        .into_iter()
-        .map(|s| match s {
-            Strategy::Pessimistic(LockMode::Wait) => Strategy::Pessimistic(args.lock_mode),
-            other => other.with_slots(args.shard.slots),
-        })
-        .collect();
-    Ok((policy, options, strategies))
+    Ok((policy, options))
 }
 
 /// "racelab lab on URL (server)", the SQLite file's absolute path, the settings a `.env` gave, and the
 /// size of each run; several nodes one per line, numbered as the per-node table numbers them.
-fn header(args: &LabArgs, urls: &[String], server: &str, file: Option<&str>, dotenv: Option<&Dotenv>) -> String {
+pub(super) fn header(
+    args: &LabArgs,
+    urls: &[String],
+    server: &str,
+    file: Option<&str>,
+    dotenv: Option<&Dotenv>,
+) -> String {
     let place = match urls {
         [one] => format!("{one} ({server})"),
         many => {
@@ -210,14 +232,19 @@ fn header(args: &LabArgs, urls: &[String], server: &str, file: Option<&str>, dot
 
 /// What the strategies did: the outcome of each that ran, the failure that stopped the rest, and the
 /// strategies during which the database went away.
-struct Ran {
-    results: Vec<Outcome>,
-    stopped: Option<Failure>,
-    interrupted: Vec<&'static str>,
+pub(super) struct Ran {
+    pub(super) results: Vec<Outcome>,
+    pub(super) stopped: Option<Failure>,
+    pub(super) interrupted: Vec<&'static str>,
 }
 
 /// Runs each strategy in turn on the nodes; one that cannot start stops the rest.
-async fn run_strategies(args: &LabArgs, nodes: &[Database], policy: RetryPolicy, strategies: Vec<Strategy>) -> Ran {
+pub(super) async fn run_strategies(
+    args: &LabArgs,
+    nodes: &[Database],
+    policy: RetryPolicy,
+    strategies: Vec<Strategy>,
+) -> Ran {
     let progress = !args.json && std::io::stderr().is_terminal();
     let mut ran = Ran { results: Vec::with_capacity(strategies.len()), stopped: None, interrupted: Vec::new() };
     for strategy in strategies {

@@ -8,6 +8,7 @@ mod anomalies;
 mod bench;
 mod failure;
 mod lab;
+mod lab_workloads;
 mod migrate;
 mod output;
 mod serve;

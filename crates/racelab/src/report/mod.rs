@@ -18,3 +18,5 @@ pub mod csv;
 pub mod table;
 /// Text layout every table shares: the 80-column width, wrapping, notes, short figures and names.
 pub mod text;
+/// The table of one workload of `racelab lab --workload`: its invariant, figures and verdicts.
+pub mod workload_table;

@@ -18,3 +18,4 @@ mod first_hour;
 mod http;
 mod lab_nodes;
 mod lab_on_galera;
+mod lab_workloads;

@@ -1,0 +1,156 @@
+//! [`WorkloadExperiment`]: one run of one strategy of a workload (not the counter's, which is an
+//! [`Experiment`](crate::Experiment)): its settings, their checks, and the dispatch to the workload's
+//! [`Scenario`]. Refuses bad settings with a message naming the setting, before anything connects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::outcome::WorkloadOutcome;
+use super::runner;
+use super::scenario::{Scenario, WorkloadStrategy};
+use super::sizes::Sizes;
+use super::stock::Stock;
+use super::transfer::Transfer;
+use super::workloads::Workload;
+use crate::db::{Database, Isolation};
+use crate::experiment::{Experiment, ExperimentError, Progress, workers_on_node};
+use crate::retry::RetryPolicy;
+
+/// One run of one strategy of a workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadExperiment {
+    pub workload: Workload,
+    /// The strategy's name, one of [`Workload::strategies`].
+    pub strategy: String,
+    pub workers: usize,
+    /// Operations per worker.
+    pub operations: u64,
+    /// Every transaction of the run at this level (the `serializable` strategy's always at
+    /// SERIALIZABLE); `None`: the database's default.
+    pub isolation: Option<Isolation>,
+    /// Force the race on each worker's first operation (see [`Scenario::races`]).
+    pub force_race: bool,
+    pub retry: RetryPolicy,
+    /// Times one operation refused by a lock (`NOWAIT`, a lock timeout) is tried again.
+    pub lock_retries: u32,
+    /// Overrides the database's lock timeout for this run.
+    pub lock_timeout: Option<Duration>,
+    /// How long to keep trying to read the rows after the run before reporting no verdict.
+    pub settle_timeout: Duration,
+    /// The seed of the workers' generators: the same seed, the same operations.
+    pub seed: u64,
+    pub sizes: Sizes,
+}
+
+impl WorkloadExperiment {
+    /// The seed when nobody chooses one.
+    pub const DEFAULT_SEED: u64 = 1;
+
+    /// `workers` x `operations` of `strategy` of `workload`, default settings.
+    pub fn new(workload: Workload, strategy: &str, workers: usize, operations: u64) -> Self {
+        Self {
+            workload,
+            strategy: strategy.to_owned(),
+            workers,
+            operations,
+            isolation: None,
+            force_race: false,
+            retry: RetryPolicy::default(),
+            lock_retries: 0,
+            lock_timeout: None,
+            settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
+            seed: Self::DEFAULT_SEED,
+            sizes: Sizes::default(),
+        }
+    }
+
+    /// Checks the settings against each other and the nodes (the same kind of database each, a pool
+    /// big enough for the workers each node runs).
+    pub fn validate_on(&self, nodes: &[Database]) -> Result<(), ExperimentError> {
+        let Some(first) = nodes.first() else {
+            return Err(ExperimentError::Invalid("an experiment needs a database".into()));
+        };
+        if self.workload == Workload::Counter {
+            return Err(ExperimentError::Invalid("the counter workload runs as an Experiment".into()));
+        }
+        if self.workload.is_safe(&self.strategy).is_none() {
+            return Err(ExperimentError::Invalid(format!(
+                "unknown {} strategy `{}`; expected one of: {}",
+                self.workload,
+                self.strategy,
+                self.workload.strategies().join(", ")
+            )));
+        }
+        if !(1..=Experiment::MAX_WORKERS).contains(&self.workers) {
+            return Err(ExperimentError::Invalid(format!(
+                "workers must be between 1 and {}, got {}",
+                Experiment::MAX_WORKERS,
+                self.workers
+            )));
+        }
+        if !(1..=Experiment::MAX_INCREMENTS).contains(&self.operations) {
+            return Err(ExperimentError::Invalid(format!(
+                "operations must be between 1 and {}, got {}",
+                Experiment::MAX_INCREMENTS,
+                self.operations
+            )));
+        }
+        if let Some(other) = nodes.iter().find(|n| n.backend() != first.backend()) {
+            return Err(ExperimentError::Invalid(format!(
+                "every node of one experiment must be the same kind of database: {} and {}",
+                first.backend(),
+                other.backend()
+            )));
+        }
+        for (node, db) in nodes.iter().enumerate() {
+            let needed = workers_on_node(self.workers, nodes.len(), node);
+            if needed > db.max_connections() as usize {
+                return Err(ExperimentError::Invalid(format!(
+                    "{needed} workers need {needed} connections, but the pool holds {}; raise the pool size",
+                    db.max_connections()
+                )));
+            }
+        }
+        self.retry.validate().map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let sizes = match self.workload {
+            Workload::Counter => Ok(()),
+            Workload::Stock => Stock::validate(self),
+            Workload::Transfer => Transfer::validate(self),
+        };
+        sizes.map_err(ExperimentError::Invalid)
+    }
+
+    /// Whether the strategy is meant to keep the invariant.
+    pub fn is_safe(&self) -> bool {
+        self.workload.is_safe(&self.strategy).unwrap_or(false)
+    }
+
+    /// Runs the workload with its workers spread round-robin over `nodes` (the nodes of one cluster),
+    /// counting into `progress`; then reads the rows on a node that has applied every committed
+    /// write, and checks the invariant. An error means nothing was done; once workers have started,
+    /// the outcome always comes.
+    pub async fn run_on(
+        &self,
+        nodes: &[Database],
+        progress: &Arc<Progress>,
+    ) -> Result<WorkloadOutcome, ExperimentError> {
+        self.validate_on(nodes)?;
+        match self.workload {
+            Workload::Counter => Err(ExperimentError::Invalid("the counter workload runs as an Experiment".into())),
+            Workload::Stock => runner::run::<Stock>(self, strategy::<Stock>(&self.strategy)?, nodes, progress).await,
+            Workload::Transfer => {
+                runner::run::<Transfer>(self, strategy::<Transfer>(&self.strategy)?, nodes, progress).await
+            }
+        }
+    }
+
+    /// [`WorkloadExperiment::run_on`] on one database.
+    pub async fn run(&self, db: &Database) -> Result<WorkloadOutcome, ExperimentError> {
+        self.run_on(std::slice::from_ref(db), &Arc::default()).await
+    }
+}
+
+fn strategy<S: Scenario>(name: &str) -> Result<S::Strategy, ExperimentError> {
+    S::Strategy::parse(name)
+        .ok_or_else(|| ExperimentError::Invalid(format!("unknown {} strategy `{name}`", S::WORKLOAD)))
+}

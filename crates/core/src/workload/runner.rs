@@ -1,0 +1,145 @@
+//! The run of one workload strategy: the rows are made, the connections had, the workers started
+//! together and spread over the nodes (as the counter's are), and once they are done the rows are read
+//! on a node that has applied every committed write and the invariant checked against the ledger.
+//! Once the workers have started it never returns an error: what was counted comes back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Barrier;
+
+use super::experiment::WorkloadExperiment;
+use super::invariant::Invariant;
+use super::ledger::Ledger;
+use super::outcome::WorkloadOutcome;
+use super::scenario::Scenario;
+use super::worker::WorkerJob;
+use crate::db::Database;
+use crate::error::ErrorKind;
+use crate::experiment::stats::{NodeStats, WorkerStats};
+use crate::experiment::{ExperimentError, Progress, workers_on_node};
+use crate::strategy::RaceGate;
+
+/// How long racing workers wait for each other at the gate before going on (one whose read failed
+/// never arrives).
+const RACE_GATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn run<S: Scenario>(
+    experiment: &WorkloadExperiment,
+    strategy: S::Strategy,
+    nodes: &[Database],
+    progress: &Arc<Progress>,
+) -> Result<WorkloadOutcome, ExperimentError> {
+    let fixture = {
+        let mut session = nodes[0].session().await?;
+        Arc::new(S::setup(&mut session, experiment).await?)
+    };
+    let mut sessions = Vec::with_capacity(nodes.len());
+    for (node, db) in nodes.iter().enumerate() {
+        let mut on_node = db.sessions(workers_on_node(experiment.workers, nodes.len(), node)).await?;
+        if let Some(timeout) = experiment.lock_timeout {
+            for session in &mut on_node {
+                session.set_lock_timeout(timeout).await?;
+            }
+        }
+        sessions.push(on_node);
+    }
+    // Every other node must have applied the run's rows before its workers use them: on Galera a row
+    // reaches the other nodes a moment after its commit.
+    for on_node in sessions.iter_mut().skip(1).filter_map(|s| s.first_mut()) {
+        S::state(on_node, &fixture).await?;
+    }
+    let mut sessions: Vec<_> = sessions.into_iter().map(Vec::into_iter).collect();
+
+    let workers = experiment.workers;
+    let racing: Vec<bool> =
+        (0..workers).map(|w| experiment.force_race && S::races(strategy, &fixture, w, workers)).collect();
+    let racers = racing.iter().filter(|r| **r).count();
+    let gate = (racers > 0).then(|| Arc::new(RaceGate::new(racers, RACE_GATE_TIMEOUT)));
+    let start = Arc::new(Barrier::new(workers));
+    let shared = Arc::new(experiment.clone());
+    let mut handles = Vec::with_capacity(workers);
+    for (worker, races) in racing.into_iter().enumerate() {
+        let node = worker % nodes.len();
+        let Some(session) = sessions[node].next() else {
+            return Err(ExperimentError::Worker(format!("no session for worker {worker} on node {}", node + 1)));
+        };
+        let job = WorkerJob::<S> {
+            worker,
+            node,
+            strategy,
+            experiment: shared.clone(),
+            fixture: fixture.clone(),
+            db: nodes[node].clone(),
+            start: start.clone(),
+            race: gate.clone(),
+            races,
+            progress: progress.clone(),
+        };
+        handles.push(tokio::spawn(job.run_traced(session)));
+    }
+    let mut per_node: Vec<Option<WorkerStats>> = (0..nodes.len()).map(|_| None).collect();
+    let mut ledger = Ledger::default();
+    for (worker, handle) in handles.into_iter().enumerate() {
+        let (stats, worker_ledger) = handle.await.map_err(|e| ExperimentError::Worker(e.to_string()))?;
+        ledger.merge(worker_ledger);
+        match per_node[worker % nodes.len()].as_mut() {
+            None => per_node[worker % nodes.len()] = Some(stats),
+            Some(totals) => totals.merge(stats),
+        }
+    }
+    let per_node: Vec<NodeStats> = per_node
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, stats)| {
+            stats.map(|stats| NodeStats { node: i + 1, workers: workers_on_node(workers, nodes.len(), i), stats })
+        })
+        .collect();
+
+    let state = read_when_settled::<S>(nodes, &fixture, experiment.settle_timeout).await;
+    let invariant = match &state {
+        Ok(state) => S::check(&fixture, state, &ledger),
+        Err(kind) => Invariant::unread(S::INVARIANT, *kind),
+    };
+    Ok(WorkloadOutcome::account::<S>(
+        experiment,
+        strategy,
+        nodes[0].backend(),
+        S::sizes(&fixture),
+        invariant,
+        state.err(),
+        per_node,
+    ))
+}
+
+/// Reads the run's rows after it, on the first node that answers, trying again until `timeout` (the
+/// database may be coming back). What it could not read is reported, not hidden.
+async fn read_when_settled<S: Scenario>(
+    nodes: &[Database],
+    fixture: &S::Fixture,
+    timeout: Duration,
+) -> Result<S::State, ErrorKind> {
+    // One try per node is bounded, so a dead node cannot use up the window the live ones need.
+    const PER_TRY: Duration = Duration::from_secs(1);
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let mut last = ErrorKind::Other;
+        for db in nodes {
+            let read = async { S::state(&mut db.session().await?, fixture).await };
+            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).min(PER_TRY), read).await {
+                Ok(Ok(state)) => return Ok(state),
+                Ok(Err(err)) => {
+                    tracing::debug!(%err, node = %db.redacted_url(), "cannot read the workload's rows yet");
+                    last = err.kind();
+                }
+                Err(_) => last = ErrorKind::PoolTimeout,
+            }
+        }
+        if Instant::now() + pause >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}

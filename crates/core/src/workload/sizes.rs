@@ -1,0 +1,24 @@
+//! [`Sizes`]: how big a workload's rows are, each size named after its flag (`--stock`, `--accounts`),
+//! with the default a demanding user expects. Checked by each workload's `Scenario::validate`.
+
+/// The sizes of the workloads' rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// `stock`: units in stock at the start; `None`: workers x operations / 2 (half the demand).
+    pub stock: Option<i64>,
+    /// `transfer`: accounts the transfers move money between (2 or more).
+    pub accounts: usize,
+}
+
+impl Sizes {
+    /// The default number of accounts.
+    pub const DEFAULT_ACCOUNTS: usize = 8;
+    /// The most accounts a run may have.
+    pub const MAX_ACCOUNTS: usize = 10_000;
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Self { stock: None, accounts: Self::DEFAULT_ACCOUNTS }
+    }
+}

@@ -1,0 +1,317 @@
+//! `racelab lab --workload stock|transfer|all`: the workloads beyond the counter, each strategy one
+//! after the other on rows of its own; one table per workload (its invariant, its verdicts), or one
+//! JSON document. `--workload counter` (or no `--workload`) is `lab` as it always was (cli/lab.rs).
+//!
+//! As the counter's lab, a failure never hides what was done: the tables (or JSON) come first, then
+//! the command ends non-zero saying why: a strategy that could not run, a database that went away, or a
+//! safe strategy whose invariant broke.
+
+use std::io::IsTerminal;
+
+use clap::Args;
+use racelab_core::workload::Sizes;
+use racelab_core::{Database, Isolation, Outcome, Workload, WorkloadExperiment, WorkloadOutcome};
+use serde::Serialize;
+
+use super::failure::Failure;
+use super::lab::{DatabaseInfo, LabArgs, header, plan, plan_run, run_strategies};
+use super::output::say;
+use super::strategies::not_run;
+use crate::config::{Dotenv, sqlite_file};
+use crate::http::lab::keep_default_post;
+use crate::report::text::{COMPACT_WIDTH, note, short_server_name, wrap};
+use crate::report::{table, workload_table};
+
+/// The flags that choose a workload and size its rows.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Workloads")]
+pub struct WorkloadArgs {
+    /// The race to run: counter (the default), stock, transfer, or all.
+    ///
+    /// stock: buy one of an item whose stock is below the demand (invariant no-oversell). transfer:
+    /// move a random amount between two accounts (invariant money-conserved). all: every workload's
+    /// strategies, one table per workload (-s must then be all). For a workload, -n is operations
+    /// per worker.
+    #[arg(long, value_name = "WORKLOAD")]
+    pub workload: Option<String>,
+
+    /// Run every transaction at this level: read-uncommitted, read-committed, repeatable-read, serializable.
+    ///
+    /// Not for the counter. The serializable strategy always runs at SERIALIZABLE. PostgreSQL runs
+    /// read-uncommitted as read committed; SQLite's transactions are all serializable (a level opens a
+    /// deferred transaction, BEGIN IMMEDIATE for the locking strategies). Default: the database's own.
+    #[arg(long, value_name = "LEVEL")]
+    pub isolation: Option<Isolation>,
+
+    /// stock: units in stock at the start [default: workers x operations / 2].
+    #[arg(long, allow_hyphen_values = true)]
+    pub stock: Option<i64>,
+
+    /// transfer: accounts the transfers move money between (2 to 10000) [default: 8].
+    #[arg(long)]
+    pub accounts: Option<usize>,
+
+    /// The seed of the workers' operations: the same seed, the same operations.
+    #[arg(long, default_value_t = WorkloadExperiment::DEFAULT_SEED, hide_short_help = true)]
+    pub seed: u64,
+}
+
+/// What `--workload` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    /// The counter alone: `lab` as it always was.
+    Counter,
+    One(Workload),
+    All,
+}
+
+impl WorkloadArgs {
+    /// The workload asked for, with its flags checked against it.
+    pub fn chosen(&self) -> Result<Chosen, Failure> {
+        let chosen = match self.workload.as_deref().map(str::trim) {
+            None => Chosen::Counter,
+            Some(name) if name.eq_ignore_ascii_case("all") => Chosen::All,
+            Some(name) => match name.parse::<Workload>().map_err(|err| Failure::usage(format!("{err}, or all")))? {
+                Workload::Counter => Chosen::Counter,
+                workload => Chosen::One(workload),
+            },
+        };
+        if chosen == Chosen::Counter {
+            let given = [
+                ("--isolation", self.isolation.is_some()),
+                ("--stock", self.stock.is_some()),
+                ("--accounts", self.accounts.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(Failure::usage(format!(
+                    "{flag} applies to the workloads beyond the counter: add --workload stock, transfer or all"
+                )));
+            }
+        }
+        Ok(chosen)
+    }
+
+    fn sizes(&self) -> Sizes {
+        Sizes { stock: self.stock, accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS) }
+    }
+}
+
+/// The results of one workload, in the `--json` document.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum WorkloadResults {
+    Counter { workload: Workload, invariant: &'static str, results: Vec<Outcome> },
+    Other { workload: Workload, invariant: &'static str, results: Vec<WorkloadOutcome> },
+}
+
+/// The `--json` document of `lab --workload`.
+#[derive(Debug, Serialize)]
+struct WorkloadLabReport {
+    database: DatabaseInfo,
+    workers: usize,
+    /// Operations (increments, for the counter) per worker.
+    operations: u64,
+    /// The level asked for, or `default`.
+    isolation: String,
+    seed: u64,
+    /// One entry per workload run, in order.
+    workloads: Vec<WorkloadResults>,
+    /// Why the lab stopped before the end, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped: Option<String>,
+}
+
+/// Runs the chosen workloads, prints their tables (or JSON), then fails if anything must fail the run.
+pub async fn run(args: &LabArgs, chosen: Chosen, dotenv: Option<Dotenv>) -> Result<(), Failure> {
+    let workloads: Vec<Workload> = match chosen {
+        Chosen::Counter => vec![Workload::Counter],
+        Chosen::One(workload) => vec![workload],
+        Chosen::All => Workload::ALL.to_vec(),
+    };
+    let (policy, options) = plan_run(args)?;
+    let all = args.strategy.split(',').any(|name| name.trim().eq_ignore_ascii_case("all"));
+    if chosen == Chosen::All && !all {
+        return Err(Failure::usage("--workload all runs every workload's strategies: -s must be all"));
+    }
+    let mut plans = Vec::with_capacity(workloads.len());
+    for workload in &workloads {
+        let strategies = match workload {
+            Workload::Counter => Vec::new(),
+            other => strategies_of(*other, &args.strategy)?,
+        };
+        plans.push((*workload, strategies));
+    }
+    let counter_strategies = if workloads.contains(&Workload::Counter) { Some(plan(args)?.2) } else { None };
+    let sizes = args.workloads.sizes();
+    let backend = options[0].url.backend();
+    let mut nodes = Vec::with_capacity(options.len());
+    for node in options {
+        nodes.push(Database::connect(node).await?);
+    }
+    let version = nodes[0].server_version().await.map_err(Failure::runtime_from)?;
+    if counter_strategies.is_some() && args.post.is_none() {
+        keep_default_post(&nodes[0]).await.map_err(Failure::runtime_from)?;
+    }
+    let urls: Vec<String> = nodes.iter().map(Database::redacted_url).collect();
+    let file = sqlite_file(&urls[0]);
+    let isolation = args.workloads.isolation.map_or("default", Isolation::name);
+    if !args.json {
+        let mut lines = header(args, &urls, &short_server_name(backend, &version), file.as_deref(), dotenv.as_ref());
+        // The last line sized the counter's run; a workload's are operations.
+        if let Some(cut) = lines.rfind('\n') {
+            lines.truncate(cut);
+        }
+        let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        lines.push_str(&format!(
+            "\n{} x {} per strategy, isolation {isolation}, seed {}",
+            plural(args.workers as u64, "worker", "workers"),
+            plural(args.increments, "operation", "operations"),
+            args.workloads.seed
+        ));
+        say(lines)?;
+    }
+
+    let progress = !args.json && std::io::stderr().is_terminal();
+    let mut report = WorkloadLabReport {
+        database: DatabaseInfo { backend, url: urls[0].clone(), version, nodes: urls, file },
+        workers: args.workers,
+        operations: args.increments,
+        isolation: isolation.to_owned(),
+        seed: args.workloads.seed,
+        workloads: Vec::new(),
+        stopped: None,
+    };
+    let mut stopped = None;
+    let mut interrupted: Vec<String> = Vec::new();
+    let mut broken: Vec<String> = Vec::new();
+    'workloads: for (workload, strategies) in plans {
+        if workload == Workload::Counter {
+            let ran = run_strategies(args, &nodes, policy, counter_strategies.clone().unwrap_or_default()).await;
+            interrupted.extend(ran.interrupted.iter().map(|s| format!("counter {s}")));
+            report.workloads.push(WorkloadResults::Counter {
+                workload,
+                invariant: workload.invariant(),
+                results: ran.results,
+            });
+            if let Some(why) = ran.stopped {
+                stopped = Some(why);
+                break 'workloads;
+            }
+            continue;
+        }
+        let mut results = Vec::with_capacity(strategies.len());
+        for strategy in strategies {
+            if progress {
+                eprint!("  running {workload} {strategy}...\r");
+            }
+            let experiment = WorkloadExperiment {
+                retry: policy,
+                force_race: args.force_race,
+                lock_retries: args.lock_retries,
+                isolation: args.workloads.isolation,
+                seed: args.workloads.seed,
+                sizes,
+                ..WorkloadExperiment::new(workload, strategy, args.workers, args.increments)
+            };
+            match experiment.run_on(&nodes, &Default::default()).await {
+                Ok(outcome) => {
+                    if outcome.database_unavailable() {
+                        interrupted.push(format!("{workload} {strategy}"));
+                    }
+                    if outcome.safe_strategy_broke_invariant() {
+                        broken.push(format!("{workload} {strategy} ({})", outcome.invariant.detail));
+                    }
+                    results.push(outcome);
+                }
+                Err(err) => {
+                    stopped =
+                        Some(Failure::runtime(format!("{workload} {strategy} could not run: {err}")).because(err));
+                    report.workloads.push(WorkloadResults::Other {
+                        workload,
+                        invariant: workload.invariant(),
+                        results,
+                    });
+                    break 'workloads;
+                }
+            }
+        }
+        report.workloads.push(WorkloadResults::Other { workload, invariant: workload.invariant(), results });
+    }
+    if progress {
+        eprint!("{:40}\r", "");
+    }
+    for db in &nodes {
+        db.close().await;
+    }
+    report.stopped = stopped.as_ref().map(Failure::to_string);
+    print(args, &report)?;
+    if let Some(why) = stopped {
+        return Err(why);
+    }
+    if !broken.is_empty() {
+        return Err(Failure::runtime(format!("a safe strategy broke its invariant: {}", broken.join("; "))));
+    }
+    if !interrupted.is_empty() {
+        return Err(Failure::runtime(format!(
+            "the database went away during {}: see the in-doubt and failed operations above",
+            interrupted.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The strategies `-s` names for `workload` (`all`: every one), each checked.
+fn strategies_of(workload: Workload, list: &str) -> Result<Vec<&'static str>, Failure> {
+    let known = workload.strategies();
+    let mut chosen: Vec<&'static str> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if name.eq_ignore_ascii_case("all") {
+            chosen.extend(&known);
+            continue;
+        }
+        let Some(strategy) = known.iter().copied().find(|k| k.eq_ignore_ascii_case(name)) else {
+            return Err(Failure::usage(format!(
+                "unknown {workload} strategy `{name}`; expected one of: {}, or all",
+                known.join(", ")
+            )));
+        };
+        chosen.push(strategy);
+    }
+    if chosen.is_empty() {
+        return Err(Failure::usage("no strategy given; use --strategy all or a comma-separated list"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    chosen.retain(|s| seen.insert(*s));
+    Ok(chosen)
+}
+
+/// The JSON document, or one table per workload.
+fn print(args: &LabArgs, report: &WorkloadLabReport) -> Result<(), Failure> {
+    if args.json {
+        return say(serde_json::to_string_pretty(report).map_err(Failure::runtime_from)?);
+    }
+    for results in &report.workloads {
+        match results {
+            WorkloadResults::Counter { results, .. } if !results.is_empty() => {
+                let title = format!(
+                    "counter: invariant {}: {}",
+                    Workload::Counter.invariant(),
+                    Workload::Counter.invariant_sentence()
+                );
+                say(wrap(&title, COMPACT_WIDTH).join("\n"))?;
+                say(table::compact(results))?;
+                for skipped in not_run(&args.strategy, report.database.backend) {
+                    say(note(&skipped.sentence()))?;
+                }
+            }
+            WorkloadResults::Other { workload, results, .. } if !results.is_empty() => {
+                say(workload_table::compact(*workload, results))?;
+            }
+            _ => {}
+        }
+    }
+    if let Some(why) = &report.stopped {
+        say(note(why))?;
+    }
+    Ok(())
+}

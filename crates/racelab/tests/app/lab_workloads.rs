@@ -1,0 +1,59 @@
+//! `racelab lab --workload ...` as a user runs it: the JSON of a workload carries its counts and its
+//! invariant, the unsafe strategy is seen breaking it, and bad input is named.
+
+use racelab_testkit::{TestDb, on_every_backend};
+use serde_json::Value;
+
+use crate::support::binary::{run, text};
+
+async fn lab_workload_stock_json_carries_the_counts_and_the_invariant(test: TestDb) {
+    let args = ["lab", "--workload", "stock", "-w", "4", "-n", "3", "--force-race", "--json", "--database-url"];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.push(test.url.clone());
+    let output = run(args).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!((report["workers"].as_u64(), report["operations"].as_u64()), (Some(4), Some(3)), "{report}");
+    let workload = &report["workloads"][0];
+    assert_eq!(workload["workload"], "stock");
+    let results = workload["results"].as_array().expect("results");
+    let names: Vec<&str> = results.iter().filter_map(|r| r["strategy"].as_str()).collect();
+    assert_eq!(names, ["naive", "conditional", "pessimistic", "optimistic", "serializable", "check-constraint"]);
+    for result in results {
+        for key in ["workload", "strategy", "isolation", "acknowledged", "refused", "failed", "in_doubt", "retries"] {
+            assert!(result.get(key).is_some(), "{key} missing in {result}");
+        }
+        assert!(result["errors"].is_object(), "{result}");
+        let invariant = &result["invariant"];
+        assert_eq!(invariant["name"], "no-oversell", "{result}");
+        assert!(invariant["detail"].is_string(), "{result}");
+        let n = |k: &str| result[k].as_u64().unwrap_or_else(|| panic!("{k} in {result}"));
+        assert_eq!(n("acknowledged") + n("refused") + n("failed") + n("in_doubt"), 12, "{result}");
+        if result["strategy"] == "naive" {
+            // Four buyers read the stock of 6 before any writes: at least three units oversold.
+            assert_eq!(invariant["held"], false, "{result}");
+            assert!(invariant["violations"].as_u64() >= Some(3), "{result}");
+        } else {
+            assert_eq!((invariant["held"].as_bool(), invariant["violations"].as_u64()), (Some(true), Some(0)));
+            assert_eq!((n("acknowledged"), n("refused")), (6, 6), "{result}");
+        }
+    }
+}
+
+on_every_backend!(lab_workload_stock_json_carries_the_counts_and_the_invariant);
+
+#[tokio::test]
+async fn workload_flags_are_checked_by_name() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["lab", "--workload", "bank"], "unknown workload `bank`; expected one of: counter, stock, transfer, or all"),
+        (&["lab", "--workload", "stock", "-s", "atomic"], "unknown stock strategy `atomic`; expected one of: naive,"),
+        (&["lab", "--isolation", "serializable"], "--isolation applies to the workloads beyond the counter"),
+        (&["lab", "--workload", "transfer", "--isolation", "snapshot"], "unknown isolation level `snapshot`"),
+        (&["lab", "--workload", "all", "-s", "naive"], "--workload all runs every workload's strategies"),
+    ];
+    for (args, expected) in cases {
+        let output = run(args.iter().map(|a| a.to_string()).collect()).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
+        assert!(text(&output.stderr).contains(expected), "{args:?}: {}", text(&output.stderr));
+    }
+}
