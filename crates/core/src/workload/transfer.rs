@@ -9,6 +9,8 @@
 //! (`pessimistic-unordered`) two opposite transfers deadlock: the database aborts one (40P01, 1213) and
 //! the retry runs it again. Locking in key order (`pessimistic`) never deadlocks.
 
+use std::collections::{HashMap, HashSet};
+
 use super::experiment::WorkloadExperiment;
 use super::invariant::Invariant;
 use super::ledger::Ledger;
@@ -230,13 +232,14 @@ impl Scenario for Transfer {
     async fn state(session: &mut Session, fixture: &TransferFixture) -> Result<Vec<AccountRow>, DbError> {
         let first = fixture.accounts.iter().copied().min().unwrap_or_default();
         let last = fixture.accounts.iter().copied().max().unwrap_or_default();
+        let ours: HashSet<i64> = fixture.accounts.iter().copied().collect();
         let rows = session.accounts_settled(first, last).await?;
-        Ok(rows.into_iter().filter(|row| fixture.accounts.contains(&row.id)).collect())
+        Ok(rows.into_iter().filter(|row| ours.contains(&row.id)).collect())
     }
 
     fn check(fixture: &TransferFixture, state: &Vec<AccountRow>, ledger: &Ledger<Move>) -> Invariant {
-        let balances: Vec<Option<i64>> =
-            fixture.accounts.iter().map(|id| state.iter().find(|row| row.id == *id).map(|row| row.balance)).collect();
+        let by_id: HashMap<i64, i64> = state.iter().map(|row| (row.id, row.balance)).collect();
+        let balances: Vec<Option<i64>> = fixture.accounts.iter().map(|id| by_id.get(id).copied()).collect();
         check_money(&balances, ledger)
     }
 }

@@ -25,5 +25,7 @@ mod spec_isolationtester;
 mod spec_runner;
 mod strategies;
 mod trace;
+mod workload_galera;
+mod workload_in_doubt;
 mod workload_stock;
 mod workload_transfer;
