@@ -13,6 +13,29 @@
 //! pieces (its fates, statistics, progress, race gate, retry policy and the spreading of workers over
 //! nodes).
 //!
+//! ```
+//! use racelab_core::workload::{Sizes, WorkloadExperiment};
+//! use racelab_core::{ConnectOptions, Database, DatabaseUrl, Workload};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let path = std::env::temp_dir().join(format!("racelab-workload-doc-{}.db", std::process::id()));
+//! let db = Database::connect(ConnectOptions::new(DatabaseUrl::parse(&format!("sqlite://{}", path.display()))?)).await?;
+//!
+//! // 4 buyers x 3 purchases of a stock of 5, each purchase one guarded UPDATE.
+//! let experiment = WorkloadExperiment {
+//!     sizes: Sizes { stock: Some(5), ..Sizes::default() },
+//!     ..WorkloadExperiment::new(Workload::Stock, "conditional", 4, 3)
+//! };
+//! let outcome = experiment.run(&db).await?;
+//! assert_eq!((outcome.acknowledged, outcome.refused), (5, 7));
+//! assert_eq!(outcome.invariant.held, Some(true)); // no-oversell, proven by the item's row
+//! # db.close().await;
+//! # for suffix in ["", "-wal", "-shm"] { let _ = std::fs::remove_file(format!("{}{suffix}", path.display())); }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Adding a workload
 //! 1. Its tables: a migration per backend under `crates/core/migrations/`; its SQL and typed
 //!    `Session` calls: a file in `db/workloads/`.

@@ -119,7 +119,7 @@ struct StoppedReport<'a> {
 pub async fn run(args: LabArgs, dotenv: Option<Dotenv>) -> Result<(), Failure> {
     // Any workload but the counter alone (`--workload` not given, or `counter`) runs in its own module;
     // the counter's path and output stay as they always were.
-    match args.workloads.chosen()? {
+    match args.workloads.chosen(args.post)? {
         Chosen::Counter => {}
         chosen => return lab_workloads::run(&args, chosen, dotenv).await,
     }

@@ -66,8 +66,8 @@ pub enum Chosen {
 }
 
 impl WorkloadArgs {
-    /// The workload asked for, with its flags checked against it.
-    pub fn chosen(&self) -> Result<Chosen, Failure> {
+    /// The workload asked for, with its flags checked against it (`post`: the counter's `--post`).
+    pub fn chosen(&self, post: Option<i64>) -> Result<Chosen, Failure> {
         let chosen = match self.workload.as_deref().map(str::trim) {
             None => Chosen::Counter,
             Some(name) if name.eq_ignore_ascii_case("all") => Chosen::All,
@@ -76,6 +76,13 @@ impl WorkloadArgs {
                 workload => Chosen::One(workload),
             },
         };
+        if let Chosen::One(workload) = chosen
+            && post.is_some()
+        {
+            return Err(Failure::usage(format!(
+                "--post applies to the counter: the {workload} workload makes rows of its own for each run"
+            )));
+        }
         if chosen == Chosen::Counter {
             let given = [
                 ("--isolation", self.isolation.is_some()),
