@@ -102,6 +102,24 @@ async fn naive_oversells_or_not_as_each_level_is_documented(test: TestDb) {
     }
 }
 
+// `--init-sql` applies to the workloads as to the counter: with MariaDB's snapshot isolation on, the
+// naive buyer whose read is stale is refused at its write (1020, a serialization failure) instead of
+// overselling at repeatable read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn naive_with_mariadb_snapshot_isolation_never_oversells() {
+    racelab_testkit::run(Backend::MySql, async |test| {
+        let mut options = test.options();
+        options.init_statements.push("SET SESSION innodb_snapshot_isolation = ON".to_owned());
+        let db = test.connect_with(options).await;
+        let experiment =
+            WorkloadExperiment { force_race: true, isolation: Some(Isolation::RepeatableRead), ..stock("naive", 2, 1) };
+        let outcome = run(&db, experiment).await;
+        assert_eq!(outcome.invariant.held, Some(true), "{outcome:#?}");
+        assert_eq!(outcome.errors.get(&ErrorKind::SerializationFailure), Some(&1), "{outcome:#?}");
+    })
+    .await;
+}
+
 // Every safe strategy at each isolation level a user may ask for (the locking ones open their
 // transaction at that level too; SQLite maps every level to its serializable transactions): the race
 // forced, 4 buyers x 4 purchases of a stock of 8, exactly 8 sold and 8 refused at every level.

@@ -58,3 +58,35 @@ async fn workload_flags_are_checked_by_name() {
         assert!(text(&output.stderr).contains(expected), "{args:?}: {}", text(&output.stderr));
     }
 }
+
+/// `--workload all`: one table per workload, the counter's first and as it always was, then each
+/// workload's with its invariant; the JSON has every workload's results.
+#[test]
+fn lab_workload_all_runs_every_workload() {
+    let dir = crate::support::scratch::ScratchDir::new("lab-workloads");
+    let racelab = |args: &[&str]| {
+        crate::support::binary::command().args(args).current_dir(&*dir).output().expect("the racelab binary runs")
+    };
+    let output = racelab(&["lab", "--workload", "all", "-w", "2", "-n", "2", "--force-race"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for title in
+        ["counter: invariant no-lost-update", "stock: invariant no-oversell", "transfer: invariant money-conserved"]
+    {
+        assert!(stdout.contains(title), "{title} missing in:\n{stdout}");
+    }
+    assert!(stdout.contains("broken (unsafe, as expected): oversold"), "{stdout}");
+    assert!(!stdout.contains("VIOLATED"), "{stdout}");
+    // The SQLite file's path is as long as the temporary folder makes it; every other line fits.
+    let wide = stdout.lines().filter(|l| !l.starts_with("the SQLite file ")).find(|l| l.chars().count() > 80);
+    assert_eq!(wide, None, "wider than 80 columns:\n{stdout}");
+
+    let output = racelab(&["lab", "--workload", "all", "-w", "2", "-n", "2", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let workloads: Vec<&str> =
+        report["workloads"].as_array().expect("workloads").iter().filter_map(|w| w["workload"].as_str()).collect();
+    assert_eq!(workloads, ["counter", "stock", "transfer"]);
+    assert_eq!(report["workloads"][0]["results"][0]["strategy"], "naive", "{report}");
+    assert!(report["workloads"][0]["results"][0].get("lost").is_some(), "the counter's own outcome: {report}");
+}
