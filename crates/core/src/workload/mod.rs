@@ -37,12 +37,26 @@
 //! ```
 //!
 //! # Adding a workload
-//! 1. Its tables: a migration per backend under `crates/core/migrations/`; its SQL and typed
-//!    `Session` calls: a file in `db/workloads/`.
-//! 2. A file here with a strategy enum implementing [`WorkloadStrategy`] and a type implementing
-//!    [`Scenario`] (setup, `next_op`, `attempt` per strategy, `state`, `check`).
-//! 3. A variant of [`Workload`], with its name, invariant and strategies, and its arm in
-//!    [`WorkloadExperiment::run_on`]; its sizes in [`Sizes`].
+//! 1. Its tables: a new migration per backend (`crates/core/migrations/{postgres,mysql,sqlite}/`, the
+//!    next number, same shape). Its SQL: a file in `db/workloads/` with `static`
+//!    [`Statement`](crate::db)s (`?` placeholders, `{for_update}`, `{returning_id}`) and an
+//!    `impl Session` block of `pub(crate)` typed calls built on `Session::exec`, `exec_unless_check`
+//!    (a CHECK's refusal as `None`), `fetch_ints`, `fetch_all_ints`, `fetch_all_settled` (the
+//!    after-the-run read, causal on Galera) and `insert_id`; `Session::begin_at` opens a transaction
+//!    at a level. Dialect differences beyond the two tokens go in `db/{postgres,mysql,sqlite}.rs`.
+//! 2. A file here: a strategy enum implementing [`WorkloadStrategy`] (`ALL`, `name`, `tx` as a
+//!    [`TxKind`], `retries`, `safe`) and a unit type implementing [`Scenario`] (`WORKLOAD`, `INVARIANT`,
+//!    `SENTENCE`; `validate`, `setup`, `sizes`, `next_op` from the worker's [`Rng`], `forced_op` and
+//!    `races` for `force_race`, `attempt` per strategy calling [`OpCtx::after_read`] between its read
+//!    and its write and answering [`Answer::Done`] or [`Answer::Refused`], `state`, and `check`
+//!    returning an [`Invariant`] from the state and the [`Ledger`], in-doubt operations bounding it).
+//! 3. Its variant of [`Workload`] (`ALL`, `name`, `invariant`, `invariant_sentence`, `strategies`,
+//!    `is_safe`, the unknown-name message), its arms in [`WorkloadExperiment::validate_on`] and
+//!    [`WorkloadExperiment::run_on`], its sizes in [`Sizes`] and their flags in the lab's
+//!    `WorkloadArgs` (crates/racelab/src/cli/lab_workloads.rs). Everything else (runner, accounting,
+//!    JSON, tables) is generic.
+//! 4. Its tests in `crates/core/tests/engine/workload_<name>.rs` (`on_every_backend!`); a test named
+//!    `..._with_16_workers` joins the `many-connections` nextest group by its name.
 
 /// The settings of one run of a workload, their checks, and the dispatch to its scenario.
 mod experiment;
