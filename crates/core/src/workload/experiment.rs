@@ -45,6 +45,9 @@ pub struct WorkloadExperiment {
 impl WorkloadExperiment {
     /// The seed when nobody chooses one.
     pub const DEFAULT_SEED: u64 = 1;
+    /// The most operations one run may make in all (workers x operations): each acknowledged or
+    /// in-doubt operation is kept until the invariant is checked (a transfer's takes 24 bytes).
+    pub const MAX_OPERATIONS_PER_RUN: u64 = 10_000_000;
 
     /// `workers` x `operations` of `strategy` of `workload`, default settings.
     pub fn new(workload: Workload, strategy: &str, workers: usize, operations: u64) -> Self {
@@ -92,6 +95,16 @@ impl WorkloadExperiment {
             return Err(ExperimentError::Invalid(format!(
                 "operations must be between 1 and {}, got {}",
                 Experiment::MAX_INCREMENTS,
+                self.operations
+            )));
+        }
+        let total = (self.workers as u64).saturating_mul(self.operations);
+        if total > Self::MAX_OPERATIONS_PER_RUN {
+            return Err(ExperimentError::Invalid(format!(
+                "workers x operations must be at most {} for a workload (each operation is kept for the \
+                 proof), got {} x {} = {total}",
+                Self::MAX_OPERATIONS_PER_RUN,
+                self.workers,
                 self.operations
             )));
         }

@@ -154,6 +154,8 @@ async fn bad_sizes_are_refused_by_name(test: TestDb) {
         WorkloadExperiment { sizes: Sizes { stock: Some(-1), ..Sizes::default() }, ..stock("naive", 1, 1) };
     let err = experiment.run(&db).await.unwrap_err().to_string();
     assert!(err.contains("--stock must be 0 or more, got -1"), "{err}");
+    let err = stock("naive", 256, 1_000_000).run(&db).await.unwrap_err().to_string();
+    assert!(err.contains("workers x operations must be at most 10000000"), "{err}");
     let err = stock("atomic", 1, 1).run(&db).await.unwrap_err().to_string();
     assert!(err.contains("unknown stock strategy `atomic`") && err.contains("check-constraint"), "{err}");
 }

@@ -136,6 +136,14 @@ pub async fn run(args: &LabArgs, chosen: Chosen, dotenv: Option<Dotenv>) -> Resu
         Chosen::All => Workload::ALL.to_vec(),
     };
     let (policy, options) = plan_run(args)?;
+    let total = (args.workers as u64).saturating_mul(args.increments);
+    if workloads.iter().any(|w| *w != Workload::Counter) && total > WorkloadExperiment::MAX_OPERATIONS_PER_RUN {
+        return Err(Failure::usage(format!(
+            "--workers x --increments must be at most {} for a workload (each operation is kept for the proof), \
+             got {total}",
+            WorkloadExperiment::MAX_OPERATIONS_PER_RUN
+        )));
+    }
     let all = args.strategy.split(',').any(|name| name.trim().eq_ignore_ascii_case("all"));
     if chosen == Chosen::All && !all {
         return Err(Failure::usage("--workload all runs every workload's strategies: -s must be all"));

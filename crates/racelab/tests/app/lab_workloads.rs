@@ -44,7 +44,8 @@ on_every_backend!(lab_workload_stock_json_carries_the_counts_and_the_invariant);
 
 #[tokio::test]
 async fn workload_flags_are_checked_by_name() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["lab", "--workload", "stock", "-w", "100", "-n", "1000000"], "--workers x --increments must be at most"),
         (&["lab", "--workload", "stock", "--post", "3"], "--post applies to the counter"),
         (&["lab", "--workload", "bank"], "unknown workload `bank`; expected one of: counter, stock, transfer, or all"),
         (&["lab", "--workload", "stock", "-s", "atomic"], "unknown stock strategy `atomic`; expected one of: naive,"),
