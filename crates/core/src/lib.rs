@@ -20,6 +20,7 @@
 //! - [`spec`]: PostgreSQL's isolation-tester spec files (your own interleavings), run as isolationtester runs them.
 //! - [`workload`]: the races beyond the counter (stock, transfer, ...), each with its invariant proven by
 //!   the database, run by one generic runner built from the experiment's pieces.
+//! - [`table`]: the counter's and the stock's strategies on a table of your own (names checked and quoted).
 //!
 //! The `openapi` feature derives `utoipa::ToSchema` on the outcome and trace types, so that a service
 //! documents the very types it serializes.
@@ -33,6 +34,7 @@ pub mod post;
 pub mod retry;
 pub mod spec;
 pub mod strategy;
+pub mod table;
 pub mod trace;
 pub mod workload;
 

@@ -29,6 +29,8 @@ mod sqlite;
 mod statement;
 mod types;
 mod url;
+/// The statements on a table of the user's own (`crate::table`).
+mod user_table;
 /// The workloads' statements and the typed `Session` calls that run them, one workload a file.
 mod workloads;
 
@@ -50,6 +52,7 @@ pub use self::session::Session;
 pub(crate) use self::statement::Statement;
 pub use self::types::{Counter, LockMode, Pk, PostRow, TxMode};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, SessionTarget, UrlError, redact};
+pub(crate) use self::user_table::UserTableSql;
 pub use self::workloads::{AccountRow, StockRow};
 /// The dialects, for code that runs their functions on raw connections of its own (the anomaly suite).
 pub(crate) use self::{mysql::MySql as MySqlDialect, postgres::Postgres as PostgresDialect};

@@ -188,6 +188,7 @@ const SQL: Sql = Sql {
     duplicate_aborts_transaction: false,
     overflow_raises: true,
     row_locks: true,
+    ident_quote: '`',
 };
 
 impl Dialect for MySql {

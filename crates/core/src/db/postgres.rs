@@ -194,6 +194,7 @@ const SQL: Sql = Sql {
     duplicate_aborts_transaction: true,
     overflow_raises: true,
     row_locks: true,
+    ident_quote: '"',
 };
 
 impl Dialect for Postgres {

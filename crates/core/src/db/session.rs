@@ -317,7 +317,7 @@ impl Session {
     /// Outside a transaction a write commits by itself: its lost answer leaves the increment in doubt,
     /// as a lost answer to `COMMIT` does. Inside one, the server rolls back what a broken connection
     /// left uncommitted: a known failure.
-    fn autocommit_point<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
+    pub(super) fn autocommit_point<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
         if self.in_transaction { result } else { result.map_err(DbError::at_commit) }
     }
 

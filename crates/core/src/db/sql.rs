@@ -62,6 +62,9 @@ pub(crate) struct Sql {
     pub overflow_raises: bool,
     /// The database locks rows (`SELECT ... FOR UPDATE`); SQLite locks the whole database instead.
     pub row_locks: bool,
+    /// What a quoted identifier is written between: `"` (standard SQL), or `` ` `` on MariaDB/MySQL
+    /// (where `"` quotes a string unless `ANSI_QUOTES` is set).
+    pub ident_quote: char,
 }
 
 /// The largest BIGINT, as SQL writes it.

@@ -152,6 +152,7 @@ const SQL: Sql = Sql {
     duplicate_aborts_transaction: false,
     overflow_raises: false,
     row_locks: false,
+    ident_quote: '"',
 };
 
 impl Dialect for Sqlite {

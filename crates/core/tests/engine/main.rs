@@ -27,5 +27,6 @@ mod strategies;
 mod trace;
 mod workload_galera;
 mod workload_in_doubt;
+mod user_table;
 mod workload_stock;
 mod workload_transfer;
