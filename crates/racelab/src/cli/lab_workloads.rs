@@ -315,12 +315,19 @@ fn print(args: &LabArgs, report: &WorkloadLabReport) -> Result<(), Failure> {
                 );
                 say(wrap(&title, COMPACT_WIDTH).join("\n"))?;
                 say(table::compact(results))?;
+                if report.database.nodes.len() > 1 {
+                    say(table::per_node(results))?;
+                }
                 for skipped in not_run(&args.strategy, report.database.backend) {
                     say(note(&skipped.sentence()))?;
                 }
             }
             WorkloadResults::Other { workload, results, .. } if !results.is_empty() => {
                 say(workload_table::compact(*workload, results))?;
+                if report.database.nodes.len() > 1 {
+                    let nodes: Vec<_> = results.iter().map(|o| (o.strategy, o.nodes.as_slice())).collect();
+                    say(table::per_node_of(&nodes))?;
+                }
             }
             _ => {}
         }

@@ -76,22 +76,23 @@ pub fn outcomes(outcomes: &[Outcome]) -> Table {
 /// who failed, who was left in doubt, and what each node's retries were. Fits 80 columns (the error
 /// kinds wrap under their row).
 pub fn per_node(outcomes: &[Outcome]) -> String {
+    per_node_of(&outcomes.iter().map(|o| (o.strategy.name(), o.nodes.as_slice())).collect::<Vec<_>>())
+}
+
+/// [`per_node`] for any run's figures per node: each strategy's name and its nodes (the workloads'
+/// tables use it too).
+pub fn per_node_of(outcomes: &[(&str, &[racelab_core::NodeOutcome])]) -> String {
     let mut out = String::from("per node (numbered as in the header):");
-    let name_width = outcomes.iter().map(|o| o.strategy.name().len()).chain(["strategy".len()]).max().unwrap_or(0);
+    let name_width = outcomes.iter().map(|(name, _)| name.len()).chain(["strategy".len()]).max().unwrap_or(0);
     out.push_str(&format!(
         "\n{:<name_width$}  {:>4} {:>7} {:>7} {:>6} {:>8}",
         "strategy", "node", "acked", "failed", "doubt", "retries"
     ));
-    for o in outcomes {
-        for node in &o.nodes {
+    for (name, nodes) in outcomes {
+        for node in *nodes {
             out.push_str(&format!(
                 "\n{:<name_width$}  {:>4} {:>7} {:>7} {:>6} {:>8}",
-                o.strategy.name(),
-                node.node,
-                node.acknowledged,
-                node.failed,
-                node.in_doubt,
-                node.retries
+                name, node.node, node.acknowledged, node.failed, node.in_doubt, node.retries
             ));
             let kinds = |counts: &std::collections::BTreeMap<racelab_core::ErrorKind, u64>| {
                 counts.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ")

@@ -1,7 +1,7 @@
 //! `racelab lab --workload ...` as a user runs it: the JSON of a workload carries its counts and its
 //! invariant, the unsafe strategy is seen breaking it, and bad input is named.
 
-use racelab_testkit::{TestDb, on_every_backend};
+use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::Value;
 
 use crate::support::binary::{run, text};
@@ -41,6 +41,39 @@ async fn lab_workload_stock_json_carries_the_counts_and_the_invariant(test: Test
 }
 
 on_every_backend!(lab_workload_stock_json_carries_the_counts_and_the_invariant);
+
+// A workload over two URLs (two pools on one server, which the engine cannot tell from two nodes):
+// the workers spread round-robin, each node's share in the JSON and in a table of its own.
+async fn a_workload_spreads_over_several_urls(test: TestDb) {
+    let urls = format!("{},{}", test.url, test.url);
+    let args = ["lab", "--workload", "transfer", "-s", "pessimistic,conditional", "-w", "5", "-n", "4"];
+    let mut json: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    json.extend(["--json".to_owned(), "--database-url".to_owned(), urls.clone()]);
+    let output = run(json).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    for result in report["workloads"][0]["results"].as_array().expect("results") {
+        let nodes = result["nodes"].as_array().expect("per-node figures");
+        let workers: Vec<u64> = nodes.iter().filter_map(|n| n["workers"].as_u64()).collect();
+        assert_eq!(workers, [3, 2], "{result}");
+        let acknowledged: u64 = nodes.iter().filter_map(|n| n["acknowledged"].as_u64()).sum();
+        assert_eq!(Some(acknowledged), result["acknowledged"].as_u64(), "{result}");
+        assert_eq!(result["invariant"]["held"], true, "{result}");
+    }
+
+    let mut table: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    table.extend(["--database-url".to_owned(), urls]);
+    let output = run(table).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("per node (numbered as in the header):"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("conditional") && l.split_whitespace().nth(1) == Some("2")),
+        "{stdout}"
+    );
+}
+
+on_server_backends!(a_workload_spreads_over_several_urls);
 
 #[tokio::test]
 async fn workload_flags_are_checked_by_name() {
