@@ -17,6 +17,7 @@ pub mod report;
 pub mod run;
 mod scan;
 mod split;
+pub mod text;
 
 pub use self::model::{Blocker, Permutation, PermutationStep, Session, Spec, Step, StepRef};
 pub use self::notice::Notice;

@@ -1,4 +1,4 @@
-//! The command line: `racelab serve | lab | bench | anomalies | migrate`. Parses it, sets up logging,
+//! The command line: `racelab serve | lab | bench | anomalies | spec | migrate`. Parses it, sets up logging,
 //! runs one subcommand and prints its `Failure` (cli/failure.rs) as `error: ...` with its exit code.
 //!
 //! Never prints a password: clap's own errors, which repeat what was typed, are redacted here; every
@@ -12,6 +12,7 @@ mod lab_workloads;
 mod migrate;
 mod output;
 mod serve;
+mod spec;
 mod strategies;
 
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run Hermitage's isolation tests (G0 ... G2, lost update) on every isolation level of a database.
     Anomalies(anomalies::AnomaliesArgs),
+    /// Run PostgreSQL isolation-tester spec files: your own interleavings of sessions, step by step.
+    Spec(spec::SpecArgs),
     /// Apply the database migrations and exit.
     Migrate(migrate::MigrateArgs),
 }
@@ -82,6 +85,7 @@ pub async fn run(cli: Cli, dotenv: Option<Dotenv>) -> ExitCode {
         Command::Lab(args) => lab::run(args, dotenv).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Anomalies(args) => anomalies::run(args).await,
+        Command::Spec(args) => spec::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
     };
     match result {

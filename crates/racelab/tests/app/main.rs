@@ -19,3 +19,4 @@ mod http;
 mod lab_nodes;
 mod lab_on_galera;
 mod lab_workloads;
+mod spec;
