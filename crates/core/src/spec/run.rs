@@ -13,6 +13,7 @@
 //! A failure of the run itself (a setup that fails, a permutation whose steps block each other) is
 //! reported as isolationtester reports it, and the permutation's teardowns are still tried.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -35,11 +36,18 @@ pub enum RunError {
     Control(sqlx::Error),
 }
 
-/// The run stopped, as isolationtester stops (its message on stderr, exit status 1).
+/// The run stopped, as isolationtester stops (its message on stderr, exit status 1), or because it
+/// was interrupted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stopped {
     pub message: String,
+    /// The teardowns tried after the stop that failed, each with the server's error: what may be
+    /// left behind in the database.
+    pub not_cleaned: Vec<String>,
 }
+
+/// The message of a run stopped by its caller (ctrl-c).
+pub const INTERRUPTED: &str = "interrupted";
 
 /// A spec's run: the permutations run (the last one possibly cut short) and why it stopped early.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,6 +68,9 @@ struct Active {
 }
 
 struct Runner<'a> {
+    url: &'a DatabaseUrl,
+    /// Set by the caller to stop the run.
+    interrupted: &'a AtomicBool,
     spec: &'a Spec,
     control: PgConnection,
     sessions: Vec<SessionConn>,
@@ -92,6 +103,19 @@ pub async fn run(
     permutations: &[Permutation],
     step_timeout: Duration,
 ) -> Result<Outcome, RunError> {
+    run_until(url, spec, permutations, step_timeout, &AtomicBool::new(false)).await
+}
+
+/// [`run`], stopped when `interrupted` becomes true (a ctrl-c): the step running or waiting is
+/// cancelled, every session rolled back and the teardowns tried (the spec's on a fresh connection if
+/// the control connection is gone); the outcome's [`Stopped`] says what could not be cleaned.
+pub async fn run_until(
+    url: &DatabaseUrl,
+    spec: &Spec,
+    permutations: &[Permutation],
+    step_timeout: Duration,
+    interrupted: &AtomicBool,
+) -> Result<Outcome, RunError> {
     let connect_error = |index, source| RunError::Connect { index, url: url.redacted(), source };
     let mut control = pg::connect(url, "control connection").await.map_err(|e| connect_error(0, e))?;
     let mut sessions = Vec::with_capacity(spec.sessions.len());
@@ -102,6 +126,8 @@ pub async fn run(
     // The control connection's own notices are dropped, as isolationtester drops them.
     let _ = pg::backend_pid(&mut control).await.map_err(RunError::Control)?;
     let mut runner = Runner {
+        url,
+        interrupted,
         spec,
         control,
         active: sessions.iter().map(|_| None).collect(),
@@ -124,10 +150,10 @@ pub async fn run(
         match result {
             Ok(()) => {}
             Err(halt) => {
-                runner.clean_up().await;
+                let not_cleaned = runner.clean_up().await;
                 match halt {
                     Halt::Stopped(message) => {
-                        stopped = Some(Stopped { message });
+                        stopped = Some(Stopped { message, not_cleaned });
                         break;
                     }
                     Halt::Error(err) => return Err(err),
@@ -154,6 +180,7 @@ impl Runner<'_> {
         }
         let mut waiting: Vec<usize> = Vec::new();
         for i in 0..permutation.steps.len() {
+            self.check_interrupted()?;
             let s = permutation.steps[i].step.session;
             if self.active[s].is_some() {
                 let start = Instant::now();
@@ -194,29 +221,21 @@ impl Runner<'_> {
         if !waiting.is_empty() {
             return Err(Halt::Stopped("failed to complete permutation due to mutually-blocking steps".to_owned()));
         }
-        self.teardowns(true).await;
+        self.teardowns().await;
         Ok(())
     }
 
     /// The sessions' teardowns, then the teardown; a failure is reported and the rest still run.
-    /// `report`: their rows and failures are events (not after the run stopped: isolationtester
-    /// would have exited).
-    async fn teardowns(&mut self, report: bool) {
+    async fn teardowns(&mut self) {
         for s in 0..self.sessions.len() {
             let Some(sql) = &self.spec.sessions[s].teardown else { continue };
             let answer = self.sessions[s].exec(sql).await.unwrap_or_default();
-            if report {
-                self.flush_notices(s);
-                let _ = self.part_answer(Part::SessionTeardown(self.spec.sessions[s].name.clone()), answer, false);
-            } else {
-                self.sessions[s].inbox.take();
-            }
+            self.flush_notices(s);
+            let _ = self.part_answer(Part::SessionTeardown(self.spec.sessions[s].name.clone()), answer, false);
         }
         if let Some(sql) = &self.spec.teardown {
             let answer = pg::exec_control(&mut self.control, sql).await;
-            if report {
-                let _ = self.part_answer(Part::Teardown, answer, false);
-            }
+            let _ = self.part_answer(Part::Teardown, answer, false);
         }
     }
 
@@ -306,6 +325,7 @@ impl Runner<'_> {
                     break;
                 }
                 Err(_) => {
+                    self.check_interrupted()?;
                     self.flush_notices(s);
                     if flags & NONBLOCK != 0 && pg::is_blocked(&mut self.control, self.pids[s], &self.pids).await? {
                         // Read what the server sent meanwhile (notices; or the answer, then it
@@ -371,9 +391,15 @@ impl Runner<'_> {
         })
     }
 
+    fn check_interrupted(&self) -> Result<(), Halt> {
+        if self.interrupted.load(Ordering::Relaxed) { Err(Halt::Stopped(INTERRUPTED.to_owned())) } else { Ok(()) }
+    }
+
     /// After the run stopped: cancels what still runs, rolls every session back and runs the
-    /// teardowns, reporting nothing (isolationtester would have exited).
-    async fn clean_up(&mut self) {
+    /// teardowns, reporting no event (isolationtester would have exited). The spec's teardown runs
+    /// on a fresh connection when the control connection fails it without a server error (lost).
+    /// Returns the teardowns that failed.
+    async fn clean_up(&mut self) -> Vec<String> {
         for s in 0..self.active.len() {
             let Some(active) = self.active[s].take() else { continue };
             let Some(handle) = active.handle else { continue };
@@ -382,11 +408,29 @@ impl Runner<'_> {
                 self.sessions[s].conn = Some(conn);
             }
         }
+        let mut not_cleaned = Vec::new();
         for s in 0..self.sessions.len() {
             let _ = self.sessions[s].exec("ROLLBACK").await;
             self.sessions[s].inbox.take();
+            let Some(sql) = &self.spec.sessions[s].teardown else { continue };
+            if let Some(error) = self.sessions[s].exec(sql).await.and_then(|a| a.error) {
+                not_cleaned.push(stopped_message(&Part::SessionTeardown(self.spec.sessions[s].name.clone()), &error));
+            }
+            self.sessions[s].inbox.take();
         }
-        self.teardowns(false).await;
+        if let Some(sql) = &self.spec.teardown {
+            let mut error = pg::exec_control(&mut self.control, sql).await.error;
+            if error.as_ref().is_some_and(|e| e.code.is_none()) {
+                error = match pg::connect(self.url, "teardown").await {
+                    Ok(mut fresh) => pg::exec_control(&mut fresh, sql).await.error,
+                    Err(err) => Some(pg::step_error(&err)),
+                };
+            }
+            if let Some(error) = error {
+                not_cleaned.push(stopped_message(&Part::Teardown, &error));
+            }
+        }
+        not_cleaned
     }
 
     async fn close(self) {

@@ -1,6 +1,6 @@
 //! The spec runner's own behaviour on PostgreSQL beyond what the differential tests compare: the
 //! step timeout (cancelled as isolationtester cancels), a failing setup (the run stops, as
-//! isolationtester stops), and the teardown run after it.
+//! isolationtester stops), an interrupted run, and the teardown run after both.
 
 use std::time::Duration;
 
@@ -63,4 +63,59 @@ async fn spec_a_failing_setup_stops_the_run_and_the_teardown_still_runs() {
     let left: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('left_behind')::text").fetch_one(&mut conn).await.unwrap();
     assert_eq!(left, None, "the teardown ran");
+}
+
+/// Interrupted while a step waits for a lock the test holds (seen waiting in pg_locks, not
+/// guessed): the run stops with `interrupted`, the waiting step is cancelled and the sessions
+/// rolled back (the test's own lock is then free of waiters), and the teardown has dropped the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_an_interrupted_run_cancels_rolls_back_and_tears_down() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let test = TestDb::create(Backend::Postgres).await;
+    let url = DatabaseUrl::parse(&test.url).unwrap();
+    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&test.url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE outside (id int PRIMARY KEY); INSERT INTO outside VALUES (1)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; SELECT id FROM outside WHERE id = 1 FOR UPDATE").execute(&mut holder).await.unwrap();
+    let text = "setup { CREATE TABLE mine (id int); }\nteardown { DROP TABLE mine; }\n\
+                session s1 setup { BEGIN; } step take { SELECT id FROM outside WHERE id = 1 FOR UPDATE; }\n\
+                step done { COMMIT; }";
+    let spec = spec::parse(text).unwrap();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let run = {
+        let (url, spec, flag) = (url.clone(), spec.clone(), Arc::clone(&interrupted));
+        tokio::spawn(async move {
+            let permutations = spec.permutations();
+            spec::run_until(&url, &spec, &permutations, Duration::from_secs(60), &flag).await
+        })
+    };
+    let mut observer = <sqlx::PgConnection as sqlx::Connection>::connect(&test.url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&mut observer)
+            .await
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the step never waited");
+        tokio::task::yield_now().await;
+    }
+    interrupted.store(true, Ordering::Relaxed);
+    let outcome = run.await.unwrap().unwrap();
+    let stopped = outcome.stopped.expect("stopped");
+    assert_eq!(stopped.message, spec::INTERRUPTED);
+    assert!(stopped.not_cleaned.is_empty(), "{:?}", stopped.not_cleaned);
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted").fetch_one(&mut observer).await.unwrap();
+    assert_eq!(waiting, 0, "the waiting step was cancelled");
+    let left: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('mine')::text").fetch_one(&mut observer).await.unwrap();
+    assert_eq!(left, None, "the teardown ran");
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
 }

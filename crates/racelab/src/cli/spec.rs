@@ -6,9 +6,11 @@
 //! The format, the runner and the outputs are the core's (`racelab_core::spec`); this module reads
 //! the files and flags, checks the database accepts a connection (for the hints a refusal gets),
 //! runs each file and prints. Warnings and a run that stopped go to stderr, as isolationtester
-//! writes them.
+//! writes them. ctrl-c stops the run and still rolls back and tears down, saying what it could not.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -115,6 +117,15 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
     let probe = racelab_core::ConnectOptions { migrate: false, ..nodes[0].clone() };
     racelab_core::Database::connect(probe).await?.close().await;
     let width = args.width.or_else(|| std::env::var("COLUMNS").ok()?.parse().ok()).unwrap_or(80);
+    // ctrl-c stops the run between two looks at a step: what runs is cancelled, the sessions roll
+    // back and the teardowns run before the command ends.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    let listener = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
     let mut json = Vec::new();
     let mut stopped = None;
     for (i, (file, spec, permutations)) in specs.iter().enumerate() {
@@ -123,7 +134,9 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
                 eprintln!("{warning}");
             }
         }
-        let outcome = spec::run(&url, spec, permutations, args.step_timeout).await.map_err(Failure::runtime_from)?;
+        let outcome = spec::run_until(&url, spec, permutations, args.step_timeout, &interrupted)
+            .await
+            .map_err(Failure::runtime_from)?;
         match format {
             Format::Isolationtester => write(isolationtester::render(&outcome.run))?,
             Format::Text => {
@@ -145,10 +158,14 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
             ),
         }
         if let Some(stop) = outcome.stopped {
+            for what in &stop.not_cleaned {
+                eprintln!("{}: not cleaned: {what}", file.display());
+            }
             stopped = Some(format!("{}: {}", file.display(), stop.message));
             break;
         }
     }
+    listener.abort();
     if format == Format::Json {
         let text = serde_json::to_string_pretty(&json)
             .map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")).because(err))?;
