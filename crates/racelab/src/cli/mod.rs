@@ -9,6 +9,7 @@ mod bench;
 mod failure;
 mod lab;
 mod lab_workloads;
+mod matrix;
 mod migrate;
 mod output;
 mod serve;
@@ -44,6 +45,8 @@ pub enum Command {
     Anomalies(anomalies::AnomaliesArgs),
     /// Run PostgreSQL isolation-tester spec files: your own interleavings of sessions, step by step.
     Spec(spec::SpecArgs),
+    /// Every workload's strategies at every isolation level of each database given: docs/workloads.md.
+    Matrix(matrix::MatrixArgs),
     /// Apply the database migrations and exit.
     Migrate(migrate::MigrateArgs),
 }
@@ -86,6 +89,7 @@ pub async fn run(cli: Cli, dotenv: Option<Dotenv>) -> ExitCode {
         Command::Bench(args) => bench::run(args).await,
         Command::Anomalies(args) => anomalies::run(args).await,
         Command::Spec(args) => spec::run(args).await,
+        Command::Matrix(args) => matrix::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
     };
     match result {

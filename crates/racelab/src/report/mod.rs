@@ -19,4 +19,6 @@ pub mod table;
 /// Text layout every table shares: the 80-column width, wrapping, notes, short figures and names.
 pub mod text;
 /// The table of one workload of `racelab lab --workload`: its invariant, figures and verdicts.
+/// The workload matrix as Markdown (`racelab matrix`, docs/workloads.md).
+pub mod workload_matrix;
 pub mod workload_table;

@@ -19,4 +19,5 @@ mod http;
 mod lab_nodes;
 mod lab_on_galera;
 mod lab_workloads;
+mod matrix;
 mod spec;
