@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::oncall::OnCall;
 use super::outcome::WorkloadOutcome;
 use super::runner;
 use super::scenario::{Scenario, WorkloadStrategy};
@@ -129,6 +130,7 @@ impl WorkloadExperiment {
             Workload::Counter => Ok(()),
             Workload::Stock => Stock::validate(self),
             Workload::Transfer => Transfer::validate(self),
+            Workload::OnCall => OnCall::validate(self),
         };
         sizes.map_err(ExperimentError::Invalid)
     }
@@ -154,6 +156,7 @@ impl WorkloadExperiment {
             Workload::Transfer => {
                 runner::run::<Transfer>(self, strategy::<Transfer>(&self.strategy)?, nodes, progress).await
             }
+            Workload::OnCall => runner::run::<OnCall>(self, strategy::<OnCall>(&self.strategy)?, nodes, progress).await,
         }
     }
 

@@ -64,6 +64,8 @@ mod experiment;
 mod invariant;
 /// The operations acknowledged and in doubt, which the invariant is checked against.
 mod ledger;
+/// `oncall`: a doctor goes off call if another stays on call (write skew).
+mod oncall;
 /// What an operation's attempt sees (its worker, attempt, the race gate) and how it may answer.
 mod op;
 /// A run's outcome: the counts, the invariant, the figures.
@@ -88,6 +90,7 @@ mod workloads;
 pub use self::experiment::WorkloadExperiment;
 pub use self::invariant::Invariant;
 pub use self::ledger::Ledger;
+pub use self::oncall::{OnCall, OnCallStrategy};
 pub use self::op::{Answer, OpCtx};
 pub use self::outcome::WorkloadOutcome;
 pub use self::rng::Rng;

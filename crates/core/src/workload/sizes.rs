@@ -1,4 +1,4 @@
-//! [`Sizes`]: how big a workload's rows are, each size named after its flag (`--stock`, `--accounts`),
+//! [`Sizes`]: how big a workload's rows are, each size named after its flag (`--stock`, `--accounts`, `--doctors`),
 //! with the default a demanding user expects. Checked by each workload's `Scenario::validate`.
 
 /// The sizes of the workloads' rows.
@@ -8,6 +8,8 @@ pub struct Sizes {
     pub stock: Option<i64>,
     /// `transfer`: accounts the transfers move money between (2 or more).
     pub accounts: usize,
+    /// `oncall`: doctors on call per shift at the start (one shift per pair of workers).
+    pub doctors: usize,
 }
 
 impl Sizes {
@@ -15,10 +17,14 @@ impl Sizes {
     pub const DEFAULT_ACCOUNTS: usize = 8;
     /// The most accounts a run may have.
     pub const MAX_ACCOUNTS: usize = 10_000;
+    /// The default number of doctors per shift.
+    pub const DEFAULT_DOCTORS: usize = 4;
+    /// The most doctors a shift may have.
+    pub const MAX_DOCTORS: usize = 1_000;
 }
 
 impl Default for Sizes {
     fn default() -> Self {
-        Self { stock: None, accounts: Self::DEFAULT_ACCOUNTS }
+        Self { stock: None, accounts: Self::DEFAULT_ACCOUNTS, doctors: Self::DEFAULT_DOCTORS }
     }
 }

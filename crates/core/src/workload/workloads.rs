@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::oncall::OnCall;
 use super::scenario::{Scenario, WorkloadStrategy};
 use super::stock::Stock;
 use super::transfer::Transfer;
@@ -21,11 +22,14 @@ pub enum Workload {
     Stock,
     /// Move a random amount between two accounts.
     Transfer,
+    /// A doctor goes off call if another stays on call (write skew).
+    #[serde(rename = "oncall")]
+    OnCall,
 }
 
 impl Workload {
     /// Every workload, in the order `--workload all` runs them.
-    pub const ALL: [Workload; 3] = [Workload::Counter, Workload::Stock, Workload::Transfer];
+    pub const ALL: [Workload; 4] = [Workload::Counter, Workload::Stock, Workload::Transfer, Workload::OnCall];
 
     /// The name `--workload` takes and output shows.
     pub fn name(self) -> &'static str {
@@ -33,6 +37,7 @@ impl Workload {
             Workload::Counter => "counter",
             Workload::Stock => "stock",
             Workload::Transfer => "transfer",
+            Workload::OnCall => "oncall",
         }
     }
 
@@ -42,6 +47,7 @@ impl Workload {
             Workload::Counter => "no-lost-update",
             Workload::Stock => Stock::INVARIANT,
             Workload::Transfer => Transfer::INVARIANT,
+            Workload::OnCall => OnCall::INVARIANT,
         }
     }
 
@@ -51,6 +57,7 @@ impl Workload {
             Workload::Counter => "every acknowledged increment is in the counter (acknowledged == actual)",
             Workload::Stock => Stock::SENTENCE,
             Workload::Transfer => Transfer::SENTENCE,
+            Workload::OnCall => OnCall::SENTENCE,
         }
     }
 
@@ -60,6 +67,7 @@ impl Workload {
             Workload::Counter => Strategy::names().to_vec(),
             Workload::Stock => names::<<Stock as Scenario>::Strategy>(),
             Workload::Transfer => names::<<Transfer as Scenario>::Strategy>(),
+            Workload::OnCall => names::<<OnCall as Scenario>::Strategy>(),
         }
     }
 
@@ -71,6 +79,7 @@ impl Workload {
             Workload::Counter => strategy.parse::<Strategy>().ok().map(Strategy::retries),
             Workload::Stock => <Stock as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
             Workload::Transfer => <Transfer as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
+            Workload::OnCall => <OnCall as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
         }
     }
 }
@@ -87,7 +96,7 @@ impl fmt::Display for Workload {
 
 /// A workload name that is none of [`Workload::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workload `{0}`; expected one of: counter, stock, transfer")]
+#[error("unknown workload `{0}`; expected one of: counter, stock, transfer, oncall")]
 pub struct UnknownWorkload(pub String);
 
 impl FromStr for Workload {
@@ -109,7 +118,7 @@ mod tests {
             assert_eq!(workload.name().parse::<Workload>().unwrap(), workload);
             assert!(!workload.strategies().is_empty());
         }
-        assert!("queue".parse::<Workload>().unwrap_err().to_string().contains("counter, stock"));
+        assert!("ledger".parse::<Workload>().unwrap_err().to_string().contains("counter, stock"));
         assert_eq!(Workload::Stock.is_safe("naive"), Some(false));
         assert_eq!(Workload::Stock.is_safe("conditional"), Some(true));
         assert_eq!(Workload::Stock.is_safe("atomic"), None);

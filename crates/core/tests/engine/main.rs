@@ -28,5 +28,6 @@ mod trace;
 mod user_table;
 mod workload_galera;
 mod workload_in_doubt;
+mod workload_oncall;
 mod workload_stock;
 mod workload_transfer;

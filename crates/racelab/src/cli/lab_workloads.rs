@@ -26,10 +26,11 @@ use crate::report::{table, workload_table};
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Workloads")]
 pub struct WorkloadArgs {
-    /// The race to run: counter (the default), stock, transfer, or all.
+    /// The race to run: counter (the default), stock, transfer, oncall, or all.
     ///
     /// stock: buy one of an item whose stock is below the demand (invariant no-oversell). transfer:
-    /// move a random amount between two accounts (invariant money-conserved). all: every workload's
+    /// move a random amount between two accounts (invariant money-conserved). oncall: a doctor goes
+    /// off call if another stays on call (invariant someone-on-call). all: every workload's
     /// strategies, one table per workload (-s must then be all). For a workload, -n is operations
     /// per worker.
     #[arg(long, value_name = "WORKLOAD")]
@@ -50,6 +51,10 @@ pub struct WorkloadArgs {
     /// transfer: accounts the transfers move money between (2 to 10000) [default: 8].
     #[arg(long)]
     pub accounts: Option<usize>,
+
+    /// oncall: doctors on call per shift at the start, one shift per pair of workers (1 to 1000) [default: 4].
+    #[arg(long)]
+    pub doctors: Option<usize>,
 
     /// The seed of the workers' operations: the same seed, the same operations.
     #[arg(long, default_value_t = WorkloadExperiment::DEFAULT_SEED, hide_short_help = true)]
@@ -88,10 +93,14 @@ impl WorkloadArgs {
                 ("--isolation", self.isolation.is_some()),
                 ("--stock", self.stock.is_some()),
                 ("--accounts", self.accounts.is_some()),
+                ("--doctors", self.doctors.is_some()),
             ];
             if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                let others: Vec<&str> =
+                    Workload::ALL.iter().filter(|w| **w != Workload::Counter).map(|w| w.name()).collect();
                 return Err(Failure::usage(format!(
-                    "{flag} applies to the workloads beyond the counter: add --workload stock, transfer or all"
+                    "{flag} applies to the workloads beyond the counter: add --workload {} or all",
+                    others.join(", ")
                 )));
             }
         }
@@ -99,7 +108,11 @@ impl WorkloadArgs {
     }
 
     fn sizes(&self) -> Sizes {
-        Sizes { stock: self.stock, accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS) }
+        Sizes {
+            stock: self.stock,
+            accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
+            doctors: self.doctors.unwrap_or(Sizes::DEFAULT_DOCTORS),
+        }
     }
 }
 

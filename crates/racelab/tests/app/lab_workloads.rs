@@ -80,7 +80,7 @@ async fn workload_flags_are_checked_by_name() {
     let cases: [(&[&str], &str); 7] = [
         (&["lab", "--workload", "stock", "-w", "100", "-n", "1000000"], "--workers x --increments must be at most"),
         (&["lab", "--workload", "stock", "--post", "3"], "--post applies to the counter"),
-        (&["lab", "--workload", "bank"], "unknown workload `bank`; expected one of: counter, stock, transfer, or all"),
+        (&["lab", "--workload", "bank"], "unknown workload `bank`; expected one of: counter, stock, transfer"),
         (&["lab", "--workload", "stock", "-s", "atomic"], "unknown stock strategy `atomic`; expected one of: naive,"),
         (&["lab", "--isolation", "serializable"], "--isolation applies to the workloads beyond the counter"),
         (&["lab", "--workload", "transfer", "--isolation", "snapshot"], "unknown isolation level `snapshot`"),
@@ -104,9 +104,12 @@ fn lab_workload_all_runs_every_workload() {
     let output = racelab(&["lab", "--workload", "all", "-w", "2", "-n", "2", "--force-race"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    for title in
-        ["counter: invariant no-lost-update", "stock: invariant no-oversell", "transfer: invariant money-conserved"]
-    {
+    for title in [
+        "counter: invariant no-lost-update",
+        "stock: invariant no-oversell",
+        "transfer: invariant money-conserved",
+        "oncall: invariant someone-on-call",
+    ] {
         assert!(stdout.contains(title), "{title} missing in:\n{stdout}");
     }
     assert!(stdout.contains("broken (unsafe, as expected): oversold"), "{stdout}");
@@ -120,7 +123,7 @@ fn lab_workload_all_runs_every_workload() {
     let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
     let workloads: Vec<&str> =
         report["workloads"].as_array().expect("workloads").iter().filter_map(|w| w["workload"].as_str()).collect();
-    assert_eq!(workloads, ["counter", "stock", "transfer"]);
+    assert_eq!(workloads, ["counter", "stock", "transfer", "oncall"]);
     assert_eq!(report["workloads"][0]["results"][0]["strategy"], "naive", "{report}");
     assert!(report["workloads"][0]["results"][0].get("lost").is_some(), "the counter's own outcome: {report}");
 }

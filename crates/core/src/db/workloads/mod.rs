@@ -7,8 +7,10 @@
 //! `pub(crate)` calls built on `Session::exec`, `exec_unless_check`, `fetch_ints`, `fetch_all_ints`,
 //! `fetch_all_settled` and `insert_id`; its tables in a new migration per backend.
 
+mod oncall;
 mod stock;
 mod transfer;
 
+pub use self::oncall::DoctorRow;
 pub use self::stock::StockRow;
 pub use self::transfer::AccountRow;

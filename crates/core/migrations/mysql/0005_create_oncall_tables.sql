@@ -1,0 +1,21 @@
+-- The `oncall` workload's tables (`racelab lab --workload oncall`): a run's shifts, each with its
+-- doctors on call. A doctor goes off call only if at least one other stays; two who check at once,
+-- each seeing the other still on call, both leave (write skew: each writes only its own row). InnoDB:
+-- row locks and transactions; a primary key on each, as Galera requires.
+--
+-- oncall_shifts: one row per shift of a run; `on_call` is the materialized count of its doctors on
+-- call, which only the `materialized` strategy keeps (a guarded decrement on one row every doctor of
+-- the shift must write, turning the write skew into a write conflict).
+CREATE TABLE IF NOT EXISTS oncall_shifts (
+    id      BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    on_call BIGINT NOT NULL
+) ENGINE = InnoDB;
+
+-- oncall_doctors: a shift's doctors; `on_call` is 1 while the doctor is on call, 0 once off. The index
+-- on `shift` keeps a locking read of one shift's doctors to that shift's rows.
+CREATE TABLE IF NOT EXISTS oncall_doctors (
+    id      BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    shift   BIGINT NOT NULL,
+    on_call BIGINT NOT NULL,
+    KEY oncall_doctors_shift (shift)
+) ENGINE = InnoDB;
