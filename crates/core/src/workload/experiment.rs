@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::oncall::OnCall;
 use super::outcome::WorkloadOutcome;
+use super::queue::Queue;
 use super::runner;
 use super::scenario::{Scenario, WorkloadStrategy};
 use super::sizes::Sizes;
@@ -131,6 +132,7 @@ impl WorkloadExperiment {
             Workload::Stock => Stock::validate(self),
             Workload::Transfer => Transfer::validate(self),
             Workload::OnCall => OnCall::validate(self),
+            Workload::Queue => Queue::validate(self),
         };
         sizes.map_err(ExperimentError::Invalid)
     }
@@ -157,6 +159,7 @@ impl WorkloadExperiment {
                 runner::run::<Transfer>(self, strategy::<Transfer>(&self.strategy)?, nodes, progress).await
             }
             Workload::OnCall => runner::run::<OnCall>(self, strategy::<OnCall>(&self.strategy)?, nodes, progress).await,
+            Workload::Queue => runner::run::<Queue>(self, strategy::<Queue>(&self.strategy)?, nodes, progress).await,
         }
     }
 

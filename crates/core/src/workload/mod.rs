@@ -70,6 +70,8 @@ mod oncall;
 mod op;
 /// A run's outcome: the counts, the invariant, the figures.
 mod outcome;
+/// `queue`: claim the oldest pending job and run it, exactly once.
+mod queue;
 /// The seeded generator that makes a worker's operations reproducible.
 mod rng;
 /// The run: rows, connections, workers started together, the proof.
@@ -93,6 +95,7 @@ pub use self::ledger::Ledger;
 pub use self::oncall::{OnCall, OnCallStrategy};
 pub use self::op::{Answer, OpCtx};
 pub use self::outcome::WorkloadOutcome;
+pub use self::queue::{Queue, QueueStrategy};
 pub use self::rng::Rng;
 pub use self::scenario::{Scenario, TxKind, WorkloadStrategy};
 pub use self::sizes::Sizes;

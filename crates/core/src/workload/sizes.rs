@@ -10,6 +10,8 @@ pub struct Sizes {
     pub accounts: usize,
     /// `oncall`: doctors on call per shift at the start (one shift per pair of workers).
     pub doctors: usize,
+    /// `queue`: jobs in the queue at the start; `None`: workers x operations / 2 (half the demand).
+    pub jobs: Option<usize>,
 }
 
 impl Sizes {
@@ -21,10 +23,12 @@ impl Sizes {
     pub const DEFAULT_DOCTORS: usize = 4;
     /// The most doctors a shift may have.
     pub const MAX_DOCTORS: usize = 1_000;
+    /// The most jobs a queue may have.
+    pub const MAX_JOBS: usize = 100_000;
 }
 
 impl Default for Sizes {
     fn default() -> Self {
-        Self { stock: None, accounts: Self::DEFAULT_ACCOUNTS, doctors: Self::DEFAULT_DOCTORS }
+        Self { stock: None, accounts: Self::DEFAULT_ACCOUNTS, doctors: Self::DEFAULT_DOCTORS, jobs: None }
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::oncall::OnCall;
+use super::queue::Queue;
 use super::scenario::{Scenario, WorkloadStrategy};
 use super::stock::Stock;
 use super::transfer::Transfer;
@@ -25,11 +26,14 @@ pub enum Workload {
     /// A doctor goes off call if another stays on call (write skew).
     #[serde(rename = "oncall")]
     OnCall,
+    /// Claim the oldest pending job and run it.
+    Queue,
 }
 
 impl Workload {
     /// Every workload, in the order `--workload all` runs them.
-    pub const ALL: [Workload; 4] = [Workload::Counter, Workload::Stock, Workload::Transfer, Workload::OnCall];
+    pub const ALL: [Workload; 5] =
+        [Workload::Counter, Workload::Stock, Workload::Transfer, Workload::OnCall, Workload::Queue];
 
     /// The name `--workload` takes and output shows.
     pub fn name(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Workload {
             Workload::Stock => "stock",
             Workload::Transfer => "transfer",
             Workload::OnCall => "oncall",
+            Workload::Queue => "queue",
         }
     }
 
@@ -48,6 +53,7 @@ impl Workload {
             Workload::Stock => Stock::INVARIANT,
             Workload::Transfer => Transfer::INVARIANT,
             Workload::OnCall => OnCall::INVARIANT,
+            Workload::Queue => Queue::INVARIANT,
         }
     }
 
@@ -58,6 +64,7 @@ impl Workload {
             Workload::Stock => Stock::SENTENCE,
             Workload::Transfer => Transfer::SENTENCE,
             Workload::OnCall => OnCall::SENTENCE,
+            Workload::Queue => Queue::SENTENCE,
         }
     }
 
@@ -68,6 +75,7 @@ impl Workload {
             Workload::Stock => names::<<Stock as Scenario>::Strategy>(),
             Workload::Transfer => names::<<Transfer as Scenario>::Strategy>(),
             Workload::OnCall => names::<<OnCall as Scenario>::Strategy>(),
+            Workload::Queue => names::<<Queue as Scenario>::Strategy>(),
         }
     }
 
@@ -80,6 +88,7 @@ impl Workload {
             Workload::Stock => <Stock as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
             Workload::Transfer => <Transfer as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
             Workload::OnCall => <OnCall as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
+            Workload::Queue => <Queue as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
         }
     }
 }
@@ -96,7 +105,7 @@ impl fmt::Display for Workload {
 
 /// A workload name that is none of [`Workload::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workload `{0}`; expected one of: counter, stock, transfer, oncall")]
+#[error("unknown workload `{0}`; expected one of: counter, stock, transfer, oncall, queue")]
 pub struct UnknownWorkload(pub String);
 
 impl FromStr for Workload {

@@ -29,5 +29,6 @@ mod user_table;
 mod workload_galera;
 mod workload_in_doubt;
 mod workload_oncall;
+mod workload_queue;
 mod workload_stock;
 mod workload_transfer;

@@ -26,11 +26,12 @@ use crate::report::{table, workload_table};
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Workloads")]
 pub struct WorkloadArgs {
-    /// The race to run: counter (the default), stock, transfer, oncall, or all.
+    /// The race to run: counter (the default), stock, transfer, oncall, queue, or all.
     ///
     /// stock: buy one of an item whose stock is below the demand (invariant no-oversell). transfer:
     /// move a random amount between two accounts (invariant money-conserved). oncall: a doctor goes
-    /// off call if another stays on call (invariant someone-on-call). all: every workload's
+    /// off call if another stays on call (invariant someone-on-call). queue: claim the oldest
+    /// pending job and run it (invariant exactly-once). all: every workload's
     /// strategies, one table per workload (-s must then be all). For a workload, -n is operations
     /// per worker.
     #[arg(long, value_name = "WORKLOAD")]
@@ -55,6 +56,10 @@ pub struct WorkloadArgs {
     /// oncall: doctors on call per shift at the start, one shift per pair of workers (1 to 1000) [default: 4].
     #[arg(long)]
     pub doctors: Option<usize>,
+
+    /// queue: jobs in the queue at the start (0 to 100000) [default: workers x operations / 2].
+    #[arg(long)]
+    pub jobs: Option<usize>,
 
     /// The seed of the workers' operations: the same seed, the same operations.
     #[arg(long, default_value_t = WorkloadExperiment::DEFAULT_SEED, hide_short_help = true)]
@@ -94,6 +99,7 @@ impl WorkloadArgs {
                 ("--stock", self.stock.is_some()),
                 ("--accounts", self.accounts.is_some()),
                 ("--doctors", self.doctors.is_some()),
+                ("--jobs", self.jobs.is_some()),
             ];
             if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
                 let others: Vec<&str> =
@@ -112,6 +118,7 @@ impl WorkloadArgs {
             stock: self.stock,
             accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
             doctors: self.doctors.unwrap_or(Sizes::DEFAULT_DOCTORS),
+            jobs: self.jobs,
         }
     }
 }

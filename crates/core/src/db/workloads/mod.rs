@@ -8,9 +8,12 @@
 //! `fetch_all_settled` and `insert_id`; its tables in a new migration per backend.
 
 mod oncall;
+mod queue;
 mod stock;
 mod transfer;
 
 pub use self::oncall::DoctorRow;
+pub use self::queue::JobRow;
+pub(crate) use self::queue::{CLAIMED, DONE, PENDING};
 pub use self::stock::StockRow;
 pub use self::transfer::AccountRow;
