@@ -142,3 +142,31 @@ fn workers_spread_round_robin_over_nodes() {
     assert_eq!(spread, [3, 2, 2]);
     assert_eq!(workers_on_node(2, 3, 2), 0);
 }
+
+#[test]
+fn a_failover_the_run_went_through_is_accounted_for_and_a_lost_acknowledgement_is_not() {
+    let failover = |failed_over, acknowledged_lost| failover::Failover {
+        failed_over,
+        timeline_before: Some(1),
+        timeline_after: Some(2),
+        host_before: Some(1),
+        host_after: Some(2),
+        write_gap_ms: 8000.0,
+        failed_in_gap: 0,
+        in_doubt_in_gap: 8,
+        acknowledged_lost,
+    };
+    // 8 in doubt at the kill, 4 of which committed: the counter is between acknowledged and
+    // acknowledged + in doubt, on the new primary.
+    let mut o = outcome_with(Strategy::Atomic, 100, &[], 8, (0, 0), Ok((104, 104)));
+    assert!(o.database_unavailable(), "in-doubt increments: the database went away for a while");
+    o.failover = Some(failover(true, Some(0)));
+    assert!(o.survived_failover() && o.lost_at_failover().is_none(), "{o:?}");
+    o.failover = Some(failover(true, Some(3)));
+    assert_eq!((o.survived_failover(), o.lost_at_failover()), (false, Some(3)));
+    o.failover = Some(failover(false, Some(0)));
+    assert!(!o.survived_failover(), "no promotion: an outage, not a failover");
+    o.failover = Some(failover(true, Some(0)));
+    o.actual = None;
+    assert!(!o.survived_failover(), "the counter unread proves nothing");
+}

@@ -25,6 +25,18 @@ impl Outcome {
 
     /// Whether the database was out of reach: the counter could not be read, or increments failed
     /// because no connection could be had or kept.
+    /// The primary changed during the run (a failover of a host list) and the run went on on the new
+    /// one with nothing acknowledged missing: an outage the outcome fully accounts for.
+    pub fn survived_failover(&self) -> bool {
+        self.actual.is_some() && self.failover.as_ref().is_some_and(|f| f.failed_over && f.acknowledged_lost == Some(0))
+    }
+
+    /// Acknowledged increments the new primary does not have after a failover (asynchronous
+    /// replication lost them), if any.
+    pub fn lost_at_failover(&self) -> Option<u64> {
+        self.failover.as_ref().filter(|f| f.failed_over).and_then(|f| f.acknowledged_lost).filter(|n| *n > 0)
+    }
+
     pub fn database_unavailable(&self) -> bool {
         self.counter_error.is_some() || self.in_doubt > 0 || self.errors.keys().any(|kind| kind.means_unreachable())
     }

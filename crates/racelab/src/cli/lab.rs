@@ -152,6 +152,13 @@ pub async fn run(args: LabArgs, dotenv: Option<Dotenv>) -> Result<(), Failure> {
     };
     print(&args, &report, ran.stopped.as_ref())?;
     // The table (or JSON) of what was done is out; a failure ends the command non-zero.
+    if ran.stopped.is_none() && !ran.lost_at_failover.is_empty() {
+        return Err(Failure::runtime(format!(
+            "acknowledged increments are missing after a failover ({}): asynchronous replication lost them; \
+             synchronous replication (scripts/pgha up --sync) prevents it",
+            ran.lost_at_failover.join(", ")
+        )));
+    }
     match (ran.stopped, ran.interrupted.is_empty()) {
         (Some(why), _) => Err(why),
         (None, false) => Err(Failure::runtime(format!(
@@ -236,6 +243,8 @@ pub(super) struct Ran {
     pub(super) results: Vec<Outcome>,
     pub(super) stopped: Option<Failure>,
     pub(super) interrupted: Vec<&'static str>,
+    /// Acknowledged increments the new primary lacked after a failover, per strategy.
+    pub(super) lost_at_failover: Vec<String>,
 }
 
 /// Runs each strategy in turn on the nodes; one that cannot start stops the rest.
@@ -246,7 +255,12 @@ pub(super) async fn run_strategies(
     strategies: Vec<Strategy>,
 ) -> Ran {
     let progress = !args.json && std::io::stderr().is_terminal();
-    let mut ran = Ran { results: Vec::with_capacity(strategies.len()), stopped: None, interrupted: Vec::new() };
+    let mut ran = Ran {
+        results: Vec::with_capacity(strategies.len()),
+        stopped: None,
+        interrupted: Vec::new(),
+        lost_at_failover: Vec::new(),
+    };
     for strategy in strategies {
         if progress {
             eprint!("  running {strategy}...\r");
@@ -261,8 +275,12 @@ pub(super) async fn run_strategies(
         match experiment.run_on(nodes, &Default::default()).await {
             Ok(outcome) => {
                 // A node (or the server) went away during the run: the outcome says what was done;
-                // the next strategy runs if it can start, and the command ends non-zero.
-                if outcome.database_unavailable() {
+                // the next strategy runs if it can start, and the command ends non-zero. A failover
+                // the run went on through, losing nothing acknowledged, is accounted for (its
+                // `failover` part), not a failure; one that lost acknowledged increments is.
+                if let Some(lost) = outcome.lost_at_failover() {
+                    ran.lost_at_failover.push(format!("{lost} during {strategy}"));
+                } else if outcome.database_unavailable() && !outcome.survived_failover() {
                     ran.interrupted.push(strategy.name());
                 }
                 ran.results.push(outcome);
