@@ -7,7 +7,8 @@
 //!
 //! It must never accept a body the published document refuses, nor refuse one it allows.
 
-use racelab_core::{Experiment, LockMode, Strategy};
+use racelab_core::workload::Sizes;
+use racelab_core::{Experiment, Isolation, LockMode, Strategy, Workload};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -15,7 +16,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::request::{Bounds, ExperimentRequest, Kind, MAX_SWEEP, Plan, Workers};
+use super::request::{Bounds, ExperimentRequest, Kind, MAX_SWEEP, Pick, Plan, Workers, WorkloadPlan};
 use crate::http::echo::echo;
 use crate::http::error::ApiError;
 use crate::http::json_body::{JsonBody, declared_members, whole_number};
@@ -37,11 +38,12 @@ pub struct ExperimentBody {
     #[serde(deserialize_with = "kind")]
     #[schema(schema_with = kind_schema)]
     pub kind: Kind,
-    /// Default: every strategy the database supports
-    // The names the database supports are this server's: `Bounds::apply` lists them.
+    /// Default: every strategy the database supports (the counter's), or every strategy of `workload`
+    // The names the database supports are this server's, and each workload's its own: `Bounds::apply`
+    // lists them all, and states which go with which workload.
     #[serde(default, deserialize_with = "strategies")]
     #[schema(value_type = Option<Vec<String>>, min_items = 1)]
-    pub strategies: Option<Vec<Strategy>>,
+    pub strategies: Option<Vec<String>>,
     /// One count (a lab's default: 2) or a list (a bench's default: [1, 2, 4, 8])
     // Each count's maximum is this server's: `Bounds::apply` states the counts.
     #[schema(value_type = Option<Value>)]
@@ -60,7 +62,24 @@ pub struct ExperimentBody {
     #[serde(default, deserialize_with = "post")]
     #[schema(value_type = Option<isize>, minimum = 1, maximum = 2147483647)]
     pub post: Option<i64>,
+    #[serde(default, deserialize_with = "workload")]
+    #[schema(schema_with = workload_schema)]
+    pub workload: Option<Workload>,
+    #[serde(default, deserialize_with = "isolation")]
+    #[schema(schema_with = isolation_schema)]
+    pub isolation: Option<Isolation>,
+    /// `stock`: units in stock at the start; default: half the demand (workers x increments / 2)
+    #[serde(default, deserialize_with = "stock")]
+    #[schema(value_type = Option<isize>, minimum = 0, maximum = 2147483647)]
+    pub stock: Option<i64>,
+    /// `transfer`: accounts the transfers move money between; default 8
+    #[serde(default, deserialize_with = "accounts")]
+    #[schema(value_type = Option<isize>, minimum = 2, maximum = 10000)]
+    pub accounts: Option<usize>,
 }
+
+/// The most units a `stock` run may start with (the document states it).
+pub const MAX_STOCK: i64 = i32::MAX as i64;
 
 impl JsonBody for ExperimentBody {
     const MEDIA_TYPES: &'static [&'static str] = &["application/json"];
@@ -144,7 +163,7 @@ fn kind_schema() -> RefOr<Schema> {
     schema
 }
 
-fn strategies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Strategy>>, D::Error> {
+fn strategies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
     let value = Value::deserialize(deserializer)?;
     if value.is_null() {
         return Ok(None);
@@ -153,12 +172,86 @@ fn strategies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<S
         D::Error::custom(format!("must be a non-empty list of strategy names, got `{}`", got(&value)))
     })?;
     let strategy = |name: &Value| {
-        let text = name
-            .as_str()
-            .ok_or_else(|| D::Error::custom(format!("must hold strategy names (strings), got `{}`", got(name))))?;
-        text.parse::<Strategy>().map_err(D::Error::custom)
+        name.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| D::Error::custom(format!("must hold strategy names (strings), got `{}`", got(name))))
     };
     names.iter().map(strategy).collect::<Result<_, _>>().map(Some)
+}
+
+fn workload<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Workload>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    // The names exactly as the document lists them.
+    let named = value.as_str().and_then(|name| Workload::ALL.into_iter().find(|w| w.name() == name));
+    named
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("must be one of {}, got `{}`", workload_names(), got(&value))))
+}
+
+fn workload_names() -> String {
+    Workload::ALL.map(Workload::name).join(", ")
+}
+
+/// `workload`'s schema: the names of [`Workload::ALL`], or `null`.
+fn workload_schema() -> Object {
+    let names = Workload::ALL.into_iter().map(|w| Value::from(w.name())).chain([Value::Null]);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(names))
+        .description(Some(
+            "The race to run (a lab only for all but counter); default counter. `GET /workloads` gives each one's \
+            invariant and strategies",
+        ))
+        .build()
+}
+
+fn isolation<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Isolation>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    let names = Isolation::ALL.map(Isolation::name).join(", ");
+    let named = value.as_str().and_then(|name| Isolation::ALL.into_iter().find(|level| level.name() == name));
+    named.map(Some).ok_or_else(|| D::Error::custom(format!("must be one of {names}, got `{}`", got(&value))))
+}
+
+/// `isolation`'s schema: the names of [`Isolation::ALL`], or `null`.
+fn isolation_schema() -> Object {
+    let names = Isolation::ALL.into_iter().map(|level| Value::from(level.name())).chain([Value::Null]);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(names))
+        .description(Some(
+            "A workload beyond the counter: every transaction at this level (the serializable strategy's always \
+            at SERIALIZABLE); default: the database's own",
+        ))
+        .build()
+}
+
+fn stock<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    match whole_number(&value).filter(|units| (0..=MAX_STOCK).contains(units)) {
+        Some(units) => Ok(Some(units)),
+        None => Err(D::Error::custom(format!("must be an integer between 0 and {MAX_STOCK}, got `{}`", got(&value)))),
+    }
+}
+
+fn accounts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    let max = Sizes::MAX_ACCOUNTS as i64;
+    match whole_number(&value).filter(|n| (2..=max).contains(n)) {
+        Some(n) => Ok(Some(n as usize)),
+        None => Err(D::Error::custom(format!("must be an integer between 2 and {max}, got `{}`", got(&value)))),
+    }
 }
 
 fn force_race<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
@@ -215,7 +308,15 @@ impl ExperimentBody {
     pub fn validate(self, bounds: &Bounds) -> Result<ExperimentRequest, ApiError> {
         let kind = self.kind;
         let lock_mode = self.lock_mode.unwrap_or(LockMode::Wait);
-        let strategies = supported(self.strategies, bounds, lock_mode)?;
+        let workload = self.workload.unwrap_or(Workload::Counter);
+        let strategies = match workload {
+            Workload::Counter => {
+                let names = self.strategies.map(|names| names.iter().map(|n| n.parse::<Strategy>()).collect());
+                let names = names.transpose().map_err(|err| invalid("strategies", err.to_string()))?;
+                supported(names, bounds, lock_mode)?.into_iter().map(Pick::Counter).collect()
+            }
+            other => workload_strategies(other, self.strategies)?,
+        };
         let workers = match (kind, self.workers) {
             (Kind::Bench, sent) | (_, sent @ Some(Counts::List(_))) => Workers::Sweep(sweep(sent, bounds)?),
             (_, Some(Counts::One(sent))) => Workers::One(count(&sent, bounds)?),
@@ -230,7 +331,50 @@ impl ExperimentBody {
             })?,
         };
         let force_race = self.force_race.unwrap_or(false);
-        let plan = Plan { strategies, workers, increments, force_race, lock_mode, post: self.post };
+        let workload = match workload {
+            Workload::Counter => {
+                let given = [
+                    ("isolation", self.isolation.is_some()),
+                    ("stock", self.stock.is_some()),
+                    ("accounts", self.accounts.is_some()),
+                ];
+                if let Some((member, _)) = given.iter().find(|(_, given)| *given) {
+                    return Err(invalid(
+                        member,
+                        "applies to the workloads beyond the counter: add a workload (stock, transfer, ...)".to_owned(),
+                    ));
+                }
+                None
+            }
+            other => {
+                if kind != Kind::Lab {
+                    let kind = serde_json::to_value(kind).ok().and_then(|k| k.as_str().map(str::to_owned));
+                    return Err(invalid(
+                        "workload",
+                        format!(
+                            "`{other}` runs in a lab only: a {} runs the counter (omit workload or give counter)",
+                            kind.unwrap_or_default()
+                        ),
+                    ));
+                }
+                if self.lock_mode.is_some() {
+                    return Err(invalid("lock_mode", format!("applies to the counter, not to the {other} workload")));
+                }
+                if self.post.is_some() {
+                    return Err(invalid(
+                        "post",
+                        format!("applies to the counter: the {other} workload makes rows of its own for each run"),
+                    ));
+                }
+                Some(WorkloadPlan {
+                    workload: other,
+                    isolation: self.isolation,
+                    stock: self.stock,
+                    accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
+                })
+            }
+        };
+        let plan = Plan { strategies, workers, increments, force_race, lock_mode, post: self.post, workload };
         // An anomalies run takes no settings; they were checked all the same.
         Ok(ExperimentRequest { kind, plan: (kind != Kind::Anomalies).then_some(plan) })
     }
@@ -254,6 +398,27 @@ fn supported(names: Option<Vec<Strategy>>, bounds: &Bounds, lock_mode: LockMode)
         let strategy = adjust(strategy);
         if !strategies.contains(&strategy) {
             strategies.push(strategy);
+        }
+    }
+    Ok(strategies)
+}
+
+/// A workload's strategies (default: all of them), by their names exactly, each once.
+fn workload_strategies(workload: Workload, names: Option<Vec<String>>) -> Result<Vec<Pick>, ApiError> {
+    let known = workload.strategies();
+    let Some(names) = names else {
+        return Ok(known.into_iter().map(Pick::Workload).collect());
+    };
+    let mut strategies: Vec<Pick> = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(strategy) = known.iter().copied().find(|k| *k == name) else {
+            return Err(invalid(
+                "strategies",
+                format!("`{}` is not a {workload} strategy; expected one of: {}", echo(&name), known.join(", ")),
+            ));
+        };
+        if !strategies.contains(&Pick::Workload(strategy)) {
+            strategies.push(Pick::Workload(strategy));
         }
     }
     Ok(strategies)
@@ -321,7 +486,7 @@ mod tests {
         let all = read(json!({"kind": "bench", "workers": [8, 1, 8]})).unwrap();
         let plan = all.plan.unwrap();
         assert_eq!(plan.workers, Workers::Sweep(vec![1, 8]));
-        assert!(!plan.strategies.contains(&Strategy::Advisory), "not on SQLite");
+        assert!(!plan.strategies.contains(&Pick::Counter(Strategy::Advisory)), "not on SQLite");
         assert_eq!(plan.cells().len(), plan.strategies.len() * 2);
         let anomalies = read(json!({"kind": "anomalies", "workers": 4})).unwrap();
         assert_eq!(serde_json::to_value(&anomalies).unwrap(), json!({"kind": "anomalies"}));
@@ -349,6 +514,56 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_lab_takes_its_own_strategies_and_sizes() {
+        let request = read(json!({"kind": "lab", "workload": "stock", "strategies": ["naive", "conditional", "naive"],
+            "isolation": "repeatable-read", "stock": 3}))
+        .unwrap();
+        let shown = serde_json::to_value(&request).unwrap();
+        assert_eq!(
+            shown,
+            json!({"kind": "lab", "strategies": ["naive", "conditional"], "workers": 2, "increments": 10,
+                "force_race": false, "lock_mode": "wait", "post": null, "workload": "stock",
+                "isolation": "repeatable-read", "stock": 3, "accounts": 8})
+        );
+        // Every workload's strategies by default, whatever the list holds.
+        for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
+            let plan = read(json!({"kind": "lab", "workload": workload.name()})).unwrap().plan.unwrap();
+            let names: Vec<String> = plan.strategies.iter().map(ToString::to_string).collect();
+            assert_eq!(names, workload.strategies(), "{workload}");
+        }
+        // The counter's body is as it always was.
+        let counter = read(json!({"kind": "lab", "workload": "counter"})).unwrap();
+        assert!(serde_json::to_value(&counter).unwrap().get("workload").is_none());
+    }
+
+    #[test]
+    fn a_workload_refusal_names_its_member() {
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stocks"})), "workload");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "Stock"})), "workload");
+        assert_eq!(refused(json!({"kind": "bench", "workload": "stock"})), "workload");
+        assert_eq!(refused(json!({"kind": "anomalies", "workload": "transfer"})), "workload");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "strategies": ["atomic"]})), "strategies");
+        assert_eq!(
+            refused(json!({"kind": "lab", "workload": "transfer", "strategies": ["check-constraint"]})),
+            "strategies"
+        );
+        assert_eq!(refused(json!({"kind": "lab", "strategies": ["conditional"]})), "strategies");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "isolation": "snapshot"})), "isolation");
+        assert_eq!(refused(json!({"kind": "lab", "isolation": "serializable"})), "isolation");
+        assert_eq!(refused(json!({"kind": "lab", "stock": 5})), "stock");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "stock": -1})), "stock");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "transfer", "accounts": 1})), "accounts");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "post": 1})), "post");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "lock_mode": "nowait"})), "lock_mode");
+        let Err(ApiError::InvalidBody { reason, .. }) =
+            read(json!({"kind": "lab", "workload": "stock", "strategies": ["atomic"]}))
+        else {
+            panic!("a counter strategy was accepted for stock");
+        };
+        assert!(reason.contains("`atomic` is not a stock strategy") && reason.contains("conditional"), "{reason}");
+    }
+
+    #[test]
     fn an_unknown_member_is_refused_with_the_members_in_their_order() {
         let Err(ApiError::InvalidBody { name, reason }) = read(json!({"kind": "lab", "colour": "red"})) else {
             panic!("an unknown member was accepted");
@@ -357,7 +572,7 @@ mod tests {
         assert_eq!(
             reason,
             "is not a member of an experiment; the members are kind, strategies, workers, increments, force_race, \
-            lock_mode, post"
+            lock_mode, post, workload, isolation, stock, accounts"
         );
     }
 }

@@ -23,6 +23,8 @@
 
 /// The body of `POST /experiments` as sent, and its check against this server's bounds.
 mod body;
+/// `GET /workloads`: each workload's invariant and strategies.
+mod catalog;
 /// The SSE stream of one run.
 mod events;
 /// The runs under way and kept, bounded (the service's state holds them).
@@ -71,13 +73,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_run))
         .routes(routes!(run_events))
         .routes(routes!(stop_run))
+        .routes(routes!(catalog::list_workloads))
 }
 
 /// Publishes the body's schema with this server's maxima and strategies (see [`Bounds::apply`]).
 pub fn document(mut doc: utoipa::openapi::OpenApi, state: &AppState) -> utoipa::openapi::OpenApi {
     let schemas = doc.components.as_mut().map(|components| &mut components.schemas);
     match schemas.and_then(|schemas| schemas.get_mut(ExperimentBody::name().as_ref())) {
-        Some(RefOr::T(Schema::Object(body))) => Bounds::of(state).apply(body),
+        Some(schema @ RefOr::T(Schema::Object(_))) => {
+            let bounds = Bounds::of(state);
+            if let RefOr::T(Schema::Object(body)) = schema {
+                bounds.apply(body);
+                *schema = RefOr::T(bounds.with_conditions(body.clone()));
+            }
+        }
         _ => tracing::error!("the document has no body schema of /experiments to set this server's bounds on"),
     }
     doc

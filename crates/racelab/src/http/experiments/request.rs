@@ -5,8 +5,10 @@
 //!
 //! Nothing here may read a request: a value of these types has already been checked.
 
-use racelab_core::{Backend, LockMode, Strategy};
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use racelab_core::{Backend, Isolation, LockMode, Strategy, Workload};
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
 /// What a run does.
@@ -40,10 +42,47 @@ impl Workers {
     }
 }
 
+/// One strategy of a run: the counter's (an engine [`Strategy`]), or one of a workload's, by its name
+/// (one of [`Workload::strategies`]). Shown by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Counter(Strategy),
+    Workload(&'static str),
+}
+
+impl fmt::Display for Pick {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pick::Counter(strategy) => strategy.fmt(f),
+            Pick::Workload(name) => f.write_str(name),
+        }
+    }
+}
+
+impl Serialize for Pick {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A lab run's workload beyond the counter, and its settings (absent for the counter, whose run
+/// view is as it always was).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadPlan {
+    pub workload: Workload,
+    /// `null`: the database's default level.
+    pub isolation: Option<Isolation>,
+    /// `stock`: units at the start; `null`: half the demand.
+    pub stock: Option<i64>,
+    /// `transfer`: accounts.
+    pub accounts: usize,
+}
+
 /// A lab or bench run's settings, normalized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    pub strategies: Vec<Strategy>,
+    /// The counter's strategies, or the workload's names.
+    pub strategies: Vec<Pick>,
     pub workers: Workers,
     pub increments: u64,
     pub force_race: bool,
@@ -51,6 +90,9 @@ pub struct Plan {
     pub lock_mode: LockMode,
     /// `null`: each experiment on a fresh row of its own.
     pub post: Option<i64>,
+    /// A workload beyond the counter: its name and settings, shown beside the others.
+    #[serde(flatten)]
+    pub workload: Option<WorkloadPlan>,
 }
 
 fn lock_mode_name<S: serde::Serializer>(mode: &LockMode, s: S) -> Result<S::Ok, S::Error> {
@@ -59,7 +101,7 @@ fn lock_mode_name<S: serde::Serializer>(mode: &LockMode, s: S) -> Result<S::Ok, 
 
 impl Plan {
     /// The experiments of the run, in order: each strategy at each worker count.
-    pub fn cells(&self) -> Vec<(Strategy, usize)> {
+    pub fn cells(&self) -> Vec<(Pick, usize)> {
         let counts = self.workers.counts();
         self.strategies.iter().flat_map(|s| counts.iter().map(move |w| (*s, *w))).collect()
     }

@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use racelab_core::anomalies::Matrix;
-use racelab_core::{Backend, ErrorKind, Outcome, Progress, Strategy, Trace, TraceEvent};
+use racelab_core::{Backend, ErrorKind, Outcome, Progress, Strategy, Trace, TraceEvent, WorkloadOutcome};
 use serde::Serialize;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
-use super::request::{ExperimentRequest, Kind};
+use super::request::{ExperimentRequest, Kind, Pick};
 use super::slot::Slot;
 use crate::http::error::Problem;
 
@@ -42,7 +42,7 @@ impl RunState {
 
 /// One experiment of the run and its live counters.
 pub struct Cell {
-    pub strategy: Strategy,
+    pub strategy: Pick,
     pub workers: usize,
     pub increments: u64,
     pub progress: Arc<Progress>,
@@ -52,10 +52,13 @@ pub struct Cell {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CellProgress {
     #[schema(value_type = String)]
-    pub strategy: Strategy,
+    pub strategy: Pick,
     pub workers: usize,
     pub expected: u64,
     pub acknowledged: u64,
+    /// A workload's operations the business rule refused (absent for the counter's increments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<u64>,
     pub failed: u64,
     pub in_doubt: u64,
     pub retries: u64,
@@ -83,6 +86,15 @@ impl StrategyTrace {
     }
 }
 
+/// One experiment's outcome: the counter's, or a workload's with its invariant, each as `racelab lab
+/// --json` prints it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RunResult {
+    Counter(Outcome),
+    Workload(WorkloadOutcome),
+}
+
 /// A run: what was asked, where it stands, and what it found so far.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = RunViewSchema)]
@@ -101,8 +113,9 @@ pub struct RunView {
     pub finished_at: Option<DateTime<Utc>>,
     /// One entry per experiment (strategy x worker count), live.
     pub progress: Vec<CellProgress>,
-    /// The outcome of each finished experiment, as `racelab lab --json` prints one.
-    pub results: Vec<Outcome>,
+    /// The outcome of each finished experiment, as `racelab lab --json` prints one (a workload's
+    /// carries its `invariant`).
+    pub results: Vec<RunResult>,
     /// A lab of at most 4 workers x 10 increments: each strategy's trace, else empty.
     pub traces: Vec<StrategyTrace>,
     /// An `anomalies` run's matrix, as `racelab anomalies --json` prints it.
@@ -114,7 +127,7 @@ pub struct RunView {
 
 /// What changed since a watcher last looked: the new results and traces, and the end if it came.
 pub struct News {
-    pub results: Vec<Outcome>,
+    pub results: Vec<RunResult>,
     pub traces: Vec<StrategyTrace>,
     pub state: RunState,
     pub error: Option<Problem>,
@@ -137,7 +150,7 @@ struct RunData {
     /// When it ended, for the retention.
     ended: Option<Instant>,
     done: Vec<bool>,
-    results: Vec<Outcome>,
+    results: Vec<RunResult>,
     traces: Vec<StrategyTrace>,
     anomalies: Option<Matrix>,
     error: Option<Problem>,
@@ -219,14 +232,19 @@ impl Run {
     }
 
     /// Records experiment `cell`'s outcome, and its trace if it has one.
-    pub fn push_result(&self, cell: usize, mut outcome: Outcome) {
-        let trace = outcome.trace.take();
+    pub fn push_result(&self, cell: usize, mut outcome: RunResult) {
+        let trace = match &mut outcome {
+            RunResult::Counter(outcome) => {
+                outcome.trace.take().map(|trace| StrategyTrace::new(outcome.strategy, trace))
+            }
+            RunResult::Workload(_) => None,
+        };
         let mut data = self.data();
         if let Some(done) = data.done.get_mut(cell) {
             *done = true;
         }
         if let Some(trace) = trace {
-            data.traces.push(StrategyTrace::new(outcome.strategy, trace));
+            data.traces.push(trace);
         }
         data.results.push(outcome);
         drop(data);
@@ -267,6 +285,7 @@ impl Run {
                     workers: cell.workers,
                     expected: cell.workers as u64 * cell.increments,
                     acknowledged: now.acknowledged,
+                    refused: matches!(cell.strategy, Pick::Workload(_)).then_some(now.refused),
                     failed: now.failed,
                     in_doubt: now.in_doubt,
                     retries: now.retries,

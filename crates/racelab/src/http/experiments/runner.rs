@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use racelab_core::anomalies::{self, AnomalyError, Case, Level, SuiteLockError};
 use racelab_core::experiment::Target;
-use racelab_core::{ErrorKind, Experiment, TraceLimit};
+use racelab_core::workload::Sizes;
+use racelab_core::{ErrorKind, Experiment, TraceLimit, WorkloadExperiment};
 
-use super::request::Plan;
-use super::run::{Run, RunState};
+use super::request::{Pick, Plan, WorkloadPlan};
+use super::run::{Cell, Run, RunResult, RunState};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -78,7 +79,7 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
         Some(pk) => Some(state.lock_post(pk).await),
         None => None,
     };
-    if plan.post.is_none() {
+    if plan.post.is_none() && plan.workload.is_none() {
         crate::http::lab::keep_default_post(&state.db().await?).await?;
     }
     let traced = plan.workers.counts().iter().all(|w| *w <= TRACED_WORKERS)
@@ -91,20 +92,42 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
         let slots = state.worker_slots(cell.workers).await?;
         let db = state.db().await?;
         run.set_running();
+        let strategy = match (cell.strategy, &plan.workload) {
+            (Pick::Counter(strategy), _) => strategy,
+            (Pick::Workload(name), Some(workload)) => {
+                let outcome = workload_experiment(state, plan, workload, cell, name)
+                    .run_on(std::slice::from_ref(&db), &cell.progress)
+                    .await;
+                drop(slots);
+                let outcome = outcome?;
+                let unavailable = outcome.database_unavailable();
+                let stopped = outcome.errors.contains_key(&ErrorKind::Stopped);
+                run.push_result(index, RunResult::Workload(outcome));
+                if unavailable {
+                    return Err(ApiError::DatabaseUnavailable);
+                }
+                if stopped {
+                    return Ok(RunState::Stopped);
+                }
+                continue;
+            }
+            (Pick::Workload(name), None) => {
+                return Err(ApiError::Internal(format!("the workload strategy `{name}` without its workload")));
+            }
+        };
         let experiment = Experiment {
             target: plan.post.map_or(Target::FreshPost, Target::Post),
             retry: state.retry(),
             force_race: plan.force_race,
             trace: traced.then(TraceLimit::default),
-            ..Experiment::new(cell.strategy, cell.workers, cell.increments)
+            ..Experiment::new(strategy, cell.workers, cell.increments)
         };
         let outcome = experiment.run_on(std::slice::from_ref(&db), &cell.progress).await;
         drop(slots);
         let outcome = outcome?;
         // Counted as `/test-db/*` counts its experiments.
-        metrics::counter!("racelab_increments_total", "strategy" => cell.strategy.name())
-            .increment(outcome.acknowledged);
-        metrics::counter!("racelab_lost_updates_total", "strategy" => cell.strategy.name())
+        metrics::counter!("racelab_increments_total", "strategy" => strategy.name()).increment(outcome.acknowledged);
+        metrics::counter!("racelab_lost_updates_total", "strategy" => strategy.name())
             .increment(outcome.lost.unwrap_or(0).max(0) as u64);
         if outcome.database_unavailable() {
             // As `/test-db/*` answers it: 503 with the outcome, which is also among the results.
@@ -114,16 +137,36 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
                 expected: outcome.expected,
                 outcome: Box::new(outcome.clone()),
             };
-            run.push_result(index, outcome);
+            run.push_result(index, RunResult::Counter(outcome));
             return Err(error);
         }
         let stopped = outcome.errors.contains_key(&ErrorKind::Stopped);
-        run.push_result(index, outcome);
+        run.push_result(index, RunResult::Counter(outcome));
         if stopped {
             return Ok(RunState::Stopped);
         }
     }
     Ok(RunState::Finished)
+}
+
+/// One cell of a workload's lab, as `racelab lab --workload` runs it (the server's retry policy).
+fn workload_experiment(
+    state: &AppState,
+    plan: &Plan,
+    workload: &WorkloadPlan,
+    cell: &Cell,
+    strategy: &str,
+) -> WorkloadExperiment {
+    // The sizes the body names; a workload's others (when `Sizes` grows) keep their defaults.
+    #[allow(clippy::needless_update)]
+    let sizes = Sizes { stock: workload.stock, accounts: workload.accounts, ..Sizes::default() };
+    WorkloadExperiment {
+        isolation: workload.isolation,
+        force_race: plan.force_race,
+        retry: state.retry(),
+        sizes,
+        ..WorkloadExperiment::new(workload.workload, strategy, cell.workers, cell.increments)
+    }
 }
 
 async fn anomalies_suite(state: &AppState, run: &Run) -> Result<RunState, ApiError> {

@@ -7,11 +7,13 @@
 //! It must never describe a member the body type does not declare, nor word a member's description:
 //! both are the derived schema's.
 
-use racelab_core::{Experiment, Strategy};
+use racelab_core::{Experiment, Strategy, Workload};
 use serde_json::Value;
 use utoipa::Number;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ArrayBuilder, ArrayItems, Object, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ArrayBuilder, ArrayItems, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 
 use super::request::{Bounds, MAX_SWEEP};
 
@@ -25,10 +27,12 @@ impl Bounds {
             && let ArrayItems::RefOrSchema(name) = &mut strategies.items
             && let RefOr::T(Schema::Object(name)) = name.as_mut()
         {
-            let supported = Strategy::names()
-                .iter()
-                .filter(|name| name.parse::<Strategy>().is_ok_and(|s| s.supported_on(self.backend)));
-            name.enum_values = Some(supported.map(|name| Value::from(*name)).collect());
+            // Every name of every workload; which go with which workload is `conditions`'s.
+            let mut names = self.counter_strategies();
+            for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
+                names.extend(workload.strategies().into_iter().filter(|n| !names.contains(n)).collect::<Vec<_>>());
+            }
+            name.enum_values = Some(names.into_iter().map(Value::from).collect());
         }
         if let Some(RefOr::T(Schema::Object(increments))) = members.get_mut("increments") {
             let max = self.max_increments.min(Experiment::MAX_INCREMENTS);
@@ -45,5 +49,56 @@ impl Bounds {
             let forms = OneOfBuilder::new().item(count()).item(list).item(ObjectBuilder::new().schema_type(Type::Null));
             *workers = forms.description(description).into();
         }
+    }
+}
+
+impl Bounds {
+    /// The counter's strategy names this server's database supports.
+    fn counter_strategies(&self) -> Vec<&'static str> {
+        Strategy::names()
+            .iter()
+            .copied()
+            .filter(|name| name.parse::<Strategy>().is_ok_and(|s| s.supported_on(self.backend)))
+            .collect()
+    }
+
+    /// The body's schema with what ties its members together: the body `apply` gave (`body`), and one
+    /// of these forms (`anyOf`, each workload's excluding the others by its name): the counter's
+    /// (`workload` absent, `null` or `counter`; its strategies; no isolation or sizes), or a workload's
+    /// (a lab; its strategies; no `lock_mode` or `post`, which are the counter's).
+    pub fn with_conditions(&self, body: Object) -> Schema {
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let names = |names: Vec<&'static str>| {
+            let name = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names));
+            ArrayBuilder::new().schema_type(SchemaType::from_iter([Type::Array, Type::Null])).items(name)
+        };
+        let counter = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "workload",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .enum_values(Some([Value::from(Workload::Counter.name()), Value::Null])),
+            )
+            .property("strategies", names(self.counter_strategies()))
+            .property("isolation", null())
+            .property("stock", null())
+            .property("accounts", null());
+        let mut forms = AnyOfBuilder::new().item(counter);
+        for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
+            let form = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("kind", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["lab"])))
+                .property(
+                    "workload",
+                    ObjectBuilder::new().schema_type(Type::String).enum_values(Some([workload.name()])),
+                )
+                .required("workload")
+                .property("strategies", names(workload.strategies()))
+                .property("lock_mode", null())
+                .property("post", null());
+            forms = forms.item(form);
+        }
+        AllOfBuilder::new().item(body).item(forms).into()
     }
 }

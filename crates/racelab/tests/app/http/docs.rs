@@ -27,8 +27,8 @@ const ROUTES: [&str; 16] = [
 ];
 
 /// The resource API's paths and the methods each documents (their behaviour is tested in `posts.rs`),
-/// and the experiment runs' (tested in `runs.rs`).
-const RESOURCE_ROUTES: [(&str, &[&str]); 7] = [
+/// and the experiment runs' (tested in `runs.rs`; `/workloads` in `experiments_workloads.rs`).
+const RESOURCE_ROUTES: [(&str, &[&str]); 8] = [
     ("/posts", &["post"]),
     ("/posts/{pk}", &["get", "patch", "delete"]),
     ("/posts/{pk}/likes", &["post"]),
@@ -36,6 +36,7 @@ const RESOURCE_ROUTES: [(&str, &[&str]); 7] = [
     ("/experiments/{id}", &["get"]),
     ("/experiments/{id}/events", &["get"]),
     ("/experiments/{id}/stop", &["post"]),
+    ("/workloads", &["get"]),
 ];
 
 fn parameter_names(operation: &Value) -> Vec<String> {

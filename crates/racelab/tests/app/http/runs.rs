@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 
 use crate::support::service::{Answer, Raw, Settings, TcpProxy, TestApp, assert_problem, keys, read_answer, spawn_app};
 
-async fn post(app: &TestApp, body: &Value) -> Answer {
+pub(super) async fn post(app: &TestApp, body: &Value) -> Answer {
     let response =
         app.client.post(format!("{}/experiments", app.address)).json(body).send().await.expect("POST /experiments");
     read_answer(response).await
 }
 
 /// POSTs `body`, asserts 202 with the run's `Location`, and returns the run's URL path.
-async fn start(app: &TestApp, body: Value) -> String {
+pub(super) async fn start(app: &TestApp, body: Value) -> String {
     let answer = post(app, &body).await;
     assert_eq!(answer.status, 202, "{}", answer.text);
     let id = answer.body["id"].as_str().expect("an id").to_owned();
@@ -29,7 +29,7 @@ async fn start(app: &TestApp, body: Value) -> String {
 }
 
 /// Polls the run until it is over (a bound, not a wait: it returns as soon as it is), for at most 60 s.
-async fn finished(app: &TestApp, path: &str) -> Value {
+pub(super) async fn finished(app: &TestApp, path: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let run = app.ok(path).await;

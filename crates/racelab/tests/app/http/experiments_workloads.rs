@@ -1,0 +1,114 @@
+//! `/experiments` with a workload beyond the counter: a stock lab under a forced race gives the
+//! engine's workload outcomes, naive's invariant broken and every safe strategy's held, proven by the
+//! database's rows; a workload's strategies, isolation and sizes are checked, each refusal naming its
+//! member; `GET /workloads` lists what the page offers.
+
+use racelab_core::Workload;
+use racelab_testkit::{TestDb, on_every_backend};
+use serde_json::{Value, json};
+
+use super::runs::{finished, post, start};
+use crate::support::service::{assert_problem, spawn_app};
+
+// 4 buyers x 2 purchases of the default stock (4, half the demand), each buyer's first purchase read
+// before any writes: naive sells units the stock never lost; every safe strategy sells exactly 4.
+async fn a_stock_lab_shows_naive_overselling_and_the_safe_strategies_holding(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let request = json!({"kind": "lab", "workload": "stock", "workers": 4, "increments": 2, "force_race": true});
+    let run = finished(&app, &start(&app, request).await).await;
+    assert_eq!(run["state"], "finished", "{run}");
+    assert_eq!(run["request"]["workload"], "stock", "{run}");
+    assert_eq!(run["request"]["isolation"], Value::Null, "{run}");
+    let results = run["results"].as_array().expect("results");
+    let names: Vec<&str> = results.iter().filter_map(|r| r["strategy"].as_str()).collect();
+    assert_eq!(names, Workload::Stock.strategies(), "every stock strategy, in order: {run}");
+    for result in results {
+        let strategy = result["strategy"].as_str().unwrap_or_default();
+        assert_eq!(result["workload"], "stock", "{result}");
+        assert_eq!(result["invariant"]["name"], "no-oversell", "{result}");
+        assert_eq!(result["sizes"]["stock"], 4, "{result}");
+        let counted: u64 =
+            ["acknowledged", "refused", "failed", "in_doubt"].iter().filter_map(|k| result[*k].as_u64()).sum();
+        assert_eq!(counted, 8, "every purchase counted once: {result}");
+        match Workload::Stock.is_safe(strategy) {
+            Some(true) => {
+                assert_eq!(result["safe"], true, "{result}");
+                assert_eq!(result["invariant"]["held"], true, "{strategy}: {result}");
+                assert_eq!(result["invariant"]["violations"], 0, "{strategy}: {result}");
+                assert_eq!(
+                    (result["acknowledged"].as_u64(), result["refused"].as_u64()),
+                    (Some(4), Some(4)),
+                    "{result}"
+                );
+            }
+            _ if strategy == "naive" => {
+                assert_eq!(result["safe"], false, "{result}");
+                assert_eq!(result["invariant"]["held"], false, "naive oversells under the forced race: {result}");
+                assert!(result["invariant"]["violations"].as_u64() >= Some(1), "{result}");
+            }
+            _ => {}
+        }
+    }
+    assert!(names.contains(&"naive"), "{names:?}");
+    // Progress: the same counts, refusals included, and no counter trace.
+    let progress = run["progress"].as_array().expect("progress");
+    for (cell, result) in progress.iter().zip(results) {
+        for key in ["strategy", "workers", "acknowledged", "refused", "failed", "in_doubt"] {
+            assert_eq!(cell[key], result[key], "{key}: {cell} vs {result}");
+        }
+    }
+    assert_eq!(run["traces"], json!([]));
+}
+
+// A workload's settings are its own: the strategies of another workload, an unknown workload or
+// level, a size out of range, a bench or anomalies of a workload, the counter given a workload's
+// settings: each a 422 naming the member.
+async fn bad_workload_bodies_are_refused_naming_the_member(test: TestDb) {
+    let app = spawn_app(&test).await;
+    for (body, member) in [
+        (json!({"kind": "lab", "workload": "stonks"}), "workload"),
+        (json!({"kind": "lab", "workload": 3}), "workload"),
+        (json!({"kind": "bench", "workload": "stock"}), "workload"),
+        (json!({"kind": "anomalies", "workload": "stock"}), "workload"),
+        (json!({"kind": "lab", "workload": "stock", "strategies": ["atomic"]}), "strategies"),
+        (json!({"kind": "lab", "workload": "transfer", "strategies": ["check-constraint"]}), "strategies"),
+        (json!({"kind": "lab", "strategies": ["check-constraint"]}), "strategies"),
+        (json!({"kind": "lab", "workload": "stock", "isolation": "snapshot"}), "isolation"),
+        (json!({"kind": "lab", "isolation": "serializable"}), "isolation"),
+        (json!({"kind": "lab", "workload": "stock", "stock": -1}), "stock"),
+        (json!({"kind": "lab", "workload": "transfer", "accounts": 1}), "accounts"),
+        (json!({"kind": "lab", "workload": "stock", "post": 1}), "post"),
+    ] {
+        let answer = post(&app, &body).await;
+        let problem = assert_problem(&answer, 422);
+        assert_eq!(problem["invalid_params"][0]["name"], member, "{body}: {}", answer.text);
+    }
+    let answer = post(&app, &json!({"kind": "lab", "workload": "stock", "strategies": ["atomic"]})).await;
+    let reason = answer.text;
+    assert!(reason.contains("not a stock strategy") && reason.contains("conditional"), "{reason}");
+}
+
+// What the page's picker reads: every workload, its invariant in a sentence, its strategies.
+async fn the_workloads_are_listed_with_their_invariants(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let listed = app.ok("/workloads").await;
+    let listed = listed.as_array().expect("a list");
+    assert_eq!(listed.len(), Workload::ALL.len());
+    for (view, workload) in listed.iter().zip(Workload::ALL) {
+        assert_eq!(view["name"], workload.name());
+        assert_eq!(view["invariant"], workload.invariant());
+        assert!(view["sentence"].as_str().is_some_and(|s| !s.is_empty()), "{view}");
+        let strategies = view["strategies"].as_array().expect("strategies");
+        assert!(!strategies.is_empty(), "{view}");
+        for strategy in strategies {
+            let name = strategy["name"].as_str().unwrap_or_default();
+            assert_eq!(strategy["safe"].as_bool(), workload.is_safe(name), "{workload}: {strategy}");
+        }
+    }
+}
+
+on_every_backend!(
+    a_stock_lab_shows_naive_overselling_and_the_safe_strategies_holding,
+    bad_workload_bodies_are_refused_naming_the_member,
+    the_workloads_are_listed_with_their_invariants,
+);
