@@ -188,7 +188,8 @@ impl RetryArgs {
 pub struct ShardArgs {
     /// Slot rows the `sharded` strategy spreads a counter over (1 to 1024).
     ///
-    /// More slots, fewer workers waiting on the same slot, a longer sum to read.
+    /// More slots, fewer workers waiting on the same slot, a longer sum to read. Also the `booking`
+    /// workload's time slots per room.
     #[arg(long, env = "RACELAB_SLOTS", default_value_t = DEFAULT_SLOTS,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_SLOTS)), hide_short_help = true)]
     pub slots: u16,

@@ -53,7 +53,7 @@ pub(crate) use self::statement::Statement;
 pub use self::types::{Counter, LockMode, Pk, PostRow, TxMode};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, SessionTarget, UrlError, redact};
 pub(crate) use self::user_table::UserTableSql;
-pub use self::workloads::{AccountRow, DoctorRow, JobRow, StockRow};
+pub use self::workloads::{AccountRow, BookingCount, DoctorRow, JobRow, StockRow};
 pub(crate) use self::workloads::{CLAIMED, DONE, PENDING};
 /// The dialects, for code that runs their functions on raw connections of its own (the anomaly suite).
 pub(crate) use self::{mysql::MySql as MySqlDialect, postgres::Postgres as PostgresDialect};

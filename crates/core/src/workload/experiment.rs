@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::booking::Booking;
 use super::oncall::OnCall;
 use super::outcome::WorkloadOutcome;
 use super::queue::Queue;
@@ -133,6 +134,7 @@ impl WorkloadExperiment {
             Workload::Transfer => Transfer::validate(self),
             Workload::OnCall => OnCall::validate(self),
             Workload::Queue => Queue::validate(self),
+            Workload::Booking => Booking::validate(self),
         };
         sizes.map_err(ExperimentError::Invalid)
     }
@@ -160,6 +162,9 @@ impl WorkloadExperiment {
             }
             Workload::OnCall => runner::run::<OnCall>(self, strategy::<OnCall>(&self.strategy)?, nodes, progress).await,
             Workload::Queue => runner::run::<Queue>(self, strategy::<Queue>(&self.strategy)?, nodes, progress).await,
+            Workload::Booking => {
+                runner::run::<Booking>(self, strategy::<Booking>(&self.strategy)?, nodes, progress).await
+            }
         }
     }
 

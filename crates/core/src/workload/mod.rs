@@ -58,6 +58,8 @@
 //! 4. Its tests in `crates/core/tests/engine/workload_<name>.rs` (`on_every_backend!`); a test named
 //!    `..._with_16_workers` joins the `many-connections` nextest group by its name.
 
+/// `booking`: book a (room, slot) if it is free.
+mod booking;
 /// The settings of one run of a workload, their checks, and the dispatch to its scenario.
 mod experiment;
 /// The invariant's verdict: its name, whether it held, the violations counted.
@@ -89,6 +91,7 @@ mod worker;
 /// The workload names and what each offers.
 mod workloads;
 
+pub use self::booking::{Booking, BookingStrategy};
 pub use self::experiment::WorkloadExperiment;
 pub use self::invariant::Invariant;
 pub use self::ledger::Ledger;

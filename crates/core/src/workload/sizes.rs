@@ -12,6 +12,10 @@ pub struct Sizes {
     pub doctors: usize,
     /// `queue`: jobs in the queue at the start; `None`: workers x operations / 2 (half the demand).
     pub jobs: Option<usize>,
+    /// `booking`: rooms to book.
+    pub rooms: usize,
+    /// `booking`: time slots per room.
+    pub slots: usize,
 }
 
 impl Sizes {
@@ -25,10 +29,26 @@ impl Sizes {
     pub const MAX_DOCTORS: usize = 1_000;
     /// The most jobs a queue may have.
     pub const MAX_JOBS: usize = 100_000;
+    /// The default number of rooms.
+    pub const DEFAULT_ROOMS: usize = 4;
+    /// The most rooms a run may have.
+    pub const MAX_ROOMS: usize = 10_000;
+    /// The default number of slots per room (the lab's `--slots` default, which it shares with the
+    /// `sharded` strategy).
+    pub const DEFAULT_SLOTS: usize = 64;
+    /// The most slots per room.
+    pub const MAX_SLOTS: usize = 1_024;
 }
 
 impl Default for Sizes {
     fn default() -> Self {
-        Self { stock: None, accounts: Self::DEFAULT_ACCOUNTS, doctors: Self::DEFAULT_DOCTORS, jobs: None }
+        Self {
+            stock: None,
+            accounts: Self::DEFAULT_ACCOUNTS,
+            doctors: Self::DEFAULT_DOCTORS,
+            jobs: None,
+            rooms: Self::DEFAULT_ROOMS,
+            slots: Self::DEFAULT_SLOTS,
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::booking::Booking;
 use super::oncall::OnCall;
 use super::queue::Queue;
 use super::scenario::{Scenario, WorkloadStrategy};
@@ -26,14 +27,16 @@ pub enum Workload {
     /// A doctor goes off call if another stays on call (write skew).
     #[serde(rename = "oncall")]
     OnCall,
+    /// Book a (room, slot) if it is free.
+    Booking,
     /// Claim the oldest pending job and run it.
     Queue,
 }
 
 impl Workload {
     /// Every workload, in the order `--workload all` runs them.
-    pub const ALL: [Workload; 5] =
-        [Workload::Counter, Workload::Stock, Workload::Transfer, Workload::OnCall, Workload::Queue];
+    pub const ALL: [Workload; 6] =
+        [Workload::Counter, Workload::Stock, Workload::Transfer, Workload::OnCall, Workload::Booking, Workload::Queue];
 
     /// The name `--workload` takes and output shows.
     pub fn name(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Workload {
             Workload::Transfer => "transfer",
             Workload::OnCall => "oncall",
             Workload::Queue => "queue",
+            Workload::Booking => "booking",
         }
     }
 
@@ -54,6 +58,7 @@ impl Workload {
             Workload::Transfer => Transfer::INVARIANT,
             Workload::OnCall => OnCall::INVARIANT,
             Workload::Queue => Queue::INVARIANT,
+            Workload::Booking => Booking::INVARIANT,
         }
     }
 
@@ -65,6 +70,7 @@ impl Workload {
             Workload::Transfer => Transfer::SENTENCE,
             Workload::OnCall => OnCall::SENTENCE,
             Workload::Queue => Queue::SENTENCE,
+            Workload::Booking => Booking::SENTENCE,
         }
     }
 
@@ -76,6 +82,7 @@ impl Workload {
             Workload::Transfer => names::<<Transfer as Scenario>::Strategy>(),
             Workload::OnCall => names::<<OnCall as Scenario>::Strategy>(),
             Workload::Queue => names::<<Queue as Scenario>::Strategy>(),
+            Workload::Booking => names::<<Booking as Scenario>::Strategy>(),
         }
     }
 
@@ -89,6 +96,7 @@ impl Workload {
             Workload::Transfer => <Transfer as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
             Workload::OnCall => <OnCall as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
             Workload::Queue => <Queue as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
+            Workload::Booking => <Booking as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
         }
     }
 }
@@ -105,7 +113,7 @@ impl fmt::Display for Workload {
 
 /// A workload name that is none of [`Workload::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workload `{0}`; expected one of: counter, stock, transfer, oncall, queue")]
+#[error("unknown workload `{0}`; expected one of: counter, stock, transfer, oncall, booking, queue")]
 pub struct UnknownWorkload(pub String);
 
 impl FromStr for Workload {

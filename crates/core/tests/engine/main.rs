@@ -26,6 +26,7 @@ mod spec_runner;
 mod strategies;
 mod trace;
 mod user_table;
+mod workload_booking;
 mod workload_galera;
 mod workload_in_doubt;
 mod workload_oncall;

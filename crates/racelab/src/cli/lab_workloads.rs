@@ -26,12 +26,13 @@ use crate::report::{table, workload_table};
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Workloads")]
 pub struct WorkloadArgs {
-    /// The race to run: counter (the default), stock, transfer, oncall, queue, or all.
+    /// The race to run: counter (the default), stock, transfer, oncall, booking, queue, or all.
     ///
     /// stock: buy one of an item whose stock is below the demand (invariant no-oversell). transfer:
     /// move a random amount between two accounts (invariant money-conserved). oncall: a doctor goes
     /// off call if another stays on call (invariant someone-on-call). queue: claim the oldest
-    /// pending job and run it (invariant exactly-once). all: every workload's
+    /// pending job and run it (invariant exactly-once). booking: book a (room, slot) of --rooms x
+    /// --slots if free (invariant no-double-booking). all: every workload's
     /// strategies, one table per workload (-s must then be all). For a workload, -n is operations
     /// per worker.
     #[arg(long, value_name = "WORKLOAD")]
@@ -60,6 +61,10 @@ pub struct WorkloadArgs {
     /// queue: jobs in the queue at the start (0 to 100000) [default: workers x operations / 2].
     #[arg(long)]
     pub jobs: Option<usize>,
+
+    /// booking: rooms to book (1 to 10000) [default: 4]; their time slots per room are --slots.
+    #[arg(long)]
+    pub rooms: Option<usize>,
 
     /// The seed of the workers' operations: the same seed, the same operations.
     #[arg(long, default_value_t = WorkloadExperiment::DEFAULT_SEED, hide_short_help = true)]
@@ -100,6 +105,7 @@ impl WorkloadArgs {
                 ("--accounts", self.accounts.is_some()),
                 ("--doctors", self.doctors.is_some()),
                 ("--jobs", self.jobs.is_some()),
+                ("--rooms", self.rooms.is_some()),
             ];
             if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
                 let others: Vec<&str> =
@@ -119,6 +125,8 @@ impl WorkloadArgs {
             accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
             doctors: self.doctors.unwrap_or(Sizes::DEFAULT_DOCTORS),
             jobs: self.jobs,
+            rooms: self.rooms.unwrap_or(Sizes::DEFAULT_ROOMS),
+            ..Sizes::default()
         }
     }
 }
@@ -177,7 +185,8 @@ pub async fn run(args: &LabArgs, chosen: Chosen, dotenv: Option<Dotenv>) -> Resu
         plans.push((*workload, strategies));
     }
     let counter_strategies = if workloads.contains(&Workload::Counter) { Some(plan(args)?.2) } else { None };
-    let sizes = args.workloads.sizes();
+    // booking's slots per room are --slots, which the sharded strategy's slot rows share.
+    let sizes = Sizes { slots: usize::from(args.shard.slots), ..args.workloads.sizes() };
     let backend = options[0].url.backend();
     let mut nodes = Vec::with_capacity(options.len());
     for node in options {

@@ -109,6 +109,7 @@ fn lab_workload_all_runs_every_workload() {
         "stock: invariant no-oversell",
         "transfer: invariant money-conserved",
         "oncall: invariant someone-on-call",
+        "booking: invariant no-double-booking",
         "queue: invariant exactly-once",
     ] {
         assert!(stdout.contains(title), "{title} missing in:\n{stdout}");
@@ -124,7 +125,7 @@ fn lab_workload_all_runs_every_workload() {
     let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
     let workloads: Vec<&str> =
         report["workloads"].as_array().expect("workloads").iter().filter_map(|w| w["workload"].as_str()).collect();
-    assert_eq!(workloads, ["counter", "stock", "transfer", "oncall", "queue"]);
+    assert_eq!(workloads, ["counter", "stock", "transfer", "oncall", "booking", "queue"]);
     assert_eq!(report["workloads"][0]["results"][0]["strategy"], "naive", "{report}");
     assert!(report["workloads"][0]["results"][0].get("lost").is_some(), "the counter's own outcome: {report}");
 }

@@ -7,11 +7,13 @@
 //! `pub(crate)` calls built on `Session::exec`, `exec_unless_check`, `fetch_ints`, `fetch_all_ints`,
 //! `fetch_all_settled` and `insert_id`; its tables in a new migration per backend.
 
+mod booking;
 mod oncall;
 mod queue;
 mod stock;
 mod transfer;
 
+pub use self::booking::BookingCount;
 pub use self::oncall::DoctorRow;
 pub use self::queue::JobRow;
 pub(crate) use self::queue::{CLAIMED, DONE, PENDING};
