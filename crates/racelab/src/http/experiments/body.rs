@@ -76,6 +76,14 @@ pub struct ExperimentBody {
     #[serde(default, deserialize_with = "accounts")]
     #[schema(value_type = Option<isize>, minimum = 2, maximum = 10000)]
     pub accounts: Option<usize>,
+    /// `oncall`: doctors on call per shift at the start; default 4
+    #[serde(default, deserialize_with = "doctors")]
+    #[schema(value_type = Option<isize>, minimum = 1, maximum = 1000)]
+    pub doctors: Option<usize>,
+    /// `queue`: jobs in the queue at the start; default: half the demand (workers x increments / 2)
+    #[serde(default, deserialize_with = "jobs")]
+    #[schema(value_type = Option<isize>, minimum = 0, maximum = 100000)]
+    pub jobs: Option<usize>,
 }
 
 /// The most units a `stock` run may start with (the document states it).
@@ -243,14 +251,26 @@ fn stock<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::E
 }
 
 fn accounts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    size_between(deserializer, 2, Sizes::MAX_ACCOUNTS)
+}
+
+fn doctors<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    size_between(deserializer, 1, Sizes::MAX_DOCTORS)
+}
+
+fn jobs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    size_between(deserializer, 0, Sizes::MAX_JOBS)
+}
+
+/// A size member: `null`, or a whole number from `min` to `max`.
+fn size_between<'de, D: Deserializer<'de>>(deserializer: D, min: usize, max: usize) -> Result<Option<usize>, D::Error> {
     let value = Value::deserialize(deserializer)?;
     if value.is_null() {
         return Ok(None);
     }
-    let max = Sizes::MAX_ACCOUNTS as i64;
-    match whole_number(&value).filter(|n| (2..=max).contains(n)) {
+    match whole_number(&value).filter(|n| (min as i64..=max as i64).contains(n)) {
         Some(n) => Ok(Some(n as usize)),
-        None => Err(D::Error::custom(format!("must be an integer between 2 and {max}, got `{}`", got(&value)))),
+        None => Err(D::Error::custom(format!("must be an integer between {min} and {max}, got `{}`", got(&value)))),
     }
 }
 
@@ -337,6 +357,8 @@ impl ExperimentBody {
                     ("isolation", self.isolation.is_some()),
                     ("stock", self.stock.is_some()),
                     ("accounts", self.accounts.is_some()),
+                    ("doctors", self.doctors.is_some()),
+                    ("jobs", self.jobs.is_some()),
                 ];
                 if let Some((member, _)) = given.iter().find(|(_, given)| *given) {
                     return Err(invalid(
@@ -371,6 +393,8 @@ impl ExperimentBody {
                     isolation: self.isolation,
                     stock: self.stock,
                     accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
+                    doctors: self.doctors.unwrap_or(Sizes::DEFAULT_DOCTORS),
+                    jobs: self.jobs,
                 })
             }
         };
@@ -523,7 +547,7 @@ mod tests {
             shown,
             json!({"kind": "lab", "strategies": ["naive", "conditional"], "workers": 2, "increments": 10,
                 "force_race": false, "lock_mode": "wait", "post": null, "workload": "stock",
-                "isolation": "repeatable-read", "stock": 3, "accounts": 8})
+                "isolation": "repeatable-read", "stock": 3, "accounts": 8, "doctors": 4, "jobs": null})
         );
         // Every workload's strategies by default, whatever the list holds.
         for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
@@ -553,6 +577,9 @@ mod tests {
         assert_eq!(refused(json!({"kind": "lab", "stock": 5})), "stock");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "stock": -1})), "stock");
         assert_eq!(refused(json!({"kind": "lab", "workload": "transfer", "accounts": 1})), "accounts");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "doctors": 0})), "doctors");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "jobs": 100_001})), "jobs");
+        assert_eq!(refused(json!({"kind": "lab", "jobs": 3})), "jobs");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "post": 1})), "post");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "lock_mode": "nowait"})), "lock_mode");
         let Err(ApiError::InvalidBody { reason, .. }) =
@@ -572,7 +599,7 @@ mod tests {
         assert_eq!(
             reason,
             "is not a member of an experiment; the members are kind, strategies, workers, increments, force_race, \
-            lock_mode, post, workload, isolation, stock, accounts"
+            lock_mode, post, workload, isolation, stock, accounts, doctors, jobs"
         );
     }
 }

@@ -76,6 +76,10 @@ pub struct WorkloadPlan {
     pub stock: Option<i64>,
     /// `transfer`: accounts.
     pub accounts: usize,
+    /// `oncall`: doctors per shift.
+    pub doctors: usize,
+    /// `queue`: jobs at the start; `null`: half the demand.
+    pub jobs: Option<usize>,
 }
 
 /// A lab or bench run's settings, normalized.

@@ -157,9 +157,15 @@ fn workload_experiment(
     cell: &Cell,
     strategy: &str,
 ) -> WorkloadExperiment {
-    // The sizes the body names; a workload's others (when `Sizes` grows) keep their defaults.
+    // The sizes the body names; any `Sizes` grows later keep their defaults until the body names them.
     #[allow(clippy::needless_update)]
-    let sizes = Sizes { stock: workload.stock, accounts: workload.accounts, ..Sizes::default() };
+    let sizes = Sizes {
+        stock: workload.stock,
+        accounts: workload.accounts,
+        doctors: workload.doctors,
+        jobs: workload.jobs,
+        ..Sizes::default()
+    };
     WorkloadExperiment {
         isolation: workload.isolation,
         force_race: plan.force_race,

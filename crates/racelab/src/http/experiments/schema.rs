@@ -83,7 +83,9 @@ impl Bounds {
             .property("strategies", names(self.counter_strategies()))
             .property("isolation", null())
             .property("stock", null())
-            .property("accounts", null());
+            .property("accounts", null())
+            .property("doctors", null())
+            .property("jobs", null());
         let mut forms = AnyOfBuilder::new().item(counter);
         for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
             let form = ObjectBuilder::new()

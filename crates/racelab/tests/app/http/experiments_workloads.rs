@@ -77,6 +77,8 @@ async fn bad_workload_bodies_are_refused_naming_the_member(test: TestDb) {
         (json!({"kind": "lab", "isolation": "serializable"}), "isolation"),
         (json!({"kind": "lab", "workload": "stock", "stock": -1}), "stock"),
         (json!({"kind": "lab", "workload": "transfer", "accounts": 1}), "accounts"),
+        (json!({"kind": "lab", "workload": "oncall", "doctors": 0}), "doctors"),
+        (json!({"kind": "lab", "jobs": 4}), "jobs"),
         (json!({"kind": "lab", "workload": "stock", "post": 1}), "post"),
     ] {
         let answer = post(&app, &body).await;
