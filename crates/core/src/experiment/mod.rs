@@ -134,22 +134,7 @@ impl Experiment {
                 self.workers
             )));
         }
-        if let Some(other) = nodes.iter().find(|n| n.backend() != first.backend()) {
-            return Err(ExperimentError::Invalid(format!(
-                "every node of one experiment must be the same kind of database: {} and {}",
-                first.backend(),
-                other.backend()
-            )));
-        }
-        for (node, db) in nodes.iter().enumerate() {
-            let needed = workers_on_node(self.workers, nodes.len(), node);
-            if needed > db.max_connections() as usize {
-                return Err(ExperimentError::Invalid(format!(
-                    "{needed} workers need {needed} connections, but the pool holds {}; raise the pool size",
-                    db.max_connections()
-                )));
-            }
-        }
+        check_nodes(nodes, self.workers)?;
         match self.stop {
             StopAfter::Increments(n) if !(1..=Self::MAX_INCREMENTS).contains(&n) => {
                 return Err(ExperimentError::Invalid(format!(
@@ -168,6 +153,31 @@ impl Experiment {
         self.retry.validate().map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         Ok(())
     }
+}
+
+/// The nodes one run spreads `workers` over: one kind of database, each pool wide enough for the
+/// workers it gets (shared by the counter's experiment and the workloads').
+pub(crate) fn check_nodes(nodes: &[Database], workers: usize) -> Result<(), ExperimentError> {
+    let Some(first) = nodes.first() else {
+        return Err(ExperimentError::Invalid("an experiment needs a database".into()));
+    };
+    if let Some(other) = nodes.iter().find(|n| n.backend() != first.backend()) {
+        return Err(ExperimentError::Invalid(format!(
+            "every node of one experiment must be the same kind of database: {} and {}",
+            first.backend(),
+            other.backend()
+        )));
+    }
+    for (node, db) in nodes.iter().enumerate() {
+        let needed = workers_on_node(workers, nodes.len(), node);
+        if needed > db.max_connections() as usize {
+            return Err(ExperimentError::Invalid(format!(
+                "{needed} workers need {needed} connections, but the pool holds {}; raise the pool size",
+                db.max_connections()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Why an experiment could not run (as opposed to increments that failed inside it, which the outcome

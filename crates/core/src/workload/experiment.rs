@@ -16,7 +16,7 @@ use super::stock::Stock;
 use super::transfer::Transfer;
 use super::workloads::Workload;
 use crate::db::{Database, Isolation};
-use crate::experiment::{Experiment, ExperimentError, Progress, workers_on_node};
+use crate::experiment::{Experiment, ExperimentError, Progress, check_nodes};
 use crate::retry::RetryPolicy;
 
 /// One run of one strategy of a workload.
@@ -73,9 +73,9 @@ impl WorkloadExperiment {
     /// Checks the settings against each other and the nodes (the same kind of database each, a pool
     /// big enough for the workers each node runs).
     pub fn validate_on(&self, nodes: &[Database]) -> Result<(), ExperimentError> {
-        let Some(first) = nodes.first() else {
+        if nodes.is_empty() {
             return Err(ExperimentError::Invalid("an experiment needs a database".into()));
-        };
+        }
         if self.workload == Workload::Counter {
             return Err(ExperimentError::Invalid("the counter workload runs as an Experiment".into()));
         }
@@ -111,22 +111,7 @@ impl WorkloadExperiment {
                 self.operations
             )));
         }
-        if let Some(other) = nodes.iter().find(|n| n.backend() != first.backend()) {
-            return Err(ExperimentError::Invalid(format!(
-                "every node of one experiment must be the same kind of database: {} and {}",
-                first.backend(),
-                other.backend()
-            )));
-        }
-        for (node, db) in nodes.iter().enumerate() {
-            let needed = workers_on_node(self.workers, nodes.len(), node);
-            if needed > db.max_connections() as usize {
-                return Err(ExperimentError::Invalid(format!(
-                    "{needed} workers need {needed} connections, but the pool holds {}; raise the pool size",
-                    db.max_connections()
-                )));
-            }
-        }
+        check_nodes(nodes, self.workers)?;
         self.retry.validate().map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let sizes = match self.workload {
             Workload::Counter => Ok(()),
