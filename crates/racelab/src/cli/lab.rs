@@ -54,11 +54,11 @@ pub struct LabArgs {
     #[arg(long)]
     pub wide: bool,
 
-    /// Lock mode of the `pessimistic` strategy: wait, nowait or skip-locked.
+    /// Pessimistic lock mode: wait, nowait or skip-locked.
     #[arg(long, default_value = "wait")]
     pub lock_mode: LockMode,
 
-    /// Run on this post (created if missing) instead of a fresh row per strategy.
+    /// Run on this post (created if missing), not a fresh row per strategy.
     ///
     /// So that separate processes (one per node, say) can share a row.
     #[arg(long)]

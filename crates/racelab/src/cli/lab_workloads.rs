@@ -38,32 +38,32 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "WORKLOAD")]
     pub workload: Option<String>,
 
-    /// Run every transaction at this level: read-uncommitted, read-committed, repeatable-read, serializable.
+    /// Isolation level of a workload's transactions.
     ///
-    /// Not for the counter. The serializable strategy always runs at SERIALIZABLE. PostgreSQL runs
+    /// read-uncommitted, read-committed, repeatable-read or serializable. Not for the counter. The serializable strategy always runs at SERIALIZABLE. PostgreSQL runs
     /// read-uncommitted as read committed; SQLite's transactions are all serializable (a level opens a
     /// deferred transaction, BEGIN IMMEDIATE for the locking strategies). Default: the database's own.
     #[arg(long, value_name = "LEVEL")]
     pub isolation: Option<Isolation>,
 
     /// stock: units in stock at the start [default: workers x operations / 2].
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, hide_short_help = true, allow_hyphen_values = true)]
     pub stock: Option<i64>,
 
     /// transfer: accounts the transfers move money between (2 to 10000) [default: 8].
-    #[arg(long)]
+    #[arg(long, hide_short_help = true)]
     pub accounts: Option<usize>,
 
     /// oncall: doctors on call per shift at the start, one shift per pair of workers (1 to 1000) [default: 4].
-    #[arg(long)]
+    #[arg(long, hide_short_help = true)]
     pub doctors: Option<usize>,
 
     /// queue: jobs in the queue at the start (0 to 100000) [default: workers x operations / 2].
-    #[arg(long)]
+    #[arg(long, hide_short_help = true)]
     pub jobs: Option<usize>,
 
     /// booking: rooms to book (1 to 10000) [default: 4]; their time slots per room are --slots.
-    #[arg(long)]
+    #[arg(long, hide_short_help = true)]
     pub rooms: Option<usize>,
 
     /// The seed of the workers' operations: the same seed, the same operations.
