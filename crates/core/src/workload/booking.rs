@@ -104,10 +104,7 @@ impl Scenario for Booking {
     }
 
     async fn setup(session: &mut Session, experiment: &WorkloadExperiment) -> Result<BookingFixture, DbError> {
-        let mut rooms = Vec::with_capacity(experiment.sizes.rooms);
-        for _ in 0..experiment.sizes.rooms {
-            rooms.push(session.create_room().await?);
-        }
+        let rooms = session.create_rooms(experiment.sizes.rooms).await?;
         Ok(BookingFixture { rooms, slots: experiment.sizes.slots })
     }
 

@@ -125,10 +125,7 @@ impl Scenario for OnCall {
         let mut shifts = Vec::with_capacity(shift_count(experiment.workers));
         for _ in 0..shift_count(experiment.workers) {
             let id = session.create_shift(doctors as i64).await?;
-            let mut keys = Vec::with_capacity(doctors);
-            for _ in 0..doctors {
-                keys.push(session.create_doctor(id).await?);
-            }
+            let keys = session.create_doctors(id, doctors).await?;
             shifts.push(Shift { id, doctors: keys });
         }
         Ok(OnCallFixture { shifts, doctors })

@@ -128,10 +128,7 @@ impl Scenario for Transfer {
     }
 
     async fn setup(session: &mut Session, experiment: &WorkloadExperiment) -> Result<TransferFixture, DbError> {
-        let mut accounts = Vec::with_capacity(experiment.sizes.accounts);
-        for _ in 0..experiment.sizes.accounts {
-            accounts.push(session.create_account(INITIAL_BALANCE).await?);
-        }
+        let accounts = session.create_accounts(INITIAL_BALANCE, experiment.sizes.accounts).await?;
         Ok(TransferFixture { accounts, backend: session.backend() })
     }
 

@@ -68,6 +68,18 @@ async fn jobs_left_pending_are_not_lost(test: TestDb) {
     assert!(outcome.invariant.detail.contains("6 of 10 done exactly once, 4 pending"), "{outcome:#?}");
 }
 
+// A queue larger than one seeding transaction (500 rows) is created whole, in order: its jobs are
+// committed in three batches, the last one partial, and the workers see every one of them.
+async fn a_queue_of_several_seeding_batches_is_created_whole(test: TestDb) {
+    let db = test.connect().await;
+    let experiment =
+        WorkloadExperiment { sizes: Sizes { jobs: Some(1201), ..Sizes::default() }, ..queue("pessimistic", 2, 3) };
+    let outcome = run(&db, experiment).await;
+    assert_eq!(outcome.sizes.get("jobs"), Some(&1201), "{outcome:#?}");
+    assert_eq!((outcome.acknowledged, outcome.refused), (6, 0), "{outcome:#?}");
+    assert!(outcome.invariant.detail.contains("6 of 1201 done exactly once, 1195 pending"), "{outcome:#?}");
+}
+
 async fn bad_sizes_are_refused_by_name(test: TestDb) {
     let db = test.connect().await;
     let experiment =
@@ -83,5 +95,6 @@ on_every_backend!(
     skip_locked_never_runs_a_job_twice_with_16_workers,
     safe_strategies_run_each_job_once_with_16_workers,
     jobs_left_pending_are_not_lost,
+    a_queue_of_several_seeding_batches_is_created_whole,
     bad_sizes_are_refused_by_name,
 );

@@ -34,9 +34,9 @@ fn is_unique_violation(err: &DbError) -> bool {
 }
 
 impl Session {
-    /// A new room; its key.
-    pub(crate) async fn create_room(&mut self) -> Result<i64, DbError> {
-        self.insert_id(&CREATE_ROOM, &[]).await
+    /// `count` new rooms; their keys.
+    pub(crate) async fn create_rooms(&mut self, count: usize) -> Result<Vec<i64>, DbError> {
+        self.insert_ids(&CREATE_ROOM, &[], count).await
     }
 
     /// How many bookings the (room, slot) has, as this transaction sees them.

@@ -45,9 +45,9 @@ impl Session {
         self.insert_id(&CREATE_SHIFT, &[Arg::Int(on_call)]).await
     }
 
-    /// A new doctor of `shift`, on call; its key.
-    pub(crate) async fn create_doctor(&mut self, shift: i64) -> Result<i64, DbError> {
-        self.insert_id(&CREATE_DOCTOR, &[Arg::Int(shift)]).await
+    /// `count` new doctors of `shift`, on call; their keys.
+    pub(crate) async fn create_doctors(&mut self, shift: i64, count: usize) -> Result<Vec<i64>, DbError> {
+        self.insert_ids(&CREATE_DOCTOR, &[Arg::Int(shift)], count).await
     }
 
     /// Every doctor of `shift`, as this transaction sees them (no lock).

@@ -62,10 +62,7 @@ impl Session {
     /// A new queue of `jobs` pending jobs; its key and its jobs' keys, oldest first.
     pub(crate) async fn create_queue(&mut self, jobs: usize) -> Result<(i64, Vec<i64>), DbError> {
         let queue = self.insert_id(&CREATE_QUEUE, &[Arg::Int(jobs as i64)]).await?;
-        let mut keys = Vec::with_capacity(jobs);
-        for _ in 0..jobs {
-            keys.push(self.insert_id(&CREATE_JOB, &[Arg::Int(queue)]).await?);
-        }
+        let keys = self.insert_ids(&CREATE_JOB, &[Arg::Int(queue)], jobs).await?;
         Ok((queue, keys))
     }
 

@@ -45,9 +45,9 @@ fn missing(id: i64) -> DbError {
 }
 
 impl Session {
-    /// A new account holding `balance`; its key.
-    pub(crate) async fn create_account(&mut self, balance: i64) -> Result<i64, DbError> {
-        self.insert_id(&CREATE, &[Arg::Int(balance)]).await
+    /// `count` new accounts, each holding `balance`; their keys.
+    pub(crate) async fn create_accounts(&mut self, balance: i64, count: usize) -> Result<Vec<i64>, DbError> {
+        self.insert_ids(&CREATE, &[Arg::Int(balance)], count).await
     }
 
     pub(crate) async fn read_account(&mut self, id: i64) -> Result<AccountRow, DbError> {
