@@ -84,6 +84,14 @@ pub struct ExperimentBody {
     #[serde(default, deserialize_with = "jobs")]
     #[schema(value_type = Option<isize>, minimum = 0, maximum = 100000)]
     pub jobs: Option<usize>,
+    /// `booking`: rooms to book; default 4
+    #[serde(default, deserialize_with = "rooms")]
+    #[schema(value_type = Option<isize>, minimum = 1, maximum = 10000)]
+    pub rooms: Option<usize>,
+    /// `booking`: time slots per room; default 64
+    #[serde(default, deserialize_with = "slots")]
+    #[schema(value_type = Option<isize>, minimum = 1, maximum = 1024)]
+    pub slots: Option<usize>,
 }
 
 /// The most units a `stock` run may start with (the document states it).
@@ -262,6 +270,14 @@ fn jobs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::
     size_between(deserializer, 0, Sizes::MAX_JOBS)
 }
 
+fn rooms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    size_between(deserializer, 1, Sizes::MAX_ROOMS)
+}
+
+fn slots<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    size_between(deserializer, 1, Sizes::MAX_SLOTS)
+}
+
 /// A size member: `null`, or a whole number from `min` to `max`.
 fn size_between<'de, D: Deserializer<'de>>(deserializer: D, min: usize, max: usize) -> Result<Option<usize>, D::Error> {
     let value = Value::deserialize(deserializer)?;
@@ -359,6 +375,8 @@ impl ExperimentBody {
                     ("accounts", self.accounts.is_some()),
                     ("doctors", self.doctors.is_some()),
                     ("jobs", self.jobs.is_some()),
+                    ("rooms", self.rooms.is_some()),
+                    ("slots", self.slots.is_some()),
                 ];
                 if let Some((member, _)) = given.iter().find(|(_, given)| *given) {
                     return Err(invalid(
@@ -395,6 +413,8 @@ impl ExperimentBody {
                     accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
                     doctors: self.doctors.unwrap_or(Sizes::DEFAULT_DOCTORS),
                     jobs: self.jobs,
+                    rooms: self.rooms.unwrap_or(Sizes::DEFAULT_ROOMS),
+                    slots: self.slots.unwrap_or(Sizes::DEFAULT_SLOTS),
                 })
             }
         };
@@ -547,7 +567,8 @@ mod tests {
             shown,
             json!({"kind": "lab", "strategies": ["naive", "conditional"], "workers": 2, "increments": 10,
                 "force_race": false, "lock_mode": "wait", "post": null, "workload": "stock",
-                "isolation": "repeatable-read", "stock": 3, "accounts": 8, "doctors": 4, "jobs": null})
+                "isolation": "repeatable-read", "stock": 3, "accounts": 8, "doctors": 4, "jobs": null,
+                "rooms": 4, "slots": 64})
         );
         // Every workload's strategies by default, whatever the list holds.
         for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
@@ -555,6 +576,18 @@ mod tests {
             let names: Vec<String> = plan.strategies.iter().map(ToString::to_string).collect();
             assert_eq!(names, workload.strategies(), "{workload}");
         }
+        // The bounds are `Sizes`' own, each end included.
+        let plan = read(json!({"kind": "lab", "workload": "booking", "rooms": Sizes::MAX_ROOMS, "slots": 1}))
+            .unwrap()
+            .plan
+            .unwrap();
+        let sizes = plan.workload.map(|w| (w.rooms, w.slots));
+        assert_eq!(sizes, Some((Sizes::MAX_ROOMS, 1)));
+        let plan = read(json!({"kind": "lab", "workload": "booking", "rooms": 1, "slots": Sizes::MAX_SLOTS}))
+            .unwrap()
+            .plan
+            .unwrap();
+        assert_eq!(plan.workload.map(|w| (w.rooms, w.slots)), Some((1, Sizes::MAX_SLOTS)));
         // The counter's body is as it always was.
         let counter = read(json!({"kind": "lab", "workload": "counter"})).unwrap();
         assert!(serde_json::to_value(&counter).unwrap().get("workload").is_none());
@@ -580,6 +613,13 @@ mod tests {
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "doctors": 0})), "doctors");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "jobs": 100_001})), "jobs");
         assert_eq!(refused(json!({"kind": "lab", "jobs": 3})), "jobs");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "booking", "rooms": 0})), "rooms");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "booking", "rooms": 10_001})), "rooms");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "booking", "slots": 0})), "slots");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "booking", "slots": 1025})), "slots");
+        assert_eq!(refused(json!({"kind": "lab", "workload": "booking", "slots": 2.5})), "slots");
+        assert_eq!(refused(json!({"kind": "lab", "rooms": 2})), "rooms");
+        assert_eq!(refused(json!({"kind": "lab", "slots": 2})), "slots");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "post": 1})), "post");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "lock_mode": "nowait"})), "lock_mode");
         let Err(ApiError::InvalidBody { reason, .. }) =
@@ -599,7 +639,7 @@ mod tests {
         assert_eq!(
             reason,
             "is not a member of an experiment; the members are kind, strategies, workers, increments, force_race, \
-            lock_mode, post, workload, isolation, stock, accounts, doctors, jobs"
+            lock_mode, post, workload, isolation, stock, accounts, doctors, jobs, rooms, slots"
         );
     }
 }

@@ -80,6 +80,10 @@ pub struct WorkloadPlan {
     pub doctors: usize,
     /// `queue`: jobs at the start; `null`: half the demand.
     pub jobs: Option<usize>,
+    /// `booking`: rooms.
+    pub rooms: usize,
+    /// `booking`: time slots per room.
+    pub slots: usize,
 }
 
 /// A lab or bench run's settings, normalized.

@@ -157,13 +157,15 @@ fn workload_experiment(
     cell: &Cell,
     strategy: &str,
 ) -> WorkloadExperiment {
-    // The sizes the body names; any `Sizes` grows later keep their defaults until the body names them.
+    // Every size the body names; any `Sizes` grows later keep their defaults until the body names them.
     #[allow(clippy::needless_update)]
     let sizes = Sizes {
         stock: workload.stock,
         accounts: workload.accounts,
         doctors: workload.doctors,
         jobs: workload.jobs,
+        rooms: workload.rooms,
+        slots: workload.slots,
         ..Sizes::default()
     };
     WorkloadExperiment {

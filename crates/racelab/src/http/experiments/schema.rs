@@ -85,7 +85,9 @@ impl Bounds {
             .property("stock", null())
             .property("accounts", null())
             .property("doctors", null())
-            .property("jobs", null());
+            .property("jobs", null())
+            .property("rooms", null())
+            .property("slots", null());
         let mut forms = AnyOfBuilder::new().item(counter);
         for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
             let form = ObjectBuilder::new()

@@ -60,6 +60,27 @@ async fn a_stock_lab_shows_naive_overselling_and_the_safe_strategies_holding(tes
     assert_eq!(run["traces"], json!([]));
 }
 
+// `rooms` and `slots` size a booking lab's rows: one room of two slots, 12 bookings by 4 workers, so
+// `unique` books each of the two slots once and refuses the other ten (with the default 4 rooms x 64
+// slots it would refuse few or none).
+async fn a_booking_lab_books_the_rooms_and_slots_it_is_given(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let request = json!({"kind": "lab", "workload": "booking", "strategies": ["unique"], "workers": 4,
+        "increments": 3, "rooms": 1, "slots": 2});
+    let run = finished(&app, &start(&app, request).await).await;
+    assert_eq!(run["state"], "finished", "{run}");
+    assert_eq!((&run["request"]["rooms"], &run["request"]["slots"]), (&json!(1), &json!(2)), "{run}");
+    let result = &run["results"][0];
+    assert_eq!(result["sizes"], json!({"rooms": 1, "slots": 2}), "{result}");
+    assert_eq!(result["invariant"]["held"], true, "{result}");
+    assert_eq!((result["acknowledged"].as_u64(), result["refused"].as_u64()), (Some(2), Some(10)), "{result}");
+    // The defaults, shown back.
+    let request =
+        json!({"kind": "lab", "workload": "booking", "strategies": ["unique"], "workers": 1, "increments": 1});
+    let run = finished(&app, &start(&app, request).await).await;
+    assert_eq!(run["results"][0]["sizes"], json!({"rooms": 4, "slots": 64}), "{run}");
+}
+
 // A workload's settings are its own: the strategies of another workload, an unknown workload or
 // level, a size out of range, a bench or anomalies of a workload, the counter given a workload's
 // settings: each a 422 naming the member.
@@ -79,6 +100,11 @@ async fn bad_workload_bodies_are_refused_naming_the_member(test: TestDb) {
         (json!({"kind": "lab", "workload": "transfer", "accounts": 1}), "accounts"),
         (json!({"kind": "lab", "workload": "oncall", "doctors": 0}), "doctors"),
         (json!({"kind": "lab", "jobs": 4}), "jobs"),
+        (json!({"kind": "lab", "workload": "booking", "rooms": 0}), "rooms"),
+        (json!({"kind": "lab", "workload": "booking", "rooms": 10_001}), "rooms"),
+        (json!({"kind": "lab", "workload": "booking", "slots": 1025}), "slots"),
+        (json!({"kind": "lab", "workload": "booking", "slots": "8"}), "slots"),
+        (json!({"kind": "lab", "slots": 8}), "slots"),
         (json!({"kind": "lab", "workload": "stock", "post": 1}), "post"),
     ] {
         let answer = post(&app, &body).await;
@@ -110,6 +136,7 @@ async fn the_workloads_are_listed_with_their_invariants(test: TestDb) {
 }
 
 on_every_backend!(
+    a_booking_lab_books_the_rooms_and_slots_it_is_given,
     a_stock_lab_shows_naive_overselling_and_the_safe_strategies_holding,
     bad_workload_bodies_are_refused_naming_the_member,
     the_workloads_are_listed_with_their_invariants,
