@@ -245,6 +245,33 @@ pub(crate) async fn fetch_all_ints<D: Dialect>(
     rows.iter().map(|row| ints::<D>(row, columns)).collect()
 }
 
+/// `count` rows inserted by `stmt` with the same `args`, their keys in order: [`Statement::ROWS`] at a
+/// time by one multi-row insert handing its keys back with `RETURNING id`, the rest one by one.
+pub(crate) async fn insert_ids<D: Dialect>(
+    c: &mut Conn<D::Db>,
+    stmt: &'static Statement,
+    args: &[Arg<'_>],
+    count: usize,
+) -> Result<Vec<i64>, DbError> {
+    let mut keys = Vec::with_capacity(count);
+    let many: Vec<Arg<'_>> = args.iter().copied().cycle().take(args.len() * Statement::ROWS).collect();
+    while count - keys.len() >= Statement::ROWS {
+        let rows = D::Db::fetch_all(c, stmt.rows_text_for::<D>(), &many).await.map_err(db_err::<D>)?;
+        let mut inserted =
+            rows.iter().map(|row| D::Db::int(row, 0)).collect::<Result<Vec<_>, _>>().map_err(db_err::<D>)?;
+        if inserted.len() != Statement::ROWS {
+            return Err(DbError::new(ErrorKind::Other, "a multi-row insert handed back fewer keys than rows"));
+        }
+        // RETURNING promises the rows, not their order; keys grow in the order rows are inserted.
+        inserted.sort_unstable();
+        keys.extend(inserted);
+    }
+    while keys.len() < count {
+        keys.push(D::insert_id(c, stmt, args).await?);
+    }
+    Ok(keys)
+}
+
 /// An insert that hands its new key back with `RETURNING id`.
 pub(crate) async fn insert_id<D: Dialect>(
     c: &mut Conn<D::Db>,

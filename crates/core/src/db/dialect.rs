@@ -240,6 +240,16 @@ pub(crate) trait Dialect: Sized {
     ) -> impl Future<Output = Result<i64, DbError>> + Send {
         common::insert_id::<Self>(c, stmt, args)
     }
+    /// Runs a workload's insert (ending `{returning_id}`) for `count` rows with the same `args`; their
+    /// keys in order.
+    fn insert_ids(
+        c: &mut Conn<Self::Db>,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<i64>, DbError>> + Send {
+        common::insert_ids::<Self>(c, stmt, args, count)
+    }
 
     /// The server's id of this connection (PostgreSQL backend pid, MySQL connection id).
     fn connection_id(c: &mut Conn<Self::Db>) -> impl Future<Output = Result<Option<i64>, DbError>> + Send;

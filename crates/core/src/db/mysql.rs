@@ -271,6 +271,22 @@ impl Dialect for MySql {
         i64::try_from(done.last_insert_id()).map_err(|_| DbError::new(ErrorKind::Other, "row key out of range"))
     }
 
+    async fn insert_ids(
+        c: &mut MySqlConnection,
+        stmt: &'static Statement,
+        args: &[Arg<'_>],
+        count: usize,
+    ) -> Result<Vec<i64>, DbError> {
+        // One row at a time: MySQL has no `RETURNING`, and the keys of one multi-row insert are not
+        // consecutive on Galera (each node hands out every third one), so LAST_INSERT_ID() alone
+        // cannot name them.
+        let mut keys = Vec::with_capacity(count);
+        for _ in 0..count {
+            keys.push(Self::insert_id(c, stmt, args).await?);
+        }
+        Ok(keys)
+    }
+
     async fn fetch_all_settled(
         c: &mut MySqlConnection,
         stmt: &'static Statement,

@@ -449,17 +449,8 @@ impl Session {
         while keys.len() < count {
             let batch = (count - keys.len()).min(SEED_BATCH);
             self.begin_at(Isolation::ReadCommitted, None).await?;
-            let mut inserted = Ok(());
-            for _ in 0..batch {
-                match self.insert_id(stmt, args).await {
-                    Ok(key) => keys.push(key),
-                    Err(err) => {
-                        inserted = Err(err);
-                        break;
-                    }
-                }
-            }
-            self.finish(inserted).await?;
+            let inserted = dispatch!(self, None, insert_ids(stmt, args, batch));
+            keys.extend(self.finish(inserted).await?);
         }
         Ok(keys)
     }

@@ -20,15 +20,58 @@ pub(crate) struct Statement {
     text: &'static str,
     /// One rendering per dialect, at the dialect's [`Dialect::SLOT`].
     rendered: [OnceLock<String>; 3],
+    /// An insert's rendering writing [`Statement::ROWS`] rows at once, per dialect.
+    rows_rendered: [OnceLock<String>; 3],
 }
 
 impl Statement {
+    /// The rows [`Statement::rows_text_for`] writes in one statement: a hundred rows in one round trip
+    /// and one parse, well under every backend's limit on parameters.
+    pub(crate) const ROWS: usize = 100;
+
     pub(crate) const fn new(text: &'static str) -> Self {
-        Self { text, rendered: [OnceLock::new(), OnceLock::new(), OnceLock::new()] }
+        Self {
+            text,
+            rendered: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+            rows_rendered: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+        }
     }
 
     /// The statement as dialect `D` runs it.
     pub(crate) fn text_for<D: Dialect>(&'static self) -> &'static str {
         self.rendered[D::SLOT].get_or_init(|| D::sql().render_statement(self.text)).as_str()
+    }
+
+    /// An insert written `... VALUES (...) ...` as dialect `D` runs it for [`Statement::ROWS`] rows:
+    /// its row of values repeated, each with its own parameters.
+    pub(crate) fn rows_text_for<D: Dialect>(&'static self) -> &'static str {
+        self.rows_rendered[D::SLOT]
+            .get_or_init(|| D::sql().render_statement(&repeat_values(self.text, Self::ROWS)))
+            .as_str()
+    }
+}
+
+/// `text`, an insert of one row, as the insert of `rows` rows: its `VALUES (...)` written `rows` times.
+/// The workloads' inserts name no function in their values, so the row ends at the first `)`.
+fn repeat_values(text: &str, rows: usize) -> String {
+    let Some((head, tail)) = text.split_once(" VALUES (") else {
+        panic!("a multi-row insert is written `INSERT ... VALUES (...)`: {text}")
+    };
+    let Some((values, rest)) = tail.split_once(')') else { panic!("an insert's VALUES is not closed: {text}") };
+    let row = format!("({values})");
+    format!("{head} VALUES {}{rest}", vec![row; rows].join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeat_values;
+
+    #[test]
+    fn an_insert_of_one_row_becomes_one_of_several() {
+        assert_eq!(
+            repeat_values("INSERT INTO t (a, b) VALUES (?, 0){returning_id}", 3),
+            "INSERT INTO t (a, b) VALUES (?, 0), (?, 0), (?, 0){returning_id}"
+        );
+        assert_eq!(repeat_values("INSERT INTO r (v) VALUES (0)", 2), "INSERT INTO r (v) VALUES (0), (0)");
     }
 }
