@@ -7,6 +7,8 @@
 //! produced, as events), and the outputs: [`isolationtester`] (byte for byte what PostgreSQL's
 //! isolationtester prints).
 
+mod backend;
+mod exec;
 pub mod isolationtester;
 pub mod model;
 mod notice;
@@ -16,6 +18,7 @@ mod pg;
 pub mod report;
 pub mod run;
 mod scan;
+mod session;
 mod split;
 pub mod text;
 

@@ -1,14 +1,18 @@
-//! Runs a spec on PostgreSQL with isolationtester's semantics, step for step.
+//! Runs a spec with isolationtester's semantics, step for step, on any backend
+//! ([`SpecBackend`]: PostgreSQL, MariaDB, SQLite).
 //!
 //! One connection per session and a control connection. Each permutation: the setups (control
 //! connection), the sessions' setups, the steps, the sessions' teardowns, the teardown. A step is
-//! sent and watched: it completes, or the server says its session is blocked
-//! (`pg_isolation_test_session_is_blocked`, what isolationtester asks), and then it is reported
+//! sent and watched: it completes, or the database says its session is blocked
+//! (PostgreSQL's `pg_isolation_test_session_is_blocked`, what isolationtester asks; InnoDB's lock
+//! monitor; SQLite's `SQLITE_BUSY` answer, after which the step is sent again each time the runner
+//! looks at it), and then it is reported
 //! waiting and the next step is sent; after each step every waiting one is looked at again and
 //! reported `<... completed>` once it answered (and its blocker annotations allow). Nothing is
 //! decided by a timer: a step that runs is awaited for a short interval at a time, between which the
 //! server is asked whether it is blocked. A step running past the step timeout is cancelled
-//! (`pg_cancel_backend`), and after twice the timeout the run stops, as isolationtester does.
+//! (`pg_cancel_backend`, `KILL QUERY`; on SQLite it is no longer sent again and its busy error is its
+//! answer), and after twice the timeout the run stops, as isolationtester does.
 //!
 //! A failure of the run itself (a setup that fails, a permutation whose steps block each other) is
 //! reported as isolationtester reports it, and the permutation's teardowns are still tried.
@@ -17,12 +21,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sqlx::PgConnection;
 
+use super::backend::{SpecBackend, StepAnswer};
 use super::model::{Blocker, Permutation, Spec};
-use super::pg::{self, POLL, SessionConn, StepFuture};
+use super::pg::Pg;
 use super::report::{Answer, Event, Part, PermutationRun, SpecRun, StepError};
+use super::session::{SessionConn, StepFuture, exec_control};
+use crate::Backend;
 use crate::db::DatabaseUrl;
+
+/// How long to wait for a step before asking the server whether it is blocked (or, on SQLite, before
+/// sending a step refused busy again while nothing else can move).
+const POLL: Duration = Duration::from_millis(2);
 
 /// isolationtester's own limit (PostgreSQL 15): a step waiting this long is cancelled.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -34,6 +44,8 @@ pub enum RunError {
     Connect { index: usize, url: String, source: sqlx::Error },
     #[error("the control connection failed: {0}")]
     Control(sqlx::Error),
+    #[error("spec does not run on {0} yet")]
+    Unsupported(Backend),
 }
 
 /// The run stopped, as isolationtester stops (its message on stderr, exit status 1), or because it
@@ -60,24 +72,27 @@ const NONBLOCK: u8 = 1;
 const RETRY: u8 = 2;
 
 /// A step sent and not yet reported complete.
-struct Active {
+struct Active<C> {
     /// Its index in the permutation.
     pstep: usize,
-    handle: Option<StepFuture>,
+    handle: Option<StepFuture<C>>,
     answer: Option<Answer>,
+    /// SQLite: refused busy; the statements left to send again, and the answer so far (the tables
+    /// of the statements that ran, and the busy error, its answer if it is cancelled).
+    busy: Option<(String, Answer)>,
 }
 
-struct Runner<'a> {
+struct Runner<'a, B: SpecBackend> {
     url: &'a DatabaseUrl,
     /// Set by the caller to stop the run.
     interrupted: &'a AtomicBool,
     spec: &'a Spec,
-    control: PgConnection,
-    sessions: Vec<SessionConn>,
-    pids: Vec<i32>,
+    control: B::Conn,
+    sessions: Vec<SessionConn<B>>,
+    ids: Vec<i64>,
     step_timeout: Duration,
     events: Vec<Event>,
-    active: Vec<Option<Active>>,
+    active: Vec<Option<Active<B::Conn>>>,
     total_notices: Vec<u64>,
     any_new_notice: bool,
     /// For the permutation running: per step, per blocker, the notice count it waits for.
@@ -96,7 +111,7 @@ impl From<sqlx::Error> for Halt {
     }
 }
 
-/// Runs `permutations` of `spec` on the PostgreSQL database at `url`.
+/// Runs `permutations` of `spec` on the database at `url`.
 pub async fn run(
     url: &DatabaseUrl,
     spec: &Spec,
@@ -116,16 +131,29 @@ pub async fn run_until(
     step_timeout: Duration,
     interrupted: &AtomicBool,
 ) -> Result<Outcome, RunError> {
+    match url.backend() {
+        Backend::Postgres => run_on::<Pg>(url, spec, permutations, step_timeout, interrupted).await,
+        other => Err(RunError::Unsupported(other)),
+    }
+}
+
+async fn run_on<B: SpecBackend>(
+    url: &DatabaseUrl,
+    spec: &Spec,
+    permutations: &[Permutation],
+    step_timeout: Duration,
+    interrupted: &AtomicBool,
+) -> Result<Outcome, RunError> {
     let connect_error = |index, source| RunError::Connect { index, url: url.redacted(), source };
-    let mut control = pg::connect(url, "control connection").await.map_err(|e| connect_error(0, e))?;
+    let mut control = B::connect(url, "control connection").await.map_err(|e| connect_error(0, e))?;
     let mut sessions = Vec::with_capacity(spec.sessions.len());
     for (i, session) in spec.sessions.iter().enumerate() {
-        sessions.push(SessionConn::open(url, &session.name).await.map_err(|e| connect_error(i + 1, e))?);
+        sessions.push(SessionConn::<B>::open(url, &session.name).await.map_err(|e| connect_error(i + 1, e))?);
     }
-    let pids = sessions.iter().map(|s| s.pid).collect();
+    let ids = sessions.iter().map(|s| s.id).collect();
     // The control connection's own notices are dropped, as isolationtester drops them.
-    let _ = pg::backend_pid(&mut control).await.map_err(RunError::Control)?;
-    let mut runner = Runner {
+    let _ = B::session_id(&mut control).await.map_err(RunError::Control)?;
+    let mut runner = Runner::<B> {
         url,
         interrupted,
         spec,
@@ -133,7 +161,7 @@ pub async fn run_until(
         active: sessions.iter().map(|_| None).collect(),
         total_notices: vec![0; sessions.len()],
         sessions,
-        pids,
+        ids,
         step_timeout,
         events: Vec::new(),
         any_new_notice: false,
@@ -165,11 +193,11 @@ pub async fn run_until(
     Ok(Outcome { run, stopped })
 }
 
-impl Runner<'_> {
+impl<B: SpecBackend> Runner<'_, B> {
     async fn permutation(&mut self, permutation: &Permutation) -> Result<(), Halt> {
         self.targets = permutation.steps.iter().map(|s| vec![0; s.blockers.len()]).collect();
         for sql in &self.spec.setups {
-            let answer = pg::exec_control(&mut self.control, sql).await;
+            let answer = exec_control::<B>(&mut self.control, sql).await;
             self.part_answer(Part::Setup, answer, true)?;
         }
         for s in 0..self.sessions.len() {
@@ -205,7 +233,7 @@ impl Runner<'_> {
             }
             let step = self.spec.step(permutation.steps[i].step);
             let handle = self.sessions[s].start(&step.sql);
-            self.active[s] = Some(Active { pstep: i, handle, answer: None });
+            self.active[s] = Some(Active { pstep: i, handle, answer: None, busy: None });
             for (j, blocker) in permutation.steps[i].blockers.iter().enumerate() {
                 if let Blocker::Notices { step, count, .. } = blocker {
                     self.targets[i][j] = u64::from(*count) + self.total_notices[step.session];
@@ -234,7 +262,7 @@ impl Runner<'_> {
             let _ = self.part_answer(Part::SessionTeardown(self.spec.sessions[s].name.clone()), answer, false);
         }
         if let Some(sql) = &self.spec.teardown {
-            let answer = pg::exec_control(&mut self.control, sql).await;
+            let answer = exec_control::<B>(&mut self.control, sql).await;
             let _ = self.part_answer(Part::Teardown, answer, false);
         }
     }
@@ -311,33 +339,50 @@ impl Runner<'_> {
             if active.answer.is_some() {
                 break;
             }
+            // SQLite: a step refused busy is sent again, from the statement that was refused.
+            if active.handle.is_none()
+                && let Some((rest, _)) = &active.busy
+            {
+                active.handle = self.sessions[s].start(rest);
+            }
             let Some(handle) = active.handle.as_mut() else {
                 // The session's connection was busy: cannot happen, a session runs one step at a time.
                 active.answer = Some(Answer::default());
                 break;
             };
             match tokio::time::timeout(POLL, handle.as_mut()).await {
-                Ok((conn, answer)) => {
+                Ok((conn, step)) => {
                     active.handle = None;
-                    active.answer = Some(answer);
                     self.sessions[s].conn = Some(conn);
+                    let blocked = self.take_answer(s, step);
                     self.flush_notices(s);
-                    break;
+                    if !blocked {
+                        break;
+                    }
+                    if flags & NONBLOCK != 0 {
+                        if flags & RETRY == 0 {
+                            self.events.push(waiting_event());
+                        }
+                        return Ok(true);
+                    }
+                    // Waited for: nothing else moves meanwhile, so it can only be sent again until the
+                    // step timeout gives up on it (as isolationtester waits for a PostgreSQL step).
+                    tokio::time::sleep(POLL).await;
                 }
                 Err(_) => {
                     self.check_interrupted()?;
                     self.flush_notices(s);
-                    if flags & NONBLOCK != 0 && pg::is_blocked(&mut self.control, self.pids[s], &self.pids).await? {
+                    if flags & NONBLOCK != 0 && B::is_blocked(&mut self.control, self.ids[s], &self.ids).await? {
                         // Read what the server sent meanwhile (notices; or the answer, then it
                         // is complete after all), as isolationtester's PQconsumeInput does.
                         if let Some(handle) = self.active[s].as_mut().and_then(|a| a.handle.as_mut())
-                            && let Ok((conn, answer)) = tokio::time::timeout(Duration::ZERO, handle.as_mut()).await
+                            && let Ok((conn, step)) = tokio::time::timeout(Duration::ZERO, handle.as_mut()).await
                         {
                             if let Some(active) = self.active[s].as_mut() {
                                 active.handle = None;
-                                active.answer = Some(answer);
                             }
                             self.sessions[s].conn = Some(conn);
+                            self.take_answer(s, step);
                             self.flush_notices(s);
                             break;
                         }
@@ -347,20 +392,21 @@ impl Runner<'_> {
                         }
                         return Ok(true);
                     }
-                    let elapsed = start.elapsed();
-                    if elapsed > self.step_timeout && !canceled {
-                        pg::cancel(&mut self.control, self.pids[s]).await?;
-                        self.events.push(Event::Canceled { step: pstep.name.clone(), seconds: elapsed.as_secs() });
-                        canceled = true;
-                    }
-                    if elapsed > 2 * self.step_timeout {
-                        return Err(Halt::Stopped(format!(
-                            "step {} timed out after {} seconds",
-                            pstep.name,
-                            elapsed.as_secs()
-                        )));
-                    }
                 }
+            }
+            self.check_interrupted()?;
+            let elapsed = start.elapsed();
+            if elapsed > self.step_timeout && !canceled {
+                self.cancel(s).await?;
+                self.events.push(Event::Canceled { step: pstep.name.clone(), seconds: elapsed.as_secs() });
+                canceled = true;
+            }
+            if elapsed > 2 * self.step_timeout {
+                return Err(Halt::Stopped(format!(
+                    "step {} timed out after {} seconds",
+                    pstep.name,
+                    elapsed.as_secs()
+                )));
             }
         }
         if self.has_blocker(permutation, p) {
@@ -378,6 +424,39 @@ impl Runner<'_> {
             answer,
         });
         Ok(false)
+    }
+
+    /// Keeps what a step of session `s` answered; `true` when it was refused busy (SQLite) and is
+    /// to be sent again, what it answered so far kept with it.
+    fn take_answer(&mut self, s: usize, step: StepAnswer) -> bool {
+        let Some(active) = self.active[s].as_mut() else { return false };
+        let mut answer = active.busy.take().map(|(_, so_far)| so_far).unwrap_or_default();
+        answer.tables.extend(step.answer.tables);
+        answer.error = step.answer.error;
+        match step.blocked_rest {
+            Some(rest) => {
+                active.busy = Some((rest, answer));
+                true
+            }
+            None => {
+                active.answer = Some(answer);
+                false
+            }
+        }
+    }
+
+    /// Cancels the step session `s` runs: the server cancels a running one; a step refused busy is
+    /// not sent again, and its busy error is its answer.
+    async fn cancel(&mut self, s: usize) -> Result<(), Halt> {
+        if let Some(active) = self.active[s].as_mut()
+            && active.handle.is_none()
+            && let Some((_, answer)) = active.busy.take()
+        {
+            active.answer = Some(answer);
+            return Ok(());
+        }
+        B::cancel(&mut self.control, self.ids[s]).await?;
+        Ok(())
     }
 
     /// isolationtester's `step_has_blocker`: an annotation not yet satisfied.
@@ -403,7 +482,7 @@ impl Runner<'_> {
         for s in 0..self.active.len() {
             let Some(active) = self.active[s].take() else { continue };
             let Some(handle) = active.handle else { continue };
-            let _ = pg::cancel(&mut self.control, self.pids[s]).await;
+            let _ = B::cancel(&mut self.control, self.ids[s]).await;
             if let Ok((conn, _)) = tokio::time::timeout(Duration::from_secs(10), handle).await {
                 self.sessions[s].conn = Some(conn);
             }
@@ -419,11 +498,15 @@ impl Runner<'_> {
             self.sessions[s].inbox.take();
         }
         if let Some(sql) = &self.spec.teardown {
-            let mut error = pg::exec_control(&mut self.control, sql).await.error;
+            let mut error = exec_control::<B>(&mut self.control, sql).await.error;
             if error.as_ref().is_some_and(|e| e.code.is_none()) {
-                error = match pg::connect(self.url, "teardown").await {
-                    Ok(mut fresh) => pg::exec_control(&mut fresh, sql).await.error,
-                    Err(err) => Some(pg::step_error(&err)),
+                error = match B::connect(self.url, "teardown").await {
+                    Ok(mut fresh) => {
+                        let error = exec_control::<B>(&mut fresh, sql).await.error;
+                        B::close(fresh).await;
+                        error
+                    }
+                    Err(err) => Some(B::step_error(&err)),
                 };
             }
             if let Some(error) = error {
@@ -434,11 +517,10 @@ impl Runner<'_> {
     }
 
     async fn close(self) {
-        use sqlx::Connection;
-        let _ = self.control.close().await;
+        B::close(self.control).await;
         for session in self.sessions {
             if let Some(conn) = session.conn {
-                let _ = conn.close().await;
+                B::close(conn).await;
             }
         }
     }

@@ -8,6 +8,10 @@ use racelab_core::spec::{self, Event, isolationtester};
 use racelab_core::{Backend, DatabaseUrl};
 use racelab_testkit::TestDb;
 
+/// The lock waits of this database's backends (pg_locks is the whole server's).
+const WAITING_HERE: &str = "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN \
+                            (SELECT pid FROM pg_stat_activity WHERE datname = current_database())";
+
 const HELD: &str = r#"
 setup { CREATE TABLE held (id int PRIMARY KEY); INSERT INTO held VALUES (1); }
 teardown { DROP TABLE held; }
@@ -66,7 +70,7 @@ async fn spec_a_failing_setup_stops_the_run_and_the_teardown_still_runs() {
 }
 
 /// Interrupted while a step waits for a lock the test holds (seen waiting in pg_locks, not
-/// guessed): the run stops with `interrupted`, the waiting step is cancelled and the sessions
+/// guessed; only this test's database's backends count: the server is shared with other tests): the run stops with `interrupted`, the waiting step is cancelled and the sessions
 /// rolled back (the test's own lock is then free of waiters), and the teardown has dropped the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_an_interrupted_run_cancels_rolls_back_and_tears_down() {
@@ -96,10 +100,7 @@ async fn spec_an_interrupted_run_cancels_rolls_back_and_tears_down() {
     let mut observer = <sqlx::PgConnection as sqlx::Connection>::connect(&test.url).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            .fetch_one(&mut observer)
-            .await
-            .unwrap();
+        let waiting: i64 = sqlx::query_scalar(WAITING_HERE).fetch_one(&mut observer).await.unwrap();
         if waiting > 0 {
             break;
         }
@@ -111,8 +112,7 @@ async fn spec_an_interrupted_run_cancels_rolls_back_and_tears_down() {
     let stopped = outcome.stopped.expect("stopped");
     assert_eq!(stopped.message, spec::INTERRUPTED);
     assert!(stopped.not_cleaned.is_empty(), "{:?}", stopped.not_cleaned);
-    let waiting: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted").fetch_one(&mut observer).await.unwrap();
+    let waiting: i64 = sqlx::query_scalar(WAITING_HERE).fetch_one(&mut observer).await.unwrap();
     assert_eq!(waiting, 0, "the waiting step was cancelled");
     let left: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('mine')::text").fetch_one(&mut observer).await.unwrap();
