@@ -27,6 +27,8 @@ mod outcome;
 mod progress;
 /// The run: row, connections, workers started together, accounting.
 mod run;
+/// After a run: its rows read on the first node that answers.
+pub(crate) mod settle;
 /// One worker's counts and latency, merged at the end.
 pub(crate) mod stats;
 /// Reading an outcome: the proof, the refusals, the one-line verdict.

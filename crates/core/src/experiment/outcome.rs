@@ -131,6 +131,17 @@ pub struct NodeOutcome {
 }
 
 impl NodeOutcome {
+    /// Each node's outcome, and every node's counts merged into the run's.
+    pub(crate) fn and_merged(per_node: Vec<NodeStats>) -> (Vec<NodeOutcome>, WorkerStats) {
+        let nodes = per_node.iter().map(|n| NodeOutcome::of(n.node, n.workers, &n.stats)).collect();
+        let mut per_node = per_node.into_iter().map(|n| n.stats);
+        let mut stats = per_node.next().unwrap_or_else(WorkerStats::new);
+        for node in per_node {
+            stats.merge(node);
+        }
+        (nodes, stats)
+    }
+
     pub(crate) fn of(node: usize, workers: usize, stats: &WorkerStats) -> Self {
         Self {
             node,
@@ -171,12 +182,7 @@ impl Outcome {
         after: Result<Counter, ErrorKind>,
         per_node: Vec<NodeStats>,
     ) -> Self {
-        let nodes: Vec<NodeOutcome> = per_node.iter().map(|n| NodeOutcome::of(n.node, n.workers, &n.stats)).collect();
-        let mut per_node = per_node.into_iter().map(|n| n.stats);
-        let mut stats = per_node.next().unwrap_or_else(WorkerStats::new);
-        for node in per_node {
-            stats.merge(node);
-        }
+        let (nodes, stats) = NodeOutcome::and_merged(per_node);
         let expected = stats.expected();
         let acknowledged = stats.acknowledged as i64;
         let (actual, counted) = match after {

@@ -4,7 +4,7 @@
 //! read again.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Barrier;
 
@@ -12,7 +12,7 @@ use super::outcome::Outcome;
 use super::progress::Progress;
 use super::stats::{NodeStats, WorkerStats};
 use super::worker::WorkerJob;
-use super::{Experiment, ExperimentError, Target};
+use super::{Experiment, ExperimentError, Target, settle};
 use crate::db::{Counter, Database, Pk};
 use crate::error::ErrorKind;
 use crate::strategy::{RaceGate, Strategy};
@@ -123,33 +123,12 @@ pub(crate) fn workers_on_node(workers: usize, nodes: usize, node: usize) -> usiz
     workers / nodes + usize::from(node < workers % nodes)
 }
 
-/// Reads the counter after the run, on the first node that answers, trying again until `timeout`
-/// (the database may be coming back). What it could not read is reported, not hidden.
+/// Reads the counter after the run, on the first node that answers, trying again until `timeout`.
+/// A total past the maximum stays past it: the answer, not a state to wait out.
 async fn read_when_settled(nodes: &[Database], pk: Pk, timeout: Duration) -> Result<Counter, ErrorKind> {
-    // One try per node is bounded, so a dead or hung node (whose connection attempts the pool keeps
-    // retrying until its acquire timeout) cannot use up the window the live ones need.
-    const PER_TRY: Duration = Duration::from_secs(1);
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let mut last = ErrorKind::Other;
-        for db in nodes {
-            let read = async { db.session().await?.read_settled(pk).await };
-            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).min(PER_TRY), read).await {
-                Ok(Ok(counter)) => return Ok(counter),
-                // A total past the maximum stays past it: the answer, not a state to wait out.
-                Ok(Err(err)) if err.kind() == ErrorKind::CounterOverflow => return Err(err.kind()),
-                Ok(Err(err)) => {
-                    tracing::debug!(%err, node = %db.redacted_url(), "cannot read the counter yet");
-                    last = err.kind();
-                }
-                Err(_) => last = ErrorKind::PoolTimeout,
-            }
-        }
-        if Instant::now() + pause >= deadline {
-            return Err(last);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
-    }
+    let is_final = |kind| kind == ErrorKind::CounterOverflow;
+    settle::read_when_settled(nodes, timeout, "the counter", is_final, |db| async move {
+        db.session().await?.read_settled(pk).await
+    })
+    .await
 }

@@ -12,7 +12,7 @@ use super::scenario::{Scenario, TxKind, WorkloadStrategy};
 use super::workloads::Workload;
 use crate::db::Backend;
 use crate::error::ErrorKind;
-use crate::experiment::stats::{NodeStats, WorkerStats, count_by_kind};
+use crate::experiment::stats::{NodeStats, count_by_kind};
 use crate::experiment::{Latency, NodeOutcome};
 
 /// What one workload run did, with the proof.
@@ -84,12 +84,7 @@ impl WorkloadOutcome {
         state_error: Option<ErrorKind>,
         per_node: Vec<NodeStats>,
     ) -> Self {
-        let nodes: Vec<NodeOutcome> = per_node.iter().map(|n| NodeOutcome::of(n.node, n.workers, &n.stats)).collect();
-        let mut per_node = per_node.into_iter().map(|n| n.stats);
-        let mut stats = per_node.next().unwrap_or_else(WorkerStats::new);
-        for node in per_node {
-            stats.merge(node);
-        }
+        let (nodes, stats) = NodeOutcome::and_merged(per_node);
         let elapsed = stats.finished.saturating_duration_since(stats.started);
         let throughput = if elapsed.is_zero() { 0.0 } else { stats.acknowledged as f64 / elapsed.as_secs_f64() };
         let ms = |micros: u64| micros as f64 / 1000.0;

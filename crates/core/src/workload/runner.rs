@@ -4,7 +4,7 @@
 //! Once the workers have started it never returns an error: what was counted comes back.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Barrier;
 
@@ -17,7 +17,7 @@ use super::worker::WorkerJob;
 use crate::db::Database;
 use crate::error::ErrorKind;
 use crate::experiment::stats::{NodeStats, WorkerStats};
-use crate::experiment::{ExperimentError, Progress, workers_on_node};
+use crate::experiment::{ExperimentError, Progress, settle, workers_on_node};
 use crate::strategy::RaceGate;
 
 /// How long racing workers wait for each other at the gate before going on (one whose read failed
@@ -112,34 +112,18 @@ pub(super) async fn run<S: Scenario>(
     ))
 }
 
-/// Reads the run's rows after it, on the first node that answers, trying again until `timeout` (the
-/// database may be coming back). What it could not read is reported, not hidden.
+/// Reads the run's rows after it, on the first node that answers, trying again until `timeout`.
 async fn read_when_settled<S: Scenario>(
     nodes: &[Database],
     fixture: &S::Fixture,
     timeout: Duration,
 ) -> Result<S::State, ErrorKind> {
-    // One try per node is bounded, so a dead node cannot use up the window the live ones need.
-    const PER_TRY: Duration = Duration::from_secs(1);
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let mut last = ErrorKind::Other;
-        for db in nodes {
-            let read = async { S::state(&mut db.session().await?, fixture).await };
-            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).min(PER_TRY), read).await {
-                Ok(Ok(state)) => return Ok(state),
-                Ok(Err(err)) => {
-                    tracing::debug!(%err, node = %db.redacted_url(), "cannot read the workload's rows yet");
-                    last = err.kind();
-                }
-                Err(_) => last = ErrorKind::PoolTimeout,
-            }
-        }
-        if Instant::now() + pause >= deadline {
-            return Err(last);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
-    }
+    settle::read_when_settled(
+        nodes,
+        timeout,
+        "the workload's rows",
+        |_| false,
+        |db| async move { S::state(&mut db.session().await?, fixture).await },
+    )
+    .await
 }
