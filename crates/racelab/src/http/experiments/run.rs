@@ -28,7 +28,9 @@ pub enum RunState {
     Running,
     /// Every experiment ran; the results say what each found.
     Finished,
-    /// The run could not go on: `error` says why, `results` hold what was done before.
+    /// The run could not go on, or a safe strategy broke its invariant
+    /// (`urn:racelab:problem:invariant-broken`, once every experiment ran): `error` says why, `results`
+    /// hold what was done.
     Failed,
     /// The run was stopped before it finished (the server shut down).
     Stopped,
@@ -121,7 +123,8 @@ pub struct RunView {
     /// An `anomalies` run's matrix, as `racelab anomalies --json` prints it.
     #[schema(value_type = Option<Object>)]
     pub anomalies: Option<Matrix>,
-    /// Why a `failed` run failed.
+    /// Why a `failed` run failed: a problem as a request would have got, or
+    /// `urn:racelab:problem:invariant-broken` naming each safe strategy whose invariant broke.
     pub error: Option<Problem>,
 }
 

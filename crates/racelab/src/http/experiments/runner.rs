@@ -2,20 +2,22 @@
 //! `/test-db/*` runs one (the post held for the whole run when one is named, worker connections
 //! reserved for each experiment, the database connected lazily), or the anomalies suite. The run
 //! records each outcome as it comes; an error ends it `failed` with the problem a request would have
-//! got, after what was done.
+//! got, after what was done, and so does a safe strategy whose invariant broke (once every experiment
+//! ran, as `racelab lab` fails for it).
 //!
 //! It must never run two experiments of one run at once, nor touch a post another request holds.
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use racelab_core::anomalies::{self, AnomalyError, Case, Level, SuiteLockError};
 use racelab_core::experiment::Target;
 use racelab_core::workload::Sizes;
-use racelab_core::{ErrorKind, Experiment, TraceLimit, WorkloadExperiment};
+use racelab_core::{ErrorKind, Experiment, TraceLimit, WorkloadExperiment, WorkloadOutcome};
 
 use super::request::{Pick, Plan, WorkloadPlan};
 use super::run::{Cell, Run, RunResult, RunState};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, Problem};
 use crate::http::state::AppState;
 
 /// The largest lab whose experiments are traced (4 workers x 10 increments): what a person can read.
@@ -39,10 +41,14 @@ pub async fn execute(state: AppState, run: Arc<Run>) {
     let _guard = EndGuard(run.clone());
     let result = match run.request.plan.clone() {
         Some(plan) => experiments(&state, &run, &plan).await,
-        None => anomalies_suite(&state, &run).await,
+        None => anomalies_suite(&state, &run).await.map(|state| (state, Vec::new())),
     };
     let (ended, error) = match result {
-        Ok(ended) => (ended, None),
+        Ok((_, broken)) if !broken.is_empty() => {
+            tracing::warn!(run = %run.id, broken = %broken.join("; "), "a safe strategy broke its invariant");
+            (RunState::Failed, Some(invariant_broken(&broken)))
+        }
+        Ok((ended, _)) => (ended, None),
         Err(err) => {
             tracing::warn!(run = %run.id, error = %err, "run failed");
             (RunState::Failed, Some(err.problem()))
@@ -72,8 +78,33 @@ fn state_name(state: RunState) -> &'static str {
     }
 }
 
-/// Each experiment of the plan in turn; `Stopped` if the run was stopped midway.
-async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunState, ApiError> {
+/// The problem of a run in which a safe strategy broke its invariant (`broken`: each one's workload,
+/// strategy and the invariant's detail), as `racelab lab` fails for it. 500: the strategy was meant to
+/// keep the invariant on this database and did not; the client asked for nothing wrong.
+fn invariant_broken(broken: &[String]) -> Problem {
+    Problem {
+        problem_type: "urn:racelab:problem:invariant-broken".to_owned(),
+        title: "A safe strategy broke its invariant".to_owned(),
+        status: StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
+        detail: format!("a safe strategy broke its invariant: {}", broken.join("; ")),
+        instance: None,
+        invalid_params: None,
+        experiment: None,
+    }
+}
+
+/// A safe strategy broke its invariant: the outcome's workload, strategy and the invariant's detail.
+fn broke(outcome: &WorkloadOutcome) -> Option<String> {
+    outcome
+        .safe_strategy_broke_invariant()
+        .then(|| format!("{} {} ({})", outcome.workload, outcome.strategy, outcome.invariant.detail))
+}
+
+/// Each experiment of the plan in turn; `Stopped` if the run was stopped midway. Each safe strategy
+/// that broke its invariant is listed beside the state (the run goes on, as `racelab lab` shows every
+/// table before it fails): the run then ends `failed`, whatever the state.
+async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<(RunState, Vec<String>), ApiError> {
+    let mut broken = Vec::new();
     // Runs and requests on one post queue behind each other, for the whole run.
     let _post = match plan.post {
         Some(pk) => Some(state.lock_post(pk).await),
@@ -87,7 +118,7 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
         && run.request.kind == super::request::Kind::Lab;
     for (index, cell) in run.cells.iter().enumerate() {
         if run.is_stopping() {
-            return Ok(RunState::Stopped);
+            return Ok((RunState::Stopped, broken));
         }
         let slots = state.worker_slots(cell.workers).await?;
         let db = state.db().await?;
@@ -102,12 +133,13 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
                 let outcome = outcome?;
                 let unavailable = outcome.database_unavailable();
                 let stopped = outcome.errors.contains_key(&ErrorKind::Stopped);
+                broken.extend(broke(&outcome));
                 run.push_result(index, RunResult::Workload(outcome));
                 if unavailable {
                     return Err(ApiError::DatabaseUnavailable);
                 }
                 if stopped {
-                    return Ok(RunState::Stopped);
+                    return Ok((RunState::Stopped, broken));
                 }
                 continue;
             }
@@ -143,10 +175,10 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<RunStat
         let stopped = outcome.errors.contains_key(&ErrorKind::Stopped);
         run.push_result(index, RunResult::Counter(outcome));
         if stopped {
-            return Ok(RunState::Stopped);
+            return Ok((RunState::Stopped, broken));
         }
     }
-    Ok(RunState::Finished)
+    Ok((RunState::Finished, broken))
 }
 
 /// One cell of a workload's lab, as `racelab lab --workload` runs it (the server's retry policy).

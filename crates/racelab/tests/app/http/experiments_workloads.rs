@@ -3,12 +3,40 @@
 //! database's rows; a workload's strategies, isolation and sizes are checked, each refusal naming its
 //! member; `GET /workloads` lists what the page offers.
 
-use racelab_core::Workload;
+use racelab_core::{Backend, Workload};
 use racelab_testkit::{TestDb, on_every_backend};
 use serde_json::{Value, json};
 
 use super::runs::{finished, post, start};
-use crate::support::service::{assert_problem, spawn_app};
+use crate::support::service::{Raw, assert_problem, spawn_app};
+
+/// Installs a trigger in the test's database that takes one more unit from a stock item each time a
+/// sale takes one: a writer beside the run's (deterministic, no timing), whose units left the stock
+/// with no sale, which no strategy can prevent and the invariant must see.
+async fn take_a_unit_beside_each_sale(test: &TestDb) {
+    // The app connects at its first request: the tables are made (migrated) here first.
+    test.connect().await.close().await;
+    let mut raw = Raw::connect(test).await;
+    let sql = match test.backend {
+        Backend::Postgres => {
+            "CREATE FUNCTION take_one_more() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN NEW.qty := NEW.qty - 1; RETURN NEW; END $$; \
+             CREATE TRIGGER take_one_more BEFORE UPDATE ON stock_items FOR EACH ROW \
+             WHEN (NEW.qty < OLD.qty) EXECUTE FUNCTION take_one_more();"
+        }
+        Backend::MySql => {
+            "CREATE TRIGGER take_one_more BEFORE UPDATE ON stock_items FOR EACH ROW \
+             SET NEW.qty = IF(NEW.qty < OLD.qty, NEW.qty - 1, NEW.qty)"
+        }
+        // SQLite cannot change NEW; its triggers are not recursive unless asked, so the trigger's own
+        // update does not fire it again.
+        Backend::Sqlite => {
+            "CREATE TRIGGER take_one_more AFTER UPDATE OF qty ON stock_items WHEN NEW.qty < OLD.qty \
+             BEGIN UPDATE stock_items SET qty = qty - 1 WHERE id = NEW.id; END"
+        }
+    };
+    raw.execute(sql).await;
+}
 
 // 4 buyers x 2 purchases of the default stock (4, half the demand), each buyer's first purchase read
 // before any writes: naive sells units the stock never lost; every safe strategy sells exactly 4.
@@ -81,6 +109,31 @@ async fn a_booking_lab_books_the_rooms_and_slots_it_is_given(test: TestDb) {
     assert_eq!(run["results"][0]["sizes"], json!({"rooms": 4, "slots": 64}), "{run}");
 }
 
+// A safe strategy whose invariant breaks fails the run, as `racelab lab` fails for it: here a trigger of
+// the test's takes a second unit beside each of `conditional`'s three sales (10 in stock), so 3 units
+// left with no sale. Naive's broken invariant (it is not meant to hold) is shown, not a failure: every
+// experiment runs and is kept, and the problem names conditional alone.
+async fn a_safe_strategy_whose_invariant_breaks_fails_the_run(test: TestDb) {
+    let app = spawn_app(&test).await;
+    take_a_unit_beside_each_sale(&test).await;
+    let request = json!({"kind": "lab", "workload": "stock", "strategies": ["conditional", "naive"], "workers": 1,
+        "increments": 3, "stock": 10});
+    let run = finished(&app, &start(&app, request).await).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "the run went on after the broken invariant: {run}");
+    let conditional = &results[0];
+    assert_eq!((&conditional["safe"], &conditional["acknowledged"]), (&json!(true), &json!(3)), "{conditional}");
+    assert_eq!(conditional["invariant"]["held"], false, "{conditional}");
+    assert_eq!(conditional["invariant"]["violations"], 3, "{conditional}");
+    assert_eq!((&results[1]["safe"], &results[1]["invariant"]["held"]), (&json!(false), &json!(false)), "{run}");
+    let error = &run["error"];
+    assert_eq!(error["type"], "urn:racelab:problem:invariant-broken", "{run}");
+    let detail = error["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("stock conditional (3 units left the stock with no sale)"), "{detail}");
+    assert!(!detail.contains("naive"), "naive is not meant to hold: {detail}");
+}
+
 // A workload's settings are its own: the strategies of another workload, an unknown workload or
 // level, a size out of range, a bench or anomalies of a workload, the counter given a workload's
 // settings: each a 422 naming the member.
@@ -136,6 +189,7 @@ async fn the_workloads_are_listed_with_their_invariants(test: TestDb) {
 }
 
 on_every_backend!(
+    a_safe_strategy_whose_invariant_breaks_fails_the_run,
     a_booking_lab_books_the_rooms_and_slots_it_is_given,
     a_stock_lab_shows_naive_overselling_and_the_safe_strategies_holding,
     bad_workload_bodies_are_refused_naming_the_member,
