@@ -1,6 +1,6 @@
 // The page's only way to the service: the experiments API (POST/GET /experiments, the SSE stream of a
-// run) and /ready. Errors come back as RFC 9457 problems; a network failure becomes one too, so the
-// page has one kind of error to show.
+// run, GET /workloads) and /ready. Errors come back as RFC 9457 problems; a network failure becomes one
+// too, so the page has one kind of error to show.
 
 /** A problem+json answer (or a failure to get any answer, status 0). */
 export class Problem extends Error {
@@ -53,6 +53,12 @@ export function stopRun(id) {
 /** A run's current view. */
 export function getRun(id) {
   return request("GET", `/experiments/${encodeURIComponent(id)}`);
+}
+
+/** The workloads the server runs (GET /workloads): each one's name, invariant (name and sentence) and
+ *  strategies, which of them are safe. */
+export function workloads() {
+  return request("GET", "/workloads");
 }
 
 /** The database's readiness: {status, database} or a Problem (503 when it cannot be reached). */

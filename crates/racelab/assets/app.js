@@ -1,9 +1,9 @@
 // The page's entry point: tabs, forms, runs and their URLs. A run started here gets the URL
 // /runs/{id}; opening that URL (or going back to it) shows the run again, live if it still runs.
 
-import { follow, getRun, startRun } from "./api.js";
+import { follow, getRun, startRun, workloads } from "./api.js";
 import { check, isUnavailable, onHealth, unavailable } from "./health.js";
-import { body, build, clearInvalid, fill, fitTo, showInvalid } from "./form.js";
+import { body, build, clearInvalid, fill, fitTo, offerWorkloads, showInvalid } from "./form.js";
 import { RunView, isFinal } from "./run.js";
 import { el, replace } from "./format.js";
 
@@ -74,6 +74,22 @@ onHealth((state) => {
   }
 });
 document.getElementById("db-recheck").addEventListener("click", check);
+
+/** The lab's workload picker, from GET /workloads. Until it answers (or when it fails) the lab offers
+ *  the counter, as it always did. */
+async function loadWorkloads() {
+  const form = document.getElementById("form-lab");
+  try {
+    offerWorkloads(form, await workloads());
+  } catch (problem) {
+    if (isUnavailable(problem)) unavailable(problem);
+    form.querySelector("#lab-workload-error").textContent = `the workloads could not be listed (${problem.status} ${problem.title}): the counter only`;
+    return;
+  }
+  // A workload's run shown before the catalog came: drawn again, with its invariant's sentence.
+  const shown = views.lab.run;
+  if (shown && shown.request && shown.request.workload) views.lab.render();
+}
 
 // --- runs -------------------------------------------------------------------------------------------
 
@@ -148,4 +164,5 @@ async function route() {
 
 window.addEventListener("popstate", route);
 check();
+loadWorkloads();
 route();

@@ -1,5 +1,6 @@
 // One run on the page: its header (id, state, link), live progress per strategy from the event
-// stream, then the results: charts, the verdict table, and for small lab runs the interleaving.
+// stream, then the results: charts, the verdict table, and for small lab runs the interleaving. A
+// workload's run (a lab beyond the counter) has its own verdict table: each strategy's invariant.
 // The view is rebuilt from the run object on every change; the run object is only ever what the
 // server sent (the POST answer, GET /experiments/{id}, the stream's events), never recomputed numbers.
 
@@ -8,11 +9,18 @@ import { benchCharts, labCharts } from "./charts.js";
 import { revealLostUpdates, timelines } from "./timeline.js";
 import { matrix } from "./anomalies.js";
 import { stopRun } from "./api.js";
+import { sizesOf, workloadView } from "./form.js";
 
 const FINAL_STATES = ["finished", "failed", "stopped"];
 
 export function isFinal(run) {
   return FINAL_STATES.includes(run.state);
+}
+
+/** The workload of a run beyond the counter (`request.workload`), or null for the counter's. */
+function workloadOf(run) {
+  const name = run.request && run.request.workload;
+  return name && name !== "counter" ? name : null;
 }
 
 /** A view over `host` for one run; update it with the stream's events. */
@@ -114,18 +122,22 @@ export class RunView {
       return;
     }
     const bench = run.kind === "bench";
+    // A workload's operations may also be refused by its business rule (sold out): an answer, done.
+    const workload = Boolean(workloadOf(run));
+    const headers = workload ? ["acknowledged", "refused", "retries", "failed", "in doubt", "failures by kind"] : ["acknowledged", "retries", "failed", "in doubt", "failures by kind"];
     replace(
       host,
       el("h3", {}, "Progress"),
       el("div", { class: "scroll" }, el("table", { class: "numbers" },
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "strategy"), bench ? el("th", { scope: "col" }, "workers") : null,
-          ["acknowledged", "retries", "failed", "in doubt", "failures by kind"].map((h) => el("th", { scope: "col" }, h)))),
+          headers.map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, run.progress.map((p) =>
           el("tr", { "data-strategy": p.strategy, "data-workers": p.workers, class: p.done ? "done" : null },
             el("th", { scope: "row" }, p.strategy, p.done ? " ✓" : ""),
             bench ? el("td", {}, p.workers) : null,
-            el("td", {}, el("progress", { max: p.expected, value: p.acknowledged + p.failed + p.in_doubt, "aria-label": `${p.strategy} progress` }),
+            el("td", {}, el("progress", { max: p.expected, value: p.acknowledged + (p.refused || 0) + p.failed + p.in_doubt, "aria-label": `${p.strategy} progress` }),
               ` ${p.acknowledged} / ${p.expected}`),
+            workload ? el("td", { "data-field": "refused" }, shown(p.refused)) : null,
             el("td", { "data-field": "retries" }, p.retries),
             el("td", { "data-field": "failed" }, p.failed),
             el("td", { "data-field": "in_doubt" }, p.in_doubt),
@@ -145,6 +157,11 @@ export class RunView {
       replace(host);
       return;
     }
+    const workload = workloadOf(run);
+    if (workload) {
+      replace(host, workloadResults(run, workload));
+      return;
+    }
     const charts = el("div", { class: "charts" });
     replace(host, el("h3", {}, run.kind === "bench" ? "Throughput and p99 latency" : "Results"), charts, verdictTable(run));
     if (run.kind === "bench") benchCharts(charts, run.results);
@@ -156,8 +173,14 @@ export class RunView {
     const host = this.part("traces");
     if (run.kind !== "lab" || !run.traces.length) {
       const request = run.request || {};
-      const note = run.kind === "lab" && isFinal(run) && !run.traces.length && (request.workers > 4 || request.increments > 10)
-        ? el("p", { class: "note" }, "The interleaving is drawn for runs of at most 4 workers × 10 increments.") : null;
+      const counter = !workloadOf(run);
+      let note = null;
+      if (run.kind === "lab" && isFinal(run) && !run.traces.length && counter && (request.workers > 4 || request.increments > 10)) {
+        note = el("p", { class: "note" }, "The interleaving is drawn for runs of at most 4 workers × 10 increments.");
+      } else if (run.kind === "lab" && isFinal(run) && !counter && run.results.length) {
+        // The server traces the counter's runs only: nothing is drawn rather than a guess.
+        note = el("p", { class: "note", id: "lab-no-trace" }, "A workload's run carries no trace of its operations, so no interleaving is drawn for it.");
+      }
       replace(host, note);
       return;
     }
@@ -169,11 +192,23 @@ export class RunView {
 }
 
 function describe(request, kind) {
+  if (request.workload && request.workload !== "counter") return describeWorkload(request);
   const workers = Array.isArray(request.workers) ? `${request.workers.join(", ")} workers` : plural(request.workers, "worker", "workers");
   const parts = [`${workers} × ${plural(request.increments, "increment", "increments")}`];
   if (request.force_race) parts.push("race forced");
   if (request.lock_mode && kind) parts.push(`lock mode ${request.lock_mode}`);
   if (request.post !== undefined && request.post !== null) parts.push(`post ${request.post}`);
+  return parts.join(", ");
+}
+
+function describeWorkload(request) {
+  const parts = [`${request.workload}: ${plural(request.workers, "worker", "workers")} × ${plural(request.increments, "operation", "operations")}`];
+  if (request.force_race) parts.push("race forced");
+  parts.push(request.isolation ? `isolation ${request.isolation}` : "the database's isolation");
+  // The request carries every size member (the server fills its defaults); only this workload's say anything.
+  for (const size of sizesOf(request.workload)) {
+    if (request[size] !== undefined && request[size] !== null) parts.push(`${size} ${request[size]}`);
+  }
   return parts.join(", ");
 }
 
@@ -234,4 +269,65 @@ export function verdict(r) {
   if (r.in_doubt > 0) line += `; ${r.in_doubt} in doubt (the connection was lost during the commit)`;
   if (r.failed > r.dropped) line += `; ${r.failed} increments gave up (${kinds(r.errors)})`;
   return line;
+}
+
+/** The columns of a workload's verdict table: header and field of the workload's outcome. */
+const WORKLOAD_COLUMNS = [
+  ["acknowledged", "acknowledged"],
+  ["refused", "refused"],
+  ["failed", "failed"],
+  ["in doubt", "in_doubt"],
+  ["retries", "retries"],
+];
+
+/** A workload's results: its invariant, a warning when a safe strategy broke it (a bug: `racelab lab`
+ *  exits 1 for it), and the verdict table. */
+function workloadResults(run, workload) {
+  const view = workloadView(workload);
+  const invariant = run.results[0].invariant.name;
+  const broke = run.results.filter((r) => r.safe && r.invariant.held === false).map((r) => r.strategy);
+  return [
+    el("h3", {}, "Results: ", el("code", {}, invariant)),
+    view ? el("p", { class: "invariant" }, view.sentence) : null,
+    broke.length ? el("p", { class: "problem broke", role: "alert", id: `${run.kind}-broke` },
+      el("strong", {}, `A safe strategy broke the invariant: ${broke.join(", ")}`),
+      " — a strategy meant to keep it did not (racelab lab exits 1 for this).") : null,
+    workloadTable(run),
+  ];
+}
+
+/** The verdict table of a workload's run: one row per strategy, every count as the JSON has it
+ *  (data-field names the JSON field), and the invariant: ✓ held, ✗ and its violations, or — when the
+ *  rows could not be read. */
+function workloadTable(run) {
+  const order = (run.request && run.request.strategies) || [];
+  const results = [...run.results].sort((a, b) => order.indexOf(a.strategy) - order.indexOf(b.strategy));
+  return el("div", { class: "scroll" }, el("table", { class: "numbers verdicts workload-verdicts", id: `${run.kind}-verdicts` },
+    el("caption", {}, "Verdicts (the numbers of the run's JSON: ", el("a", { href: `/experiments/${encodeURIComponent(run.id)}` }, "GET /experiments/", run.id), ")"),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "strategy"),
+      WORKLOAD_COLUMNS.map(([header]) => el("th", { scope: "col" }, header)),
+      el("th", { scope: "col" }, "invariant"), el("th", { scope: "col" }, "violations"),
+      el("th", { scope: "col", class: "text" }, "detail"))),
+    el("tbody", {}, results.map((r) => {
+      const held = r.invariant.held;
+      const classes = [held === false ? "bad" : held === true ? "good" : "unread"];
+      if (r.safe && held === false) classes.push("broke");
+      return el("tr", { "data-strategy": r.strategy, "data-safe": String(r.safe), "data-held": String(held), class: classes.join(" ") },
+        el("th", { scope: "row" }, r.strategy, " ", el("span", { class: `tag ${r.safe ? "safe" : "unsafe"}` }, r.safe ? "safe" : "unsafe")),
+        WORKLOAD_COLUMNS.map(([, path]) => el("td", { "data-field": path }, shown(r[path]))),
+        el("td", { "data-field": "invariant.held", class: held === false ? "held-no" : held === true ? "held-yes" : null,
+          title: held === null ? "the rows could not be read after the run" : null },
+        held === true ? "✓" : held === false ? "✗" : "—"),
+        el("td", { "data-field": "invariant.violations", class: held === false ? "lost" : null }, shown(r.invariant.violations)),
+        el("td", { class: "text verdict" }, el("span", { "data-field": "invariant.detail" }, r.invariant.detail), workloadExtras(r)));
+    }))));
+}
+
+/** What else a workload's result says beside its invariant: retried conflicts and failures by kind. */
+function workloadExtras(r) {
+  const parts = [];
+  if (r.retries > 0) parts.push(`retried: ${kinds(r.retried_errors)}`);
+  if (r.failed > 0) parts.push(`failed: ${kinds(r.errors)}`);
+  if (r.in_doubt > 0) parts.push(`${r.in_doubt} in doubt (the connection was lost during the commit)`);
+  return parts.length ? el("span", { class: "extras" }, ` (${parts.join("; ")})`) : null;
 }

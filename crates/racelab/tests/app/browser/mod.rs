@@ -13,3 +13,4 @@ mod driver;
 mod lab;
 mod outage;
 mod page;
+mod workloads;

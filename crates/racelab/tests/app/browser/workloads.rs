@@ -1,0 +1,213 @@
+//! The lab's workload picker: `stock` picked on the page (its invariant's sentence, its strategies with
+//! the safe ones marked, its size field; the counter's lock mode and post gone), naive and conditional
+//! run with the race forced, and the verdict table the page drew read back: naive's invariant broken
+//! (✗, with its violations), conditional's held (✓), every number as the run's JSON has it. A value the
+//! server refuses is said beside its field; going back to the counter gives the counter's form.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use racelab_testkit::{TestDb, on_every_backend};
+use serde_json::{Value, json};
+
+use super::driver::{Browser, DESKTOP, PHONE};
+use super::lab::{fill, run_from_the_page, tick};
+use crate::support::service::{TestApp, spawn_app};
+
+/// A run of 2 workers x 3 purchases takes milliseconds; the bound is for a loaded machine.
+const RUN: Duration = Duration::from_secs(120);
+
+/// The workload verdict table as the page drew it: per row, the strategy, whether it is marked safe,
+/// and each `data-field` element's text.
+const READ_TABLE: &str = r##"
+    return [...document.querySelectorAll("#lab-verdicts.workload-verdicts tbody tr")].map((tr) => ({
+        strategy: tr.dataset.strategy,
+        safe: tr.dataset.safe,
+        broke: tr.classList.contains("broke"),
+        cells: Object.fromEntries([...tr.querySelectorAll("[data-field]")].map((e) => [e.dataset.field, e.textContent])),
+    }));
+"##;
+
+/// The workload form as the page shows it: the workload, the strategies offered (name and whether
+/// marked safe) and ticked, and which fields are displayed.
+const READ_FORM: &str = r##"
+    const form = document.querySelector("#form-lab");
+    const shown = (id) => { const e = document.getElementById(id); return Boolean(e) && e.offsetParent !== null; };
+    const box = document.querySelector("#lab-workload-strategies");
+    return {
+        workload: form.elements.workload.value,
+        invariant: document.querySelector("#lab-invariant").textContent,
+        offered: box ? [...box.querySelectorAll("label.strategy")].map((l) => [l.dataset.strategy, l.dataset.safe === "true"]) : [],
+        ticked: box ? [...box.querySelectorAll("input:checked")].map((i) => i.value) : [],
+        shown: Object.fromEntries(["lab-strategies", "lab-lock_mode", "lab-post", "lab-isolation", "lab-stock",
+            "lab-accounts", "lab-doctors", "lab-jobs", "lab-rooms", "lab-slots"].map((id) => [id, shown(id)])),
+    };
+"##;
+
+/// Picks `workload` in the lab's picker, once the page has listed it from GET /workloads.
+async fn pick(browser: &Browser, workload: &str) {
+    browser.wait_for(&format!(r#"#lab-workload option[value="{workload}"]"#), RUN).await;
+    let select = browser.client.find(Locator::Css("#lab-workload")).await.unwrap();
+    select.select_by_value(workload).await.unwrap_or_else(|e| panic!("pick {workload}: {e}"));
+}
+
+/// Ticks exactly `wanted` among the picked workload's strategies, by clicking.
+async fn choose(browser: &Browser, wanted: &[&str]) {
+    for input in browser.client.find_all(Locator::Css("#lab-workload-strategies input[name=strategies]")).await.unwrap()
+    {
+        let name = input.attr("value").await.unwrap().expect("a strategy checkbox has a value");
+        if input.is_selected().await.unwrap() != wanted.contains(&name.as_str()) {
+            input.click().await.unwrap_or_else(|e| panic!("click {name}: {e}"));
+        }
+    }
+}
+
+/// GET /workloads's entry for `name`.
+async fn catalog_entry(app: &TestApp, name: &str) -> Value {
+    let catalog = app.ok("/workloads").await;
+    catalog.as_array().expect("a list").iter().find(|w| w["name"] == name).cloned().expect("the workload is listed")
+}
+
+/// Every result of the JSON is a row of the page's workload table with the same counts and the same
+/// invariant (✓ held, ✗ broken, — unread); and nothing else is. Returns the rows.
+async fn assert_table_matches(browser: &Browser, run: &Value) -> Vec<Value> {
+    let rows = browser.js(READ_TABLE, vec![]).await;
+    let rows = rows.as_array().expect("rows").clone();
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(rows.len(), results.len(), "rows on the page: {rows:?}\nresults: {results:?}");
+    for result in results {
+        let strategy = &result["strategy"];
+        let row = rows.iter().find(|r| &r["strategy"] == strategy).unwrap_or_else(|| panic!("no row for {strategy}"));
+        let cell =
+            |field: &str| row["cells"][field].as_str().unwrap_or_else(|| panic!("no `{field}` in {row}")).to_owned();
+        for field in ["acknowledged", "refused", "failed", "in_doubt", "retries"] {
+            assert_eq!(cell(field), result[field].to_string(), "{strategy} {field}: page vs JSON");
+        }
+        let invariant = &result["invariant"];
+        let held = match &invariant["held"] {
+            Value::Bool(true) => "✓",
+            Value::Bool(false) => "✗",
+            _ => "—",
+        };
+        assert_eq!(cell("invariant.held"), held, "{strategy}: {invariant}");
+        let violations =
+            if invariant["violations"].is_null() { "—".to_owned() } else { invariant["violations"].to_string() };
+        assert_eq!(cell("invariant.violations"), violations, "{strategy}: {invariant}");
+        assert_eq!(cell("invariant.detail"), invariant["detail"].as_str().unwrap(), "{strategy}");
+        assert_eq!(row["safe"], json!(result["safe"].to_string()), "{strategy}: marked safe vs the JSON");
+        let broke = result["safe"] == json!(true) && invariant["held"] == json!(false);
+        assert_eq!(row["broke"], json!(broke), "{strategy}: a safe strategy's broken invariant stands out");
+    }
+    rows
+}
+
+async fn stock_naive_breaks_its_invariant_and_conditional_keeps_it(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
+    let stock = catalog_entry(&app, "stock").await;
+
+    pick(&browser, "stock").await;
+    let form = browser.js(READ_FORM, vec![]).await;
+    assert_eq!(form["workload"], "stock");
+    assert_eq!(
+        form["invariant"],
+        json!(format!("{}: {}", stock["invariant"].as_str().unwrap(), stock["sentence"].as_str().unwrap()))
+    );
+    let offered: Vec<Value> =
+        stock["strategies"].as_array().unwrap().iter().map(|s| json!([s["name"], s["safe"]])).collect();
+    assert_eq!(
+        form["offered"],
+        json!(offered),
+        "the strategies offered, safe ones marked, as GET /workloads lists them"
+    );
+    assert_eq!(
+        form["shown"],
+        json!({"lab-strategies": false, "lab-lock_mode": false, "lab-post": false, "lab-isolation": true,
+            "lab-stock": true, "lab-accounts": false, "lab-doctors": false, "lab-jobs": false, "lab-rooms": false,
+            "lab-slots": false}),
+        "stock's fields, and none of the counter's"
+    );
+
+    choose(&browser, &["naive", "conditional"]).await;
+    fill(&browser, "#lab-workers", "2").await;
+    fill(&browser, "#lab-increments", "3").await;
+    tick(&browser, "#lab-force_race", true).await;
+    let (id, run) = run_from_the_page(&browser, &app, "lab").await;
+
+    assert_eq!(run["request"]["workload"], "stock", "{run}");
+    assert_eq!(run["request"]["strategies"], json!(["naive", "conditional"]), "{run}");
+    assert_eq!(run["request"]["isolation"], Value::Null, "the database's own level by default: {run}");
+    let rows = assert_table_matches(&browser, &run).await;
+    let held = |strategy: &str| {
+        let row = rows.iter().find(|r| r["strategy"] == strategy).unwrap();
+        (row["cells"]["invariant.held"].clone(), row["cells"]["invariant.violations"].clone())
+    };
+    // Read from the table the page drew: with the race forced, naive sold units it did not take.
+    let (naive, oversold) = held("naive");
+    assert_eq!(naive, "✗", "naive with the race forced kept the invariant: {run}");
+    assert!(oversold.as_str().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "naive: {oversold}");
+    assert_eq!(held("conditional"), (json!("✓"), json!("0")), "conditional broke the invariant: {run}");
+    assert!(browser.client.find_all(Locator::Css("#lab-broke")).await.unwrap().is_empty(), "no safe strategy broke");
+    let followed = browser.js("return document.getElementById('run-lab').dataset.streamEnd;", vec![]).await;
+    assert_eq!(followed, json!("1"), "the page did not follow the run's event stream to its end");
+    browser.wait_for("#lab-no-trace", RUN).await;
+
+    let name = format!("workload-stock-{}", test.backend);
+    browser.screenshots(&format!("{name}-{}", DESKTOP.name)).await;
+    browser.set_viewport(PHONE).await;
+    let overflow = browser.overflowing().await;
+    assert_eq!(overflow["scroll"], json!(0), "the workload's results are wider than a 390-px phone: {overflow}");
+    browser.screenshots(&format!("{name}-{}", PHONE.name)).await;
+
+    // The run's URL, loaded fresh, shows the same table and the settings it was asked for.
+    browser.set_viewport(DESKTOP).await;
+    browser.open(&format!("/runs/{id}")).await;
+    browser.wait_for(r#"#lab-state[data-run-state="finished"]"#, RUN).await;
+    browser.wait_until("document.querySelector('#form-lab').elements.workload.value === 'stock'", RUN).await;
+    let form = browser.js(READ_FORM, vec![]).await;
+    assert_eq!(form["ticked"], json!(["naive", "conditional"]), "the form of /runs/{id}");
+    assert_table_matches(&browser, &run).await;
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(stock_naive_breaks_its_invariant_and_conditional_keeps_it);
+
+// A size the server refuses (422 naming `stock`) is said beside the stock field and nothing runs;
+// going back to the counter brings its own form back, as it was.
+async fn a_refused_size_is_said_beside_its_field(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
+
+    pick(&browser, "stock").await;
+    fill(&browser, "#lab-stock", "-1").await;
+    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+    let problem = browser.wait_for("#lab-problem", RUN).await.text().await.unwrap();
+    assert!(problem.contains("422"), "{problem}");
+    let beside = browser.client.find(Locator::Css("#lab-stock-error")).await.unwrap().text().await.unwrap();
+    assert!(beside.contains("must be an integer between 0 and"), "beside the stock field: {beside}");
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/", "a refused run has no URL of its own");
+
+    pick(&browser, "counter").await;
+    let form = browser.js(READ_FORM, vec![]).await;
+    assert_eq!(
+        form["invariant"],
+        json!(format!("no-lost-update: {}", catalog_entry(&app, "counter").await["sentence"].as_str().unwrap()))
+    );
+    assert_eq!(
+        form["shown"],
+        json!({"lab-strategies": true, "lab-lock_mode": true, "lab-post": true, "lab-isolation": false,
+            "lab-stock": false, "lab-accounts": false, "lab-doctors": false, "lab-jobs": false, "lab-rooms": false,
+            "lab-slots": false}),
+        "the counter's fields, and none of the workloads'"
+    );
+    let ticked = browser
+        .js("return [...document.querySelectorAll('#lab-strategies input:checked')].map((i) => i.value);", vec![])
+        .await;
+    assert_eq!(ticked, json!(["naive", "atomic", "pessimistic", "optimistic"]), "the counter's defaults, untouched");
+    let errors = browser.errors(&[]).await;
+    let others: Vec<_> = errors.iter().filter(|e| !e.contains("status of 422")).collect();
+    assert!(others.is_empty(), "the page reported errors: {others:#?}");
+}
+
+on_every_backend!(a_refused_size_is_said_beside_its_field);
