@@ -286,10 +286,12 @@ function workloadResults(run, workload) {
   const view = workloadView(workload);
   const invariant = run.results[0].invariant.name;
   const broke = run.results.filter((r) => r.safe && r.invariant.held === false).map((r) => r.strategy);
+  // A server that fails such a run says so in the run's problem, shown above: not twice.
+  const said = run.error && run.error.type === "urn:racelab:problem:invariant-broken";
   return [
     el("h3", {}, "Results: ", el("code", {}, invariant)),
     view ? el("p", { class: "invariant" }, view.sentence) : null,
-    broke.length ? el("p", { class: "problem broke", role: "alert", id: `${run.kind}-broke` },
+    broke.length && !said ? el("p", { class: "problem broke", role: "alert", id: `${run.kind}-broke` },
       el("strong", {}, `A safe strategy broke the invariant: ${broke.join(", ")}`),
       " — a strategy meant to keep it did not (racelab lab exits 1 for this).") : null,
     workloadTable(run),

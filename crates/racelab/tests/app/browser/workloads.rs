@@ -2,17 +2,20 @@
 //! the safe ones marked, its size field; the counter's lock mode and post gone), naive and conditional
 //! run with the race forced, and the verdict table the page drew read back: naive's invariant broken
 //! (✗, with its violations), conditional's held (✓), every number as the run's JSON has it. A value the
-//! server refuses is said beside its field; going back to the counter gives the counter's form.
+//! server refuses is said beside its field; going back to the counter gives the counter's form. A safe
+//! strategy that broke its invariant (a trigger of the test's takes units beside its sales) stands
+//! out; progress is live while the test holds the stock table.
 
 use std::time::Duration;
 
 use fantoccini::Locator;
-use racelab_testkit::{TestDb, on_every_backend};
+use racelab_core::Backend;
+use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::{Value, json};
 
 use super::driver::{Browser, DESKTOP, PHONE};
 use super::lab::{fill, run_from_the_page, tick};
-use crate::support::service::{TestApp, spawn_app};
+use crate::support::service::{Raw, TestApp, spawn_app, spawn_app_with_lock_timeout};
 
 /// A run of 2 workers x 3 purchases takes milliseconds; the bound is for a loaded machine.
 const RUN: Duration = Duration::from_secs(120);
@@ -211,3 +214,118 @@ async fn a_refused_size_is_said_beside_its_field(test: TestDb) {
 }
 
 on_every_backend!(a_refused_size_is_said_beside_its_field);
+
+/// Clicks Run and waits for the run's end, whatever it is; returns its JSON.
+async fn run_to_its_end(browser: &Browser, app: &TestApp) -> Value {
+    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+    let ended = ["finished", "failed", "stopped"].map(|state| format!(r#"#lab-state[data-run-state="{state}"]"#));
+    browser.wait_for(&ended.join(", "), RUN).await;
+    let url = browser.client.current_url().await.unwrap();
+    let id = url.path().strip_prefix("/runs/").unwrap_or_else(|| panic!("the run has no URL of its own: {url}"));
+    app.ok(&format!("/experiments/{id}")).await
+}
+
+/// Installs a trigger in the test's database that takes one more unit from a stock item each time a
+/// sale takes one (as tests/app/http/experiments_workloads.rs does): a writer beside the run's,
+/// deterministic, whose units leave the stock with no sale, so even a safe strategy's invariant breaks.
+async fn take_a_unit_beside_each_sale(test: &TestDb) {
+    // The app connects at its first request: the tables are made (migrated) here first.
+    test.connect().await.close().await;
+    let sql = match test.backend {
+        Backend::Postgres => {
+            "CREATE FUNCTION take_one_more() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN NEW.qty := NEW.qty - 1; RETURN NEW; END $$; \
+             CREATE TRIGGER take_one_more BEFORE UPDATE ON stock_items FOR EACH ROW \
+             WHEN (NEW.qty < OLD.qty) EXECUTE FUNCTION take_one_more();"
+        }
+        Backend::MySql => {
+            "CREATE TRIGGER take_one_more BEFORE UPDATE ON stock_items FOR EACH ROW \
+             SET NEW.qty = IF(NEW.qty < OLD.qty, NEW.qty - 1, NEW.qty)"
+        }
+        // SQLite cannot change NEW; its triggers are not recursive unless asked.
+        Backend::Sqlite => {
+            "CREATE TRIGGER take_one_more AFTER UPDATE OF qty ON stock_items WHEN NEW.qty < OLD.qty \
+             BEGIN UPDATE stock_items SET qty = qty - 1 WHERE id = NEW.id; END"
+        }
+    };
+    Raw::connect(test).await.execute(sql).await;
+}
+
+// A safe strategy that broke its invariant stands out: the run ends failed with the server's problem
+// naming the strategy, shown above the table, and its row is marked; naive's broken invariant (it is
+// not meant to hold) is shown, not flagged.
+async fn a_safe_strategy_that_broke_its_invariant_stands_out(test: TestDb) {
+    let app = spawn_app(&test).await;
+    take_a_unit_beside_each_sale(&test).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
+
+    pick(&browser, "stock").await;
+    choose(&browser, &["naive", "conditional"]).await;
+    fill(&browser, "#lab-workers", "1").await;
+    fill(&browser, "#lab-increments", "3").await;
+    fill(&browser, "#lab-stock", "10").await;
+    tick(&browser, "#lab-force_race", false).await;
+    let run = run_to_its_end(&browser, &app).await;
+
+    assert_eq!(run["state"], "failed", "{run}");
+    let rows = assert_table_matches(&browser, &run).await;
+    let broke: Vec<&Value> = rows.iter().filter(|r| r["broke"] == json!(true)).map(|r| &r["strategy"]).collect();
+    assert_eq!(broke, [&json!("conditional")], "the rows marked: {rows:?}");
+    // The server's problem names the strategy; the page shows it once, not again in an alert of its own.
+    let problem = browser.client.find(Locator::Css("#lab-error .problem")).await.unwrap().text().await.unwrap();
+    let title = run["error"]["title"].as_str().expect("the run's problem has a title");
+    assert!(problem.contains(title) && problem.contains("conditional"), "the run's problem is shown: {problem}");
+    assert!(browser.client.find_all(Locator::Css("#lab-broke")).await.unwrap().is_empty(), "said twice");
+    browser.screenshots(&format!("workload-broke-{}-{}", test.backend, DESKTOP.name)).await;
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(a_safe_strategy_that_broke_its_invariant_stands_out);
+
+// Live progress, from the run's event stream, while the test holds the stock table (its first
+// purchase's item cannot even be made): running, a progress row per strategy with its refusals
+// column, nothing done; then, the table released, the verdicts.
+async fn progress_is_live_while_the_test_holds_the_stock_table(test: TestDb) {
+    // Long enough that the run waits for the test, not for its lock timeout.
+    let app = spawn_app_with_lock_timeout(&test.url, Duration::from_secs(60)).await;
+    test.connect().await.close().await;
+    let mut holder = Raw::connect(&test).await;
+    match test.backend {
+        Backend::Postgres => {
+            holder.execute("BEGIN").await;
+            holder.execute("LOCK TABLE stock_items IN EXCLUSIVE MODE").await;
+        }
+        _ => holder.execute("LOCK TABLES stock_items WRITE").await,
+    }
+    let browser = Browser::on_the_page(&app.address, RUN).await;
+
+    pick(&browser, "stock").await;
+    choose(&browser, &["naive", "conditional"]).await;
+    fill(&browser, "#lab-workers", "2").await;
+    fill(&browser, "#lab-increments", "3").await;
+    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+    Raw::connect(&test).await.wait_for_statement_waiting("INSERT INTO stock_items%").await;
+
+    browser.wait_for(r#"#lab-state[data-run-state="running"]"#, RUN).await;
+    browser.wait_for("#run-lab[data-stream-progress]", RUN).await;
+    for strategy in ["naive", "conditional"] {
+        let row = format!(r#"#lab-progress tr[data-strategy="{strategy}"]"#);
+        let refused = browser.wait_for(&format!(r#"{row} td[data-field="refused"]"#), RUN).await.text().await.unwrap();
+        assert_eq!(refused, "0", "{strategy}: nothing can be refused while the test holds the table");
+        let done = browser.js(&format!("return document.querySelector('{row} progress').value;"), vec![]).await;
+        assert_eq!(done, json!(0), "{strategy}: nothing can be done while the test holds the table");
+    }
+    browser.screenshots(&format!("workload-progress-{}-{}", test.backend, DESKTOP.name)).await;
+
+    match test.backend {
+        Backend::Postgres => holder.execute("COMMIT").await,
+        _ => holder.execute("UNLOCK TABLES").await,
+    }
+    browser.wait_for(r#"#lab-state[data-run-state="finished"]"#, RUN).await;
+    let id = browser.client.current_url().await.unwrap().path().trim_start_matches("/runs/").to_owned();
+    let run = app.ok(&format!("/experiments/{id}")).await;
+    assert_table_matches(&browser, &run).await;
+    browser.assert_no_errors(&[]).await;
+}
+
+on_server_backends!(progress_is_live_while_the_test_holds_the_stock_table);
