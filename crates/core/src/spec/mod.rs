@@ -11,6 +11,7 @@ mod backend;
 mod exec;
 pub mod isolationtester;
 pub mod model;
+mod mysql;
 mod notice;
 pub mod parse;
 mod permute;
@@ -20,7 +21,9 @@ pub mod run;
 mod scan;
 mod session;
 mod split;
+mod sqlite;
 pub mod text;
+pub mod translate;
 
 pub use self::model::{Blocker, Permutation, PermutationStep, Session, Spec, Step, StepRef};
 pub use self::notice::Notice;

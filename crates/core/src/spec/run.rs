@@ -24,9 +24,12 @@ use serde::Serialize;
 
 use super::backend::{SpecBackend, StepAnswer};
 use super::model::{Blocker, Permutation, Spec};
+use super::mysql::MariaDb;
 use super::pg::Pg;
 use super::report::{Answer, Event, Part, PermutationRun, SpecRun, StepError};
 use super::session::{SessionConn, StepFuture, exec_control};
+use super::sqlite::SqliteFile;
+use super::translate::translate;
 use crate::Backend;
 use crate::db::DatabaseUrl;
 
@@ -44,8 +47,6 @@ pub enum RunError {
     Connect { index: usize, url: String, source: sqlx::Error },
     #[error("the control connection failed: {0}")]
     Control(sqlx::Error),
-    #[error("spec does not run on {0} yet")]
-    Unsupported(Backend),
 }
 
 /// The run stopped, as isolationtester stops (its message on stderr, exit status 1), or because it
@@ -66,6 +67,8 @@ pub const INTERRUPTED: &str = "interrupted";
 pub struct Outcome {
     pub run: SpecRun,
     pub stopped: Option<Stopped>,
+    /// The spec's statements said in this backend's form ([`super::translate`]), one line each.
+    pub translations: Vec<String>,
 }
 
 const NONBLOCK: u8 = 1;
@@ -131,10 +134,15 @@ pub async fn run_until(
     step_timeout: Duration,
     interrupted: &AtomicBool,
 ) -> Result<Outcome, RunError> {
-    match url.backend() {
+    let translated = translate(spec, url.backend());
+    let spec = &translated.spec;
+    let mut outcome = match url.backend() {
         Backend::Postgres => run_on::<Pg>(url, spec, permutations, step_timeout, interrupted).await,
-        other => Err(RunError::Unsupported(other)),
-    }
+        Backend::MySql => run_on::<MariaDb>(url, spec, permutations, step_timeout, interrupted).await,
+        Backend::Sqlite => run_on::<SqliteFile>(url, spec, permutations, step_timeout, interrupted).await,
+    }?;
+    outcome.translations = translated.notes;
+    Ok(outcome)
 }
 
 async fn run_on<B: SpecBackend>(
@@ -190,7 +198,7 @@ async fn run_on<B: SpecBackend>(
         }
     }
     runner.close().await;
-    Ok(Outcome { run, stopped })
+    Ok(Outcome { run, stopped, translations: Vec::new() })
 }
 
 impl<B: SpecBackend> Runner<'_, B> {

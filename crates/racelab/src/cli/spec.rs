@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use racelab_core::Backend;
 use racelab_core::spec::{self, isolationtester};
 use serde::Serialize;
 
@@ -85,12 +84,6 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
         return Err(Failure::usage("spec runs on one database: give one --database-url"));
     }
     let url = nodes[0].url.clone();
-    if url.backend() != Backend::Postgres {
-        return Err(Failure::usage(format!(
-            "spec runs on PostgreSQL (a postgres:// --database-url); {} is not supported yet",
-            url.backend()
-        )));
-    }
     let mut specs = Vec::with_capacity(args.files.len());
     for file in &args.files {
         let spec = spec::parse_file(file).map_err(Failure::usage_from)?;
@@ -138,13 +131,22 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
             .await
             .map_err(Failure::runtime_from)?;
         match format {
-            Format::Isolationtester => write(isolationtester::render(&outcome.run))?,
+            Format::Isolationtester => {
+                // Said on stderr: stdout stays what isolationtester would print.
+                for note in &outcome.translations {
+                    eprintln!("{note}");
+                }
+                write(isolationtester::render(&outcome.run))?
+            }
             Format::Text => {
                 if i > 0 {
                     say("")?;
                 }
                 let title = format!("{}: {} on {}", file.display(), plural(permutations.len()), url.redacted());
                 write(spec::text::wrap(&title, width))?;
+                for note in &outcome.translations {
+                    write(spec::text::wrap(note, width))?;
+                }
                 say(spec::text::render(&outcome.run, width).trim_end())?;
             }
             Format::Json => json.push(

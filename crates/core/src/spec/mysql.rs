@@ -1,0 +1,148 @@
+//! MariaDB (InnoDB), for the spec runner: blocking read from the server, never from a timer, and a
+//! step cancelled with `KILL QUERY`.
+//!
+//! A session is blocked when InnoDB's monitor (`SHOW ENGINE INNODB STATUS`, printed afresh on every
+//! call) shows its connection's transaction in `LOCK WAIT` (a row lock), or when the process list
+//! shows the connection waiting for a metadata, table or user lock. Not
+//! `information_schema.innodb_lock_waits` / `innodb_trx`: InnoDB refreshes that cache only after
+//! 0.1 s without any reader on the whole server, so a runner polling it keeps it frozen and a lock
+//! wait goes unseen (what `racelab anomalies` found, and reads the monitor for too).
+//!
+//! A step's statements go as one text-protocol query (several statements in one string), each value
+//! coming back as the server's text, as on PostgreSQL.
+
+use std::str::FromStr;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlRow};
+use sqlx::{Connection, Decode, MySql, MySqlConnection, Row, ValueRef};
+
+use super::backend::SpecBackend;
+use super::exec::{self, Text};
+use super::report::{Answer, StepError};
+use crate::Backend;
+use crate::db::DatabaseUrl;
+
+/// MariaDB's (and MySQL's) sessions.
+pub(crate) struct MariaDb;
+
+const TEXT: Text<MySql> = Text { value, error: step_error };
+
+impl SpecBackend for MariaDb {
+    type Conn = MySqlConnection;
+
+    async fn connect(url: &DatabaseUrl, _name: &str) -> Result<MySqlConnection, sqlx::Error> {
+        let options = MySqlConnectOptions::from_str(url.expose())?;
+        MySqlConnection::connect_with(&options).await
+    }
+
+    async fn session_id(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error> {
+        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()").fetch_one(conn).await?;
+        Ok(id as i64)
+    }
+
+    async fn execute(conn: &mut MySqlConnection, sql: &str, last_only: bool) -> Answer {
+        exec::execute(conn, sql, last_only, &TEXT).await
+    }
+
+    async fn is_blocked(control: &mut MySqlConnection, id: i64, _ids: &[i64]) -> Result<bool, sqlx::Error> {
+        let status: String =
+            sqlx::raw_sql("SHOW ENGINE INNODB STATUS").fetch_one(&mut *control).await?.try_get("Status")?;
+        if innodb_status_shows_lock_wait(&status, id) {
+            return Ok(true);
+        }
+        let state: Option<String> = sqlx::query_scalar("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?")
+            .bind(id)
+            .fetch_optional(&mut *control)
+            .await?
+            .flatten();
+        Ok(state.is_some_and(|s| waits_for_a_lock(&s)))
+    }
+
+    async fn cancel(control: &mut MySqlConnection, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL QUERY {id}"))).execute(control).await?;
+        Ok(())
+    }
+
+    fn step_error(err: &sqlx::Error) -> StepError {
+        step_error(err)
+    }
+
+    async fn close(conn: MySqlConnection) {
+        let _ = conn.close().await;
+    }
+}
+
+/// A value as the server's text (the text protocol sends every value so).
+fn value(row: &MySqlRow, i: usize) -> Option<String> {
+    let value = row.try_get_raw(i).ok()?;
+    if value.is_null() {
+        return None;
+    }
+    <String as Decode<MySql>>::decode(value).ok()
+}
+
+/// The server's message, its error number as the code, and racelab's kind.
+fn step_error(err: &sqlx::Error) -> StepError {
+    let kind = crate::db::classify(Backend::MySql, err);
+    match err.as_database_error().and_then(|e| e.try_downcast_ref::<MySqlDatabaseError>()) {
+        Some(my) => StepError {
+            severity: "ERROR".to_owned(),
+            message: my.message().to_owned(),
+            code: Some(my.number().to_string()),
+            kind,
+        },
+        None => StepError { severity: "ERROR".to_owned(), message: err.to_string(), code: None, kind },
+    }
+}
+
+/// A process-list state of a connection waiting for a lock other than a row lock: a metadata lock
+/// (`Waiting for table metadata lock`), a table lock, a `GET_LOCK` (`User lock`).
+fn waits_for_a_lock(state: &str) -> bool {
+    (state.starts_with("Waiting for") && state.contains("lock")) || state == "User lock"
+}
+
+/// Whether the InnoDB monitor's list of transactions shows the one of connection `id` in a lock
+/// wait: its block (from `---TRANSACTION` to the next) has a line starting `LOCK WAIT` and names the
+/// connection as `MariaDB thread id <id>,` (`MySQL thread id` on MySQL). The same reading as
+/// `racelab anomalies` (`anomalies::conn`), whose module the spec runner does not reach into.
+fn innodb_status_shows_lock_wait(status: &str, id: i64) -> bool {
+    let names_it = |line: &str| {
+        ["MariaDB thread id ", "MySQL thread id "]
+            .iter()
+            .any(|prefix| line.strip_prefix(prefix).and_then(|rest| rest.split(',').next()) == Some(&id.to_string()))
+    };
+    status.split("---TRANSACTION").skip(1).any(|block| {
+        let lines = || block.lines().map(str::trim_start);
+        lines().any(|l| l.starts_with("LOCK WAIT")) && lines().any(names_it)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{innodb_status_shows_lock_wait, waits_for_a_lock};
+
+    const STATUS: &str = "\
+---TRANSACTION 181248, ACTIVE 0 sec starting index read
+LOCK WAIT 2 lock struct(s), heap size 1128, 1 row lock(s)
+MariaDB thread id 25739, OS thread handle 131682696644288, query id 1279634 127.0.0.1 root Updating
+---TRANSACTION 180936, ACTIVE 1 sec
+2 lock struct(s), heap size 1128, 1 row lock(s), undo log entries 1
+MariaDB thread id 25645, OS thread handle 140478919362240, query id 1278603 127.0.0.1 root
+--------
+";
+
+    #[test]
+    fn the_waiting_connection_is_seen_and_no_other() {
+        assert!(innodb_status_shows_lock_wait(STATUS, 25739));
+        assert!(!innodb_status_shows_lock_wait(STATUS, 25645), "holds the lock, does not wait");
+        assert!(!innodb_status_shows_lock_wait(STATUS, 2573), "a prefix of a waiting connection's id");
+    }
+
+    #[test]
+    fn metadata_and_user_lock_waits_are_waits() {
+        assert!(waits_for_a_lock("Waiting for table metadata lock"));
+        assert!(waits_for_a_lock("User lock"));
+        assert!(!waits_for_a_lock("Updating"));
+        assert!(!waits_for_a_lock("Sending data"));
+    }
+}
