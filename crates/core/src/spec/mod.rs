@@ -2,10 +2,11 @@
 //! sessions, in the format PostgreSQL's own isolation tests use (`src/test/isolation/README`).
 //!
 //! Read it in this order: [`parse`] (the format, and its errors with line and column), [`model`]
-//! (what a spec says), `permute` (every interleaving, when a spec names none), [`run`] (running it on
-//! PostgreSQL with isolationtester's semantics, blocking told by the server), [`report`] (what a run
-//! produced, as events), and the outputs: [`isolationtester`] (byte for byte what PostgreSQL's
-//! isolationtester prints).
+//! (what a spec says), `permute` (every interleaving, when a spec names none), [`translate`]
+//! (PostgreSQL's `BEGIN ISOLATION LEVEL` in another backend's words), [`run`] (running it with
+//! isolationtester's semantics, blocking told by the database) over `backend` (what the runner needs
+//! of a database: `pg`, `mysql`, `sqlite`), [`report`] (what a run produced, as events), and the
+//! outputs: [`isolationtester`] (byte for byte what PostgreSQL's isolationtester prints), [`text`].
 
 mod backend;
 mod exec;

@@ -119,3 +119,198 @@ async fn spec_an_interrupted_run_cancels_rolls_back_and_tears_down() {
     assert_eq!(left, None, "the teardown ran");
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
 }
+
+/// The events of a run's only permutation, as `(step, what)`: `waits`, `done`, `waited`, or the
+/// error kind (`waited deadlock`, `done other`), in the order reported.
+fn trace(outcome: &spec::Outcome) -> Vec<(String, String)> {
+    outcome.run.permutations[0]
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Waiting { step, .. } => Some((step.clone(), "waits".to_owned())),
+            Event::Done { step, waited, answer, .. } => {
+                let when = if *waited { "waited" } else { "done" };
+                Some((
+                    step.clone(),
+                    match &answer.error {
+                        Some(error) => format!("{when} {}", error.kind),
+                        None => when.to_owned(),
+                    },
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rows of step `name`'s first table.
+fn rows_of(outcome: &spec::Outcome, name: &str) -> Vec<Vec<Option<String>>> {
+    outcome.run.permutations[0]
+        .events
+        .iter()
+        .find_map(|event| match event {
+            Event::Done { step, answer, .. } if step == name => answer.tables.first().map(|t| t.rows.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+async fn run_text(db: &TestDb, text: &str, timeout: Duration) -> spec::Outcome {
+    let url = DatabaseUrl::parse(&db.url).unwrap();
+    let spec = spec::parse(text).unwrap();
+    spec::run(&url, &spec, &spec.permutations(), timeout).await.unwrap()
+}
+
+/// Written in the SQL all three backends take (no RETURNING, no FOR UPDATE).
+const ROW_LOCK: &str = r#"
+setup { CREATE TABLE item (id int PRIMARY KEY, stock int NOT NULL); }
+setup { INSERT INTO item VALUES (1, 5); }
+teardown { DROP TABLE item; }
+session s1
+step s1_begin { BEGIN; }
+step s1_take { UPDATE item SET stock = stock - 1 WHERE id = 1; }
+step s1_commit { COMMIT; }
+session s2
+step s2_begin { BEGIN; }
+step s2_take { UPDATE item SET stock = stock - 1 WHERE id = 1; }
+step s2_read { SELECT stock FROM item WHERE id = 1; }
+step s2_commit { COMMIT; }
+permutation s1_begin s2_begin s1_take s2_take s1_commit s2_read s2_commit
+"#;
+
+/// A row lock held by s1 makes s2's write wait, told by the database itself (PostgreSQL's
+/// `pg_isolation_test_session_is_blocked`, InnoDB's monitor, SQLite's busy answer): reported waiting,
+/// completed once s1 commits, and the second decrement reads 3. The step timeout is a minute, so a
+/// wait the runner failed to see would show as a cancelled step, not as this trace.
+async fn spec_a_row_lock_is_reported_waiting_then_completed(db: TestDb) {
+    let outcome = run_text(&db, ROW_LOCK, Duration::from_secs(60)).await;
+    assert_eq!(outcome.stopped, None);
+    let expected = [
+        ("s1_begin", "done"),
+        ("s2_begin", "done"),
+        ("s1_take", "done"),
+        ("s2_take", "waits"),
+        ("s1_commit", "done"),
+        ("s2_take", "waited"),
+        ("s2_read", "done"),
+        ("s2_commit", "done"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(trace(&outcome), expected, "{}", isolationtester::render(&outcome.run));
+    assert_eq!(rows_of(&outcome, "s2_read"), vec![vec![Some("3".to_owned())]]);
+}
+
+/// A statement the backend refuses is that step's error (its message and code, the kind `other`),
+/// and the permutation goes on.
+async fn spec_a_refused_statement_is_the_steps_error(db: TestDb) {
+    let text = "session s1\nstep bad { SELECT * FROM no_such_table; }\nstep good { SELECT 1 AS one; }";
+    let outcome = run_text(&db, text, Duration::from_secs(60)).await;
+    assert_eq!(outcome.stopped, None);
+    assert_eq!(trace(&outcome), [("bad".to_owned(), "done other".to_owned()), ("good".to_owned(), "done".to_owned())]);
+    let rendered = isolationtester::render(&outcome.run);
+    assert!(rendered.contains("step bad: SELECT * FROM no_such_table;\nERROR:  "), "{rendered}");
+    assert!(rendered.contains("no_such_table"), "{rendered}");
+    assert_eq!(rows_of(&outcome, "good"), vec![vec![Some("1".to_owned())]]);
+}
+
+racelab_testkit::on_every_backend!(
+    spec_a_row_lock_is_reported_waiting_then_completed,
+    spec_a_refused_statement_is_the_steps_error
+);
+
+/// Two sessions take two rows in opposite orders: the server finds the deadlock, fails one of the
+/// two second steps with `deadlock` and the other completes; which one is the server's choice
+/// (PostgreSQL: the first whose deadlock_timeout ends; InnoDB: the cheaper transaction to roll back).
+async fn spec_a_deadlock_fails_one_step_and_the_other_completes(db: TestDb) {
+    let text = r#"
+setup { CREATE TABLE lockable (id int PRIMARY KEY, v int NOT NULL); }
+setup { INSERT INTO lockable VALUES (1, 0), (2, 0); }
+teardown { DROP TABLE lockable; }
+session s1
+step s1_begin { BEGIN; }
+step s1_first { UPDATE lockable SET v = v + 1 WHERE id = 1; }
+step s1_second { UPDATE lockable SET v = v + 1 WHERE id = 2; }
+step s1_end { ROLLBACK; }
+session s2
+step s2_begin { BEGIN; }
+step s2_first { UPDATE lockable SET v = v + 10 WHERE id = 2; }
+step s2_second { UPDATE lockable SET v = v + 10 WHERE id = 1; }
+step s2_end { ROLLBACK; }
+permutation s1_begin s2_begin s1_first s2_first s1_second s2_second s1_end s2_end
+"#;
+    let outcome = run_text(&db, text, Duration::from_secs(60)).await;
+    assert_eq!(outcome.stopped, None);
+    let trace = trace(&outcome);
+    let rendered = isolationtester::render(&outcome.run);
+    assert!(trace.contains(&("s1_second".to_owned(), "waits".to_owned())), "{rendered}");
+    let second: Vec<&str> = trace
+        .iter()
+        .filter(|(step, what)| step.ends_with("_second") && what != "waits")
+        .map(|(_, w)| w.as_str())
+        .collect();
+    assert_eq!(second.len(), 2, "{rendered}");
+    assert_eq!(second.iter().filter(|w| w.ends_with("deadlock")).count(), 1, "{rendered}");
+    assert_eq!(second.iter().filter(|w| !w.contains(' ')).count(), 1, "{rendered}");
+}
+
+racelab_testkit::on_server_backends!(spec_a_deadlock_fails_one_step_and_the_other_completes);
+
+/// SQLite has one writer: the second session's write is refused busy and sent again until the
+/// first commits. When the permutation then needs the refused session's next step before the
+/// holder's commit, nothing can move: the step timeout gives up on it (no longer sent again) and
+/// its busy refusal is its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_sqlite_a_write_refused_busy_past_the_timeout_is_its_error() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let text = r#"
+setup { CREATE TABLE item (id int PRIMARY KEY, stock int NOT NULL); }
+teardown { DROP TABLE item; }
+session s1
+step s1_begin { BEGIN; }
+step s1_take { INSERT INTO item VALUES (1, 5); }
+step s1_commit { COMMIT; }
+session s2
+step s2_begin { BEGIN; }
+step s2_take { INSERT INTO item VALUES (2, 5); }
+step s2_end { ROLLBACK; }
+permutation s1_begin s2_begin s1_take s2_take s2_end s1_commit
+"#;
+    let outcome = run_text(&db, text, Duration::from_secs(1)).await;
+    assert_eq!(outcome.stopped, None);
+    let rendered = isolationtester::render(&outcome.run);
+    assert!(rendered.contains("step s2_take: INSERT INTO item VALUES (2, 5); <waiting ...>\n"), "{rendered}");
+    assert!(rendered.contains("isolationtester: canceling step s2_take after 1 seconds\n"), "{rendered}");
+    assert!(rendered.contains("step s2_take: <... completed>\nERROR:  database is locked\n"), "{rendered}");
+    assert!(trace(&outcome).contains(&("s2_take".to_owned(), "waited busy".to_owned())), "{rendered}");
+}
+
+/// MariaDB takes no level in `BEGIN`: the spec's `BEGIN ISOLATION LEVEL` runs as `SET TRANSACTION
+/// ...; START TRANSACTION`, said in the outcome, and the level holds: READ COMMITTED (not MariaDB's
+/// default REPEATABLE READ, which would read 10 twice) sees the other session's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_mariadb_begin_isolation_level_is_translated_and_said() {
+    let db = TestDb::create(Backend::MySql).await;
+    let text = r#"
+setup { CREATE TABLE counter (id int PRIMARY KEY, v int NOT NULL); }
+setup { INSERT INTO counter VALUES (1, 10); }
+teardown { DROP TABLE counter; }
+session reader
+step r_begin { BEGIN ISOLATION LEVEL READ COMMITTED; }
+step r_read { SELECT v FROM counter WHERE id = 1; }
+step r_again { SELECT v FROM counter WHERE id = 1; }
+step r_commit { COMMIT; }
+session writer
+step w_write { UPDATE counter SET v = 11 WHERE id = 1; }
+permutation r_begin r_read w_write r_again r_commit
+"#;
+    let outcome = run_text(&db, text, Duration::from_secs(60)).await;
+    assert_eq!(
+        outcome.translations,
+        ["MariaDB: \"BEGIN ISOLATION LEVEL READ COMMITTED\" runs as \
+          \"SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION\""]
+    );
+    let rendered = isolationtester::render(&outcome.run);
+    assert!(rendered.contains("step r_begin: SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION;\n"));
+    assert_eq!(rows_of(&outcome, "r_read"), vec![vec![Some("10".to_owned())]], "{rendered}");
+    assert_eq!(rows_of(&outcome, "r_again"), vec![vec![Some("11".to_owned())]], "{rendered}");
+}
