@@ -173,6 +173,11 @@ impl Scenario for Booking {
         Ok(rows.into_iter().filter(|row| fixture.rooms.contains(&row.room)).collect())
     }
 
+    /// A booking contends for its (room, slot): one may be acknowledged.
+    fn contends(fixture: &BookingFixture, op: Book) -> Option<(i64, u64)> {
+        Some(((op.room * fixture.slots + op.slot) as i64, 1))
+    }
+
     fn check(fixture: &BookingFixture, state: &Vec<BookingCount>, ledger: &Ledger<Book>) -> Invariant {
         let count = |op: &Book| {
             let room = fixture.rooms[op.room];

@@ -18,6 +18,7 @@ use super::workloads::Workload;
 use crate::db::{Database, Isolation};
 use crate::experiment::{Experiment, ExperimentError, Progress, check_nodes};
 use crate::retry::RetryPolicy;
+use crate::trace::TraceLimit;
 
 /// One run of one strategy of a workload.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct WorkloadExperiment {
     /// The seed of the workers' generators: the same seed, the same operations.
     pub seed: u64,
     pub sizes: Sizes,
+    /// Trace each attempt (for runs small enough to read); `None`: no trace, and no cost.
+    pub trace: Option<TraceLimit>,
 }
 
 impl WorkloadExperiment {
@@ -65,6 +68,7 @@ impl WorkloadExperiment {
             lock_retries: 0,
             lock_timeout: None,
             settle_timeout: Experiment::DEFAULT_SETTLE_TIMEOUT,
+            trace: None,
             seed: Self::DEFAULT_SEED,
             sizes: Sizes::default(),
         }

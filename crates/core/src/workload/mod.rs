@@ -84,6 +84,8 @@ mod scenario;
 mod sizes;
 /// `stock`: buy one of an item whose stock is below the demand.
 mod stock;
+/// A small run's trace: each attempt, and the operations that broke the invariant.
+mod trace;
 /// `transfer`: move an amount between two accounts.
 mod transfer;
 /// One worker's loop: operations, retries, stop.
@@ -103,5 +105,6 @@ pub use self::rng::Rng;
 pub use self::scenario::{Scenario, TxKind, WorkloadStrategy};
 pub use self::sizes::Sizes;
 pub use self::stock::{Stock, StockStrategy};
+pub use self::trace::{Marked, OpEvent, OpStep, OpTrace, Role};
 pub use self::transfer::{Transfer, TransferStrategy};
 pub use self::workloads::{UnknownWorkload, Workload};

@@ -194,6 +194,11 @@ impl Scenario for OnCall {
         Ok(rows.into_iter().filter(|row| fixture.shifts.iter().any(|s| s.id == row.shift)).collect())
     }
 
+    /// Going off call contends for the shift: all but one of its doctors may go.
+    fn contends(fixture: &OnCallFixture, op: GoOffCall) -> Option<(i64, u64)> {
+        Some((op.shift as i64, fixture.doctors.saturating_sub(1) as u64))
+    }
+
     fn check(fixture: &OnCallFixture, state: &Vec<DoctorRow>, ledger: &Ledger<GoOffCall>) -> Invariant {
         let on_call = |id: i64| state.iter().find(|row| row.id == id).map(|row| row.on_call);
         let shifts: Vec<Vec<Option<bool>>> =

@@ -2,6 +2,7 @@
 //! an answer: it is a [`DbError`](crate::DbError), which the runner retries, counts as failed, or
 //! counts in doubt.
 
+use super::trace::{OpStep, OpTracer};
 use crate::strategy::RaceGate;
 
 /// The business rule's answer to an operation.
@@ -23,12 +24,16 @@ pub struct OpCtx<'a> {
     /// From 1.
     pub attempt: u32,
     pub(crate) race: Option<&'a RaceGate>,
+    pub(crate) tracer: Option<&'a OpTracer>,
 }
 
 impl OpCtx<'_> {
     /// Called by a strategy between its read and its write: under `force_race`, waits until every
     /// racing worker has read, so that none of them writes on what another has not yet seen.
     pub async fn after_read(&self) {
+        if let Some(tracer) = self.tracer {
+            tracer.record(self.worker, self.op, self.attempt, OpStep::Read);
+        }
         if let (Some(gate), 1) = (self.race, self.attempt) {
             gate.wait().await;
         }

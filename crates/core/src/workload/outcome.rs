@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::experiment::WorkloadExperiment;
 use super::invariant::Invariant;
 use super::scenario::{Scenario, TxKind, WorkloadStrategy};
+use super::trace::OpTrace;
 use super::workloads::Workload;
 use crate::db::Backend;
 use crate::error::ErrorKind;
@@ -72,6 +73,10 @@ pub struct WorkloadOutcome {
     pub latency_ms: Latency,
     /// The same counts per node the workers worked through (one entry on a single server).
     pub nodes: Vec<NodeOutcome>,
+    /// Each attempt, and the operations that broke the invariant, when the run was traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub trace: Option<OpTrace>,
 }
 
 impl WorkloadOutcome {
@@ -124,6 +129,7 @@ impl WorkloadOutcome {
                 max: ms(h.max()),
             },
             nodes,
+            trace: None,
         }
     }
 

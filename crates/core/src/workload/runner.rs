@@ -3,6 +3,7 @@
 //! on a node that has applied every committed write and the invariant checked against the ledger.
 //! Once the workers have started it never returns an error: what was counted comes back.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use super::invariant::Invariant;
 use super::ledger::Ledger;
 use super::outcome::WorkloadOutcome;
 use super::scenario::Scenario;
-use super::worker::WorkerJob;
+use super::trace::{self, OpTracer};
+use super::worker::{WorkerDone, WorkerJob};
 use crate::db::Database;
 use crate::error::ErrorKind;
 use crate::experiment::stats::{NodeStats, WorkerStats};
@@ -58,6 +60,7 @@ pub(super) async fn run<S: Scenario>(
     let gate = (racers > 0).then(|| Arc::new(RaceGate::new(racers, RACE_GATE_TIMEOUT)));
     let start = Arc::new(Barrier::new(workers));
     let shared = Arc::new(experiment.clone());
+    let tracer = experiment.trace.map(|limit| Arc::new(OpTracer::new(limit, std::time::Instant::now())));
     let mut handles = Vec::with_capacity(workers);
     for (worker, races) in racing.into_iter().enumerate() {
         let node = worker % nodes.len();
@@ -75,14 +78,18 @@ pub(super) async fn run<S: Scenario>(
             race: gate.clone(),
             races,
             progress: progress.clone(),
+            tracer: tracer.clone(),
         };
         handles.push(tokio::spawn(job.run_traced(session)));
     }
     let mut per_node: Vec<Option<WorkerStats>> = (0..nodes.len()).map(|_| None).collect();
     let mut ledger = Ledger::default();
+    let mut acks = Vec::new();
     for (worker, handle) in handles.into_iter().enumerate() {
-        let (stats, worker_ledger) = handle.await.map_err(|e| ExperimentError::Worker(e.to_string()))?;
+        let WorkerDone { stats, ledger: worker_ledger, acks: worker_acks } =
+            handle.await.map_err(|e| ExperimentError::Worker(e.to_string()))?;
         ledger.merge(worker_ledger);
+        acks.extend(worker_acks);
         match per_node[worker % nodes.len()].as_mut() {
             None => per_node[worker % nodes.len()] = Some(stats),
             Some(totals) => totals.merge(stats),
@@ -101,7 +108,7 @@ pub(super) async fn run<S: Scenario>(
         Ok(state) => S::check(&fixture, state, &ledger),
         Err(kind) => Invariant::unread(S::INVARIANT, *kind),
     };
-    Ok(WorkloadOutcome::account::<S>(
+    let mut outcome = WorkloadOutcome::account::<S>(
         experiment,
         strategy,
         nodes[0].backend(),
@@ -109,7 +116,21 @@ pub(super) async fn run<S: Scenario>(
         invariant,
         state.err(),
         per_node,
-    ))
+    );
+    outcome.trace = tracer.map(|tracer| {
+        let mut trace = tracer.snapshot();
+        if outcome.invariant.held == Some(false) {
+            let mut groups = BTreeMap::new();
+            for (ack, op) in acks {
+                if let Some((group, allowed)) = S::contends(&fixture, op) {
+                    groups.entry(group).or_insert_with(|| (allowed, Vec::new())).1.push(ack);
+                }
+            }
+            trace.marked = trace::mark(groups);
+        }
+        trace
+    });
+    Ok(outcome)
 }
 
 /// Reads the run's rows after it, on the first node that answers, trying again until `timeout`.

@@ -162,6 +162,15 @@ pub trait Scenario: Send + Sync + 'static {
         fixture: &Self::Fixture,
     ) -> impl Future<Output = Result<Self::State, DbError>> + Send;
 
+    /// What an acknowledged `op` contends for, for a trace's marks ([`OpTrace::marked`]): a group (one
+    /// item, one shift, one room's slot) and how many acknowledged operations of it the invariant
+    /// allows. `None` (the default): the operation does not say.
+    ///
+    /// [`OpTrace::marked`]: super::OpTrace::marked
+    fn contends(_fixture: &Self::Fixture, _op: Self::Op) -> Option<(i64, u64)> {
+        None
+    }
+
     /// The invariant, from the rows and the operations (in-doubt ones bound it).
     fn check(fixture: &Self::Fixture, state: &Self::State, ledger: &Ledger<Self::Op>) -> Invariant;
 }

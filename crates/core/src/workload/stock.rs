@@ -176,6 +176,11 @@ impl Scenario for Stock {
         session.stock_settled(fixture.item).await
     }
 
+    /// Every purchase contends for the one item: as many may be acknowledged as it had in stock.
+    fn contends(fixture: &StockFixture, _op: ()) -> Option<(i64, u64)> {
+        Some((fixture.item, u64::try_from(fixture.initial).unwrap_or(0)))
+    }
+
     fn check(fixture: &StockFixture, state: &StockRow, ledger: &Ledger<()>) -> Invariant {
         check_stock(fixture.initial, state.qty, ledger.acknowledged.len() as i64, ledger.in_doubt.len() as i64)
     }

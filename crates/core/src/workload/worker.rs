@@ -15,6 +15,7 @@ use super::ledger::Ledger;
 use super::op::{Answer, OpCtx};
 use super::rng::Rng;
 use super::scenario::{Opening, Scenario, WorkloadStrategy};
+use super::trace::{AckRef, OpStep, OpTracer};
 use crate::db::{Database, Session};
 use crate::error::{DbError, ErrorKind};
 use crate::experiment::Progress;
@@ -38,6 +39,15 @@ pub(super) struct WorkerJob<S: Scenario> {
     /// gate has opened before its first operation.
     pub(super) races: bool,
     pub(super) progress: Arc<Progress>,
+    /// The run's trace, when it is traced.
+    pub(super) tracer: Option<Arc<OpTracer>>,
+}
+
+/// What one worker did: its counts, its ledger, and (when traced) who acknowledged what when.
+pub(super) struct WorkerDone<Op> {
+    pub(super) stats: WorkerStats,
+    pub(super) ledger: Ledger<Op>,
+    pub(super) acks: Vec<(AckRef, Op)>,
 }
 
 /// Whether a worker should go on after an operation.
@@ -49,7 +59,7 @@ enum GoOn {
 
 impl<S: Scenario> WorkerJob<S> {
     /// Runs the worker inside a span naming its workload, strategy, worker and node.
-    pub(super) async fn run_traced(self, session: Session) -> (WorkerStats, Ledger<S::Op>) {
+    pub(super) async fn run_traced(self, session: Session) -> WorkerDone<S::Op> {
         let span = tracing::debug_span!(
             "worker",
             workload = S::WORKLOAD.name(),
@@ -60,9 +70,10 @@ impl<S: Scenario> WorkerJob<S> {
         self.run(session).instrument(span).await
     }
 
-    async fn run(self, session: Session) -> (WorkerStats, Ledger<S::Op>) {
+    async fn run(self, session: Session) -> WorkerDone<S::Op> {
         let mut stats = WorkerStats::new();
         let mut ledger = Ledger::default();
+        let mut acks = Vec::new();
         let mut rng = Rng::for_worker(self.experiment.seed, self.worker);
         let mut session = Some(session);
         self.start.wait().await;
@@ -91,11 +102,18 @@ impl<S: Scenario> WorkerJob<S> {
                 _ => None,
             };
             let began = Instant::now();
-            let (fate, attempts, go_on) = self.one_operation(&mut session, done, op, race, &mut stats).await;
-            stats.record(began, Instant::now(), attempts, fate);
+            let (fate, attempts, last_began, go_on) =
+                self.one_operation(&mut session, done, op, race, &mut stats).await;
+            let ended = Instant::now();
+            stats.record(began, ended, attempts, fate);
             self.progress.record(fate, attempts);
             match fate {
-                Fate::Acknowledged => ledger.acknowledged.push(op),
+                Fate::Acknowledged => {
+                    ledger.acknowledged.push(op);
+                    if self.tracer.is_some() {
+                        acks.push((AckRef { worker: self.worker, op: done, began: last_began, done: ended }, op));
+                    }
+                }
                 Fate::InDoubt => ledger.in_doubt.push(op),
                 Fate::Refused | Fate::Failed(_) => {}
             }
@@ -111,7 +129,13 @@ impl<S: Scenario> WorkerJob<S> {
         }
         stats.finished = Instant::now();
         stats.started = started;
-        (stats, ledger)
+        WorkerDone { stats, ledger, acks }
+    }
+
+    fn trace(&self, op: u64, attempt: u32, step: impl FnOnce() -> OpStep) {
+        if let Some(tracer) = &self.tracer {
+            tracer.record(self.worker, op, attempt, step());
+        }
     }
 
     /// A session for the next operation: the worker's own, or a new one if its connection broke.
@@ -126,7 +150,8 @@ impl<S: Scenario> WorkerJob<S> {
         session.as_mut().ok_or_else(|| DbError::new(ErrorKind::Other, "no session"))
     }
 
-    /// One operation, retried under the policy if the strategy retries.
+    /// One operation, retried under the policy if the strategy retries: how it ended, after how many
+    /// attempts, when the last one began, and whether the worker goes on.
     async fn one_operation(
         &self,
         session: &mut Option<Session>,
@@ -134,22 +159,35 @@ impl<S: Scenario> WorkerJob<S> {
         op: S::Op,
         race: Option<&RaceGate>,
         stats: &mut WorkerStats,
-    ) -> (Fate, u32, GoOn) {
+    ) -> (Fate, u32, Instant, GoOn) {
+        let mut began = Instant::now();
         let s = match self.session(session).await {
             Ok(s) => s,
-            Err(err) => return (Fate::Failed(err.kind()), 1, GoOn::No),
+            Err(err) => {
+                self.trace(index, 1, || OpStep::Failed { error: err.kind() });
+                return (Fate::Failed(err.kind()), 1, began, GoOn::No);
+            }
         };
         let policy = if self.strategy.retries() { self.experiment.retry } else { RetryPolicy::no_retry() };
         let mut retrier = policy.retrier();
         let opening = self.strategy.tx().opening(self.experiment.isolation, self.db.backend());
         let mut lock_refusals = 0;
         let (result, attempts) = loop {
-            let ctx = OpCtx { worker: self.worker, op: index, attempt: retrier.attempt(), race };
+            let ctx = OpCtx {
+                worker: self.worker,
+                op: index,
+                attempt: retrier.attempt(),
+                race,
+                tracer: self.tracer.as_deref(),
+            };
+            began = Instant::now();
+            self.trace(index, ctx.attempt, || OpStep::Begin { op: format!("{op:?}") });
             let result = attempt::<S>(self.strategy, opening, s, &self.fixture, op, &ctx).await;
             if let Err(err) = &result {
                 let kind = err.kind();
                 let within_lock_budget = !kind.is_lock_refusal() || lock_refusals < self.experiment.lock_retries;
                 if within_lock_budget && !self.progress.is_stopped() && retrier.retry_after(kind).await {
+                    self.trace(index, ctx.attempt, || OpStep::Retry { error: kind });
                     lock_refusals += u32::from(kind.is_lock_refusal());
                     stats.retried[kind_index(kind)] += 1;
                     self.progress.retried();
@@ -158,9 +196,9 @@ impl<S: Scenario> WorkerJob<S> {
             }
             break (result, retrier.attempt());
         };
-        match result {
-            Ok(Answer::Done) => (Fate::Acknowledged, attempts, GoOn::Yes),
-            Ok(Answer::Refused) => (Fate::Refused, attempts, GoOn::Yes),
+        let (fate, go_on) = match result {
+            Ok(Answer::Done) => (Fate::Acknowledged, GoOn::Yes),
+            Ok(Answer::Refused) => (Fate::Refused, GoOn::Yes),
             Err(err) => {
                 tracing::debug!(worker = self.worker, %err, in_doubt = err.is_in_doubt(), "operation failed");
                 if err.kind() == ErrorKind::ConnectionLost
@@ -169,9 +207,16 @@ impl<S: Scenario> WorkerJob<S> {
                     broken.close_on_drop();
                 }
                 let fate = if err.is_in_doubt() { Fate::InDoubt } else { Fate::Failed(err.kind()) };
-                (fate, attempts, GoOn::Yes)
+                (fate, GoOn::Yes)
             }
-        }
+        };
+        self.trace(index, attempts, || match fate {
+            Fate::Acknowledged => OpStep::Acknowledged,
+            Fate::Refused => OpStep::Refused,
+            Fate::InDoubt => OpStep::InDoubt,
+            Fate::Failed(error) => OpStep::Failed { error },
+        });
+        (fate, attempts, began, go_on)
     }
 }
 

@@ -32,4 +32,5 @@ mod workload_in_doubt;
 mod workload_oncall;
 mod workload_queue;
 mod workload_stock;
+mod workload_trace;
 mod workload_transfer;
