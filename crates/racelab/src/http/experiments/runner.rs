@@ -126,7 +126,7 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<(RunSta
         let strategy = match (cell.strategy, &plan.workload) {
             (Pick::Counter(strategy), _) => strategy,
             (Pick::Workload(name), Some(workload)) => {
-                let outcome = workload_experiment(state, plan, workload, cell, name)
+                let outcome = workload_experiment(state, plan, workload, cell, name, traced)
                     .run_on(std::slice::from_ref(&db), &cell.progress)
                     .await;
                 drop(slots);
@@ -188,6 +188,7 @@ fn workload_experiment(
     workload: &WorkloadPlan,
     cell: &Cell,
     strategy: &str,
+    traced: bool,
 ) -> WorkloadExperiment {
     // Every size the body names; any `Sizes` grows later keep their defaults until the body names them.
     #[allow(clippy::needless_update)]
@@ -205,6 +206,8 @@ fn workload_experiment(
         force_race: plan.force_race,
         retry: state.retry(),
         sizes,
+        // A small lab's trace goes with its result (`trace`), as the page draws it.
+        trace: traced.then(TraceLimit::default),
         ..WorkloadExperiment::new(workload.workload, strategy, cell.workers, cell.increments)
     }
 }

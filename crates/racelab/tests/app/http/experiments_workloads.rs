@@ -86,6 +86,19 @@ async fn a_stock_lab_shows_naive_overselling_and_the_safe_strategies_holding(tes
         }
     }
     assert_eq!(run["traces"], json!([]));
+    // A lab this small carries each workload result's own trace: naive's marks the purchases that
+    // oversold (which others overlapped them is the run's timing: the engine's tests force that); a
+    // safe strategy's marks nothing.
+    for result in results {
+        let trace = &result["trace"];
+        assert!(trace["events"].as_array().is_some_and(|e| !e.is_empty()), "{result}");
+        let marked = trace["marked"].as_array().expect("marked");
+        if result["strategy"] == "naive" {
+            assert!(marked.iter().any(|m| m["role"] == "broke"), "{trace}");
+        } else {
+            assert_eq!(marked.len(), 0, "{trace}");
+        }
+    }
 }
 
 // `rooms` and `slots` size a booking lab's rows: one room of two slots, 12 bookings by 4 workers, so
