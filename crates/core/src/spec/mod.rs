@@ -9,6 +9,7 @@
 //! outputs: [`isolationtester`] (byte for byte what PostgreSQL's isolationtester prints), [`text`].
 
 mod backend;
+pub mod diff;
 mod exec;
 pub mod isolationtester;
 pub mod model;

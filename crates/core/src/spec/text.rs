@@ -146,7 +146,7 @@ pub fn wrap(text: &str, width: usize) -> String {
 }
 
 /// `text` cut or padded to exactly `width` characters.
-fn fit(text: &str, width: usize) -> String {
+pub(crate) fn fit(text: &str, width: usize) -> String {
     let count = text.chars().count();
     if count <= width {
         return format!("{text}{}", " ".repeat(width - count));
@@ -159,7 +159,7 @@ fn fit(text: &str, width: usize) -> String {
 /// What each session's transactions came to: committed (a COMMIT that answered without error after
 /// no failed step), rolled back (ROLLBACK, or COMMIT of a transaction a failed step aborted), failed
 /// steps with their error kind.
-fn outcome(sessions: &[String], run: &PermutationRun) -> String {
+pub(crate) fn outcome(sessions: &[String], run: &PermutationRun) -> String {
     let mut committed = Vec::new();
     let mut rolled_back = Vec::new();
     let mut failed = Vec::new();

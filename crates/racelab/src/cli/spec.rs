@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::failure::Failure;
 use super::output::{say, write};
 use crate::config::{DatabaseArgs, parse_duration};
+use racelab_core::DatabaseUrl;
 
 #[derive(Debug, Args)]
 pub struct SpecArgs {
@@ -70,6 +71,15 @@ struct FileRun<'a> {
     outcome: &'a spec::Outcome,
 }
 
+/// One file compared across databases, as `--format json` prints it.
+#[derive(Debug, Serialize)]
+struct FileComparison<'a> {
+    file: String,
+    databases: Vec<String>,
+    differences: Vec<spec::diff::Difference>,
+    runs: Vec<&'a spec::Outcome>,
+}
+
 /// A spec that can never finish its interleavings in a lifetime is refused before it starts.
 const MOST_PERMUTATIONS: u128 = 100_000;
 
@@ -79,11 +89,17 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
         return Err(Failure::usage("--init-sql does not apply to spec: each session is the spec's own"));
     }
     let format = if args.json { Format::Json } else { args.format };
-    let nodes = args.database.connect_options_each(1)?;
-    if nodes.len() > 1 {
-        return Err(Failure::usage("spec runs on one database: give one --database-url"));
+    // Each --database-url on its own: several, of any backends, are compared.
+    let mut nodes = Vec::new();
+    for value in &args.database.database_url {
+        let one = DatabaseArgs { database_url: vec![value.clone()], ..args.database.clone() };
+        nodes.extend(one.connect_options_each(1)?);
     }
-    let url = nodes[0].url.clone();
+    if nodes.len() > 1 && format == Format::Isolationtester {
+        return Err(Failure::usage(
+            "--format isolationtester prints one database's run: give one --database-url (several are compared)",
+        ));
+    }
     let mut specs = Vec::with_capacity(args.files.len());
     for file in &args.files {
         let spec = spec::parse_file(file).map_err(Failure::usage_from)?;
@@ -107,8 +123,11 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
         specs.push((file, spec, permutations));
     }
     // A refused connection is named by the same hints as every other command's.
-    let probe = racelab_core::ConnectOptions { migrate: false, ..nodes[0].clone() };
-    racelab_core::Database::connect(probe).await?.close().await;
+    for node in &nodes {
+        let probe = racelab_core::ConnectOptions { migrate: false, ..node.clone() };
+        racelab_core::Database::connect(probe).await?.close().await;
+    }
+    let urls: Vec<DatabaseUrl> = nodes.iter().map(|n| n.url.clone()).collect();
     let width = args.width.or_else(|| std::env::var("COLUMNS").ok()?.parse().ok()).unwrap_or(80);
     // ctrl-c stops the run between two looks at a step: what runs is cancelled, the sessions roll
     // back and the teardowns run before the command ends.
@@ -119,64 +138,189 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
             flag.store(true, Ordering::Relaxed);
         }
     });
-    let mut json = Vec::new();
-    let mut stopped = None;
-    for (i, (file, spec, permutations)) in specs.iter().enumerate() {
-        if args.permutation.is_none() {
-            for warning in &spec.warnings {
-                eprintln!("{warning}");
-            }
-        }
-        let outcome = spec::run_until(&url, spec, permutations, args.step_timeout, &interrupted)
+    let run = Run { format, width, step_timeout: args.step_timeout, interrupted: &interrupted };
+    let result = if urls.len() == 1 {
+        run.each_file(&specs, &urls[0], args.permutation.is_none()).await
+    } else {
+        run.compare(&specs, &urls, args.permutation.is_none()).await
+    };
+    listener.abort();
+    result
+}
+
+/// A spec file, parsed, with the permutations to run.
+type SpecToRun<'a> = (&'a PathBuf, spec::Spec, Vec<spec::Permutation>);
+
+struct Run<'a> {
+    format: Format,
+    width: usize,
+    step_timeout: Duration,
+    interrupted: &'a AtomicBool,
+}
+
+impl Run<'_> {
+    async fn one(
+        &self,
+        url: &DatabaseUrl,
+        spec: &spec::Spec,
+        permutations: &[spec::Permutation],
+    ) -> Result<spec::Outcome, Failure> {
+        spec::run_until(url, spec, permutations, self.step_timeout, self.interrupted)
             .await
-            .map_err(Failure::runtime_from)?;
-        match format {
-            Format::Isolationtester => {
-                // Said on stderr: stdout stays what isolationtester would print.
-                for note in &outcome.translations {
-                    eprintln!("{note}");
+            .map_err(Failure::runtime_from)
+    }
+
+    /// Every file on one database, printed in the format asked.
+    async fn each_file(&self, specs: &[SpecToRun<'_>], url: &DatabaseUrl, warn: bool) -> Result<(), Failure> {
+        let mut json = Vec::new();
+        let mut stopped = None;
+        for (i, (file, spec, permutations)) in specs.iter().enumerate() {
+            if warn {
+                for warning in &spec.warnings {
+                    eprintln!("{warning}");
                 }
-                write(isolationtester::render(&outcome.run))?
             }
-            Format::Text => {
-                if i > 0 {
-                    say("")?;
+            let outcome = self.one(url, spec, permutations).await?;
+            match self.format {
+                Format::Isolationtester => {
+                    // Said on stderr: stdout stays what isolationtester would print.
+                    for note in &outcome.translations {
+                        eprintln!("{note}");
+                    }
+                    write(isolationtester::render(&outcome.run))?
                 }
-                let title = format!("{}: {} on {}", file.display(), plural(permutations.len()), url.redacted());
-                write(spec::text::wrap(&title, width))?;
-                for note in &outcome.translations {
-                    write(spec::text::wrap(note, width))?;
+                Format::Text => {
+                    if i > 0 {
+                        say("")?;
+                    }
+                    let title = format!("{}: {} on {}", file.display(), plural(permutations.len()), url.redacted());
+                    write(spec::text::wrap(&title, self.width))?;
+                    for note in &outcome.translations {
+                        write(spec::text::wrap(note, self.width))?;
+                    }
+                    say(spec::text::render(&outcome.run, self.width).trim_end())?;
                 }
-                say(spec::text::render(&outcome.run, width).trim_end())?;
-            }
-            Format::Json => json.push(
-                serde_json::to_value(FileRun {
+                Format::Json => json.push(to_json(&FileRun {
                     file: file.display().to_string(),
                     database: url.redacted(),
                     spec,
                     outcome: &outcome,
-                })
-                .map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")).because(err))?,
-            ),
-        }
-        if let Some(stop) = outcome.stopped {
-            for what in &stop.not_cleaned {
-                eprintln!("{}: not cleaned: {what}", file.display());
+                })?),
             }
-            stopped = Some(format!("{}: {}", file.display(), stop.message));
-            break;
+            if let Some(stop) = outcome.stopped {
+                for what in &stop.not_cleaned {
+                    eprintln!("{}: not cleaned: {what}", file.display());
+                }
+                stopped = Some(format!("{}: {}", file.display(), stop.message));
+                break;
+            }
+        }
+        if self.format == Format::Json {
+            say(pretty(&json)?)?;
+        }
+        match stopped {
+            Some(message) => Err(Failure::runtime(message)),
+            None => Ok(()),
         }
     }
-    listener.abort();
-    if format == Format::Json {
-        let text = serde_json::to_string_pretty(&json)
-            .map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")).because(err))?;
-        say(text)?;
+
+    /// Every file on each database, and only the permutations whose outcome differs printed. A run
+    /// that stopped on one database (a setup it refuses) is said on stderr; its permutations not
+    /// run differ. The command fails (status 1) when any outcome differs.
+    async fn compare(&self, specs: &[SpecToRun<'_>], urls: &[DatabaseUrl], warn: bool) -> Result<(), Failure> {
+        let names = names(urls);
+        let mut json = Vec::new();
+        let mut differing = 0;
+        for (i, (file, spec, permutations)) in specs.iter().enumerate() {
+            if warn {
+                for warning in &spec.warnings {
+                    eprintln!("{warning}");
+                }
+            }
+            let mut outcomes = Vec::with_capacity(urls.len());
+            for (url, name) in urls.iter().zip(&names) {
+                let outcome = self.one(url, spec, permutations).await?;
+                if let Some(stop) = &outcome.stopped {
+                    eprintln!("{}: on {name}: {}", file.display(), stop.message);
+                    for what in &stop.not_cleaned {
+                        eprintln!("{}: on {name}: not cleaned: {what}", file.display());
+                    }
+                }
+                let interrupted = outcome.stopped.as_ref().is_some_and(|s| s.message == spec::INTERRUPTED);
+                outcomes.push(outcome);
+                if interrupted {
+                    return Err(Failure::runtime(format!("{}: {}", file.display(), spec::INTERRUPTED)));
+                }
+            }
+            let runs: Vec<&spec::SpecRun> = outcomes.iter().map(|o| &o.run).collect();
+            let differences = spec::diff::differences(&runs);
+            differing += differences.len();
+            match self.format {
+                Format::Json => json.push(to_json(&FileComparison {
+                    file: file.display().to_string(),
+                    databases: urls.iter().map(DatabaseUrl::redacted).collect(),
+                    differences,
+                    runs: outcomes.iter().collect(),
+                })?),
+                _ => {
+                    if i > 0 {
+                        say("")?;
+                    }
+                    let total = permutations.len();
+                    let title = if differences.is_empty() {
+                        format!("{}: the same outcome on every database ({})", file.display(), plural(total))
+                    } else {
+                        format!("{}: {} of {} differ", file.display(), differences.len(), plural(total))
+                    };
+                    write(spec::text::wrap(&title, self.width))?;
+                    for (name, url) in names.iter().zip(urls) {
+                        write(spec::text::wrap(&format!("{name} = {}", url.redacted()), self.width))?;
+                    }
+                    for outcome in &outcomes {
+                        for note in &outcome.translations {
+                            write(spec::text::wrap(note, self.width))?;
+                        }
+                    }
+                    write(spec::diff::render(&names, total, &differences, self.width))?;
+                }
+            }
+        }
+        if self.format == Format::Json {
+            say(pretty(&json)?)?;
+        }
+        if differing > 0 {
+            return Err(Failure::runtime(format!(
+                "the outcomes differ in {differing} permutation{}",
+                if differing == 1 { "" } else { "s" }
+            )));
+        }
+        Ok(())
     }
-    match stopped {
-        Some(message) => Err(Failure::runtime(message)),
-        None => Ok(()),
-    }
+}
+
+/// What names each database in a comparison: its backend, numbered when several share one.
+fn names(urls: &[DatabaseUrl]) -> Vec<String> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let backend = url.backend();
+            let same = urls.iter().filter(|u| u.backend() == backend).count();
+            if same == 1 {
+                backend.to_string()
+            } else {
+                let n = urls[..=i].iter().filter(|u| u.backend() == backend).count();
+                format!("{backend}#{n}")
+            }
+        })
+        .collect()
+}
+
+fn to_json(value: &impl Serialize) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(value).map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")).because(err))
+}
+
+fn pretty(json: &[serde_json::Value]) -> Result<String, Failure> {
+    serde_json::to_string_pretty(json).map_err(|err| Failure::runtime(format!("cannot write JSON: {err}")).because(err))
 }
 
 fn plural(n: usize) -> String {
