@@ -6,7 +6,7 @@
 
 import { el, kinds, plural, replace, shown } from "./format.js";
 import { benchCharts, labCharts } from "./charts.js";
-import { revealLostUpdates, timelines } from "./timeline.js";
+import { revealLostUpdates, timelines, workloadTimelines } from "./timeline.js";
 import { matrix } from "./anomalies.js";
 import { stopRun } from "./api.js";
 import { sizesOf, workloadView } from "./form.js";
@@ -46,6 +46,8 @@ export class RunView {
     const same = (r) => r.strategy === outcome.strategy && r.workers === outcome.workers;
     this.run.results = [...this.run.results.filter((r) => !same(r)), outcome];
     this.renderResults();
+    // A workload's result carries its own trace (the counter's come as `trace` events).
+    if (workloadOf(this.run)) this.renderTraces();
   }
 
   trace(trace) {
@@ -171,15 +173,16 @@ export class RunView {
   renderTraces() {
     const run = this.run;
     const host = this.part("traces");
+    if (run.kind === "lab" && workloadOf(run)) {
+      replace(host, workloadTraces(run));
+      revealLostUpdates(host);
+      return;
+    }
     if (run.kind !== "lab" || !run.traces.length) {
       const request = run.request || {};
-      const counter = !workloadOf(run);
       let note = null;
-      if (run.kind === "lab" && isFinal(run) && !run.traces.length && counter && (request.workers > 4 || request.increments > 10)) {
+      if (run.kind === "lab" && isFinal(run) && (request.workers > 4 || request.increments > 10)) {
         note = el("p", { class: "note" }, "The interleaving is drawn for runs of at most 4 workers × 10 increments.");
-      } else if (run.kind === "lab" && isFinal(run) && !counter && run.results.length) {
-        // The server traces the counter's runs only: nothing is drawn rather than a guess.
-        note = el("p", { class: "note", id: "lab-no-trace" }, "A workload's run carries no trace of its operations, so no interleaving is drawn for it.");
       }
       replace(host, note);
       return;
@@ -189,6 +192,24 @@ export class RunView {
     replace(host, el("h3", {}, "The interleaving, worker by worker"), timelines(traces));
     revealLostUpdates(host);
   }
+}
+
+/** A workload run's interleavings: one per result that carries a trace (the server traces labs of at
+ *  most 4 workers x 10 operations), and a note naming those that carry none, once the run has ended
+ *  (nothing is drawn rather than a guess). */
+function workloadTraces(run) {
+  const order = (run.request && run.request.strategies) || [];
+  const results = [...run.results].sort((a, b) => order.indexOf(a.strategy) - order.indexOf(b.strategy));
+  const traced = results.filter((r) => r.trace);
+  const untraced = results.filter((r) => !r.trace).map((r) => r.strategy);
+  const note = isFinal(run) && untraced.length
+    ? el("p", { class: "note", id: "lab-no-trace" },
+      `${traced.length ? `${untraced.join(", ")}: no` : "No"} interleaving is drawn: a workload's run carries the trace of its operations only when it has at most 4 workers × 10 operations.`)
+    : null;
+  return [
+    traced.length ? [el("h3", {}, "The interleaving, worker by worker"), workloadTimelines(traced)] : null,
+    note,
+  ];
 }
 
 function describe(request, kind) {

@@ -2,6 +2,9 @@
 // recorded them: what each worker read, wrote and committed, its conflicts, retries and lock waits.
 // A commit that overwrote another worker's committed increment (the engine sets `overwrote`) is THE
 // lost update: drawn in red and named; the commit it overwrote is marked too.
+// A small workload run's trace (result.trace) is drawn the same way, one operation's attempts per
+// worker: begin with the operation asked, read, and how it ended; the operations the server marks as
+// having broken the invariant (red) and those that raced with them (amber) stand out.
 
 import { el, plural } from "./format.js";
 
@@ -90,12 +93,144 @@ function chip(e, overwrittenBy) {
   overwrittenBy ? el("em", { class: "flag" }, ` (overwritten by worker ${overwrittenBy.worker})`) : null);
 }
 
-/** Scrolls each timeline to its first lost update, so that it is in view without searching. */
+/** Scrolls each timeline to its first lost update (or, for a workload, its first operation that broke
+ *  the invariant), so that it is in view without searching. */
 export function revealLostUpdates(host) {
   for (const box of host.querySelectorAll(".timeline-scroll")) {
-    const row = box.querySelector("tr.row-lost");
+    const row = box.querySelector("tr.row-lost, tr.row-op-broke");
     if (!row) continue;
     const offset = row.getBoundingClientRect().top - box.getBoundingClientRect().top;
     box.scrollTop += offset - box.clientHeight / 3;
   }
+}
+
+// --- a workload run's interleaving (result.trace) ----------------------------------------------------
+
+/** How a workload event reads; `asked` is the operation its attempt began with. */
+function opLabel(e) {
+  const error = e.error ? e.error.replaceAll("_", " ") : "";
+  switch (e.kind) {
+    case "begin": return typeof e.op === "string" ? `begin ${e.op}` : "begin";
+    case "read": return "read";
+    case "acknowledged": return "acknowledged";
+    case "refused": return "refused (the rule said no)";
+    case "retry": return `retry (${error})`;
+    case "failed": return `failed: ${error}`;
+    case "in_doubt": return "in doubt (the commit's answer was lost)";
+    default: return e.kind;
+  }
+}
+
+/** Each event's operation number. A begin event's `op` is the operation asked (a string: the
+ *  server's JSON holds two `op` members there, the number then the text, and JSON.parse keeps the
+ *  last), so its number is that of the worker's next event (its own attempt's), or, for a begin the
+ *  trace ends on, one past the worker's last operation unless that one is being retried. */
+function opNumbers(events) {
+  const numbers = events.map((e) => (typeof e.op === "number" ? e.op : null));
+  const last = new Map(); // worker -> [op, kind] of its latest numbered event
+  const pending = new Map(); // worker -> indices of begins waiting for their number
+  events.forEach((e, i) => {
+    if (numbers[i] === null) {
+      pending.set(e.worker, [...(pending.get(e.worker) || []), i]);
+      return;
+    }
+    for (const j of pending.get(e.worker) || []) numbers[j] = numbers[i];
+    pending.delete(e.worker);
+    last.set(e.worker, [numbers[i], e.kind]);
+  });
+  for (const [worker, indices] of pending) {
+    const [op, kind] = last.get(worker) || [-1, null];
+    for (const j of indices) numbers[j] = kind === "retry" ? op : op + 1;
+  }
+  return numbers;
+}
+
+const ROLES = {
+  broke: { className: "op-broke", flag: "✗ broke the invariant", summary: "broke the invariant" },
+  raced_with: { className: "op-raced", flag: "raced with it", summary: "raced with it" },
+};
+
+/** The interleavings of a workload run's traced results, in `results`' order. */
+export function workloadTimelines(results) {
+  return el("div", { class: "timelines" },
+    el("p", { class: "legend" }, "Each line is one event of one attempt, in the order of their times: ",
+      ["begin", "read", "acknowledged", "refused", "retry", "failed", "in_doubt"].map((kind) => [el("span", { class: `ev ev-${kind}` }, kind.replace("_", " ")), " "]),
+      "(begin names the operation asked). ",
+      el("span", { class: "ev op-broke role-sample" }, ROLES.broke.flag), " marks an acknowledged operation past what the invariant allows (the last to commit of its group); ",
+      el("span", { class: "ev op-raced role-sample" }, ROLES.raced_with.flag), " one acknowledged in the same group while one that broke it was under way."),
+    results.map(workloadTimeline));
+}
+
+function workloadTimeline(result) {
+  const trace = result.trace;
+  // Stable: events of the same microsecond keep the server's order.
+  const events = [...trace.events].sort((a, b) => a.t_us - b.t_us);
+  const numbers = opNumbers(events);
+  const workers = [...new Set(events.map((e) => e.worker))].sort((a, b) => a - b);
+  const roles = new Map(trace.marked.map((m) => [key(m.worker, m.op), m.role]));
+  // A marked operation is an acknowledged one: its acknowledged attempt (the last) is the one marked.
+  const acknowledgedAttempt = new Map();
+  events.forEach((e, i) => {
+    if (e.kind === "acknowledged") acknowledgedAttempt.set(key(e.worker, numbers[i]), e.attempt);
+  });
+  const roleOf = (e, i) => {
+    const k = key(e.worker, numbers[i]);
+    return roles.has(k) && acknowledgedAttempt.get(k) === e.attempt ? roles.get(k) : null;
+  };
+  const asked = new Map();
+  events.forEach((e, i) => {
+    if (e.kind === "begin" && typeof e.op === "string") asked.set(key(e.worker, numbers[i]), e.op);
+  });
+
+  const count = (kind) => events.filter((e) => e.kind === kind).length;
+  const ofRole = (role) => trace.marked.filter((m) => m.role === role);
+  const broke = ofRole("broke");
+  const raced = ofRole("raced_with");
+  const summary = [
+    broke.length ? `${plural(broke.length, "operation", "operations")} broke the invariant` : "no operation marked",
+    raced.length ? `${raced.length} raced with ${broke.length === 1 ? "it" : "them"}` : null,
+    count("refused") ? `${count("refused")} refused` : null,
+    count("retry") ? plural(count("retry"), "retry", "retries") : null,
+    count("failed") ? `${count("failed")} failed` : null,
+    count("in_doubt") ? `${count("in_doubt")} in doubt` : null,
+  ].filter(Boolean).join(" · ");
+  const name = (m) => `worker ${m.worker}'s op ${m.op}${asked.has(key(m.worker, m.op)) ? ` (${asked.get(key(m.worker, m.op))})` : ""}`;
+  // A broken invariant with nothing marked: the workload's operations do not say what they contend for.
+  const unmarked = result.invariant && result.invariant.held === false && !trace.marked.length;
+
+  return el("section", { class: "timeline workload-timeline", "data-strategy": result.strategy, "data-broke": broke.length, "data-raced": raced.length },
+    el("h4", {}, result.strategy, el("span", { class: broke.length ? "summary bad" : "summary" }, ` — ${summary}`)),
+    broke.length ? el("p", { class: "lost-explained" }, el("strong", {}, "Broke the invariant: "), broke.map(name).join(", "),
+      raced.length ? [el("br"), el("strong", {}, "Raced with it: "), raced.map(name).join(", ")] : null) : null,
+    unmarked ? el("p", { class: "note" }, `The invariant broke, but ${result.workload || "this workload"}'s operations do not say what they contend for, so none is marked.`) : null,
+    trace.truncated ? el("p", { class: "note" }, `The trace was cut at ${events.length} events.`) : null,
+    el("div", { class: "scroll timeline-scroll" }, el("table", { class: "timeline-table" },
+      el("caption", { class: "visually-hidden" }, `Events of ${result.strategy}, one column per worker`),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col", class: "t" }, "ms"), workers.map((w) => el("th", { scope: "col" }, `worker ${w}`)))),
+      el("tbody", {}, events.map((e, i) => opRow(e, numbers[i], roleOf(e, i), workers))))));
+}
+
+function opRow(e, op, role, workers) {
+  const ended = role && e.kind === "acknowledged";
+  return el("tr", { class: ended ? `row-${ROLES[role].className}` : null },
+    el("td", { class: "t" }, (e.t_us / 1000).toFixed(2)),
+    workers.map((w) => el("td", {}, w === e.worker ? opChip(e, op, role) : null)));
+}
+
+function opChip(e, op, role) {
+  const attempt = e.attempt > 1 ? ` · try ${e.attempt}` : "";
+  const classes = ["ev", `ev-${e.kind}`];
+  if (role) classes.push(ROLES[role].className);
+  // The flag (and data-role) is on the event that acknowledged the marked operation: one per operation.
+  const flagged = role && e.kind === "acknowledged";
+  return el("span", {
+    class: classes.join(" "),
+    "data-kind": e.kind,
+    "data-worker": e.worker,
+    "data-op": op,
+    "data-attempt": e.attempt,
+    "data-role": flagged ? role : null,
+  },
+  el("span", { class: "inc" }, `op ${op}${attempt}`), " ", opLabel(e),
+  flagged ? el("strong", { class: "flag" }, ` ${ROLES[role].flag}`) : null);
 }
