@@ -187,7 +187,8 @@ function workloadTimeline(result) {
   const broke = ofRole("broke");
   const raced = ofRole("raced_with");
   const summary = [
-    broke.length ? `${plural(broke.length, "operation", "operations")} broke the invariant` : "no operation marked",
+    broke.length ? `${plural(broke.length, "operation", "operations")} broke the invariant`
+      : result.invariant && result.invariant.held === true ? "the invariant held: no operation marked" : "no operation marked",
     raced.length ? `${raced.length} raced with ${broke.length === 1 ? "it" : "them"}` : null,
     count("refused") ? `${count("refused")} refused` : null,
     count("retry") ? plural(count("retry"), "retry", "retries") : null,
@@ -195,14 +196,14 @@ function workloadTimeline(result) {
     count("in_doubt") ? `${count("in_doubt")} in doubt` : null,
   ].filter(Boolean).join(" · ");
   const name = (m) => `worker ${m.worker}'s op ${m.op}${asked.has(key(m.worker, m.op)) ? ` (${asked.get(key(m.worker, m.op))})` : ""}`;
-  // A broken invariant with nothing marked: the workload's operations do not say what they contend for.
+  // A broken invariant with nothing marked: said, so that no mark is not read as "nothing went wrong".
   const unmarked = result.invariant && result.invariant.held === false && !trace.marked.length;
 
   return el("section", { class: "timeline workload-timeline", "data-strategy": result.strategy, "data-broke": broke.length, "data-raced": raced.length },
     el("h4", {}, result.strategy, el("span", { class: broke.length ? "summary bad" : "summary" }, ` — ${summary}`)),
     broke.length ? el("p", { class: "lost-explained" }, el("strong", {}, "Broke the invariant: "), broke.map(name).join(", "),
       raced.length ? [el("br"), el("strong", {}, "Raced with it: "), raced.map(name).join(", ")] : null) : null,
-    unmarked ? el("p", { class: "note" }, `The invariant broke, but ${result.workload || "this workload"}'s operations do not say what they contend for, so none is marked.`) : null,
+    unmarked ? el("p", { class: "note" }, "The invariant broke, but no operation is marked: the trace marks the acknowledged operations past what the invariant allows; queue's and transfer's do not say what they contend for, and a writer beside the run has no operation here.") : null,
     trace.truncated ? el("p", { class: "note" }, `The trace was cut at ${events.length} events.`) : null,
     el("div", { class: "scroll timeline-scroll" }, el("table", { class: "timeline-table" },
       el("caption", { class: "visually-hidden" }, `Events of ${result.strategy}, one column per worker`),

@@ -4,7 +4,10 @@
 //! (✗, with its violations), conditional's held (✓), every number as the run's JSON has it. A value the
 //! server refuses is said beside its field; going back to the counter gives the counter's form. A safe
 //! strategy that broke its invariant (a trigger of the test's takes units beside its sales) stands
-//! out; progress is live while the test holds the stock table.
+//! out; progress is live while the test holds the stock table. A small run's interleaving is drawn
+//! from each result's trace: booking's naive, four workers racing for one slot, shows the three
+//! bookings that broke the invariant and the one they raced with, as the JSON marks them; unique's
+//! shows none; a run too large to be traced says so instead.
 
 use std::time::Duration;
 
@@ -45,6 +48,22 @@ const READ_FORM: &str = r##"
         shown: Object.fromEntries(["lab-strategies", "lab-lock_mode", "lab-post", "lab-isolation", "lab-stock",
             "lab-accounts", "lab-doctors", "lab-jobs", "lab-rooms", "lab-slots"].map((id) => [id, shown(id)])),
     };
+"##;
+
+/// The interleavings the page drew for a workload run, per strategy: the operations it flags (worker,
+/// operation, role and the flag's words), its summary, its rows' times, the begin events' words and
+/// its worker columns.
+const READ_INTERLEAVING: &str = r##"
+    return [...document.querySelectorAll("#lab-traces section.workload-timeline")].map((s) => ({
+        strategy: s.dataset.strategy,
+        summary: s.querySelector("h4 .summary").textContent,
+        marked: [...s.querySelectorAll(".ev[data-role]")].map((e) => ({
+            worker: Number(e.dataset.worker), op: Number(e.dataset.op), role: e.dataset.role,
+            kind: e.dataset.kind, flag: e.querySelector(".flag").textContent.trim() })),
+        times: [...s.querySelectorAll("tbody td.t")].map((td) => Number(td.textContent)),
+        begins: [...s.querySelectorAll('.ev[data-kind="begin"]')].map((e) => e.textContent),
+        workers: [...s.querySelectorAll("thead th")].slice(1).map((th) => th.textContent),
+    }));
 "##;
 
 /// Picks `workload` in the lab's picker, once the page has listed it from GET /workloads.
@@ -104,6 +123,55 @@ async fn assert_table_matches(browser: &Browser, run: &Value) -> Vec<Value> {
     rows
 }
 
+/// Each result that carries a trace is drawn, and nothing else is: one row per event in time order,
+/// a column per worker of the trace, each begin with the operation the JSON says was asked, and
+/// exactly the operations of `trace.marked` flagged, each with its role's words. Returns what was
+/// drawn, per strategy.
+async fn assert_interleaving_matches(browser: &Browser, run: &Value) -> Vec<Value> {
+    let drawn = browser.js(READ_INTERLEAVING, vec![]).await;
+    let drawn = drawn.as_array().expect("interleavings").clone();
+    let traced: Vec<&Value> =
+        run["results"].as_array().expect("results").iter().filter(|r| r.get("trace").is_some()).collect();
+    assert_eq!(drawn.len(), traced.len(), "drawn: {drawn:?}\ntraced results: {traced:?}");
+    for result in traced {
+        let strategy = &result["strategy"];
+        let trace = &result["trace"];
+        let page = drawn.iter().find(|d| &d["strategy"] == strategy).unwrap_or_else(|| panic!("{strategy} not drawn"));
+        let events = trace["events"].as_array().expect("events");
+        let times: Vec<f64> = page["times"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+        assert_eq!(times.len(), events.len(), "{strategy}: one row per event: {page}");
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{strategy}: the rows are in time order: {times:?}");
+        let mut workers: Vec<u64> = events.iter().map(|e| e["worker"].as_u64().unwrap()).collect();
+        workers.sort_unstable();
+        workers.dedup();
+        let columns: Vec<String> = workers.iter().map(|w| format!("worker {w}")).collect();
+        assert_eq!(page["workers"], json!(columns), "{strategy}: a column per worker");
+        // A begin event's `op` is the operation asked (JSON.parse and serde_json keep the last of the
+        // two `op` members the server writes there).
+        let asked: Vec<&str> =
+            events.iter().filter(|e| e["kind"] == "begin").map(|e| e["op"].as_str().unwrap()).collect();
+        let begins = page["begins"].as_array().unwrap();
+        assert_eq!(begins.len(), asked.len(), "{strategy}: every attempt's begin is drawn: {page}");
+        for (begin, op) in begins.iter().zip(&asked) {
+            assert!(begin.as_str().unwrap().ends_with(&format!("begin {op}")), "{strategy}: {begin} names {op}");
+        }
+        let key = |m: &Value| {
+            (m["worker"].as_u64().unwrap(), m["op"].as_u64().unwrap(), m["role"].as_str().unwrap().to_owned())
+        };
+        let mut flagged: Vec<_> = page["marked"].as_array().unwrap().iter().map(key).collect();
+        let mut marked: Vec<_> = trace["marked"].as_array().expect("marked").iter().map(key).collect();
+        flagged.sort();
+        marked.sort();
+        assert_eq!(flagged, marked, "{strategy}: the operations flagged on the page vs trace.marked");
+        for m in page["marked"].as_array().unwrap() {
+            let words = if m["role"] == "broke" { "✗ broke the invariant" } else { "raced with it" };
+            assert_eq!(m["flag"], words, "{strategy}: {m}");
+            assert_eq!(m["kind"], "acknowledged", "{strategy}: the flag is on the operation's acknowledgement: {m}");
+        }
+    }
+    drawn
+}
+
 async fn stock_naive_breaks_its_invariant_and_conditional_keeps_it(test: TestDb) {
     let app = spawn_app(&test).await;
     let browser = Browser::on_the_page(&app.address, RUN).await;
@@ -153,7 +221,12 @@ async fn stock_naive_breaks_its_invariant_and_conditional_keeps_it(test: TestDb)
     assert!(browser.client.find_all(Locator::Css("#lab-broke")).await.unwrap().is_empty(), "no safe strategy broke");
     let followed = browser.js("return document.getElementById('run-lab').dataset.streamEnd;", vec![]).await;
     assert_eq!(followed, json!("1"), "the page did not follow the run's event stream to its end");
-    browser.wait_for("#lab-no-trace", RUN).await;
+    // Small enough to be traced: naive's oversold purchases are flagged, conditional's none.
+    let drawn = assert_interleaving_matches(&browser, &run).await;
+    let flagged = |strategy: &str| drawn.iter().find(|d| d["strategy"] == strategy).unwrap()["marked"].clone();
+    assert!(flagged("naive").as_array().unwrap().iter().any(|m| m["role"] == "broke"), "naive: {drawn:?}");
+    assert_eq!(flagged("conditional"), json!([]), "conditional: {drawn:?}");
+    assert!(browser.client.find_all(Locator::Css("#lab-no-trace")).await.unwrap().is_empty(), "every result is drawn");
 
     let name = format!("workload-stock-{}", test.backend);
     browser.screenshots(&format!("{name}-{}", DESKTOP.name)).await;
@@ -214,6 +287,64 @@ async fn a_refused_size_is_said_beside_its_field(test: TestDb) {
 }
 
 on_every_backend!(a_refused_size_is_said_beside_its_field);
+
+// Booking's naive with the race forced, four workers for one slot: all four bookings acknowledged,
+// the last three to commit broke the invariant and the first raced with them (the engine's own
+// marks, read from the drawn interleaving and compared with the JSON); unique's drawing marks none.
+// A run too large to be traced (11 operations) draws nothing and says why.
+async fn booking_naive_shows_who_broke_the_invariant_and_who_raced(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let browser = Browser::on_the_page(&app.address, RUN).await;
+
+    pick(&browser, "booking").await;
+    choose(&browser, &["naive", "unique"]).await;
+    fill(&browser, "#lab-workers", "4").await;
+    fill(&browser, "#lab-increments", "1").await;
+    fill(&browser, "#lab-rooms", "1").await;
+    fill(&browser, "#lab-slots", "1").await;
+    tick(&browser, "#lab-force_race", true).await;
+    let (id, run) = run_from_the_page(&browser, &app, "lab").await;
+    assert_eq!(run["request"]["workload"], "booking", "{run}");
+    assert_table_matches(&browser, &run).await;
+
+    let drawn = assert_interleaving_matches(&browser, &run).await;
+    let drawing = |strategy: &str| drawn.iter().find(|d| d["strategy"] == strategy).cloned().unwrap();
+    let naive = drawing("naive");
+    let roles = |role: &str| naive["marked"].as_array().unwrap().iter().filter(|m| m["role"] == role).count();
+    assert_eq!((roles("broke"), roles("raced_with")), (3, 1), "naive, read from the page: {naive}");
+    assert_eq!(naive["summary"], " — 3 operations broke the invariant · 1 raced with them", "{naive}");
+    assert_eq!(naive["workers"], json!(["worker 0", "worker 1", "worker 2", "worker 3"]), "{naive}");
+    let unique = drawing("unique");
+    assert_eq!(unique["marked"], json!([]), "unique kept the invariant: nothing flagged: {unique}");
+    assert!(browser.client.find_all(Locator::Css("#lab-no-trace")).await.unwrap().is_empty(), "both are drawn");
+
+    let name = format!("workload-interleaving-{}", test.backend);
+    browser.screenshot_of("#lab-traces", &name, 900.0, 1.0).await;
+    browser.set_viewport(PHONE).await;
+    let overflow = browser.overflowing().await;
+    assert_eq!(overflow["scroll"], json!(0), "the interleaving is wider than a 390-px phone: {overflow}");
+    browser.screenshots(&format!("{name}-{}", PHONE.name)).await;
+    browser.set_viewport(DESKTOP).await;
+
+    // Too large to be traced (more than 10 operations): no drawing, and the note says why.
+    choose(&browser, &["unique"]).await;
+    fill(&browser, "#lab-workers", "1").await;
+    fill(&browser, "#lab-increments", "11").await;
+    tick(&browser, "#lab-force_race", false).await;
+    browser.client.find(Locator::Css("#lab-run")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_until(&format!("location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{id}'"), RUN)
+        .await;
+    let large = browser.client.current_url().await.unwrap().path().trim_start_matches("/runs/").to_owned();
+    let note = browser.wait_for("#lab-no-trace", RUN).await.text().await.unwrap();
+    assert!(note.contains("at most 4 workers × 10 operations"), "{note}");
+    let run = app.ok(&format!("/experiments/{large}")).await;
+    assert_eq!(run["results"][0].get("trace"), None, "an 11-operation run is not traced: {run}");
+    assert_eq!(browser.js(READ_INTERLEAVING, vec![]).await, json!([]), "nothing drawn without a trace");
+    browser.assert_no_errors(&[]).await;
+}
+
+on_every_backend!(booking_naive_shows_who_broke_the_invariant_and_who_raced);
 
 /// Clicks Run and waits for the run's end, whatever it is; returns its JSON.
 async fn run_to_its_end(browser: &Browser, app: &TestApp) -> Value {
