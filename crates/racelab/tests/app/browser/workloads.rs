@@ -407,6 +407,21 @@ async fn a_safe_strategy_that_broke_its_invariant_stands_out(test: TestDb) {
     let title = run["error"]["title"].as_str().expect("the run's problem has a title");
     assert!(problem.contains(title) && problem.contains("conditional"), "the run's problem is shown: {problem}");
     assert!(browser.client.find_all(Locator::Css("#lab-broke")).await.unwrap().is_empty(), "said twice");
+    // Its interleaving flags no operation (none of the run's went past the stock: the trigger took
+    // the units) and says so, rather than looking like a run where nothing went wrong.
+    assert_interleaving_matches(&browser, &run).await;
+    let said = browser
+        .js(
+            r#"const s = document.querySelector('#lab-traces section[data-strategy="conditional"]');
+               return [s.dataset.broke, s.querySelector(".note") && s.querySelector(".note").textContent];"#,
+            vec![],
+        )
+        .await;
+    assert_eq!(said[0], "0", "{said}");
+    assert!(
+        said[1].as_str().is_some_and(|n| n.starts_with("The invariant broke, but no operation is marked")),
+        "{said}"
+    );
     browser.screenshots(&format!("workload-broke-{}-{}", test.backend, DESKTOP.name)).await;
     browser.assert_no_errors(&[]).await;
 }
