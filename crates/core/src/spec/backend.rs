@@ -46,6 +46,21 @@ pub(crate) trait SpecBackend: Send + Sync + 'static {
         async move { StepAnswer { answer: Self::execute(conn, sql, false).await, blocked_rest: None } }
     }
 
+    /// Makes `conn`, one of several connections spread over a cluster's nodes, read what the
+    /// cluster committed before each of its statements (Galera's `wsrep_sync_wait`). Nothing where
+    /// a backend has no such cluster.
+    fn join_cluster(conn: &mut Self::Conn) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        let _ = conn;
+        async { Ok(()) }
+    }
+
+    /// Waits until every node of a cluster (one control connection each) has applied what any of
+    /// them committed. Nothing where a backend has no such cluster.
+    fn settle(controls: &mut [Self::Conn]) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        let _ = controls;
+        async { Ok(()) }
+    }
+
     /// Whether the session with id `id` waits for a lock (held by one of `ids`, where the backend can
     /// say), asked on the control connection.
     fn is_blocked(

@@ -22,6 +22,9 @@ use super::report::{Answer, StepError};
 use crate::Backend;
 use crate::db::DatabaseUrl;
 
+/// How long [`MariaDb::settle`] waits for a cluster's nodes to have applied the same write sets.
+const SETTLE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// MariaDB's (and MySQL's) sessions.
 pub(crate) struct MariaDb;
 
@@ -42,6 +45,38 @@ impl SpecBackend for MariaDb {
 
     async fn execute(conn: &mut MySqlConnection, sql: &str, last_only: bool) -> Answer {
         exec::execute(conn, sql, last_only, &TEXT).await
+    }
+
+    /// Every kind of statement (reads, updates and deletes, inserts) first waits until the node
+    /// applied what the cluster committed before it (`wsrep_sync_wait = 7`, as `racelab anomalies`
+    /// sets it on a cluster).
+    async fn join_cluster(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql("SET SESSION wsrep_sync_wait = 7").execute(conn).await?;
+        Ok(())
+    }
+
+    /// Galera applies a write set on the other nodes after its commit answered: until every node's
+    /// `wsrep_last_committed` is the same, asked again at once (a node applies in well under a
+    /// second; [`SETTLE_DEADLINE`] bounds a node that lags for good, and the step is then sent
+    /// anyway, meeting whatever state that node has).
+    async fn settle(controls: &mut [MySqlConnection]) -> Result<(), sqlx::Error> {
+        let start = std::time::Instant::now();
+        loop {
+            let mut seqnos = Vec::with_capacity(controls.len());
+            for control in controls.iter_mut() {
+                let seqno: Option<String> = sqlx::query_scalar(
+                    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                     WHERE VARIABLE_NAME = 'WSREP_LAST_COMMITTED'",
+                )
+                .fetch_optional(&mut *control)
+                .await?;
+                seqnos.push(seqno);
+            }
+            if seqnos.iter().all(|s| *s == seqnos[0]) || start.elapsed() > SETTLE_DEADLINE {
+                return Ok(());
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn is_blocked(control: &mut MySqlConnection, id: i64, _ids: &[i64]) -> Result<bool, sqlx::Error> {

@@ -86,13 +86,18 @@ struct Active<C> {
 }
 
 struct Runner<'a, B: SpecBackend> {
-    url: &'a DatabaseUrl,
+    /// The database, or the nodes of one cluster (the first runs the setups and teardowns).
+    urls: &'a [DatabaseUrl],
     /// Set by the caller to stop the run.
     interrupted: &'a AtomicBool,
     spec: &'a Spec,
-    control: B::Conn,
+    /// A control connection per node: the first runs the setups and teardowns; each asks its own
+    /// node whether a session there is blocked, and cancels its steps (a connection id is a node's).
+    controls: Vec<B::Conn>,
     sessions: Vec<SessionConn<B>>,
     ids: Vec<i64>,
+    /// The node each session's connection is on.
+    node: Vec<usize>,
     step_timeout: Duration,
     events: Vec<Event>,
     active: Vec<Option<Active<B::Conn>>>,
@@ -134,38 +139,69 @@ pub async fn run_until(
     step_timeout: Duration,
     interrupted: &AtomicBool,
 ) -> Result<Outcome, RunError> {
-    let translated = translate(spec, url.backend());
+    run_on_nodes(std::slice::from_ref(url), spec, permutations, step_timeout, interrupted).await
+}
+
+/// [`run_until`] on the nodes of one cluster (MariaDB Galera): session `i` on node `i % nodes`, the
+/// setups and teardowns on the first node. Every connection waits, before each statement, until its
+/// node has applied what the cluster committed before it (`wsrep_sync_wait`), so a session sees the
+/// setup's rows and the other sessions' commits wherever it is; a conflict between nodes is no lock
+/// wait but a certification failure at commit (a deadlock error), which is what a spec shows there.
+pub async fn run_on_nodes(
+    urls: &[DatabaseUrl],
+    spec: &Spec,
+    permutations: &[Permutation],
+    step_timeout: Duration,
+    interrupted: &AtomicBool,
+) -> Result<Outcome, RunError> {
+    let backend = urls.first().map_or(Backend::Postgres, DatabaseUrl::backend);
+    let translated = translate(spec, backend);
     let spec = &translated.spec;
-    let mut outcome = match url.backend() {
-        Backend::Postgres => run_on::<Pg>(url, spec, permutations, step_timeout, interrupted).await,
-        Backend::MySql => run_on::<MariaDb>(url, spec, permutations, step_timeout, interrupted).await,
-        Backend::Sqlite => run_on::<SqliteFile>(url, spec, permutations, step_timeout, interrupted).await,
+    let mut outcome = match backend {
+        Backend::Postgres => run_on::<Pg>(urls, spec, permutations, step_timeout, interrupted).await,
+        Backend::MySql => run_on::<MariaDb>(urls, spec, permutations, step_timeout, interrupted).await,
+        Backend::Sqlite => run_on::<SqliteFile>(urls, spec, permutations, step_timeout, interrupted).await,
     }?;
     outcome.translations = translated.notes;
     Ok(outcome)
 }
 
 async fn run_on<B: SpecBackend>(
-    url: &DatabaseUrl,
+    urls: &[DatabaseUrl],
     spec: &Spec,
     permutations: &[Permutation],
     step_timeout: Duration,
     interrupted: &AtomicBool,
 ) -> Result<Outcome, RunError> {
-    let connect_error = |index, source| RunError::Connect { index, url: url.redacted(), source };
-    let mut control = B::connect(url, "control connection").await.map_err(|e| connect_error(0, e))?;
+    let cluster = urls.len() > 1;
+    let connect_error = |index, url: &DatabaseUrl, source| RunError::Connect { index, url: url.redacted(), source };
+    let mut controls = Vec::with_capacity(urls.len());
+    for url in urls {
+        let mut conn = B::connect(url, "control connection").await.map_err(|e| connect_error(0, url, e))?;
+        if cluster {
+            B::join_cluster(&mut conn).await.map_err(|e| connect_error(0, url, e))?;
+        }
+        controls.push(conn);
+    }
+    let node: Vec<usize> = (0..spec.sessions.len()).map(|i| i % urls.len().max(1)).collect();
     let mut sessions = Vec::with_capacity(spec.sessions.len());
     for (i, session) in spec.sessions.iter().enumerate() {
-        sessions.push(SessionConn::<B>::open(url, &session.name).await.map_err(|e| connect_error(i + 1, e))?);
+        let url = &urls[node[i]];
+        let mut conn = SessionConn::<B>::open(url, &session.name).await.map_err(|e| connect_error(i + 1, url, e))?;
+        if cluster && let Some(c) = conn.conn.as_mut() {
+            B::join_cluster(c).await.map_err(|e| connect_error(i + 1, url, e))?;
+        }
+        sessions.push(conn);
     }
     let ids = sessions.iter().map(|s| s.id).collect();
     // The control connection's own notices are dropped, as isolationtester drops them.
-    let _ = B::session_id(&mut control).await.map_err(RunError::Control)?;
+    let _ = B::session_id(&mut controls[0]).await.map_err(RunError::Control)?;
     let mut runner = Runner::<B> {
-        url,
+        urls,
         interrupted,
         spec,
-        control,
+        controls,
+        node,
         active: sessions.iter().map(|_| None).collect(),
         total_notices: vec![0; sessions.len()],
         sessions,
@@ -205,7 +241,7 @@ impl<B: SpecBackend> Runner<'_, B> {
     async fn permutation(&mut self, permutation: &Permutation) -> Result<(), Halt> {
         self.targets = permutation.steps.iter().map(|s| vec![0; s.blockers.len()]).collect();
         for sql in &self.spec.setups {
-            let answer = exec_control::<B>(&mut self.control, sql).await;
+            let answer = exec_control::<B>(&mut self.controls[0], sql).await;
             self.part_answer(Part::Setup, answer, true)?;
         }
         for s in 0..self.sessions.len() {
@@ -239,6 +275,11 @@ impl<B: SpecBackend> Runner<'_, B> {
                     }
                 }
             }
+            if self.controls.len() > 1 {
+                // On a cluster, a step is sent once every node has applied what was committed
+                // before it, so it meets the same state, and fails at the same step, on every run.
+                B::settle(&mut self.controls).await?;
+            }
             let step = self.spec.step(permutation.steps[i].step);
             let handle = self.sessions[s].start(&step.sql);
             self.active[s] = Some(Active { pstep: i, handle, answer: None, busy: None });
@@ -270,7 +311,7 @@ impl<B: SpecBackend> Runner<'_, B> {
             let _ = self.part_answer(Part::SessionTeardown(self.spec.sessions[s].name.clone()), answer, false);
         }
         if let Some(sql) = &self.spec.teardown {
-            let answer = exec_control::<B>(&mut self.control, sql).await;
+            let answer = exec_control::<B>(&mut self.controls[0], sql).await;
             let _ = self.part_answer(Part::Teardown, answer, false);
         }
     }
@@ -380,7 +421,9 @@ impl<B: SpecBackend> Runner<'_, B> {
                 Err(_) => {
                     self.check_interrupted()?;
                     self.flush_notices(s);
-                    if flags & NONBLOCK != 0 && B::is_blocked(&mut self.control, self.ids[s], &self.ids).await? {
+                    if flags & NONBLOCK != 0
+                        && B::is_blocked(&mut self.controls[self.node[s]], self.ids[s], &self.ids).await?
+                    {
                         // Read what the server sent meanwhile (notices; or the answer, then it
                         // is complete after all), as isolationtester's PQconsumeInput does.
                         if let Some(handle) = self.active[s].as_mut().and_then(|a| a.handle.as_mut())
@@ -463,7 +506,7 @@ impl<B: SpecBackend> Runner<'_, B> {
             active.answer = Some(answer);
             return Ok(());
         }
-        B::cancel(&mut self.control, self.ids[s]).await?;
+        B::cancel(&mut self.controls[self.node[s]], self.ids[s]).await?;
         Ok(())
     }
 
@@ -490,7 +533,7 @@ impl<B: SpecBackend> Runner<'_, B> {
         for s in 0..self.active.len() {
             let Some(active) = self.active[s].take() else { continue };
             let Some(handle) = active.handle else { continue };
-            let _ = B::cancel(&mut self.control, self.ids[s]).await;
+            let _ = B::cancel(&mut self.controls[self.node[s]], self.ids[s]).await;
             if let Ok((conn, _)) = tokio::time::timeout(Duration::from_secs(10), handle).await {
                 self.sessions[s].conn = Some(conn);
             }
@@ -506,9 +549,9 @@ impl<B: SpecBackend> Runner<'_, B> {
             self.sessions[s].inbox.take();
         }
         if let Some(sql) = &self.spec.teardown {
-            let mut error = exec_control::<B>(&mut self.control, sql).await.error;
+            let mut error = exec_control::<B>(&mut self.controls[0], sql).await.error;
             if error.as_ref().is_some_and(|e| e.code.is_none()) {
-                error = match B::connect(self.url, "teardown").await {
+                error = match B::connect(&self.urls[0], "teardown").await {
                     Ok(mut fresh) => {
                         let error = exec_control::<B>(&mut fresh, sql).await.error;
                         B::close(fresh).await;
@@ -525,7 +568,9 @@ impl<B: SpecBackend> Runner<'_, B> {
     }
 
     async fn close(self) {
-        B::close(self.control).await;
+        for control in self.controls {
+            B::close(control).await;
+        }
         for session in self.sessions {
             if let Some(conn) = session.conn {
                 B::close(conn).await;

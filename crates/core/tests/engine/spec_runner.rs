@@ -314,3 +314,36 @@ permutation r_begin r_read w_write r_again r_commit
     assert_eq!(rows_of(&outcome, "r_read"), vec![vec![Some("10".to_owned())]], "{rendered}");
     assert_eq!(rows_of(&outcome, "r_again"), vec![vec![Some("11".to_owned())]], "{rendered}");
 }
+
+/// Across the nodes of a Galera cluster (`scripts/galera up`; see `racelab_testkit::galera`): the
+/// sessions are spread over the nodes (reader on node 1, writer on node 2), so the second write of
+/// the same row waits for nothing (row locks are a node's own) and the writer's COMMIT is refused by
+/// certification (1213, a deadlock); each step is sent once every node applied the commits before it,
+/// so this is the outcome on every run. On one MariaDB server the same write waits and overwrites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_galera_sessions_on_different_nodes_conflict_at_commit() {
+    let cluster = racelab_testkit::galera::GaleraDb::create().await;
+    let urls: Vec<DatabaseUrl> = cluster.urls.iter().map(|u| DatabaseUrl::parse(u).unwrap()).collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/hermitage/lost-update.spec");
+    let spec = spec::parse_file(&path).unwrap();
+    let interrupted = std::sync::atomic::AtomicBool::new(false);
+    let outcome =
+        spec::run_on_nodes(&urls, &spec, &spec.permutations(), Duration::from_secs(60), &interrupted).await.unwrap();
+    assert_eq!(outcome.stopped, None);
+    let rendered = isolationtester::render(&outcome.run);
+    assert!(!rendered.contains("<waiting ...>"), "nothing waits across nodes: {rendered}");
+    let failed: Vec<(String, String)> = outcome
+        .run
+        .permutations
+        .iter()
+        .flat_map(|p| &p.events)
+        .filter_map(|event| match event {
+            Event::Done { step, answer: spec::Answer { error: Some(error), .. }, .. } => {
+                Some((step.clone(), error.kind.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    let expected = [("w_commit", "deadlock"), ("rr_commit", "deadlock")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(failed, expected, "{rendered}");
+}

@@ -89,13 +89,23 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
         return Err(Failure::usage("--init-sql does not apply to spec: each session is the spec's own"));
     }
     let format = if args.json { Format::Json } else { args.format };
-    // Each --database-url on its own: several, of any backends, are compared.
+    // Each --database-url is one database: several, of any backends, are compared. One naming
+    // several URLs (commas) is the nodes of one Galera cluster, its sessions spread over them.
+    let mut targets = Vec::new();
     let mut nodes = Vec::new();
     for value in &args.database.database_url {
         let one = DatabaseArgs { database_url: vec![value.clone()], ..args.database.clone() };
-        nodes.extend(one.connect_options_each(1)?);
+        let each = one.connect_options_each(1)?;
+        if each.len() > 1 && each[0].url.backend() != racelab_core::Backend::MySql {
+            return Err(Failure::usage(
+                "several URLs in one --database-url are the nodes of one MariaDB Galera cluster (mysql://); \
+                 to compare databases, repeat --database-url",
+            ));
+        }
+        targets.push(Target { urls: each.iter().map(|o| o.url.clone()).collect() });
+        nodes.extend(each);
     }
-    if nodes.len() > 1 && format == Format::Isolationtester {
+    if targets.len() > 1 && format == Format::Isolationtester {
         return Err(Failure::usage(
             "--format isolationtester prints one database's run: give one --database-url (several are compared)",
         ));
@@ -127,7 +137,6 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
         let probe = racelab_core::ConnectOptions { migrate: false, ..node.clone() };
         racelab_core::Database::connect(probe).await?.close().await;
     }
-    let urls: Vec<DatabaseUrl> = nodes.iter().map(|n| n.url.clone()).collect();
     let width = args.width.or_else(|| std::env::var("COLUMNS").ok()?.parse().ok()).unwrap_or(80);
     // ctrl-c stops the run between two looks at a step: what runs is cancelled, the sessions roll
     // back and the teardowns run before the command ends.
@@ -139,13 +148,29 @@ pub async fn run(args: SpecArgs) -> Result<(), Failure> {
         }
     });
     let run = Run { format, width, step_timeout: args.step_timeout, interrupted: &interrupted };
-    let result = if urls.len() == 1 {
-        run.each_file(&specs, &urls[0], args.permutation.is_none()).await
+    let result = if targets.len() == 1 {
+        run.each_file(&specs, &targets[0], args.permutation.is_none()).await
     } else {
-        run.compare(&specs, &urls, args.permutation.is_none()).await
+        run.compare(&specs, &targets, args.permutation.is_none()).await
     };
     listener.abort();
     result
+}
+
+/// One database: one URL, or the nodes of one Galera cluster.
+struct Target {
+    urls: Vec<DatabaseUrl>,
+}
+
+impl Target {
+    fn backend(&self) -> racelab_core::Backend {
+        self.urls[0].backend()
+    }
+
+    /// Its URL(s) without passwords, comma-separated.
+    fn redacted(&self) -> String {
+        self.urls.iter().map(DatabaseUrl::redacted).collect::<Vec<_>>().join(",")
+    }
 }
 
 /// A spec file, parsed, with the permutations to run.
@@ -161,17 +186,17 @@ struct Run<'a> {
 impl Run<'_> {
     async fn one(
         &self,
-        url: &DatabaseUrl,
+        target: &Target,
         spec: &spec::Spec,
         permutations: &[spec::Permutation],
     ) -> Result<spec::Outcome, Failure> {
-        spec::run_until(url, spec, permutations, self.step_timeout, self.interrupted)
+        spec::run_on_nodes(&target.urls, spec, permutations, self.step_timeout, self.interrupted)
             .await
             .map_err(Failure::runtime_from)
     }
 
     /// Every file on one database, printed in the format asked.
-    async fn each_file(&self, specs: &[SpecToRun<'_>], url: &DatabaseUrl, warn: bool) -> Result<(), Failure> {
+    async fn each_file(&self, specs: &[SpecToRun<'_>], url: &Target, warn: bool) -> Result<(), Failure> {
         let mut json = Vec::new();
         let mut stopped = None;
         for (i, (file, spec, permutations)) in specs.iter().enumerate() {
@@ -227,7 +252,7 @@ impl Run<'_> {
     /// Every file on each database, and only the permutations whose outcome differs printed. A run
     /// that stopped on one database (a setup it refuses) is said on stderr; its permutations not
     /// run differ. The command fails (status 1) when any outcome differs.
-    async fn compare(&self, specs: &[SpecToRun<'_>], urls: &[DatabaseUrl], warn: bool) -> Result<(), Failure> {
+    async fn compare(&self, specs: &[SpecToRun<'_>], urls: &[Target], warn: bool) -> Result<(), Failure> {
         let names = names(urls);
         let mut json = Vec::new();
         let mut differing = 0;
@@ -258,7 +283,7 @@ impl Run<'_> {
             match self.format {
                 Format::Json => json.push(to_json(&FileComparison {
                     file: file.display().to_string(),
-                    databases: urls.iter().map(DatabaseUrl::redacted).collect(),
+                    databases: urls.iter().map(Target::redacted).collect(),
                     differences,
                     runs: outcomes.iter().collect(),
                 })?),
@@ -298,18 +323,19 @@ impl Run<'_> {
     }
 }
 
-/// What names each database in a comparison: its backend, numbered when several share one.
-fn names(urls: &[DatabaseUrl]) -> Vec<String> {
-    urls.iter()
+/// What names each database in a comparison: its backend (`galera` for a cluster's nodes),
+/// numbered when several share one.
+fn names(targets: &[Target]) -> Vec<String> {
+    let kinds: Vec<String> =
+        targets.iter().map(|t| if t.urls.len() > 1 { "galera".to_owned() } else { t.backend().to_string() }).collect();
+    kinds
+        .iter()
         .enumerate()
-        .map(|(i, url)| {
-            let backend = url.backend();
-            let same = urls.iter().filter(|u| u.backend() == backend).count();
-            if same == 1 {
-                backend.to_string()
+        .map(|(i, kind)| {
+            if kinds.iter().filter(|k| *k == kind).count() == 1 {
+                kind.clone()
             } else {
-                let n = urls[..=i].iter().filter(|u| u.backend() == backend).count();
-                format!("{backend}#{n}")
+                format!("{kind}#{}", kinds[..=i].iter().filter(|k| *k == kind).count())
             }
         })
         .collect()

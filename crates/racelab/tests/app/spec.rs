@@ -106,6 +106,12 @@ async fn spec_refuses_bad_input_naming_what_and_where() {
     assert!(text(&output.stderr).contains("--permutation for"), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("undefined step \"nope\""), "{}", text(&output.stderr));
 
+    // Several URLs in one flag are one Galera cluster's nodes: MariaDB only.
+    let two = format!("{},{}", test.url, test.url);
+    let output = racelab(&["spec", &file, "--database-url", &two]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("nodes of one MariaDB Galera cluster"), "{}", text(&output.stderr));
+
     let missing = scratch.join("missing.spec");
     let output = racelab(&["spec", missing.to_str().unwrap(), "--database-url", &test.url]);
     assert_eq!(output.status.code(), Some(2));
