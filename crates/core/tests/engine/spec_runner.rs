@@ -347,3 +347,38 @@ async fn spec_galera_sessions_on_different_nodes_conflict_at_commit() {
     let expected = [("w_commit", "deadlock"), ("rr_commit", "deadlock")].map(|(a, b)| (a.to_owned(), b.to_owned()));
     assert_eq!(failed, expected, "{rendered}");
 }
+
+/// A step waiting for a row lock past the step timeout is cancelled by the server's own means
+/// (`pg_cancel_backend`, MariaDB's `KILL QUERY`), reported as isolationtester reports it, and its
+/// answer is the server's cancel error; the permutation goes on.
+async fn spec_a_step_waiting_past_the_timeout_is_cancelled_on_the_server(db: TestDb) {
+    let text = r#"
+setup { CREATE TABLE held (id int PRIMARY KEY, v int NOT NULL); }
+setup { INSERT INTO held VALUES (1, 0); }
+teardown { DROP TABLE held; }
+session holder
+step hold { BEGIN; UPDATE held SET v = 1 WHERE id = 1; }
+step release { COMMIT; }
+session waiter
+step wait { UPDATE held SET v = 2 WHERE id = 1; }
+step after { SELECT 1 AS after; }
+permutation hold wait after release
+"#;
+    let outcome = run_text(&db, text, Duration::from_secs(1)).await;
+    assert_eq!(outcome.stopped, None);
+    let rendered = isolationtester::render(&outcome.run);
+    assert!(rendered.contains("step wait: UPDATE held SET v = 2 WHERE id = 1; <waiting ...>\n"), "{rendered}");
+    assert!(rendered.contains("isolationtester: canceling step wait after 1 seconds\n"), "{rendered}");
+    let code = outcome.run.permutations[0].events.iter().find_map(|e| match e {
+        Event::Done { step, answer, .. } if step == "wait" => answer.error.as_ref().and_then(|e| e.code.clone()),
+        _ => None,
+    });
+    let expected = match db.backend {
+        Backend::Postgres => "57014",
+        _ => "1317", // ER_QUERY_INTERRUPTED
+    };
+    assert_eq!(code.as_deref(), Some(expected), "{rendered}");
+    assert!(rendered.contains("step release: COMMIT;\n"), "{rendered}");
+}
+
+racelab_testkit::on_server_backends!(spec_a_step_waiting_past_the_timeout_is_cancelled_on_the_server);
