@@ -1,11 +1,13 @@
 //! `racelab spec`: PostgreSQL isolation-tester spec files (your own interleavings of sessions) run on
-//! a database, printed as the lab's columns, as isolationtester prints them, or as JSON.
+//! a database (PostgreSQL, MariaDB, SQLite, or a Galera cluster's nodes), printed as the lab's
+//! columns, as isolationtester prints them, or as JSON; or run on several and compared.
 //!
 //! `racelab spec specs/blocking.spec --database-url postgres://postgres@127.0.0.1:5432/postgres`
+//! `racelab spec specs/hermitage/*.spec --database-url postgres://... --database-url mysql://...`
 //!
-//! The format, the runner and the outputs are the core's (`racelab_core::spec`); this module reads
-//! the files and flags, checks the database accepts a connection (for the hints a refusal gets),
-//! runs each file and prints. Warnings and a run that stopped go to stderr, as isolationtester
+//! The format, the runner, the comparison and the outputs are the core's (`racelab_core::spec`);
+//! this module reads the files and flags, checks each database accepts a connection (for the hints
+//! a refusal gets), runs each file and prints. Warnings and a run that stopped go to stderr, as isolationtester
 //! writes them. ctrl-c stops the run and still rolls back and tears down, saying what it could not.
 
 use std::path::PathBuf;
