@@ -110,7 +110,7 @@ export function revealLostUpdates(host) {
 function opLabel(e) {
   const error = e.error ? e.error.replaceAll("_", " ") : "";
   switch (e.kind) {
-    case "begin": return typeof e.op === "string" ? `begin ${e.op}` : "begin";
+    case "begin": return e.operation ? `begin ${e.operation}` : "begin";
     case "read": return "read";
     case "acknowledged": return "acknowledged";
     case "refused": return "refused (the rule said no)";
@@ -121,28 +121,9 @@ function opLabel(e) {
   }
 }
 
-/** Each event's operation number. A begin event's `op` is the operation asked (a string: the
- *  server's JSON holds two `op` members there, the number then the text, and JSON.parse keeps the
- *  last), so its number is that of the worker's next event (its own attempt's), or, for a begin the
- *  trace ends on, one past the worker's last operation unless that one is being retried. */
+/** Each event's operation number (`op`; a begin names the operation asked in `operation`). */
 function opNumbers(events) {
-  const numbers = events.map((e) => (typeof e.op === "number" ? e.op : null));
-  const last = new Map(); // worker -> [op, kind] of its latest numbered event
-  const pending = new Map(); // worker -> indices of begins waiting for their number
-  events.forEach((e, i) => {
-    if (numbers[i] === null) {
-      pending.set(e.worker, [...(pending.get(e.worker) || []), i]);
-      return;
-    }
-    for (const j of pending.get(e.worker) || []) numbers[j] = numbers[i];
-    pending.delete(e.worker);
-    last.set(e.worker, [numbers[i], e.kind]);
-  });
-  for (const [worker, indices] of pending) {
-    const [op, kind] = last.get(worker) || [-1, null];
-    for (const j of indices) numbers[j] = kind === "retry" ? op : op + 1;
-  }
-  return numbers;
+  return events.map((e) => e.op);
 }
 
 const ROLES = {
@@ -179,7 +160,7 @@ function workloadTimeline(result) {
   };
   const asked = new Map();
   events.forEach((e, i) => {
-    if (e.kind === "begin" && typeof e.op === "string") asked.set(key(e.worker, numbers[i]), e.op);
+    if (e.kind === "begin" && e.operation) asked.set(key(e.worker, numbers[i]), e.operation);
   });
 
   const count = (kind) => events.filter((e) => e.kind === kind).length;

@@ -22,9 +22,9 @@ use crate::trace::TraceLimit;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpStep {
-    /// An attempt starts (its transaction, for the strategies that open one); `op` is the operation
-    /// asked, as `{:?}` writes it (`Book { room: 0, slot: 1 }`).
-    Begin { op: String },
+    /// An attempt starts (its transaction, for the strategies that open one); `operation` is the
+    /// operation asked, as `{:?}` writes it (`Book { room: 0, slot: 1 }`).
+    Begin { operation: String },
     /// The attempt has read what it decides on (the point where `force_race` holds it).
     Read,
     /// Done and committed: acknowledged.

@@ -181,7 +181,7 @@ impl<S: Scenario> WorkerJob<S> {
                 tracer: self.tracer.as_deref(),
             };
             began = Instant::now();
-            self.trace(index, ctx.attempt, || OpStep::Begin { op: format!("{op:?}") });
+            self.trace(index, ctx.attempt, || OpStep::Begin { operation: format!("{op:?}") });
             let result = attempt::<S>(self.strategy, opening, s, &self.fixture, op, &ctx).await;
             if let Err(err) = &result {
                 let kind = err.kind();

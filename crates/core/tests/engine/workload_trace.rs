@@ -42,7 +42,10 @@ async fn a_double_booking_is_marked_with_the_booking_it_raced(test: TestDb) {
     for worker in 0..4 {
         let steps = steps_of(&outcome, worker);
         assert_eq!(steps.len(), 3, "worker {worker}: {steps:?}");
-        assert!(matches!(&steps[0], OpStep::Begin { op } if op.contains("room: 0, slot: 0")), "{steps:?}");
+        assert!(
+            matches!(&steps[0], OpStep::Begin { operation } if operation.contains("room: 0, slot: 0")),
+            "{steps:?}"
+        );
         assert_eq!(steps[1..], [OpStep::Read, OpStep::Acknowledged], "worker {worker}");
     }
     let trace = outcome.trace.as_ref().unwrap();

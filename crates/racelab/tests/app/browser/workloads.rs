@@ -146,10 +146,10 @@ async fn assert_interleaving_matches(browser: &Browser, run: &Value) -> Vec<Valu
         workers.dedup();
         let columns: Vec<String> = workers.iter().map(|w| format!("worker {w}")).collect();
         assert_eq!(page["workers"], json!(columns), "{strategy}: a column per worker");
-        // A begin event's `op` is the operation asked (JSON.parse and serde_json keep the last of the
-        // two `op` members the server writes there).
-        let asked: Vec<&str> =
-            events.iter().filter(|e| e["kind"] == "begin").map(|e| e["op"].as_str().unwrap()).collect();
+        // A begin event names the operation asked in `operation`; its `op` is the operation's number.
+        let begins_json: Vec<&Value> = events.iter().filter(|e| e["kind"] == "begin").collect();
+        assert!(begins_json.iter().all(|e| e["op"].is_u64()), "{strategy}: every event's op is its number");
+        let asked: Vec<&str> = begins_json.iter().map(|e| e["operation"].as_str().unwrap()).collect();
         let begins = page["begins"].as_array().unwrap();
         assert_eq!(begins.len(), asked.len(), "{strategy}: every attempt's begin is drawn: {page}");
         for (begin, op) in begins.iter().zip(&asked) {
