@@ -7,6 +7,7 @@
 //!
 //! It must never accept a body the published document refuses, nor refuse one it allows.
 
+use racelab_core::spec;
 use racelab_core::workload::Sizes;
 use racelab_core::{Experiment, Isolation, LockMode, Strategy, Workload};
 use serde::de::Error as _;
@@ -16,7 +17,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::request::{Bounds, ExperimentRequest, Kind, MAX_SWEEP, Pick, Plan, Workers, WorkloadPlan};
+use super::request::{Bounds, ExperimentRequest, Kind, MAX_SWEEP, Pick, Plan, SpecPlan, Workers, WorkloadPlan};
 use crate::http::echo::echo;
 use crate::http::error::ApiError;
 use crate::http::json_body::{JsonBody, declared_members, whole_number};
@@ -92,7 +93,36 @@ pub struct ExperimentBody {
     #[serde(default, deserialize_with = "slots")]
     #[schema(value_type = Option<isize>, minimum = 1, maximum = 1024)]
     pub slots: Option<usize>,
+    /// `spec` (required for it): the spec file's text, in PostgreSQL's isolation-tester format
+    /// (`GET /specs` lists the repository's)
+    // At most 12 KiB: with JSON's escapes it stays within the 16 KiB a body may be (request_limits.rs).
+    #[serde(default, deserialize_with = "spec_text")]
+    #[schema(max_length = 12288)]
+    pub spec: Option<String>,
+    /// `spec`: the one permutation to run (step names separated by spaces, blocker annotations allowed);
+    /// default: the spec's own permutation lines, else every interleaving
+    #[serde(default, deserialize_with = "permutation")]
+    #[schema(max_length = 1024)]
+    pub permutation: Option<String>,
+    /// `spec`: seconds a step may wait before it is cancelled (twice as long ends the run); default 10
+    #[serde(default, deserialize_with = "step_timeout")]
+    #[schema(value_type = Option<isize>, minimum = 1, maximum = 60)]
+    pub step_timeout: Option<u64>,
 }
+
+/// The most characters of a spec's text.
+pub const MAX_SPEC_CHARS: usize = 12 * 1024;
+/// The most characters of a permutation line.
+pub const MAX_PERMUTATION_CHARS: usize = 1024;
+/// The longest step timeout a spec run may ask for, in seconds: a server's run must not hold its
+/// database for isolationtester's 300 s per step.
+pub const MAX_STEP_TIMEOUT: u64 = 60;
+/// A spec run's step timeout when the body names none, in seconds.
+pub const DEFAULT_STEP_TIMEOUT: u64 = 10;
+/// The most sessions a spec run may open: each is a connection to the server's database, beside its pool.
+pub const MAX_SPEC_SESSIONS: usize = 8;
+/// The most permutations one spec run runs (each one's setups, steps and teardowns).
+pub const MAX_SPEC_PERMUTATIONS: u128 = 1000;
 
 /// The most units a `stock` run may start with (the document states it).
 pub const MAX_STOCK: i64 = i32::MAX as i64;
@@ -107,7 +137,7 @@ impl JsonBody for ExperimentBody {
 
     // Only `kind` is required.
     fn missing(_member: &str) -> String {
-        "is required: lab, bench or anomalies".to_owned()
+        "is required: lab, bench, anomalies or spec".to_owned()
     }
 }
 
@@ -163,7 +193,7 @@ fn got(value: &Value) -> String {
 fn kind<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Kind, D::Error> {
     let value = Value::deserialize(deserializer)?;
     Kind::deserialize(&value)
-        .map_err(|_| D::Error::custom(format!("must be lab, bench or anomalies, got `{}`", got(&value))))
+        .map_err(|_| D::Error::custom(format!("must be lab, bench, anomalies or spec, got `{}`", got(&value))))
 }
 
 /// `kind`'s schema: [`Kind`]'s own (its names), described as the member.
@@ -172,7 +202,8 @@ fn kind_schema() -> RefOr<Schema> {
     if let RefOr::T(Schema::Object(kind)) = &mut schema {
         kind.description = Some(
             "lab: each strategy once (traced when at most 4 workers x 10 increments); bench: each strategy at \
-            each worker count; anomalies: Hermitage's isolation tests"
+            each worker count; anomalies: Hermitage's isolation tests; spec: an isolation-tester spec's \
+            permutations (`spec`, `permutation`, `step_timeout`)"
                 .to_owned(),
         );
     }
@@ -333,6 +364,40 @@ fn post<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Er
     }
 }
 
+fn spec_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text_up_to(deserializer, MAX_SPEC_CHARS, "a spec file's text")
+}
+
+fn permutation<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text_up_to(deserializer, MAX_PERMUTATION_CHARS, "a permutation (step names separated by spaces)")
+}
+
+/// A text member: `null`, or a string of at most `max` characters (as JSON Schema's `maxLength` counts).
+fn text_up_to<'de, D: Deserializer<'de>>(deserializer: D, max: usize, what: &str) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::String(text) if text.chars().count() <= max => Ok(Some(text)),
+        Value::String(text) => {
+            Err(D::Error::custom(format!("must be at most {max} characters, got {}", text.chars().count())))
+        }
+        other => Err(D::Error::custom(format!("must be {what} (a string), got `{}`", got(&other)))),
+    }
+}
+
+fn step_timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    match whole_number(&value).filter(|n| (1..=MAX_STEP_TIMEOUT as i64).contains(n)) {
+        Some(seconds) => Ok(Some(seconds as u64)),
+        None => Err(D::Error::custom(format!(
+            "must be a whole number of seconds between 1 and {MAX_STEP_TIMEOUT}, got `{}`",
+            got(&value)
+        ))),
+    }
+}
+
 fn invalid(name: &str, reason: String) -> ApiError {
     ApiError::InvalidBody { name: name.to_owned(), reason }
 }
@@ -343,6 +408,17 @@ impl ExperimentBody {
     /// the order of the members, defaults filled in and names made canonical.
     pub fn validate(self, bounds: &Bounds) -> Result<ExperimentRequest, ApiError> {
         let kind = self.kind;
+        if kind == Kind::Spec {
+            return self.spec_run();
+        }
+        let given = [
+            ("spec", self.spec.is_some()),
+            ("permutation", self.permutation.is_some()),
+            ("step_timeout", self.step_timeout.is_some()),
+        ];
+        if let Some((member, _)) = given.iter().find(|(_, given)| *given) {
+            return Err(invalid(member, "applies to a spec run (kind: spec)".to_owned()));
+        }
         let lock_mode = self.lock_mode.unwrap_or(LockMode::Wait);
         let workload = self.workload.unwrap_or(Workload::Counter);
         let strategies = match workload {
@@ -420,7 +496,71 @@ impl ExperimentBody {
         };
         let plan = Plan { strategies, workers, increments, force_race, lock_mode, post: self.post, workload };
         // An anomalies run takes no settings; they were checked all the same.
-        Ok(ExperimentRequest { kind, plan: (kind != Kind::Anomalies).then_some(plan) })
+        Ok(ExperimentRequest { kind, plan: (kind != Kind::Anomalies).then_some(plan), spec: None })
+    }
+
+    /// A spec run: the spec parsed (a 422 naming `spec` with the line and column where it does not),
+    /// its permutations chosen and bounded, and no member of the other kinds.
+    fn spec_run(self) -> Result<ExperimentRequest, ApiError> {
+        let others = [
+            ("strategies", self.strategies.is_some()),
+            ("workers", self.workers.is_some()),
+            ("increments", self.increments.is_some()),
+            ("force_race", self.force_race.is_some()),
+            ("lock_mode", self.lock_mode.is_some()),
+            ("post", self.post.is_some()),
+            ("workload", self.workload.is_some()),
+            ("isolation", self.isolation.is_some()),
+            ("stock", self.stock.is_some()),
+            ("accounts", self.accounts.is_some()),
+            ("doctors", self.doctors.is_some()),
+            ("jobs", self.jobs.is_some()),
+            ("rooms", self.rooms.is_some()),
+            ("slots", self.slots.is_some()),
+        ];
+        if let Some((member, _)) = others.iter().find(|(_, given)| *given) {
+            return Err(invalid(member, "does not apply to a spec run: the spec says what runs".to_owned()));
+        }
+        let Some(text) = self.spec else {
+            return Err(invalid("spec", "is required for a spec run: the spec file's text".to_owned()));
+        };
+        let parsed = spec::parse(&text).map_err(|err| invalid("spec", format!("does not parse: {err}")))?;
+        if parsed.sessions.len() > MAX_SPEC_SESSIONS {
+            return Err(invalid(
+                "spec",
+                format!("has {} sessions; a spec run opens at most {MAX_SPEC_SESSIONS}", parsed.sessions.len()),
+            ));
+        }
+        let permutations = match &self.permutation {
+            Some(line) => vec![
+                spec::parse_permutation(line, &parsed)
+                    .map_err(|err| invalid("permutation", format!("does not parse: {err}")))?,
+            ],
+            None => {
+                let count = match parsed.permutations.len() {
+                    0 => spec::count_permutations(&parsed),
+                    lines => lines as u128,
+                };
+                if count > MAX_SPEC_PERMUTATIONS {
+                    return Err(invalid(
+                        "spec",
+                        format!(
+                            "has {count} permutations (at most {MAX_SPEC_PERMUTATIONS} a run): name fewer with \
+                            permutation lines, or one with `permutation`"
+                        ),
+                    ));
+                }
+                parsed.permutations()
+            }
+        };
+        let plan = SpecPlan {
+            spec: text,
+            permutation: self.permutation,
+            step_timeout: self.step_timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+            parsed,
+            permutations,
+        };
+        Ok(ExperimentRequest { kind: Kind::Spec, plan: None, spec: Some(plan) })
     }
 }
 
@@ -639,7 +779,8 @@ mod tests {
         assert_eq!(
             reason,
             "is not a member of an experiment; the members are kind, strategies, workers, increments, force_race, \
-            lock_mode, post, workload, isolation, stock, accounts, doctors, jobs, rooms, slots"
+            lock_mode, post, workload, isolation, stock, accounts, doctors, jobs, rooms, slots, spec, permutation, \
+            step_timeout"
         );
     }
 }

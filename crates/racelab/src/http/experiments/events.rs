@@ -1,6 +1,7 @@
 //! `GET /experiments/{id}/events`: the run as Server-Sent Events, from a task of its own that sends
-//! `progress` (at most ten a second, only when it changed), each `result` and `trace` as it comes,
-//! and at the end `error` (a failed run's problem) and `end` (the final run view). A client that
+//! `progress` (at most ten a second, only when it changed), each `result` and `trace` as it comes
+//! (a spec run's one `result`, the whole spec's, when it has run: its permutations share their
+//! sessions' connections, as isolationtester's do, so none is final before the last), and at the end `error` (a failed run's problem) and `end` (the final run view). A client that
 //! connects to a finished run gets what there is and `end` at once. The task ends when the client goes
 //! (its channel closes).
 //!
@@ -62,6 +63,7 @@ fn event(name: &'static str, data: &impl Serialize) -> Result<Event, Infallible>
 async fn feed(run: Arc<Run>, tx: mpsc::Sender<Result<Event, Infallible>>) {
     let mut changed = run.subscribe();
     let (mut results, mut traces) = (0, 0);
+    let mut spec_sent = false;
     let mut last_progress = None;
     loop {
         // Marked seen before reading, so a change made while reading wakes the next wait.
@@ -85,6 +87,12 @@ async fn feed(run: Arc<Run>, tx: mpsc::Sender<Result<Event, Infallible>>) {
             if tx.send(event("trace", trace)).await.is_err() {
                 return;
             }
+        }
+        if let (false, Some(spec)) = (spec_sent, &news.spec) {
+            if tx.send(event("result", spec)).await.is_err() {
+                return;
+            }
+            spec_sent = true;
         }
         if news.state.is_over() {
             if let (RunState::Failed, Some(problem)) = (news.state, &news.error) {

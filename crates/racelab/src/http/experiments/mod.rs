@@ -1,5 +1,5 @@
-//! `/experiments`: a lab, a bench or the anomalies suite started by one request and run in the
-//! background, watched as it runs (Server-Sent Events) and shown again by its id. The page at `/` is
+//! `/experiments`: a lab, a bench, the anomalies suite or an isolation-tester spec started by one
+//! request and run in the background, watched as it runs (Server-Sent Events) and shown again by its id. The page at `/` is
 //! its client: the run view's keys and the events' names are what the page reads.
 //!
 //! ```sh
@@ -16,7 +16,9 @@
 //! reached) is refused with 503 before it is registered; one that fails midway ends `failed` with the
 //! problem `/test-db/*` would have answered, after what it did. `POST /experiments/{id}/stop` stops a
 //! run: the experiment running ends after the increments in flight (the rest counted as stopped, the
-//! accounting whole), and no other starts.
+//! accounting whole), and no other starts; a spec run cancels its step, rolls back and tears down.
+//! A spec run (`kind: "spec"`) runs the spec's SQL on the server's own database, as `racelab spec`
+//! would with the server's `--database-url`, one at a time; `GET /specs` lists the repository's.
 //!
 //! The handlers register, find and stop runs; they must never run an experiment in the request's own
 //! task.
@@ -33,12 +35,14 @@ pub(super) mod registry;
 mod request;
 /// One run: request, live progress, results, end.
 mod run;
-/// What runs a run: lab and bench experiments, or the anomalies suite.
+/// What runs a run: lab and bench experiments, the anomalies suite, or a spec.
 mod runner;
 /// The body's published schema, with this server's bounds.
 mod schema;
 /// A run's place among those under way.
 mod slot;
+/// `GET /specs`: the repository's spec files, embedded.
+mod specs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,7 +61,8 @@ use utoipa_axum::routes;
 pub use self::body::ExperimentBody;
 pub use self::registry::Registry;
 pub use self::request::{Bounds, ExperimentRequest, Kind};
-pub use self::run::{CellProgress, RunState, RunView};
+pub use self::run::{CellProgress, RunState, RunView, SpecResult};
+pub use self::specs::{SPECS, SpecFile};
 // The CLI and the tests name the run limits by this path.
 pub use super::config::RunLimits;
 use super::echo::echo;
@@ -74,6 +79,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(run_events))
         .routes(routes!(stop_run))
         .routes(routes!(catalog::list_workloads))
+        .routes(routes!(specs::list_specs))
 }
 
 /// Publishes the body's schema with this server's maxima and strategies (see [`Bounds::apply`]).
@@ -117,7 +123,8 @@ impl IntoResponses for ReadErrors {
     }
 }
 
-/// Starts a run: a lab, a bench (strategies x worker counts) or the anomalies suite.
+/// Starts a run: a lab, a bench (strategies x worker counts), the anomalies suite, or a spec (its SQL
+/// run on the server's database).
 #[utoipa::path(post, path = "/experiments", tag = "experiments",
     request_body(content = ExperimentBody, content_type = "application/json"),
     responses(
@@ -153,7 +160,7 @@ pub async fn create_run(
     Ok(response)
 }
 
-/// A run: its state, live progress, results (and traces, or the anomalies matrix).
+/// A run: its state, live progress, results (and traces, the anomalies matrix, or the spec's run).
 #[utoipa::path(get, path = "/experiments/{id}", tag = "experiments",
     params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
     responses(
@@ -165,7 +172,8 @@ pub async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> R
     Ok(Json(find(&state, &id)?.view()))
 }
 
-/// The run as Server-Sent Events: `progress` (at most 10 a second), `result` (one outcome), `trace`,
+/// The run as Server-Sent Events: `progress` (at most 10 a second), `result` (one outcome, or a spec
+/// run's whole result once it ran), `trace`,
 /// then `error` (a failed run's problem) and `end` (the final run view); keep-alive comments every 15 s.
 #[utoipa::path(get, path = "/experiments/{id}/events", tag = "experiments",
     params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
@@ -183,7 +191,8 @@ pub async fn run_events(
 
 /// Stops a run: the experiment under way ends after its increments in flight (the others are counted
 /// `stopped`, and what was done stays in `results`), and no later one starts; the anomalies suite is
-/// stopped only before it starts. 202 while it stops, 200 if it was already over; the run view either way.
+/// stopped only before it starts; a spec run cancels the step running or waiting, rolls its sessions
+/// back and runs the teardowns (what it could not clean is in `spec.stopped`). 202 while it stops, 200 if it was already over; the run view either way.
 #[utoipa::path(post, path = "/experiments/{id}/stop", tag = "experiments",
     params(("id" = String, Path, description = "The run's id, from `POST /experiments`")),
     responses(

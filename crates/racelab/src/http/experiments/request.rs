@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use racelab_core::spec::{Permutation, Spec};
 use racelab_core::{Backend, Isolation, LockMode, Strategy, Workload};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
@@ -21,6 +22,8 @@ pub enum Kind {
     Bench,
     /// Hermitage's isolation tests at every level of the database, as `racelab anomalies`.
     Anomalies,
+    /// An isolation-tester spec file's permutations, as `racelab spec`.
+    Spec,
 }
 
 /// Worker counts: one (a lab's usual), or a sweep (a bench's; a lab given a list runs each strategy at
@@ -115,13 +118,32 @@ impl Plan {
     }
 }
 
+/// A spec run's settings: the spec as sent, and what it was parsed into (not shown back: the text is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpecPlan {
+    /// The spec file's text, as sent.
+    pub spec: String,
+    /// The one permutation to run, as sent; `null`: the spec's own, else every interleaving.
+    pub permutation: Option<String>,
+    /// Seconds a step may wait before it is cancelled (twice as long ends the run).
+    pub step_timeout: u64,
+    #[serde(skip)]
+    pub parsed: Spec,
+    /// The permutations to run, in order.
+    #[serde(skip)]
+    pub permutations: Vec<Permutation>,
+}
+
 /// A validated request, as the run view shows it (`request`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExperimentRequest {
     pub kind: Kind,
-    /// Absent for `anomalies`, which takes no settings.
+    /// Absent for `anomalies` and `spec`, which take no lab settings.
     #[serde(flatten)]
     pub plan: Option<Plan>,
+    /// A `spec` run's spec and settings; absent for the other kinds.
+    #[serde(flatten)]
+    pub spec: Option<SpecPlan>,
 }
 
 /// The most worker counts one bench sweeps.

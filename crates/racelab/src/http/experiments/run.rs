@@ -4,11 +4,13 @@
 //! It holds what a run did; it must never run anything itself (that is the runner's), and never lose an
 //! outcome once recorded.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use racelab_core::anomalies::Matrix;
+use racelab_core::spec;
 use racelab_core::{Backend, ErrorKind, Outcome, Progress, Strategy, Trace, TraceEvent, WorkloadOutcome};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -23,7 +25,7 @@ use crate::http::error::Problem;
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
     /// Waiting for its post (another run or request holds it), for worker connections, or for the
-    /// anomalies table (one anomalies run at a time).
+    /// anomalies table (one anomalies or spec run at a time).
     Queued,
     Running,
     /// Every experiment ran; the results say what each found.
@@ -32,7 +34,8 @@ pub enum RunState {
     /// (`urn:racelab:problem:invariant-broken`, once every experiment ran): `error` says why, `results`
     /// hold what was done.
     Failed,
-    /// The run was stopped before it finished (the server shut down).
+    /// The run was stopped before it finished (by `POST /experiments/{id}/stop`, or the server shut
+    /// down).
     Stopped,
 }
 
@@ -97,6 +100,16 @@ pub enum RunResult {
     Workload(WorkloadOutcome),
 }
 
+/// A spec run's result, as `racelab spec --format json` prints a file's run (less the file and the
+/// database): the spec as parsed, each permutation's events (steps, answers with their rows, errors,
+/// waits), `stopped` (why the run ended early, and what could not be cleaned), `translations`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpecResult {
+    pub spec: spec::Spec,
+    #[serde(flatten)]
+    pub outcome: spec::Outcome,
+}
+
 /// A run: what was asked, where it stands, and what it found so far.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = RunViewSchema)]
@@ -123,6 +136,10 @@ pub struct RunView {
     /// An `anomalies` run's matrix, as `racelab anomalies --json` prints it.
     #[schema(value_type = Option<Object>)]
     pub anomalies: Option<Matrix>,
+    /// A `spec` run's result once it ran, as `racelab spec --format json` prints it: `spec`, `run`
+    /// (`sessions`, `permutations` with their `events`), `stopped`, `translations`.
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<SpecResult>,
     /// Why a `failed` run failed: a problem as a request would have got, or
     /// `urn:racelab:problem:invariant-broken` naming each safe strategy whose invariant broke.
     pub error: Option<Problem>,
@@ -132,6 +149,8 @@ pub struct RunView {
 pub struct News {
     pub results: Vec<RunResult>,
     pub traces: Vec<StrategyTrace>,
+    /// A spec run's result, once it came.
+    pub spec: Option<SpecResult>,
     pub state: RunState,
     pub error: Option<Problem>,
 }
@@ -143,6 +162,8 @@ pub struct Run {
     pub created_at: DateTime<Utc>,
     pub cells: Vec<Cell>,
     data: Mutex<RunData>,
+    /// Set when the run is asked to stop: a spec run's runner reads it between two looks at a step.
+    interrupted: AtomicBool,
     /// Bumped on every change of `data`, for the event streams.
     changed: watch::Sender<u64>,
 }
@@ -156,6 +177,7 @@ struct RunData {
     results: Vec<RunResult>,
     traces: Vec<StrategyTrace>,
     anomalies: Option<Matrix>,
+    spec: Option<SpecResult>,
     error: Option<Problem>,
     /// The run's place among those running at once, given back as it ends.
     slot: Option<Slot>,
@@ -188,6 +210,7 @@ impl Run {
             results: Vec::new(),
             traces: Vec::new(),
             anomalies: None,
+            spec: None,
             error: None,
             slot: Some(slot),
             stopping: false,
@@ -199,6 +222,7 @@ impl Run {
             created_at: Utc::now(),
             cells,
             data: Mutex::new(data),
+            interrupted: AtomicBool::new(false),
             changed: watch::Sender::new(0),
         }
     }
@@ -259,6 +283,11 @@ impl Run {
         self.changed();
     }
 
+    pub fn set_spec(&self, result: SpecResult) {
+        self.data().spec = Some(result);
+        self.changed();
+    }
+
     /// Ends the run (once: a later end is ignored). Its place among the running is given back first,
     /// so a client that sees it ended can start another at once.
     pub fn end(&self, state: RunState, error: Option<Problem>) {
@@ -314,6 +343,7 @@ impl Run {
             results: data.results.clone(),
             traces: data.traces.clone(),
             anomalies: data.anomalies.clone(),
+            spec: data.spec.clone(),
             error: data.error.clone(),
         }
     }
@@ -324,15 +354,17 @@ impl Run {
         News {
             results: data.results.iter().skip(results).cloned().collect(),
             traces: data.traces.iter().skip(traces).cloned().collect(),
+            spec: data.spec.clone(),
             state: data.state,
             error: data.error.clone(),
         }
     }
 
     /// Asks the run to stop: the experiment running ends after the increments in flight, and no
-    /// other starts.
+    /// other starts; a spec run cancels its step, rolls back and tears down.
     pub fn stop(&self) {
         self.data().stopping = true;
+        self.interrupted.store(true, Ordering::Relaxed);
         for cell in &self.cells {
             cell.progress.stop();
         }
@@ -340,5 +372,15 @@ impl Run {
 
     pub fn is_stopping(&self) -> bool {
         self.data().stopping
+    }
+
+    /// Why a spec run's spec stopped before its end, if it did.
+    pub fn spec_stopped(&self) -> Option<spec::Stopped> {
+        self.data().spec.as_ref().and_then(|result| result.outcome.stopped.clone())
+    }
+
+    /// The flag a spec run's runner watches (`racelab_core::spec::run_until`), set by [`Run::stop`].
+    pub fn interrupted(&self) -> &AtomicBool {
+        &self.interrupted
     }
 }

@@ -1,22 +1,26 @@
 //! Running a run, in a task of its own: the experiments of a lab or bench one after the other, as
 //! `/test-db/*` runs one (the post held for the whole run when one is named, worker connections
-//! reserved for each experiment, the database connected lazily), or the anomalies suite. The run
+//! reserved for each experiment, the database connected lazily), the anomalies suite, or a spec (on
+//! connections of its own to the server's database, as `racelab spec` runs one). The run
 //! records each outcome as it comes; an error ends it `failed` with the problem a request would have
 //! got, after what was done, and so does a safe strategy whose invariant broke (once every experiment
 //! ran, as `racelab lab` fails for it).
 //!
-//! It must never run two experiments of one run at once, nor touch a post another request holds.
+//! It must never run two experiments of one run at once, nor touch a post another request holds, nor
+//! run a spec beside the anomalies suite or another spec (their tables would meet).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use racelab_core::anomalies::{self, AnomalyError, Case, Level, SuiteLockError};
 use racelab_core::experiment::Target;
+use racelab_core::spec::{self, RunError};
 use racelab_core::workload::Sizes;
 use racelab_core::{ErrorKind, Experiment, TraceLimit, WorkloadExperiment, WorkloadOutcome};
 
-use super::request::{Pick, Plan, WorkloadPlan};
-use super::run::{Cell, Run, RunResult, RunState};
+use super::request::{Kind, Pick, Plan, SpecPlan, WorkloadPlan};
+use super::run::{Cell, Run, RunResult, RunState, SpecResult};
 use crate::http::error::{ApiError, Problem};
 use crate::http::state::AppState;
 
@@ -39,11 +43,16 @@ impl Drop for EndGuard {
 /// Runs `run` to its end.
 pub async fn execute(state: AppState, run: Arc<Run>) {
     let _guard = EndGuard(run.clone());
-    let result = match run.request.plan.clone() {
-        Some(plan) => experiments(&state, &run, &plan).await,
-        None => anomalies_suite(&state, &run).await.map(|state| (state, Vec::new())),
+    let result = match (&run.request.plan, &run.request.spec) {
+        (Some(plan), _) => experiments(&state, &run, &plan.clone()).await,
+        (None, Some(plan)) => spec_run(&state, &run, plan).await.map(|state| (state, Vec::new())),
+        (None, None) => anomalies_suite(&state, &run).await.map(|state| (state, Vec::new())),
     };
     let (ended, error) = match result {
+        Ok((RunState::Failed, _)) => {
+            let problem = run.spec_stopped().map(spec_stopped);
+            (RunState::Failed, problem)
+        }
         Ok((_, broken)) if !broken.is_empty() => {
             tracing::warn!(run = %run.id, broken = %broken.join("; "), "a safe strategy broke its invariant");
             (RunState::Failed, Some(invariant_broken(&broken)))
@@ -60,11 +69,12 @@ pub async fn execute(state: AppState, run: Arc<Run>) {
     run.end(ended, error);
 }
 
-fn kind_name(kind: super::request::Kind) -> &'static str {
+fn kind_name(kind: Kind) -> &'static str {
     match kind {
-        super::request::Kind::Lab => "lab",
-        super::request::Kind::Bench => "bench",
-        super::request::Kind::Anomalies => "anomalies",
+        Kind::Lab => "lab",
+        Kind::Bench => "bench",
+        Kind::Anomalies => "anomalies",
+        Kind::Spec => "spec",
     }
 }
 
@@ -115,7 +125,7 @@ async fn experiments(state: &AppState, run: &Run, plan: &Plan) -> Result<(RunSta
     }
     let traced = plan.workers.counts().iter().all(|w| *w <= TRACED_WORKERS)
         && plan.increments <= TRACED_INCREMENTS
-        && run.request.kind == super::request::Kind::Lab;
+        && run.request.kind == Kind::Lab;
     for (index, cell) in run.cells.iter().enumerate() {
         if run.is_stopping() {
             return Ok((RunState::Stopped, broken));
@@ -232,4 +242,56 @@ async fn anomalies_suite(state: &AppState, run: &Run) -> Result<RunState, ApiErr
         })?;
     run.set_anomalies(matrix);
     Ok(RunState::Finished)
+}
+
+/// Runs the spec on the server's own database, one spec or anomalies run at a time (their tables are
+/// the spec's own, and two specs, or a spec and the suite, could make the same). `Stopped` when the
+/// run was stopped (the step running cancelled, the sessions rolled back, the teardowns tried);
+/// `Failed` when the spec's run stopped by itself, as isolationtester stops (a setup that failed, a
+/// step waiting past twice the timeout); either way the result holds what ran.
+async fn spec_run(state: &AppState, run: &Run, plan: &SpecPlan) -> Result<RunState, ApiError> {
+    let _one_at_a_time = state.runs().anomalies.lock().await;
+    if run.is_stopping() {
+        return Ok(RunState::Stopped);
+    }
+    run.set_running();
+    let url = state.database_url();
+    let timeout = Duration::from_secs(plan.step_timeout);
+    let outcome =
+        spec::run_until(url, &plan.parsed, &plan.permutations, timeout, run.interrupted()).await.map_err(|err| {
+            // A session's connection refused, or the control connection lost midway: the database
+            // went away (what failed is logged here; the client hears 503's problem).
+            tracing::warn!(run = %run.id, error = %err, "the spec could not run");
+            match err {
+                RunError::Connect { .. } | RunError::Control(_) => ApiError::DatabaseUnavailable,
+            }
+        })?;
+    let ended = match &outcome.stopped {
+        None => RunState::Finished,
+        Some(stopped) if stopped.message == spec::INTERRUPTED => RunState::Stopped,
+        Some(stopped) => {
+            tracing::info!(run = %run.id, reason = %stopped.message, "the spec's run stopped");
+            RunState::Failed
+        }
+    };
+    run.set_spec(SpecResult { spec: plan.parsed.clone(), outcome });
+    Ok(ended)
+}
+
+/// The problem of a spec run that stopped by itself (`stopped`: isolationtester's message). 422: the
+/// spec's own statements stopped it (or locks it waited for), not the server.
+fn spec_stopped(stopped: spec::Stopped) -> Problem {
+    let mut detail = format!("the spec's run stopped: {}", stopped.message);
+    if !stopped.not_cleaned.is_empty() {
+        detail.push_str(&format!("; not cleaned: {}", stopped.not_cleaned.join("; ")));
+    }
+    Problem {
+        problem_type: "urn:racelab:problem:spec-stopped".to_owned(),
+        title: "The spec's run stopped before its end".to_owned(),
+        status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+        detail,
+        instance: None,
+        invalid_params: None,
+        experiment: None,
+    }
 }

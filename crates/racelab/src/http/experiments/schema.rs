@@ -17,6 +17,24 @@ use utoipa::openapi::schema::{
 
 use super::request::{Bounds, MAX_SWEEP};
 
+/// The members a spec run refuses (the spec says what runs), as `ExperimentBody::validate` names them.
+const SPEC_TAKES_NONE_OF: [&str; 14] = [
+    "strategies",
+    "workers",
+    "increments",
+    "force_race",
+    "lock_mode",
+    "post",
+    "workload",
+    "isolation",
+    "stock",
+    "accounts",
+    "doctors",
+    "jobs",
+    "rooms",
+    "slots",
+];
+
 impl Bounds {
     /// Sets this server's bounds on the body's derived schema: the names `strategies` may hold, the
     /// maximum of `increments`, and the forms of `workers` (one count or a list of them, each within
@@ -63,17 +81,21 @@ impl Bounds {
     }
 
     /// The body's schema with what ties its members together: the body `apply` gave (`body`), and one
-    /// of these forms (`anyOf`, each workload's excluding the others by its name): the counter's
-    /// (`workload` absent, `null` or `counter`; its strategies; no isolation or sizes), or a workload's
-    /// (a lab; its strategies; no `lock_mode` or `post`, which are the counter's).
+    /// of these forms (`anyOf`, each workload's excluding the others by its name, the spec's by its
+    /// kind): the counter's (a lab, bench or anomalies; `workload` absent, `null` or `counter`; its
+    /// strategies; no isolation or sizes), a workload's (a lab; its strategies; no `lock_mode` or
+    /// `post`, which are the counter's), or a spec's (`spec` required; none of the others' members).
+    /// No form but the spec's takes `spec`, `permutation` or `step_timeout`.
     pub fn with_conditions(&self, body: Object) -> Schema {
         let null = || ObjectBuilder::new().schema_type(Type::Null);
         let names = |names: Vec<&'static str>| {
             let name = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names));
             ArrayBuilder::new().schema_type(SchemaType::from_iter([Type::Array, Type::Null])).items(name)
         };
+        let kinds = |kinds: &[&str]| ObjectBuilder::new().schema_type(Type::String).enum_values(Some(kinds.to_vec()));
         let counter = ObjectBuilder::new()
             .schema_type(Type::Object)
+            .property("kind", kinds(&["lab", "bench", "anomalies"]))
             .property(
                 "workload",
                 ObjectBuilder::new()
@@ -87,12 +109,15 @@ impl Bounds {
             .property("doctors", null())
             .property("jobs", null())
             .property("rooms", null())
-            .property("slots", null());
+            .property("slots", null())
+            .property("spec", null())
+            .property("permutation", null())
+            .property("step_timeout", null());
         let mut forms = AnyOfBuilder::new().item(counter);
         for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
             let form = ObjectBuilder::new()
                 .schema_type(Type::Object)
-                .property("kind", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["lab"])))
+                .property("kind", kinds(&["lab"]))
                 .property(
                     "workload",
                     ObjectBuilder::new().schema_type(Type::String).enum_values(Some([workload.name()])),
@@ -100,9 +125,22 @@ impl Bounds {
                 .required("workload")
                 .property("strategies", names(workload.strategies()))
                 .property("lock_mode", null())
-                .property("post", null());
+                .property("post", null())
+                .property("spec", null())
+                .property("permutation", null())
+                .property("step_timeout", null());
             forms = forms.item(form);
         }
+        let mut spec = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("kind", kinds(&["spec"]))
+            .property("spec", ObjectBuilder::new().schema_type(Type::String))
+            .required("kind")
+            .required("spec");
+        for member in SPEC_TAKES_NONE_OF {
+            spec = spec.property(member, null());
+        }
+        forms = forms.item(spec);
         AllOfBuilder::new().item(body).item(forms).into()
     }
 }
