@@ -771,6 +771,39 @@ mod tests {
     }
 
     #[test]
+    fn a_spec_body_is_parsed_and_shown_back_as_sent() {
+        let text = "session s1 step a { SELECT 1; } step b { SELECT 2; }\nsession s2 step c { SELECT 3; }";
+        let request = read(json!({"kind": "spec", "spec": text})).unwrap();
+        let shown = serde_json::to_value(&request).unwrap();
+        assert_eq!(shown, json!({"kind": "spec", "spec": text, "permutation": null, "step_timeout": 10}));
+        let plan = request.spec.unwrap();
+        // No permutation lines: every interleaving that keeps each session's order.
+        assert_eq!(plan.permutations.len(), 3);
+        let one = read(json!({"kind": "spec", "spec": text, "permutation": "c a b", "step_timeout": 60})).unwrap();
+        let plan = one.spec.unwrap();
+        let names: Vec<&str> = plan.permutations[0].steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!((names, plan.step_timeout), (vec!["c", "a", "b"], 60));
+        // The longest spec the document allows is read (counted in characters, as `maxLength` counts).
+        let long = format!("{text}\n#{}", "é".repeat(MAX_SPEC_CHARS - text.chars().count() - 2));
+        assert_eq!(long.chars().count(), MAX_SPEC_CHARS);
+        assert!(read(json!({"kind": "spec", "spec": long})).is_ok());
+    }
+
+    #[test]
+    fn a_spec_refusal_names_its_member() {
+        let text = "session s1 step a { SELECT 1; }";
+        assert_eq!(refused(json!({"kind": "spec"})), "spec");
+        assert_eq!(refused(json!({"kind": "spec", "spec": "session"})), "spec");
+        assert_eq!(refused(json!({"kind": "spec", "spec": text, "increments": 5})), "increments");
+        assert_eq!(refused(json!({"kind": "spec", "spec": text, "slots": 5})), "slots");
+        assert_eq!(refused(json!({"kind": "spec", "spec": text, "permutation": "b"})), "permutation");
+        assert_eq!(refused(json!({"kind": "spec", "spec": text, "permutation": 1})), "permutation");
+        assert_eq!(refused(json!({"kind": "spec", "spec": text, "step_timeout": 1.5})), "step_timeout");
+        assert_eq!(refused(json!({"kind": "lab", "step_timeout": 5})), "step_timeout");
+        assert_eq!(refused(json!({"kind": "anomalies", "spec": text})), "spec");
+    }
+
+    #[test]
     fn an_unknown_member_is_refused_with_the_members_in_their_order() {
         let Err(ApiError::InvalidBody { name, reason }) = read(json!({"kind": "lab", "colour": "red"})) else {
             panic!("an unknown member was accepted");

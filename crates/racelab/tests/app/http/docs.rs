@@ -27,8 +27,9 @@ const ROUTES: [&str; 16] = [
 ];
 
 /// The resource API's paths and the methods each documents (their behaviour is tested in `posts.rs`),
-/// and the experiment runs' (tested in `runs.rs`; `/workloads` in `experiments_workloads.rs`).
-const RESOURCE_ROUTES: [(&str, &[&str]); 8] = [
+/// and the experiment runs' (tested in `runs.rs`; `/workloads` in `experiments_workloads.rs`, `/specs`
+/// in `experiments_spec.rs`).
+const RESOURCE_ROUTES: [(&str, &[&str]); 9] = [
     ("/posts", &["post"]),
     ("/posts/{pk}", &["get", "patch", "delete"]),
     ("/posts/{pk}/likes", &["post"]),
@@ -37,6 +38,7 @@ const RESOURCE_ROUTES: [(&str, &[&str]); 8] = [
     ("/experiments/{id}/events", &["get"]),
     ("/experiments/{id}/stop", &["post"]),
     ("/workloads", &["get"]),
+    ("/specs", &["get"]),
 ];
 
 fn parameter_names(operation: &Value) -> Vec<String> {

@@ -10,6 +10,7 @@ mod docs;
 mod endpoints;
 mod errors;
 mod experiments;
+mod experiments_spec;
 mod experiments_workloads;
 mod galera;
 mod hardening;
