@@ -16,6 +16,7 @@
 //! [`TestDb`] is dropped while unwinding), and, for a process that was killed (nextest's timeout),
 //! by [`sweep`] at the start of the next run (`scripts/test`).
 
+pub mod fixtures;
 pub mod galera;
 pub mod limited_account;
 pub mod pgha;

@@ -3,7 +3,7 @@
 //! database's rows; a workload's strategies, isolation and sizes are checked, each refusal naming its
 //! member; `GET /workloads` lists what the page offers.
 
-use racelab_core::{Backend, Workload};
+use racelab_core::Workload;
 use racelab_testkit::{TestDb, on_every_backend};
 use serde_json::{Value, json};
 
@@ -17,24 +17,7 @@ async fn take_a_unit_beside_each_sale(test: &TestDb) {
     // The app connects at its first request: the tables are made (migrated) here first.
     test.connect().await.close().await;
     let mut raw = Raw::connect(test).await;
-    let sql = match test.backend {
-        Backend::Postgres => {
-            "CREATE FUNCTION take_one_more() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             BEGIN NEW.qty := NEW.qty - 1; RETURN NEW; END $$; \
-             CREATE TRIGGER take_one_more BEFORE UPDATE ON stock_items FOR EACH ROW \
-             WHEN (NEW.qty < OLD.qty) EXECUTE FUNCTION take_one_more();"
-        }
-        Backend::MySql => {
-            "CREATE TRIGGER take_one_more BEFORE UPDATE ON stock_items FOR EACH ROW \
-             SET NEW.qty = IF(NEW.qty < OLD.qty, NEW.qty - 1, NEW.qty)"
-        }
-        // SQLite cannot change NEW; its triggers are not recursive unless asked, so the trigger's own
-        // update does not fire it again.
-        Backend::Sqlite => {
-            "CREATE TRIGGER take_one_more AFTER UPDATE OF qty ON stock_items WHEN NEW.qty < OLD.qty \
-             BEGIN UPDATE stock_items SET qty = qty - 1 WHERE id = NEW.id; END"
-        }
-    };
+    let sql = racelab_testkit::fixtures::take_one_more_unit_trigger(test.backend);
     raw.execute(sql).await;
 }
 
