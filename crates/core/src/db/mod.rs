@@ -17,6 +17,7 @@ mod dialect;
 mod driver;
 mod hosts;
 mod idempotency;
+pub(crate) mod innodb;
 mod isolation;
 mod mysql;
 mod options;

@@ -21,6 +21,7 @@ use super::exec::{self, Text};
 use super::report::{Answer, StepError};
 use crate::Backend;
 use crate::db::DatabaseUrl;
+use crate::db::innodb::innodb_status_shows_lock_wait;
 
 /// How long [`MariaDb::settle`] waits for a cluster's nodes to have applied the same write sets.
 const SETTLE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -136,42 +137,9 @@ fn waits_for_a_lock(state: &str) -> bool {
     (state.starts_with("Waiting for") && state.contains("lock")) || state == "User lock"
 }
 
-/// Whether the InnoDB monitor's list of transactions shows the one of connection `id` in a lock
-/// wait: its block (from `---TRANSACTION` to the next) has a line starting `LOCK WAIT` and names the
-/// connection as `MariaDB thread id <id>,` (`MySQL thread id` on MySQL). The same reading as
-/// `racelab anomalies` (`anomalies::conn`), whose module the spec runner does not reach into.
-fn innodb_status_shows_lock_wait(status: &str, id: i64) -> bool {
-    let names_it = |line: &str| {
-        ["MariaDB thread id ", "MySQL thread id "]
-            .iter()
-            .any(|prefix| line.strip_prefix(prefix).and_then(|rest| rest.split(',').next()) == Some(&id.to_string()))
-    };
-    status.split("---TRANSACTION").skip(1).any(|block| {
-        let lines = || block.lines().map(str::trim_start);
-        lines().any(|l| l.starts_with("LOCK WAIT")) && lines().any(names_it)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{innodb_status_shows_lock_wait, waits_for_a_lock};
-
-    const STATUS: &str = "\
----TRANSACTION 181248, ACTIVE 0 sec starting index read
-LOCK WAIT 2 lock struct(s), heap size 1128, 1 row lock(s)
-MariaDB thread id 25739, OS thread handle 131682696644288, query id 1279634 127.0.0.1 root Updating
----TRANSACTION 180936, ACTIVE 1 sec
-2 lock struct(s), heap size 1128, 1 row lock(s), undo log entries 1
-MariaDB thread id 25645, OS thread handle 140478919362240, query id 1278603 127.0.0.1 root
---------
-";
-
-    #[test]
-    fn the_waiting_connection_is_seen_and_no_other() {
-        assert!(innodb_status_shows_lock_wait(STATUS, 25739));
-        assert!(!innodb_status_shows_lock_wait(STATUS, 25645), "holds the lock, does not wait");
-        assert!(!innodb_status_shows_lock_wait(STATUS, 2573), "a prefix of a waiting connection's id");
-    }
+    use super::waits_for_a_lock;
 
     #[test]
     fn metadata_and_user_lock_waits_are_waits() {
