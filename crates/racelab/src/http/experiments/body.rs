@@ -24,12 +24,14 @@ use crate::http::json_body::{JsonBody, declared_members, whole_number};
 
 /// An experiment run to start. Every member but `kind` may be absent or `null`, its default; the
 /// members an `anomalies` run does not use are checked all the same (the document has one schema for
-/// the body, whatever its kind).
+/// the body, whatever its kind). A `spec` run takes `spec` (required), `permutation` and
+/// `step_timeout` and none of the others, which take none of these three.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(
     description = "An experiment run. Members other than `kind` are optional (`null` is the default) and, \
-        checked but not used, by `anomalies`.",
+        checked but not used, by `anomalies`. A `spec` run takes `spec` (required), `permutation` and \
+        `step_timeout`, and none of the other members.",
     example = json!({"kind": "lab", "strategies": ["naive", "atomic"], "workers": 2, "increments": 10,
         "force_race": true, "lock_mode": "wait"})
 )]

@@ -20,7 +20,8 @@ pub struct Registry {
     runs: Mutex<Vec<Arc<Run>>>,
     /// Runs under way: counted by [`Slot`]s, so a run that ends (or whose task dies) gives its back.
     under_way: Arc<AtomicUsize>,
-    /// One anomalies run at a time: each creates and drops the same table.
+    /// One anomalies or spec run at a time: the suite creates and drops the same table each run, and a
+    /// spec's setup makes tables of its own choosing, which another spec (or the suite) may share.
     pub anomalies: tokio::sync::Mutex<()>,
 }
 

@@ -30,9 +30,10 @@ pub enum RunState {
     Running,
     /// Every experiment ran; the results say what each found.
     Finished,
-    /// The run could not go on, or a safe strategy broke its invariant
-    /// (`urn:racelab:problem:invariant-broken`, once every experiment ran): `error` says why, `results`
-    /// hold what was done.
+    /// The run could not go on, a safe strategy broke its invariant
+    /// (`urn:racelab:problem:invariant-broken`, once every experiment ran), or a spec's run stopped by
+    /// itself as isolationtester stops (`urn:racelab:problem:spec-stopped`: a setup failed, a step
+    /// waited past twice the step timeout): `error` says why, `results` (or `spec`) hold what was done.
     Failed,
     /// The run was stopped before it finished (by `POST /experiments/{id}/stop`, or the server shut
     /// down).

@@ -179,6 +179,25 @@ async fn a_stopped_spec_run_cancels_its_waiting_step_and_tears_down(test: TestDb
     holder.execute("ROLLBACK").await;
 }
 
+// A spec whose setup fails stops as isolationtester stops (its message), and the run fails with a
+// problem saying so, its result kept: the permutation as far as it went, and the teardown tried.
+async fn a_spec_whose_setup_fails_ends_the_run_failed_with_its_message(test: TestDb) {
+    let app = spawn_app(&test).await;
+    let text = "setup { CREATE TABLE made (id int); }\nsetup { SELECT * FROM no_such_table; }\n\
+                teardown { DROP TABLE made; }\nsession s1 step a { SELECT 1; }";
+    let run = finished(&app, &start(&app, json!({"kind": "spec", "spec": text})).await).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let message = run["spec"]["stopped"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("setup failed: "), "{run}");
+    assert_eq!(run["spec"]["stopped"]["not_cleaned"], json!([]), "{run}");
+    let error = &run["error"];
+    assert_eq!(error["type"], "urn:racelab:problem:spec-stopped", "{run}");
+    assert_eq!(error["status"], 422, "{run}");
+    assert_eq!(error["detail"], format!("the spec's run stopped: {message}"), "{run}");
+    let mut raw = Raw::connect(&test).await;
+    assert_eq!(raw.count(&tables_named(test.backend, "made")).await, 0, "the teardown ran: {run}");
+}
+
 // A spec that does not parse is a 422 naming `spec`, with the line and column of the parser's error.
 async fn a_spec_that_does_not_parse_is_refused_with_its_line_and_column(test: TestDb) {
     let app = spawn_app(&test).await;
@@ -258,6 +277,7 @@ async fn the_repositorys_specs_are_listed_with_their_text(test: TestDb) {
 
 on_every_backend!(
     a_spec_run_shows_the_waiting_step_and_its_completion,
+    a_spec_whose_setup_fails_ends_the_run_failed_with_its_message,
     a_spec_that_does_not_parse_is_refused_with_its_line_and_column,
     bad_spec_bodies_are_refused_naming_the_member,
     the_repositorys_specs_are_listed_with_their_text,
