@@ -119,7 +119,7 @@ impl WorkloadArgs {
         Ok(chosen)
     }
 
-    fn sizes(&self) -> Sizes {
+    pub(crate) fn sizes(&self) -> Sizes {
         Sizes {
             stock: self.stock,
             accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
@@ -305,7 +305,7 @@ pub async fn run(args: &LabArgs, chosen: Chosen, dotenv: Option<Dotenv>) -> Resu
 }
 
 /// The strategies `-s` names for `workload` (`all`: every one), each checked.
-fn strategies_of(workload: Workload, list: &str) -> Result<Vec<&'static str>, Failure> {
+pub(crate) fn strategies_of(workload: Workload, list: &str) -> Result<Vec<&'static str>, Failure> {
     let known = workload.strategies();
     let mut chosen: Vec<&'static str> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {

@@ -263,3 +263,52 @@ async fn valid_input_gets_as_far_as_connecting() {
     assert!(text(&output.stderr).contains("cannot connect"), "{}", text(&output.stderr));
     assert!(!out.file("bench.json").exists());
 }
+
+// `bench --workload stock` on SQLite: a safe strategy's cells print the invariant held, in the table
+// and the JSON; the stock is the demand by default, so every purchase is made (none sold out) and
+// the throughput counts them. No timing is asserted.
+#[tokio::test]
+async fn a_workload_bench_on_sqlite_prints_the_invariant_held_for_a_safe_strategy() {
+    let test = TestDb::create(Backend::Sqlite).await;
+    let out = OutDir::new();
+    let json = out.arg("stock.json");
+    let sweep = ["--workload", "stock", "-s", "conditional", "-w", "1,2", "-d", "5s", "-n", "20", "--json", &json];
+    let mut args = vec!["bench", "--database-url", &test.url];
+    args.extend_from_slice(&sweep);
+    let output = racelab(&args).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("stock: invariant no-oversell"), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("conditional ")).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(rows.iter().all(|l| l.ends_with(" held")), "{stdout}");
+    assert!(stdout.lines().skip(1).all(|l| l.chars().count() <= 80), "{stdout}");
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.file("stock.json")).expect("JSON written")).expect("JSON");
+    assert_eq!((report["workload"].as_str(), report["invariant"].as_str()), (Some("stock"), Some("no-oversell")));
+    let cells = report["cells"].as_array().expect("cells");
+    assert_eq!(cells.iter().map(|c| c["workers"].as_u64()).collect::<Vec<_>>(), [Some(1), Some(2)], "{report:#}");
+    for cell in cells {
+        let workers = cell["workers"].as_u64().expect("workers");
+        assert_eq!(cell["invariant"]["held"], true, "{cell:#}");
+        assert_eq!(cell["sizes"]["stock"], workers * 20, "the stock is the demand: {cell:#}");
+        assert_eq!(
+            (cell["acknowledged"].as_u64(), cell["refused"].as_u64()),
+            (Some(workers * 20), Some(0)),
+            "{cell:#}"
+        );
+        assert!(cell["throughput_per_s"].as_f64().is_some_and(|v| v > 0.0), "{cell:#}");
+    }
+}
+
+#[tokio::test]
+async fn workload_flags_that_do_not_fit_are_refused_before_connecting() {
+    refused(&["--workload", "all"], "bench runs one workload at a time").await;
+    refused(&["--workload", "ledger"], "unknown workload `ledger`").await;
+    refused(&["--workload", "queue", "-s", "atomic"], "unknown queue strategy `atomic`").await;
+    refused(&["--workload", "stock", "--csv", "x.csv"], "--csv is for the counter's bench").await;
+    refused(&["--operations", "10"], "--operations sizes a workload's cells").await;
+    refused(&["--stock", "10"], "--stock applies to the workloads beyond the counter").await;
+    refused(&["--workload", "stock", "-w", "256", "-n", "1000000"], "at most 10000000").await;
+}

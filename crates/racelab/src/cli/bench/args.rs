@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cli::lab_workloads::WorkloadArgs;
 use crate::config::{DatabaseArgs, RetryArgs, ShardArgs, parse_duration};
 
 /// The flags of `racelab bench`, in the order a user reaches for them: what runs (`-s`, `-w`, `-d`),
@@ -17,6 +18,8 @@ pub struct BenchArgs {
     /// Strategies to run: all, or a comma-separated list of naive, atomic, pessimistic,
     /// pessimistic-nowait, pessimistic-skip-locked, optimistic, versioned, versioned-no-retry,
     /// serializable, advisory, sharded.
+    ///
+    /// With --workload, the workload's strategies; all is then its safe ones (name an unsafe one to run it).
     #[arg(long, short = 's', default_value = "all")]
     pub strategy: String,
 
@@ -60,10 +63,21 @@ pub struct BenchArgs {
     #[arg(long)]
     pub post: Option<i64>,
 
+    /// --workload: operations per worker per cell (1 to 1,000,000) [default: 2000].
+    ///
+    /// A workload's cell ends after --duration or once every worker has made its operations,
+    /// whichever comes first; its rows are fresh, so it has no warm-up. Its sizes default to the
+    /// demand (workers x operations): --stock to it, --jobs to it up to 100000, so a bench measures
+    /// purchases and claims, not "sold out".
+    #[arg(long, short = 'n', hide_short_help = true)]
+    pub operations: Option<u64>,
+
     /// Times one increment refused by a lock (NOWAIT, SKIP LOCKED, a lock timeout) is tried again.
     #[arg(long, env = "RACELAB_LOCK_RETRIES", default_value_t = 0, hide_short_help = true)]
     pub lock_retries: u32,
 
+    #[command(flatten)]
+    pub workloads: WorkloadArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]

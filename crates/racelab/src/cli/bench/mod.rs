@@ -15,6 +15,8 @@
 mod args;
 mod plan;
 mod progress;
+/// `bench --workload W`: a workload's strategies as workers grow, its invariant checked per cell.
+mod workload;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -22,14 +24,14 @@ use std::path::Path;
 use racelab_core::{Database, Experiment, ExperimentError, StopAfter, Target};
 
 pub use self::args::BenchArgs;
-use self::plan::{Plan, plan};
+use self::plan::{Plan, WorkloadPlan, plan};
 use self::progress::Progress;
 use super::failure::Failure;
 use super::output::say;
 use super::strategies::not_run_notes;
 use crate::http::lab::keep_default_post;
 use crate::report::bench::{BenchCell, BenchReport, CellFailure};
-use crate::report::text::{note, short_server_name};
+use crate::report::text::{COMPACT_WIDTH, note, short_server_name, wrap};
 use crate::report::{bench_table, chart, csv};
 
 /// One debug span per run; `skip_all` because the arguments hold the database URL, password included.
@@ -43,6 +45,14 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     let db = nodes[0].clone();
     let version = db.server_version().await.map_err(Failure::runtime_from)?;
+    if let Some(chosen) = &plan.workload {
+        say(workload_header(&plan, chosen, &nodes, &short_server_name(db.backend(), &version)))?;
+        let ran = workload::run(&args, &plan, chosen, &nodes, version).await;
+        for node in &nodes {
+            node.close().await;
+        }
+        return ran;
+    }
     if args.post.is_none() {
         keep_default_post(&db).await.map_err(Failure::runtime_from)?;
     }
@@ -106,6 +116,23 @@ fn header(plan: &Plan, nodes: &[Database], server: &str) -> String {
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64(),
         (plan.per_cell().as_secs_f64() * plan.cells() as f64).ceil(),
+    )
+}
+
+/// "racelab bench --workload W on URL (server)", the size of the sweep and its bounds.
+fn workload_header(plan: &Plan, chosen: &WorkloadPlan, nodes: &[Database], server: &str) -> String {
+    let sweep = format!(
+        "{} x {}, each cell at most {} s or {} per worker (no warm-up: each cell's rows are fresh)",
+        count(chosen.strategies.len(), "strategy", "strategies"),
+        count(plan.workers.len(), "worker count", "worker counts"),
+        plan.duration.as_secs_f64(),
+        count(chosen.operations as usize, "operation", "operations"),
+    );
+    format!(
+        "racelab bench --workload {} on {} ({server})\n{}",
+        chosen.workload,
+        nodes.iter().map(Database::redacted_url).collect::<Vec<_>>().join(", "),
+        wrap(&sweep, COMPACT_WIDTH).join("\n")
     )
 }
 

@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use racelab_core::{ConnectOptions, Experiment, RetryPolicy, Strategy};
+use racelab_core::workload::Sizes;
+use racelab_core::{ConnectOptions, Experiment, RetryPolicy, Strategy, Workload, WorkloadExperiment};
 
 use super::args::BenchArgs;
 use crate::cli::failure::Failure;
+use crate::cli::lab_workloads::{Chosen, strategies_of};
 use crate::cli::strategies::parse_strategies;
 
 /// The longest measured window one cell may have: longer is a typo, not a benchmark.
@@ -17,10 +19,17 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// The longest warm-up one cell may have.
 pub const MAX_WARMUP: Duration = Duration::from_secs(600);
 
+/// A workload's operations per worker per cell when `--operations` is not given: enough that a cell
+/// of a few workers usually ends on `--duration`, few enough that a queue's jobs are quick to make.
+pub const DEFAULT_OPERATIONS: u64 = 2000;
+
 /// What the user asked for, checked: nothing here can fail once the bench starts.
 #[derive(Debug)]
 pub struct Plan {
+    /// The counter's strategies; empty when a workload runs.
     pub strategies: Vec<Strategy>,
+    /// The workload asked for with `--workload`, if not the counter.
+    pub workload: Option<WorkloadPlan>,
     pub workers: Vec<usize>,
     pub warmup: Duration,
     pub duration: Duration,
@@ -29,9 +38,33 @@ pub struct Plan {
     pub nodes: Vec<ConnectOptions>,
 }
 
+/// `--workload W`: its strategies and the size of each cell.
+#[derive(Debug)]
+pub struct WorkloadPlan {
+    pub workload: Workload,
+    pub strategies: Vec<&'static str>,
+    /// Operations per worker per cell, at most (the cell may end on `--duration` first).
+    pub operations: u64,
+}
+
+impl WorkloadPlan {
+    /// The rows of one cell of `workers`: the sizes given, and otherwise as large as the demand
+    /// (workers x operations), so that a bench measures purchases and claims rather than "sold out"
+    /// (the lab's default is half the demand, to show the refusals).
+    pub fn sizes(&self, given: Sizes, workers: usize) -> Sizes {
+        let demand = (workers as u64).saturating_mul(self.operations);
+        Sizes {
+            stock: given.stock.or(Some(i64::try_from(demand).unwrap_or(i64::MAX))),
+            jobs: given.jobs.or(Some(usize::try_from(demand).unwrap_or(Sizes::MAX_JOBS).min(Sizes::MAX_JOBS))),
+            ..given
+        }
+    }
+}
+
 impl Plan {
     pub fn cells(&self) -> usize {
-        self.strategies.len() * self.workers.len()
+        let strategies = self.workload.as_ref().map_or(self.strategies.len(), |w| w.strategies.len());
+        strategies * self.workers.len()
     }
 
     pub fn per_cell(&self) -> Duration {
@@ -67,16 +100,72 @@ pub fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             nodes[0].max_connections
         )));
     }
-    let strategies = parse_strategies(&args.strategy, nodes[0].url.backend())?
-        .into_iter()
-        .map(|s| s.with_slots(args.shard.slots))
-        .collect();
+    let workload = workload_plan(args, most_workers)?;
+    let strategies = match workload {
+        Some(_) => Vec::new(),
+        None => parse_strategies(&args.strategy, nodes[0].url.backend())?
+            .into_iter()
+            .map(|s| s.with_slots(args.shard.slots))
+            .collect(),
+    };
     for (flag, path) in [("--json", &args.json), ("--csv", &args.csv), ("--chart", &args.chart)] {
         if let Some(path) = path {
             check_writable(flag, path)?;
         }
     }
-    Ok(Plan { strategies, workers, warmup: args.warmup, duration: args.duration, retry, nodes })
+    Ok(Plan { strategies, workload, workers, warmup: args.warmup, duration: args.duration, retry, nodes })
+}
+
+/// `--workload W` checked with the flags that go with it; `None` for the counter.
+fn workload_plan(args: &BenchArgs, most_workers: usize) -> Result<Option<WorkloadPlan>, Failure> {
+    let workload = match args.workloads.chosen(args.post)? {
+        Chosen::Counter => {
+            if args.operations.is_some() {
+                return Err(Failure::usage(
+                    "--operations sizes a workload's cells: add --workload; the counter's cells are timed by --duration",
+                ));
+            }
+            return Ok(None);
+        }
+        Chosen::All => {
+            return Err(Failure::usage(
+                "bench runs one workload at a time: --workload stock, transfer, oncall, booking or queue",
+            ));
+        }
+        Chosen::One(workload) => workload,
+    };
+    for (flag, given) in [("--csv", args.csv.is_some()), ("--chart", args.chart.is_some()), ("--wide", args.wide)] {
+        if given {
+            return Err(Failure::usage(format!("{flag} is for the counter's bench; a workload's bench writes --json")));
+        }
+    }
+    let operations = args.operations.unwrap_or(DEFAULT_OPERATIONS);
+    if !(1..=Experiment::MAX_INCREMENTS).contains(&operations) {
+        return Err(Failure::usage(format!(
+            "--operations must be between 1 and {}, got {operations}",
+            Experiment::MAX_INCREMENTS
+        )));
+    }
+    let total = (most_workers as u64).saturating_mul(operations);
+    if total > WorkloadExperiment::MAX_OPERATIONS_PER_RUN {
+        return Err(Failure::usage(format!(
+            "--workers x --operations must be at most {} for a workload (each operation is kept for the proof), \
+             got {most_workers} x {operations}",
+            WorkloadExperiment::MAX_OPERATIONS_PER_RUN
+        )));
+    }
+    let strategies = workload_strategies(workload, &args.strategy)?;
+    Ok(Some(WorkloadPlan { workload, strategies, operations }))
+}
+
+/// The strategies `-s` names for `workload`: `all` is its safe ones (a benchmark of a strategy that
+/// breaks the invariant measures nothing worth having), plus any unsafe one named as well.
+fn workload_strategies(workload: Workload, list: &str) -> Result<Vec<&'static str>, Failure> {
+    let chosen = strategies_of(workload, list)?;
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    let all = names.iter().any(|n| n.eq_ignore_ascii_case("all"));
+    let named = |s: &str| names.iter().any(|n| n.eq_ignore_ascii_case(s));
+    Ok(chosen.into_iter().filter(|s| !all || workload.is_safe(s) == Some(true) || named(s)).collect())
 }
 
 /// `1,2,4,8`: each between 1 and [`Experiment::MAX_WORKERS`]; duplicates dropped, sorted ascending.
@@ -146,6 +235,27 @@ mod tests {
             let failure = parse_workers(bad).unwrap_err();
             assert_eq!(failure.code(), 2, "{bad}: {failure}");
         }
+    }
+
+    #[test]
+    fn all_is_a_workloads_safe_strategies_and_an_unsafe_one_runs_when_named() {
+        assert_eq!(
+            workload_strategies(Workload::Stock, "all").unwrap(),
+            vec!["conditional", "pessimistic", "optimistic", "serializable", "check-constraint"]
+        );
+        assert_eq!(workload_strategies(Workload::Queue, "naive,all").unwrap()[0], "naive");
+        assert_eq!(workload_strategies(Workload::Queue, "skip-locked").unwrap(), vec!["skip-locked"]);
+        assert_eq!(workload_strategies(Workload::Queue, "atomic").unwrap_err().code(), 2);
+    }
+
+    #[test]
+    fn a_workloads_sizes_default_to_the_demand_and_a_given_size_wins() {
+        let plan = WorkloadPlan { workload: Workload::Queue, strategies: vec![], operations: 1000 };
+        let sizes = plan.sizes(Sizes::default(), 8);
+        assert_eq!((sizes.stock, sizes.jobs), (Some(8000), Some(8000)));
+        assert_eq!(plan.sizes(Sizes::default(), 256).jobs, Some(Sizes::MAX_JOBS));
+        let given = Sizes { stock: Some(5), ..Sizes::default() };
+        assert_eq!(plan.sizes(given, 8).stock, Some(5));
     }
 
     #[test]
