@@ -107,6 +107,11 @@ pub struct ServeArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub max_kept_runs: usize,
 
+    /// Refuse runs of a spec (`kind: "spec"`, 403): a spec is SQL of the client's own, run on this
+    /// server's database with its credentials. Allowed by default (the server listens on loopback).
+    #[arg(long, env = "RACELAB_NO_SPEC_RUNS", hide_short_help = true)]
+    pub no_spec_runs: bool,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 
@@ -159,7 +164,12 @@ impl ServeArgs {
                 require_key: self.require_idempotency_key,
                 key_ttl: self.idempotency_key_ttl,
             },
-            runs: RunLimits { max_runs: self.max_runs, retention: self.run_retention, max_kept: self.max_kept_runs },
+            runs: RunLimits {
+                max_runs: self.max_runs,
+                retention: self.run_retention,
+                max_kept: self.max_kept_runs,
+                spec_runs: !self.no_spec_runs,
+            },
         })
     }
 }
@@ -168,6 +178,10 @@ impl ServeArgs {
 #[tracing::instrument(level = "debug", name = "serve", skip_all, fields(bind = %args.bind))]
 pub async fn run(args: ServeArgs, dotenv: Option<Dotenv>) -> Result<(), Failure> {
     let config = args.config()?;
+    if config.runs.spec_runs && !config.bind.ip().is_loopback() {
+        tracing::warn!(bind = %config.bind, "spec runs are on and this server listens beyond loopback: any client \
+            that reaches it may run SQL of its own on the database (--no-spec-runs turns them off)");
+    }
     let url = config.database.url.redacted();
     match sqlite_file(&url) {
         Some(file) => tracing::info!(database = %url, %file, "starting racelab serve on the SQLite file {file}"),

@@ -70,6 +70,9 @@ pub struct RunLimits {
     pub retention: Duration,
     /// The most finished runs kept; the oldest go first.
     pub max_kept: usize,
+    /// Whether a run may be a spec (`kind: "spec"`): SQL of the client's own, run on the server's
+    /// database with the server's credentials. `serve --no-spec-runs` turns it off (403).
+    pub spec_runs: bool,
 }
 
 impl RunLimits {
@@ -80,6 +83,11 @@ impl RunLimits {
 
 impl Default for RunLimits {
     fn default() -> Self {
-        Self { max_runs: Self::DEFAULT_MAX_RUNS, retention: Self::DEFAULT_RETENTION, max_kept: Self::DEFAULT_MAX_KEPT }
+        Self {
+            max_runs: Self::DEFAULT_MAX_RUNS,
+            retention: Self::DEFAULT_RETENTION,
+            max_kept: Self::DEFAULT_MAX_KEPT,
+            spec_runs: true,
+        }
     }
 }

@@ -164,6 +164,11 @@ pub enum ApiError {
     /// No experiment run has this id: it never existed, or it finished longer ago than runs are kept.
     #[error("no run `{id}`: unknown, or finished longer ago than this server keeps runs (--run-retention)")]
     RunNotFound { id: String },
+    /// A spec run was asked of a server started with `--no-spec-runs`.
+    #[error(
+        "this server does not run specs (it was started with --no-spec-runs): a spec is SQL of the client's own, run on its database"
+    )]
+    SpecRunsOff,
     /// As many runs as the server runs at once (`--max-runs`) are still going.
     #[error(
         "{max} experiment runs are already under way, as many as this server runs at once (--max-runs); try again when one has finished"
@@ -304,6 +309,7 @@ impl ApiError {
             ApiError::TooManyRuns { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too-many-runs", "Too many runs", self.to_string())
             }
+            ApiError::SpecRunsOff => (StatusCode::FORBIDDEN, "spec-runs-off", "Spec runs are off", self.to_string()),
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", self.to_string())
             }

@@ -107,6 +107,7 @@ impl IntoResponses for CreateErrors {
             (400, "The body is not JSON"),
             (413, "The body is larger than the server reads"),
             (415, "The body is not `application/json`"),
+            (403, "A spec run, on a server started with `--no-spec-runs`"),
             (422, "A body member is missing, of the wrong type, out of range or unknown (named in `invalid_params`)"),
             (429, "`--max-runs` runs are under way (with Retry-After)"),
             (503, "The database cannot be reached: the run could not start (with Retry-After)"),
@@ -138,6 +139,9 @@ pub async fn create_run(
     ApiJson(body): ApiJson<ExperimentBody>,
 ) -> Result<Response, ApiError> {
     let request = body.validate(&Bounds::of(&state))?;
+    if request.spec.is_some() && !state.runs().limits().spec_runs {
+        return Err(ApiError::SpecRunsOff);
+    }
     if let Some(plan) = &request.plan {
         let most = plan.workers.counts().into_iter().max().unwrap_or(1);
         state.check_workers(most)?;

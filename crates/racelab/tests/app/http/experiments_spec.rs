@@ -11,7 +11,9 @@ use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
 use serde_json::{Value, json};
 
 use super::runs::{finished, post, start};
-use crate::support::service::{Raw, TestApp, assert_problem, spawn_app};
+use racelab::http::experiments::RunLimits;
+
+use crate::support::service::{Raw, Settings, TestApp, assert_problem, spawn_app};
 
 /// Written in the SQL all three backends take (no RETURNING, no FOR UPDATE): s1 holds the row, s2's
 /// write waits for it, completes when s1 commits and reads what both wrote.
@@ -275,12 +277,34 @@ async fn the_repositorys_specs_are_listed_with_their_text(test: TestDb) {
     assert_eq!(listed, on_disk);
 }
 
+// A server started with --no-spec-runs refuses a spec run (403, naming the switch) and runs nothing of
+// it: the table its setup would make does not exist; a lab still runs.
+async fn a_server_without_spec_runs_refuses_them(test: TestDb) {
+    let runs = RunLimits { spec_runs: false, ..RunLimits::default() };
+    let app = Settings { runs, ..Settings::default() }.spawn(&test.url).await;
+    let answer = post(&app, &json!({"kind": "spec", "spec": ROW_LOCK})).await;
+    let problem = assert_problem(&answer, 403);
+    assert_eq!(problem["type"], "urn:racelab:problem:spec-runs-off", "{}", answer.text);
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("--no-spec-runs")), "{problem}");
+    let tables = match test.backend {
+        Backend::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'item'",
+        Backend::MySql => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'item' AND table_schema = DATABASE()"
+        }
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name = 'item'",
+    };
+    assert_eq!(Raw::connect(&test).await.count(tables).await, 0, "the spec's setup must not have run");
+    let lab = finished(&app, &start(&app, json!({"kind": "lab", "strategies": ["atomic"]})).await).await;
+    assert_eq!(lab["state"], "finished", "{lab}");
+}
+
 on_every_backend!(
     a_spec_run_shows_the_waiting_step_and_its_completion,
     a_spec_whose_setup_fails_ends_the_run_failed_with_its_message,
     a_spec_that_does_not_parse_is_refused_with_its_line_and_column,
     bad_spec_bodies_are_refused_naming_the_member,
     the_repositorys_specs_are_listed_with_their_text,
+    a_server_without_spec_runs_refuses_them,
 );
 
 on_server_backends!(a_stopped_spec_run_cancels_its_waiting_step_and_tears_down);
