@@ -1,5 +1,5 @@
 // The page's only way to the service: the experiments API (POST/GET /experiments, the SSE stream of a
-// run, GET /workloads) and /ready. Errors come back as RFC 9457 problems; a network failure becomes one
+// run, GET /workloads, GET /specs) and /ready. Errors come back as RFC 9457 problems; a network failure becomes one
 // too, so the page has one kind of error to show.
 
 /** A problem+json answer (or a failure to get any answer, status 0). */
@@ -59,6 +59,11 @@ export function getRun(id) {
  *  strategies, which of them are safe. */
 export function workloads() {
   return request("GET", "/workloads");
+}
+
+/** The repository's isolation-tester specs (GET /specs): each one's name and text. */
+export function specs() {
+  return request("GET", "/specs");
 }
 
 /** The database's readiness: {status, database} or a Problem (503 when it cannot be reached). */

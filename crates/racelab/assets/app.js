@@ -1,13 +1,14 @@
 // The page's entry point: tabs, forms, runs and their URLs. A run started here gets the URL
 // /runs/{id}; opening that URL (or going back to it) shows the run again, live if it still runs.
 
-import { follow, getRun, startRun, workloads } from "./api.js";
+import { follow, getRun, specs, startRun, workloads } from "./api.js";
 import { check, isUnavailable, onHealth, unavailable } from "./health.js";
 import { body, build, clearInvalid, fill, fitTo, offerWorkloads, showInvalid } from "./form.js";
 import { RunView, isFinal } from "./run.js";
 import { el, replace } from "./format.js";
+import { offerSpecs } from "./spec.js";
 
-const KINDS = ["lab", "bench", "anomalies"];
+const KINDS = ["lab", "bench", "anomalies", "spec"];
 const views = Object.fromEntries(KINDS.map((kind) => [kind, new RunView(document.getElementById(`run-${kind}`))]));
 let stopFollowing = () => {};
 
@@ -22,6 +23,7 @@ function select(kind, focus = false) {
     document.getElementById(`panel-${other}`).hidden = !on;
     if (on && focus) tab.focus();
   }
+  if (kind === "spec") loadSpecs();
 }
 
 for (const [index, kind] of KINDS.entries()) {
@@ -89,6 +91,22 @@ async function loadWorkloads() {
   // A workload's run shown before the catalog came: drawn again, with its invariant's sentence.
   const shown = views.lab.run;
   if (shown && shown.request && shown.request.workload) views.lab.render();
+}
+
+let specsAsked = false;
+
+/** The Spec tab's picker, from GET /specs, asked for when the tab is first shown (11 kB of text that
+ *  a page load need not carry). Without it a spec can still be pasted. */
+async function loadSpecs() {
+  if (specsAsked) return;
+  specsAsked = true;
+  const form = document.getElementById("form-spec");
+  try {
+    offerSpecs(form, await specs());
+  } catch (problem) {
+    if (isUnavailable(problem)) unavailable(problem);
+    form.querySelector("#spec-file-error").textContent = `the specs could not be listed (${problem.status} ${problem.title}): paste one`;
+  }
 }
 
 // --- runs -------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 // its sizes.
 
 import { el } from "./format.js";
+import { buildSpec, fillSpec, specBody } from "./spec.js";
 
 /** Every strategy, in the order of `Strategy::names()`, with what it does in a few words. The
  *  pessimistic variants with a fixed lock mode are left out: the lock mode field chooses it. */
@@ -65,6 +66,10 @@ export function sizesOf(name) {
 /** Fills `form` with the fields of its kind. */
 export function build(form) {
   const kind = form.dataset.kind;
+  if (kind === "spec") {
+    buildSpec(form);
+    return;
+  }
   if (kind === "anomalies") {
     form.append(el("div", { class: "actions" }, el("button", { type: "submit", class: "run-button", id: `${kind}-run` }, "Run the anomaly cases")));
     return;
@@ -218,6 +223,7 @@ export function fitTo(form, backend) {
 export function body(form) {
   const kind = form.dataset.kind;
   if (kind === "anomalies") return { kind };
+  if (kind === "spec") return specBody(form);
   const value = (name) => form.elements[name].value.trim();
   const number = (text) => (/^\d+$/.test(text) ? Number(text) : text);
   const workload = kind === "lab" ? form.elements.workload.value : "counter";
@@ -256,6 +262,11 @@ function workloadBody(form, workload, value, number) {
  *  pessimistic variant (`pessimistic-nowait`) ticks `pessimistic` and sets the lock mode. */
 export function fill(form, request) {
   if (!request || form.dataset.kind !== request.kind || form.dataset.kind === "anomalies") return;
+  if (request.kind === "spec") {
+    fillSpec(form, request);
+    clearInvalid(form);
+    return;
+  }
   if (request.workload && request.workload !== "counter") {
     fillWorkload(form, request);
     return;

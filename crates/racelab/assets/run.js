@@ -8,6 +8,7 @@ import { el, kinds, plural, replace, shown } from "./format.js";
 import { benchCharts, labCharts } from "./charts.js";
 import { revealLostUpdates, timelines, workloadTimelines } from "./timeline.js";
 import { matrix } from "./anomalies.js";
+import { describeSpec, renderSpec } from "./spec.js";
 import { stopRun } from "./api.js";
 import { sizesOf, workloadView } from "./form.js";
 
@@ -43,6 +44,12 @@ export class RunView {
   }
 
   result(outcome) {
+    // A spec run's one result is its whole report (the run view's `spec`).
+    if (this.run.kind === "spec") {
+      this.run.spec = outcome;
+      this.renderResults();
+      return;
+    }
     const same = (r) => r.strategy === outcome.strategy && r.workers === outcome.workers;
     this.run.results = [...this.run.results.filter((r) => !same(r)), outcome];
     this.renderResults();
@@ -79,10 +86,10 @@ export class RunView {
   renderHeader() {
     const run = this.run;
     const request = run.request || {};
-    const what = run.kind === "anomalies" ? "anomaly cases" : describe(request, run.kind);
+    const what = run.kind === "anomalies" ? "anomaly cases" : run.kind === "spec" ? describeSpec(request) : describe(request, run.kind);
     replace(
       this.part("head"),
-      el("h2", {}, run.kind === "bench" ? "Sweep " : run.kind === "anomalies" ? "Anomalies " : "Run ",
+      el("h2", {}, run.kind === "bench" ? "Sweep " : run.kind === "anomalies" ? "Anomalies " : run.kind === "spec" ? "Spec run " : "Run ",
         el("a", { href: `/runs/${encodeURIComponent(run.id)}`, class: "run-link" }, run.id)),
       el("p", { class: "run-meta" },
         el("span", { class: `state state-${run.state}`, "data-run-state": run.state, id: `${run.kind}-state` }, run.state),
@@ -153,6 +160,10 @@ export class RunView {
     const host = this.part("results");
     if (run.kind === "anomalies") {
       replace(host, run.anomalies ? matrix(run.anomalies) : null);
+      return;
+    }
+    if (run.kind === "spec") {
+      renderSpec(host, run);
       return;
     }
     if (!run.results.length) {

@@ -54,6 +54,7 @@ const ASSETS: &[Asset] = &[
     asset!("charts.js", JS),
     asset!("timeline.js", JS),
     asset!("anomalies.js", JS),
+    asset!("spec.js", JS),
     asset!("vendor/chart.js-4.6.2/chart.umd.min.js", JS),
     asset!("vendor/chart.js-4.6.2/LICENSE.md", "text/markdown; charset=utf-8"),
 ];

@@ -13,4 +13,5 @@ mod driver;
 mod lab;
 mod outage;
 mod page;
+mod spec;
 mod workloads;
