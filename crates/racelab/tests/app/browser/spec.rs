@@ -10,7 +10,7 @@ use racelab_core::Backend;
 use racelab_testkit::{TestDb, on_every_backend};
 use serde_json::{Value, json};
 
-use super::driver::Browser;
+use super::driver::{Browser, DESKTOP, PHONE};
 use super::lab::{fill, run_from_the_page};
 use crate::support::service::{Settings, spawn_app};
 
@@ -50,7 +50,7 @@ async fn a_picked_spec_is_drawn_as_it_ran(test: TestDb) {
     let shown = browser.js("return document.getElementById('spec-spec').value;", vec![]).await;
     assert_eq!(shown, json!(text), "picking the spec puts its text in the box");
 
-    let (_, run) = run_from_the_page(&browser, &app, "spec").await;
+    let (id, run) = run_from_the_page(&browser, &app, "spec").await;
     let permutations = run["spec"]["run"]["permutations"].as_array().expect("permutations").clone();
     let drawn = browser.js(READ_PERMUTATIONS, vec![]).await;
     let drawn = drawn.as_array().expect("permutations drawn");
@@ -95,6 +95,24 @@ async fn a_picked_spec_is_drawn_as_it_ran(test: TestDb) {
     // their syntax ERROR (checked above), and the step drawn waiting is the second permutation's
     // s2_other, reported waiting by its (*) annotation.
     assert!(waited_then_done >= 1, "no step drawn completed after waiting");
+
+    // The run's own URL shows it again: the Spec tab, its text in the box and its file picked, the
+    // same drawing; and the drawing fits a phone (the SQL wraps inside its column).
+    browser.open(&format!("/runs/{id}")).await;
+    browser.wait_for(r#"#spec-state[data-run-state="finished"]"#, LOAD).await;
+    browser.wait_for(&format!(r#"#spec-file option[value="{BLOCKING}"]"#), LOAD).await;
+    let again = browser.js(READ_PERMUTATIONS, vec![]).await;
+    assert_eq!(&again, &Value::Array(drawn.clone()), "the run's URL draws the same");
+    let form = browser
+        .js("return [document.getElementById('spec-file').value, document.getElementById('spec-spec').value];", vec![])
+        .await;
+    assert_eq!(form, json!([BLOCKING, text]), "the run's URL shows what it ran");
+    browser.set_viewport(PHONE).await;
+    let overflow = browser.overflowing().await;
+    assert_eq!(overflow["scroll"], json!(0), "the Spec tab is wider than a 390-px phone: {overflow}");
+    browser.screenshots(&format!("spec-{}-{}", test.backend, PHONE.name)).await;
+    browser.set_viewport(DESKTOP).await;
+
     if test.backend == Backend::MySql {
         let take = &permutations[0]["events"][2];
         assert_eq!(take["step"], "s1_take", "{take}");
