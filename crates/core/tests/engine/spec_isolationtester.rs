@@ -72,6 +72,7 @@ identical! {
     spec_deadlock_is_byte_identical => "deadlock.spec",
     spec_notices_is_byte_identical => "notices.spec",
     spec_nowait_is_byte_identical => "nowait.spec",
+    spec_row_lock_is_byte_identical => "row-lock.spec",
     spec_skip_locked_is_byte_identical => "skip-locked.spec",
     spec_three_sessions_is_byte_identical => "three-sessions.spec",
     spec_hermitage_lost_update_is_byte_identical => "hermitage/lost-update.spec",

@@ -25,8 +25,9 @@ macro_rules! spec_files {
 }
 
 /// The repository's spec files, by name.
-pub const SPECS: [SpecFile; 9] = spec_files!(
+pub const SPECS: [SpecFile; 10] = spec_files!(
     "blocking.spec",
+    "row-lock.spec",
     "deadlock.spec",
     "notices.spec",
     "nowait.spec",
