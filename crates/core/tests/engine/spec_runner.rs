@@ -161,22 +161,9 @@ async fn run_text(db: &TestDb, text: &str, timeout: Duration) -> spec::Outcome {
     spec::run(&url, &spec, &spec.permutations(), timeout).await.unwrap()
 }
 
-/// Written in the SQL all three backends take (no RETURNING, no FOR UPDATE).
-const ROW_LOCK: &str = r#"
-setup { CREATE TABLE item (id int PRIMARY KEY, stock int NOT NULL); }
-setup { INSERT INTO item VALUES (1, 5); }
-teardown { DROP TABLE item; }
-session s1
-step s1_begin { BEGIN; }
-step s1_take { UPDATE item SET stock = stock - 1 WHERE id = 1; }
-step s1_commit { COMMIT; }
-session s2
-step s2_begin { BEGIN; }
-step s2_take { UPDATE item SET stock = stock - 1 WHERE id = 1; }
-step s2_read { SELECT stock FROM item WHERE id = 1; }
-step s2_commit { COMMIT; }
-permutation s1_begin s2_begin s1_take s2_take s1_commit s2_read s2_commit
-"#;
+/// The repository's row-lock spec, written in the SQL all three backends take (no RETURNING, no FOR
+/// UPDATE): s2 waits for s1's row lock in its first permutation, nothing waits in its second.
+const ROW_LOCK: &str = include_str!("../../../../specs/row-lock.spec");
 
 /// A row lock held by s1 makes s2's write wait, told by the database itself (PostgreSQL's
 /// `pg_isolation_test_session_is_blocked`, InnoDB's monitor, SQLite's busy answer): reported waiting,
@@ -198,6 +185,10 @@ async fn spec_a_row_lock_is_reported_waiting_then_completed(db: TestDb) {
     let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(trace(&outcome), expected, "{}", isolationtester::render(&outcome.run));
     assert_eq!(rows_of(&outcome, "s2_read"), vec![vec![Some("3".to_owned())]]);
+    // The second permutation, one transaction after the other: nothing waits.
+    assert_eq!(outcome.run.permutations.len(), 2);
+    let waits = outcome.run.permutations[1].events.iter().filter(|e| matches!(e, Event::Waiting { .. })).count();
+    assert_eq!(waits, 0, "{}", isolationtester::render(&outcome.run));
 }
 
 /// A statement the backend refuses is that step's error (its message and code, the kind `other`),
