@@ -1,8 +1,8 @@
 //! [`Sizes`]: how big a workload's rows are, each size named after its flag (`--stock`, `--accounts`, `--doctors`),
 //! with the default a demanding user expects. Checked by each workload's `Scenario::validate`.
 
-/// The sizes of the workloads' rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The sizes of the workloads' rows (serialized by their flags' names, as a run's settings show them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Sizes {
     /// `stock`: units in stock at the start; `None`: workers x operations / 2 (half the demand).
     pub stock: Option<i64>,

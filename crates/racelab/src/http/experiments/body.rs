@@ -487,12 +487,14 @@ impl ExperimentBody {
                 Some(WorkloadPlan {
                     workload: other,
                     isolation: self.isolation,
-                    stock: self.stock,
-                    accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
-                    doctors: self.doctors.unwrap_or(Sizes::DEFAULT_DOCTORS),
-                    jobs: self.jobs,
-                    rooms: self.rooms.unwrap_or(Sizes::DEFAULT_ROOMS),
-                    slots: self.slots.unwrap_or(Sizes::DEFAULT_SLOTS),
+                    sizes: Sizes {
+                        stock: self.stock,
+                        accounts: self.accounts.unwrap_or(Sizes::DEFAULT_ACCOUNTS),
+                        doctors: self.doctors.unwrap_or(Sizes::DEFAULT_DOCTORS),
+                        jobs: self.jobs,
+                        rooms: self.rooms.unwrap_or(Sizes::DEFAULT_ROOMS),
+                        slots: self.slots.unwrap_or(Sizes::DEFAULT_SLOTS),
+                    },
                 })
             }
         };
@@ -723,13 +725,13 @@ mod tests {
             .unwrap()
             .plan
             .unwrap();
-        let sizes = plan.workload.map(|w| (w.rooms, w.slots));
+        let sizes = plan.workload.map(|w| (w.sizes.rooms, w.sizes.slots));
         assert_eq!(sizes, Some((Sizes::MAX_ROOMS, 1)));
         let plan = read(json!({"kind": "lab", "workload": "booking", "rooms": 1, "slots": Sizes::MAX_SLOTS}))
             .unwrap()
             .plan
             .unwrap();
-        assert_eq!(plan.workload.map(|w| (w.rooms, w.slots)), Some((1, Sizes::MAX_SLOTS)));
+        assert_eq!(plan.workload.map(|w| (w.sizes.rooms, w.sizes.slots)), Some((1, Sizes::MAX_SLOTS)));
         // The counter's body is as it always was.
         let counter = read(json!({"kind": "lab", "workload": "counter"})).unwrap();
         assert!(serde_json::to_value(&counter).unwrap().get("workload").is_none());

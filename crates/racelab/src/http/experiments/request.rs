@@ -8,6 +8,7 @@
 use std::fmt;
 
 use racelab_core::spec::{Permutation, Spec};
+use racelab_core::workload::Sizes;
 use racelab_core::{Backend, Isolation, LockMode, Strategy, Workload};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
@@ -75,18 +76,9 @@ pub struct WorkloadPlan {
     pub workload: Workload,
     /// `null`: the database's default level.
     pub isolation: Option<Isolation>,
-    /// `stock`: units at the start; `null`: half the demand.
-    pub stock: Option<i64>,
-    /// `transfer`: accounts.
-    pub accounts: usize,
-    /// `oncall`: doctors per shift.
-    pub doctors: usize,
-    /// `queue`: jobs at the start; `null`: half the demand.
-    pub jobs: Option<usize>,
-    /// `booking`: rooms.
-    pub rooms: usize,
-    /// `booking`: time slots per room.
-    pub slots: usize,
+    /// `stock`, `accounts`, `doctors`, `jobs`, `rooms` and `slots`, shown beside the others.
+    #[serde(flatten)]
+    pub sizes: Sizes,
 }
 
 /// A lab or bench run's settings, normalized.

@@ -16,7 +16,6 @@ use axum::http::StatusCode;
 use racelab_core::anomalies::{self, AnomalyError, Case, Level, SuiteLockError};
 use racelab_core::experiment::Target;
 use racelab_core::spec::{self, RunError};
-use racelab_core::workload::Sizes;
 use racelab_core::{ErrorKind, Experiment, TraceLimit, WorkloadExperiment, WorkloadOutcome};
 
 use super::request::{Kind, Pick, Plan, SpecPlan, WorkloadPlan};
@@ -200,22 +199,11 @@ fn workload_experiment(
     strategy: &str,
     traced: bool,
 ) -> WorkloadExperiment {
-    // Every size the body names; any `Sizes` grows later keep their defaults until the body names them.
-    #[allow(clippy::needless_update)]
-    let sizes = Sizes {
-        stock: workload.stock,
-        accounts: workload.accounts,
-        doctors: workload.doctors,
-        jobs: workload.jobs,
-        rooms: workload.rooms,
-        slots: workload.slots,
-        ..Sizes::default()
-    };
     WorkloadExperiment {
         isolation: workload.isolation,
         force_race: plan.force_race,
         retry: state.retry(),
-        sizes,
+        sizes: workload.sizes,
         // A small lab's trace goes with its result (`trace`), as the page draws it.
         trace: traced.then(TraceLimit::default),
         ..WorkloadExperiment::new(workload.workload, strategy, cell.workers, cell.increments)
