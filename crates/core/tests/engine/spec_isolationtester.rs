@@ -78,6 +78,22 @@ identical! {
     spec_hermitage_lost_update_is_byte_identical => "hermitage/lost-update.spec",
     spec_hermitage_read_skew_is_byte_identical => "hermitage/read-skew.spec",
     spec_hermitage_write_skew_is_byte_identical => "hermitage/write-skew.spec",
+    spec_hermitage_g0_is_byte_identical => "hermitage/g0.spec",
+    spec_hermitage_g1a_is_byte_identical => "hermitage/g1a.spec",
+    spec_hermitage_g1b_is_byte_identical => "hermitage/g1b.spec",
+    spec_hermitage_g1c_is_byte_identical => "hermitage/g1c.spec",
+    spec_hermitage_otv_is_byte_identical => "hermitage/otv.spec",
+    spec_hermitage_pmp_is_byte_identical => "hermitage/pmp.spec",
+    spec_hermitage_pmp_write_is_byte_identical => "hermitage/pmp-write.spec",
+    spec_hermitage_p4_is_byte_identical => "hermitage/p4.spec",
+    spec_hermitage_g_single_is_byte_identical => "hermitage/g-single.spec",
+    spec_hermitage_g_single_write_is_byte_identical => "hermitage/g-single-write.spec",
+    spec_hermitage_g2_item_is_byte_identical => "hermitage/g2-item.spec",
+    spec_hermitage_g2_is_byte_identical => "hermitage/g2.spec",
+    spec_hermitage_g2_fekete_is_byte_identical => "hermitage/g2-fekete.spec",
+    spec_hermitage_p4_increment_is_byte_identical => "hermitage/p4-increment.spec",
+    spec_hermitage_read_then_write_is_byte_identical => "hermitage/read-then-write.spec",
+    spec_hermitage_read_then_write_late_is_byte_identical => "hermitage/read-then-write-late.spec",
 }
 
 /// Every spec file of the repository has its test above: a new file without one fails here.

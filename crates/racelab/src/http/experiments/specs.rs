@@ -25,7 +25,7 @@ macro_rules! spec_files {
 }
 
 /// The repository's spec files, by name.
-pub const SPECS: [SpecFile; 10] = spec_files!(
+pub const SPECS: [SpecFile; 26] = spec_files!(
     "blocking.spec",
     "row-lock.spec",
     "deadlock.spec",
@@ -36,6 +36,22 @@ pub const SPECS: [SpecFile; 10] = spec_files!(
     "hermitage/lost-update.spec",
     "hermitage/read-skew.spec",
     "hermitage/write-skew.spec",
+    "hermitage/g0.spec",
+    "hermitage/g1a.spec",
+    "hermitage/g1b.spec",
+    "hermitage/g1c.spec",
+    "hermitage/otv.spec",
+    "hermitage/pmp.spec",
+    "hermitage/pmp-write.spec",
+    "hermitage/p4.spec",
+    "hermitage/g-single.spec",
+    "hermitage/g-single-write.spec",
+    "hermitage/g2-item.spec",
+    "hermitage/g2.spec",
+    "hermitage/g2-fekete.spec",
+    "hermitage/p4-increment.spec",
+    "hermitage/read-then-write.spec",
+    "hermitage/read-then-write-late.spec",
 );
 
 /// The repository's spec files (names and text), in the order above: the top-level ones, then
