@@ -65,6 +65,12 @@ impl WorkloadStrategy for BookingStrategy {
     fn safe(self) -> bool {
         self != BookingStrategy::Naive
     }
+
+    // SERIALIZABLE's read locks are the node's own and two bookings of a slot insert two rows that
+    // certification does not compare; the unique key and the room's row written by `pessimistic` are.
+    fn safe_across_nodes(self) -> bool {
+        matches!(self, BookingStrategy::Unique | BookingStrategy::Pessimistic)
+    }
 }
 
 /// The run's rooms (their keys, in creation order) and slots per room.

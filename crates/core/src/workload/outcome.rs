@@ -28,7 +28,8 @@ pub struct WorkloadOutcome {
     /// The level every transaction ran at: read-uncommitted, read-committed, repeatable-read,
     /// serializable, or `default` (the database's own).
     pub isolation: String,
-    /// Whether the strategy is meant to keep the invariant.
+    /// Whether the strategy is meant to keep the invariant here: on one server, or (when the workers
+    /// wrote through several nodes) across the nodes of a Galera cluster.
     pub safe: bool,
     /// postgres, mysql or sqlite.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -103,7 +104,8 @@ impl WorkloadOutcome {
             workload: S::WORKLOAD,
             strategy: strategy.name(),
             isolation,
-            safe: strategy.safe(),
+            // Spread over nodes, a strategy is only as safe as certification lets it be.
+            safe: if nodes.len() > 1 { strategy.safe_across_nodes() } else { strategy.safe() },
             database: backend,
             workers: experiment.workers,
             operations: experiment.operations,

@@ -84,6 +84,15 @@ pub trait WorkloadStrategy: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     /// Whether the strategy is meant to keep the invariant: if it breaks anyway, the run fails.
     fn safe(self) -> bool;
 
+    /// Whether it keeps the invariant when its workers write through different nodes of a Galera
+    /// cluster. Certification compares only the rows each transaction writes: a strategy whose safety
+    /// rests on locks (`FOR UPDATE`, SERIALIZABLE's read locks) of rows it does not write is safe on
+    /// one node only, as their locks are the node's own. A run across nodes reports such a strategy
+    /// as unsafe (its broken invariant is the finding, not a failure of the run).
+    fn safe_across_nodes(self) -> bool {
+        self.safe()
+    }
+
     /// The strategy named `name`, if the workload has one.
     fn parse(name: &str) -> Option<Self> {
         let wanted = name.trim().to_ascii_lowercase();

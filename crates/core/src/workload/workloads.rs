@@ -14,6 +14,17 @@ use super::stock::Stock;
 use super::transfer::Transfer;
 use crate::strategy::Strategy;
 
+/// Where a strategy is meant to keep its invariant.
+#[derive(Debug, Clone, Copy)]
+struct Safety {
+    one_node: bool,
+    across_nodes: bool,
+}
+
+fn safety<S: WorkloadStrategy>(name: &str) -> Option<Safety> {
+    S::parse(name).map(|s| Safety { one_node: s.safe(), across_nodes: s.safe_across_nodes() })
+}
+
 /// A kind of race, with its operation and its invariant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -89,14 +100,27 @@ impl Workload {
     /// Whether the named strategy is meant to keep the invariant (`None`: no such strategy). A safe
     /// strategy whose invariant breaks fails the run.
     pub fn is_safe(self, strategy: &str) -> Option<bool> {
+        self.safety(strategy).map(|s| s.one_node)
+    }
+
+    /// Whether the named strategy keeps the invariant when its workers write through different nodes
+    /// of a Galera cluster ([`WorkloadStrategy::safe_across_nodes`]).
+    pub fn is_safe_across_nodes(self, strategy: &str) -> Option<bool> {
+        self.safety(strategy).map(|s| s.across_nodes)
+    }
+
+    fn safety(self, strategy: &str) -> Option<Safety> {
         match self {
             // The counter's unsafe strategies are those that never retry: naive, versioned-no-retry.
-            Workload::Counter => strategy.parse::<Strategy>().ok().map(Strategy::retries),
-            Workload::Stock => <Stock as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
-            Workload::Transfer => <Transfer as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
-            Workload::OnCall => <OnCall as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
-            Workload::Queue => <Queue as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
-            Workload::Booking => <Booking as Scenario>::Strategy::parse(strategy).map(WorkloadStrategy::safe),
+            // Each increment writes the counter's row, which certification compares across nodes.
+            Workload::Counter => {
+                strategy.parse::<Strategy>().ok().map(|s| Safety { one_node: s.retries(), across_nodes: s.retries() })
+            }
+            Workload::Stock => safety::<<Stock as Scenario>::Strategy>(strategy),
+            Workload::Transfer => safety::<<Transfer as Scenario>::Strategy>(strategy),
+            Workload::OnCall => safety::<<OnCall as Scenario>::Strategy>(strategy),
+            Workload::Queue => safety::<<Queue as Scenario>::Strategy>(strategy),
+            Workload::Booking => safety::<<Booking as Scenario>::Strategy>(strategy),
         }
     }
 }
@@ -141,5 +165,11 @@ mod tests {
         assert_eq!(Workload::Stock.is_safe("atomic"), None);
         assert_eq!(Workload::Counter.is_safe("naive"), Some(false));
         assert_eq!(Workload::Counter.is_safe("atomic"), Some(true));
+        // Locks of rows not written hold on one node only; a row both write is certified across nodes.
+        assert_eq!(Workload::OnCall.is_safe_across_nodes("pessimistic"), Some(false));
+        assert_eq!(Workload::OnCall.is_safe_across_nodes("materialized"), Some(true));
+        assert_eq!(Workload::Booking.is_safe_across_nodes("serializable"), Some(false));
+        assert_eq!(Workload::Booking.is_safe_across_nodes("unique"), Some(true));
+        assert_eq!(Workload::Stock.is_safe_across_nodes("pessimistic"), Some(true));
     }
 }

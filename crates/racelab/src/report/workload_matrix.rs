@@ -131,7 +131,9 @@ fn references(workload: Workload) -> &'static str {
         }
         "booking" => {
             "check-then-insert is a phantom (G2): a unique key on (room, slot), a lock on the room's row or \
-             SERIALIZABLE prevent it; PostgreSQL also offers `EXCLUDE USING gist` for ranges."
+             SERIALIZABLE prevent it; PostgreSQL also offers `EXCLUDE USING gist` for ranges. Across Galera \
+             nodes SERIALIZABLE's read locks are the node's own and two bookings insert two rows certification \
+             does not compare: only the unique key and the room's row (`pessimistic` writes it) are certified."
         }
         "queue" => {
             "`FOR UPDATE SKIP LOCKED` (PostgreSQL, MySQL 8, MariaDB 10.6+); SQLite has no row locks: \
@@ -183,21 +185,37 @@ pub fn render(matrix: &Matrix) -> String {
         for (target, _) in &matrix.versions {
             let columns: Vec<usize> =
                 (0..matrix.columns.len()).filter(|c| matrix.columns[*c].target == *target).collect();
-            let held: Vec<String> = workload
+            let across_nodes = *target == Target::Galera;
+            let safe_here = |s: &&str| {
+                let safe = if across_nodes { workload.is_safe_across_nodes(s) } else { workload.is_safe(s) };
+                safe == Some(true)
+            };
+            let quoted = |names: Vec<&str>| names.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+            let held: Vec<&str> = workload
                 .strategies()
                 .into_iter()
-                .filter(|s| workload.is_safe(s) == Some(true))
+                .filter(safe_here)
                 .filter(|s| columns.iter().all(|c| matrix.cell(*c, workload, s).is_some_and(Cell::held)))
-                .map(|s| format!("`{s}`"))
                 .collect();
-            let held = if held.is_empty() {
-                "none of the safe strategies held everywhere".to_owned()
-            } else {
-                held.join(", ")
-            };
+            let held =
+                if held.is_empty() { "none of the safe strategies held everywhere".to_owned() } else { quoted(held) };
             // A cell is one run; across Galera nodes a race may go either way from one run to the next.
-            let caveat = if *target == Target::Galera { " (in this run: see Documented for what may not)" } else { "" };
-            let _ = writeln!(out, "- {}: held at every level{caveat}: {held}.", target.name());
+            let caveat = if across_nodes { " (in this run)" } else { "" };
+            let _ = write!(out, "- {}: held at every level{caveat}: {held}", target.name());
+            let one_node_only: Vec<&str> = workload
+                .strategies()
+                .into_iter()
+                .filter(|s| across_nodes && workload.is_safe(s) == Some(true) && !safe_here(s))
+                .collect();
+            if !one_node_only.is_empty() {
+                let _ = write!(
+                    out,
+                    "; safe on one node only (their locks are the node's own and certification compares only \
+                     the rows written; see Documented): {}",
+                    quoted(one_node_only)
+                );
+            }
+            let _ = writeln!(out, ".");
         }
         let _ = writeln!(out, "\nDocumented: {}", references(workload));
     }
