@@ -127,6 +127,7 @@ impl WorkerJob {
                 attempt: retrier.attempt(),
                 race,
                 trace: self.trace.as_deref(),
+                op: None,
             };
             step.record(TraceKind::Begin, Seen::default());
             let result = strategy.attempt(s, step).await;

@@ -29,6 +29,7 @@ use tokio::sync::Barrier;
 use crate::db::{Backend, LockMode, Pk, Session, TxMode};
 use crate::error::{AtMaximum, DbError};
 use crate::trace::{IncrementId, Seen, TraceKind, Tracer};
+use crate::workload::OpCtx;
 
 pub use self::sharded::{DEFAULT_SLOTS, MAX_SLOTS};
 
@@ -284,19 +285,25 @@ pub struct Step<'a> {
     pub attempt: u32,
     pub race: Option<&'a RaceGate>,
     pub trace: Option<&'a Tracer>,
+    /// The attempt of the generic workload runner this increment is (the counter as one workload,
+    /// [`CounterWorkload`](crate::workload::CounterWorkload)): its read goes into that run's trace and
+    /// stops at that run's race gate, the same point where `race` stops the experiment's.
+    pub(crate) op: Option<OpCtx<'a>>,
 }
 
 impl<'a> Step<'a> {
     /// The first attempt of `worker`'s first increment of `pk`, with no race gate and no trace.
     pub fn new(pk: Pk, worker: usize) -> Self {
-        Self { pk, worker, increment: 0, attempt: 1, race: None, trace: None }
+        Self { pk, worker, increment: 0, attempt: 1, race: None, trace: None, op: None }
     }
 
     /// Called by strategies between their unlocked read and their write.
     async fn after_read(&self, like: i64, version: i64) {
         tracing::debug!(post = self.pk, worker = self.worker, attempt = self.attempt, like, version, "read");
         self.record(TraceKind::Read, Seen { like: Some(like), version: Some(version), detail: None });
-        if let (Some(gate), 1) = (self.race, self.attempt) {
+        if let Some(op) = &self.op {
+            op.after_read().await;
+        } else if let (Some(gate), 1) = (self.race, self.attempt) {
             gate.wait().await;
         }
     }

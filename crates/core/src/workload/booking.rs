@@ -16,7 +16,7 @@ use super::rng::Rng;
 use super::scenario::{Scenario, TxKind, WorkloadStrategy};
 use super::sizes::Sizes;
 use super::workloads::Workload;
-use crate::db::{BookingCount, Session};
+use crate::db::{BookingCount, LockMode, Session};
 use crate::error::DbError;
 
 /// The `booking` workload.
@@ -53,7 +53,7 @@ impl WorkloadStrategy for BookingStrategy {
         match self {
             BookingStrategy::Naive => TxKind::Plain,
             BookingStrategy::Unique => TxKind::Autocommit,
-            BookingStrategy::Pessimistic => TxKind::RowLocking,
+            BookingStrategy::Pessimistic => TxKind::RowLocking(LockMode::Wait),
             BookingStrategy::Serializable => TxKind::Serializable,
         }
     }
@@ -180,7 +180,7 @@ impl Scenario for Booking {
     }
 
     /// A booking contends for its (room, slot): one may be acknowledged.
-    fn contends(fixture: &BookingFixture, op: Book) -> Option<(i64, u64)> {
+    fn contends(fixture: &BookingFixture, _state: &Self::State, op: Book) -> Option<(i64, u64)> {
         Some(((op.room * fixture.slots + op.slot) as i64, 1))
     }
 

@@ -1,11 +1,12 @@
-//! [`WorkloadExperiment`]: one run of one strategy of a workload (not the counter's, which is an
-//! [`Experiment`](crate::Experiment)): its settings, their checks, and the dispatch to the workload's
-//! [`Scenario`]. Refuses bad settings with a message naming the setting, before anything connects.
+//! [`WorkloadExperiment`]: one run of one strategy of a workload (the counter's too, beside its
+//! [`Experiment`](crate::Experiment), which keeps the counter's own settings: durations, an existing
+//! post, failover): its settings, their checks, and the dispatch to the workload's [`Scenario`]. Refuses bad settings with a message naming the setting, before anything connects.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::booking::Booking;
+use super::counter::CounterWorkload;
 use super::oncall::OnCall;
 use super::outcome::WorkloadOutcome;
 use super::queue::Queue;
@@ -18,6 +19,7 @@ use super::workloads::Workload;
 use crate::db::{Database, Isolation};
 use crate::experiment::{Experiment, ExperimentError, Progress, check_nodes};
 use crate::retry::RetryPolicy;
+use crate::strategy::Strategy;
 use crate::trace::TraceLimit;
 
 /// One run of one strategy of a workload.
@@ -80,9 +82,6 @@ impl WorkloadExperiment {
         if nodes.is_empty() {
             return Err(ExperimentError::Invalid("an experiment needs a database".into()));
         }
-        if self.workload == Workload::Counter {
-            return Err(ExperimentError::Invalid("the counter workload runs as an Experiment".into()));
-        }
         if self.workload.is_safe(&self.strategy).is_none() {
             return Err(ExperimentError::Invalid(format!(
                 "unknown {} strategy `{}`; expected one of: {}",
@@ -117,8 +116,14 @@ impl WorkloadExperiment {
         }
         check_nodes(nodes, self.workers)?;
         self.retry.validate().map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        if self.workload == Workload::Counter
+            && let Ok(strategy) = self.strategy.parse::<Strategy>()
+            && !strategy.supported_on(nodes[0].backend())
+        {
+            return Err(ExperimentError::Unsupported { strategy, backend: nodes[0].backend() });
+        }
         let sizes = match self.workload {
-            Workload::Counter => Ok(()),
+            Workload::Counter => CounterWorkload::validate(self),
             Workload::Stock => Stock::validate(self),
             Workload::Transfer => Transfer::validate(self),
             Workload::OnCall => OnCall::validate(self),
@@ -144,7 +149,12 @@ impl WorkloadExperiment {
     ) -> Result<WorkloadOutcome, ExperimentError> {
         self.validate_on(nodes)?;
         match self.workload {
-            Workload::Counter => Err(ExperimentError::Invalid("the counter workload runs as an Experiment".into())),
+            Workload::Counter => {
+                // `sharded` parses with the default slots; the run's are its size.
+                let slots = u16::try_from(self.sizes.slots).unwrap_or(crate::strategy::MAX_SLOTS);
+                let strategy = strategy::<CounterWorkload>(&self.strategy)?.with_slots(slots);
+                runner::run::<CounterWorkload>(self, strategy, nodes, progress).await
+            }
             Workload::Stock => runner::run::<Stock>(self, strategy::<Stock>(&self.strategy)?, nodes, progress).await,
             Workload::Transfer => {
                 runner::run::<Transfer>(self, strategy::<Transfer>(&self.strategy)?, nodes, progress).await

@@ -60,6 +60,8 @@
 
 /// `booking`: book a (room, slot) if it is free.
 mod booking;
+/// `counter`: the counter's increments and strategies, as one workload.
+mod counter;
 /// The settings of one run of a workload, their checks, and the dispatch to its scenario.
 mod experiment;
 /// The invariant's verdict: its name, whether it held, the violations counted.
@@ -94,6 +96,7 @@ mod worker;
 mod workloads;
 
 pub use self::booking::{Booking, BookingStrategy};
+pub use self::counter::{CounterFixture, CounterWorkload};
 pub use self::experiment::WorkloadExperiment;
 pub use self::invariant::Invariant;
 pub use self::ledger::Ledger;

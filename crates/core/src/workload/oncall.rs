@@ -21,7 +21,7 @@ use super::rng::Rng;
 use super::scenario::{Scenario, TxKind, WorkloadStrategy};
 use super::sizes::Sizes;
 use super::workloads::Workload;
-use crate::db::{DoctorRow, Session};
+use crate::db::{DoctorRow, LockMode, Session};
 use crate::error::DbError;
 
 /// The `oncall` workload.
@@ -63,7 +63,7 @@ impl WorkloadStrategy for OnCallStrategy {
     fn tx(self) -> TxKind {
         match self {
             OnCallStrategy::Naive => TxKind::Plain,
-            OnCallStrategy::Pessimistic => TxKind::RowLocking,
+            OnCallStrategy::Pessimistic => TxKind::RowLocking(LockMode::Wait),
             OnCallStrategy::Materialized => TxKind::Transaction,
             OnCallStrategy::Serializable => TxKind::Serializable,
         }
@@ -201,7 +201,7 @@ impl Scenario for OnCall {
     }
 
     /// Going off call contends for the shift: all but one of its doctors may go.
-    fn contends(fixture: &OnCallFixture, op: GoOffCall) -> Option<(i64, u64)> {
+    fn contends(fixture: &OnCallFixture, _state: &Self::State, op: GoOffCall) -> Option<(i64, u64)> {
         Some((op.shift as i64, fixture.doctors.saturating_sub(1) as u64))
     }
 

@@ -18,7 +18,7 @@ use super::rng::Rng;
 use super::scenario::{Scenario, TxKind, WorkloadStrategy};
 use super::sizes::Sizes;
 use super::workloads::Workload;
-use crate::db::{CLAIMED, DONE, JobRow, PENDING, Session};
+use crate::db::{CLAIMED, DONE, JobRow, LockMode, PENDING, Session};
 use crate::error::{DbError, ErrorKind};
 
 /// The `queue` workload.
@@ -58,7 +58,7 @@ impl WorkloadStrategy for QueueStrategy {
         match self {
             QueueStrategy::Naive => TxKind::Plain,
             QueueStrategy::Conditional => TxKind::Transaction,
-            QueueStrategy::Pessimistic | QueueStrategy::SkipLocked => TxKind::RowLocking,
+            QueueStrategy::Pessimistic | QueueStrategy::SkipLocked => TxKind::RowLocking(LockMode::Wait),
         }
     }
 

@@ -114,15 +114,16 @@ pub(super) async fn run<S: Scenario>(
         nodes[0].backend(),
         S::sizes(&fixture),
         invariant,
-        state.err(),
+        state.as_ref().err().copied(),
         per_node,
     );
     outcome.trace = tracer.map(|tracer| {
         let mut trace = tracer.snapshot();
-        if outcome.invariant.held == Some(false) {
+        // A broken invariant was checked against rows that were read.
+        if let (Some(false), Ok(state)) = (outcome.invariant.held, &state) {
             let mut groups = BTreeMap::new();
             for (ack, op) in acks {
-                if let Some((group, allowed)) = S::contends(&fixture, op) {
+                if let Some((group, allowed)) = S::contends(&fixture, state, op) {
                     groups.entry(group).or_insert_with(|| (allowed, Vec::new())).1.push(ack);
                 }
             }

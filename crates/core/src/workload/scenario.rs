@@ -27,8 +27,9 @@ pub enum TxKind {
     /// SQLite too (deferred there): for an operation of several writes that must commit together.
     Transaction,
     /// A transaction that locks rows (`FOR UPDATE`; SQLite: `BEGIN IMMEDIATE`), at the default level
-    /// or the run's.
-    RowLocking,
+    /// or the run's, waiting for a lock held by another or not as the [`LockMode`] says (on SQLite the
+    /// mode applies to `BEGIN IMMEDIATE`, where the wait is).
+    RowLocking(LockMode),
     /// Always SERIALIZABLE, whatever the run's level.
     Serializable,
 }
@@ -51,9 +52,9 @@ impl TxKind {
             (TxKind::Transaction, None) => Some(Opening::Mode(TxMode::DefaultIsolation)),
             (TxKind::Autocommit, None) => None,
             (TxKind::Plain, None) => Some(Opening::Mode(TxMode::DefaultIsolation)),
-            (TxKind::RowLocking, None) => Some(Opening::Mode(TxMode::RowLocking(LockMode::Wait))),
+            (TxKind::RowLocking(mode), None) => Some(Opening::Mode(TxMode::RowLocking(mode))),
             (TxKind::Autocommit | TxKind::Plain | TxKind::Transaction, Some(level)) => Some(Opening::At(level, None)),
-            (TxKind::RowLocking, Some(level)) => Some(Opening::At(level, Some(LockMode::Wait))),
+            (TxKind::RowLocking(mode), Some(level)) => Some(Opening::At(level, Some(mode))),
         }
     }
 }
@@ -171,12 +172,24 @@ pub trait Scenario: Send + Sync + 'static {
         fixture: &Self::Fixture,
     ) -> impl Future<Output = Result<Self::State, DbError>> + Send;
 
+    /// Releases what an attempt of `strategy` held beyond its transaction (the counter's `advisory`
+    /// application lock, which on MariaDB belongs to the session), once that transaction has ended
+    /// whichever way. Nothing by default.
+    fn release(
+        _strategy: Self::Strategy,
+        _session: &mut Session,
+        _fixture: &Self::Fixture,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// What an acknowledged `op` contends for, for a trace's marks ([`OpTrace::marked`]): a group (one
     /// item, one shift, one room's slot) and how many acknowledged operations of it the invariant
-    /// allows. `None` (the default): the operation does not say.
+    /// allows, given the rows as read after the run (`state`: the counter allows as many increments
+    /// as it grew by). `None` (the default): the operation does not say.
     ///
     /// [`OpTrace::marked`]: super::OpTrace::marked
-    fn contends(_fixture: &Self::Fixture, _op: Self::Op) -> Option<(i64, u64)> {
+    fn contends(_fixture: &Self::Fixture, _state: &Self::State, _op: Self::Op) -> Option<(i64, u64)> {
         None
     }
 

@@ -15,7 +15,7 @@ use super::op::{Answer, OpCtx};
 use super::rng::Rng;
 use super::scenario::{Scenario, TxKind, WorkloadStrategy};
 use super::workloads::Workload;
-use crate::db::{Session, StockRow};
+use crate::db::{LockMode, Session, StockRow};
 use crate::error::{DbError, ErrorKind};
 
 /// The `stock` workload.
@@ -64,7 +64,7 @@ impl WorkloadStrategy for StockStrategy {
     fn tx(self) -> TxKind {
         match self {
             StockStrategy::Naive => TxKind::Plain,
-            StockStrategy::Pessimistic => TxKind::RowLocking,
+            StockStrategy::Pessimistic => TxKind::RowLocking(LockMode::Wait),
             StockStrategy::Serializable => TxKind::Serializable,
             StockStrategy::Conditional | StockStrategy::Optimistic | StockStrategy::CheckConstraint => {
                 TxKind::Autocommit
@@ -177,7 +177,7 @@ impl Scenario for Stock {
     }
 
     /// Every purchase contends for the one item: as many may be acknowledged as it had in stock.
-    fn contends(fixture: &StockFixture, _op: ()) -> Option<(i64, u64)> {
+    fn contends(fixture: &StockFixture, _state: &Self::State, _op: ()) -> Option<(i64, u64)> {
         Some((fixture.item, u64::try_from(fixture.initial).unwrap_or(0)))
     }
 

@@ -19,7 +19,7 @@ use super::rng::Rng;
 use super::scenario::{Scenario, TxKind, WorkloadStrategy};
 use super::sizes::Sizes;
 use super::workloads::Workload;
-use crate::db::{AccountRow, Backend, Session};
+use crate::db::{AccountRow, Backend, LockMode, Session};
 use crate::error::{DbError, ErrorKind};
 
 /// The `transfer` workload.
@@ -78,7 +78,9 @@ impl WorkloadStrategy for TransferStrategy {
     fn tx(self) -> TxKind {
         match self {
             TransferStrategy::Naive => TxKind::Plain,
-            TransferStrategy::PessimisticUnordered | TransferStrategy::Pessimistic => TxKind::RowLocking,
+            TransferStrategy::PessimisticUnordered | TransferStrategy::Pessimistic => {
+                TxKind::RowLocking(LockMode::Wait)
+            }
             TransferStrategy::Conditional | TransferStrategy::Optimistic => TxKind::Transaction,
             TransferStrategy::Serializable => TxKind::Serializable,
         }

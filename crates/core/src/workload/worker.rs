@@ -221,7 +221,8 @@ impl<S: Scenario> WorkerJob<S> {
 }
 
 /// One attempt in the transaction `opening` opens (none: autocommit): committed if the operation is
-/// done, rolled back if it was refused or failed.
+/// done, rolled back if it was refused or failed; then what the attempt held beyond its transaction is
+/// released ([`Scenario::release`]).
 async fn attempt<S: Scenario>(
     strategy: S::Strategy,
     opening: Option<Opening>,
@@ -230,9 +231,22 @@ async fn attempt<S: Scenario>(
     op: S::Op,
     ctx: &OpCtx<'_>,
 ) -> Result<Answer, DbError> {
-    let Some(opening) = opening else {
-        return S::attempt(strategy, session, fixture, op, ctx).await;
+    let result = match opening {
+        None => S::attempt(strategy, session, fixture, op, ctx).await,
+        Some(opening) => in_transaction::<S>(strategy, opening, session, fixture, op, ctx).await,
     };
+    S::release(strategy, session, fixture).await;
+    result
+}
+
+async fn in_transaction<S: Scenario>(
+    strategy: S::Strategy,
+    opening: Opening,
+    session: &mut Session,
+    fixture: &S::Fixture,
+    op: S::Op,
+    ctx: &OpCtx<'_>,
+) -> Result<Answer, DbError> {
     opening.begin(session).await?;
     match S::attempt(strategy, session, fixture, op, ctx).await {
         Ok(Answer::Done) => session.commit().await.map(|()| Answer::Done),

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::booking::Booking;
+use super::counter::CounterWorkload;
 use super::oncall::OnCall;
 use super::queue::Queue;
 use super::scenario::{Scenario, WorkloadStrategy};
@@ -29,7 +30,8 @@ fn safety<S: WorkloadStrategy>(name: &str) -> Option<Safety> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
-    /// Increments of one counter row: the [`Experiment`](crate::Experiment), as it always was.
+    /// Increments of one counter row: the [`Experiment`](crate::Experiment), or the same strategies
+    /// through the generic runner ([`CounterWorkload`](super::CounterWorkload)).
     Counter,
     /// Buy one of an item whose stock is below the demand.
     Stock,
@@ -64,7 +66,7 @@ impl Workload {
     /// The invariant's name (`invariant.name` in the JSON).
     pub fn invariant(self) -> &'static str {
         match self {
-            Workload::Counter => "no-lost-update",
+            Workload::Counter => CounterWorkload::INVARIANT,
             Workload::Stock => Stock::INVARIANT,
             Workload::Transfer => Transfer::INVARIANT,
             Workload::OnCall => OnCall::INVARIANT,
@@ -76,7 +78,7 @@ impl Workload {
     /// The invariant in one sentence.
     pub fn invariant_sentence(self) -> &'static str {
         match self {
-            Workload::Counter => "every acknowledged increment is in the counter (acknowledged == actual)",
+            Workload::Counter => CounterWorkload::SENTENCE,
             Workload::Stock => Stock::SENTENCE,
             Workload::Transfer => Transfer::SENTENCE,
             Workload::OnCall => OnCall::SENTENCE,

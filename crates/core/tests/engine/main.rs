@@ -27,6 +27,7 @@ mod strategies;
 mod trace;
 mod user_table;
 mod workload_booking;
+mod workload_counter;
 mod workload_galera;
 mod workload_in_doubt;
 mod workload_oncall;
