@@ -3,22 +3,23 @@
 //! rule that tells an anomaly from its absence in what the transactions saw and what the table holds
 //! at the end.
 //!
-//! The schedules follow Hermitage's PostgreSQL and MySQL pages (ept/hermitage), where each test is
-//! two or three transactions on `test (id, value)` holding `(1, 10), (2, 20)`. Every transaction
-//! begins first, in order; then the steps run in the order written, except that a step waiting for a
-//! lock holds back the later steps of its own transaction only. Beginning early changes no case: no
-//! level here takes its snapshot at BEGIN (PostgreSQL and InnoDB take it at the first statement or
-//! read, as a plain `BEGIN` without `WITH CONSISTENT SNAPSHOT` does; SQLite's deferred transaction at
-//! its first read), and a level that locks at BEGIN (SQLite's immediate) refuses the second
-//! transaction wherever it begins.
+//! Each case is a spec file, `specs/hermitage/<case>.spec`, embedded in the binary: the schedules
+//! follow Hermitage's PostgreSQL and MySQL pages (ept/hermitage), where each test is two or three
+//! transactions on `test (id, value)` holding `(1, 10), (2, 20)`. Every transaction begins first, in
+//! order (its session's setup); then the steps run in the order of the spec's one permutation, except
+//! that a step waiting for a lock holds back the later steps of its own transaction only (the spec
+//! runner's schedule semantics). Beginning early changes no case: no level here takes its snapshot at
+//! BEGIN (PostgreSQL and InnoDB take it at the first statement or read, as a plain `BEGIN` without
+//! `WITH CONSISTENT SNAPSHOT` does; SQLite's deferred transaction at its first read), and a level that
+//! locks at BEGIN (SQLite's immediate) refuses the second transaction wherever it begins.
 //!
-//! Data and rules only: nothing here runs a statement (the schedule runner does).
+//! Data and rules only: nothing here runs a statement (the spec runner does).
 
 use serde::Serialize;
 
-use super::conn::Rows;
+use super::outcome::{Rows, StepReport, StepResult};
 
-/// The table every schedule runs on, created by the suite in the database it is pointed at.
+/// The table every case runs on, created by its spec's setup and dropped by its teardown.
 pub(crate) const TABLE: &str = "racelab_anomaly_test";
 
 /// One anomaly test: a row of the matrix.
@@ -73,45 +74,34 @@ pub enum Case {
     ReadThenWriteLate,
 }
 
-/// What one step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// Opens the transaction at the level of the column.
-    Begin,
-    /// A statement; its rows, if any, are what the transaction saw.
-    Sql(&'static str),
-    /// `UPDATE ... SET value = <the value this transaction last read for id 1> + 1 WHERE id = 1`.
-    WriteReadPlusOne,
-    Commit,
-    Rollback,
-}
-
-/// One step of a schedule: transaction `tx` (0-based) does `op`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Step {
-    pub tx: usize,
-    pub op: Op,
-}
-
-/// What a run of a schedule produced, for [`Case::is_anomaly`].
+/// What a run of a case produced, for [`Case::is_anomaly`].
 pub(crate) struct Observed<'a> {
-    pub steps: &'a [Step],
-    /// The rows each step returned, where it succeeded.
-    pub rows: &'a [Option<Rows>],
-    /// Whether each transaction's COMMIT succeeded.
+    /// Every step, the BEGINs first, in schedule order.
+    pub steps: &'a [StepReport],
+    /// Whether each transaction committed.
     pub committed: &'a [bool],
     /// The table after every transaction ended.
     pub final_rows: &'a Rows,
 }
 
+/// A read-then-write case whose reads did not see what its writes were written for.
+#[derive(Debug, thiserror::Error)]
+#[error("{tx} wrote 11 after reading {read:?}, not (1, 10): the case did not run as written")]
+pub struct NotAsWritten {
+    pub tx: String,
+    pub read: Option<Rows>,
+}
+
 impl Observed<'_> {
+    /// The steps of transaction `tx` (0-based).
+    fn of(&self, tx: usize) -> impl Iterator<Item = &StepReport> {
+        let name = format!("T{}", tx + 1);
+        self.steps.iter().filter(move |s| s.tx == name)
+    }
+
     /// The rows of every successful read of transaction `tx`, in order.
     fn reads(&self, tx: usize) -> impl Iterator<Item = &Rows> {
-        self.steps
-            .iter()
-            .zip(self.rows)
-            .filter(move |(s, _)| s.tx == tx && matches!(s.op, Op::Sql(sql) if sql.starts_with("SELECT")))
-            .filter_map(|(_, r)| r.as_ref())
+        self.of(tx).filter(|s| s.answered() && s.sql.starts_with("SELECT")).map(|s| &s.rows)
     }
 
     fn saw(&self, tx: usize, id: i64, value: i64) -> bool {
@@ -135,21 +125,29 @@ impl Observed<'_> {
         let commits = self.committed.iter().filter(|c| **c).count() as i64;
         self.final_value(1) != Some(10 + commits)
     }
+
+    /// The read-then-write cases write the literal 11, what a client computes from the 10 that every
+    /// level reads there. Each transaction whose write ran must have read exactly that.
+    fn read_ten_before_writing(&self) -> Result<(), NotAsWritten> {
+        for tx in [T1, T2] {
+            let steps: Vec<&StepReport> = self.of(tx).collect();
+            let Some(write) = steps.iter().position(|s| s.sql.starts_with("UPDATE") && s.result != StepResult::NotRun)
+            else {
+                continue;
+            };
+            let read = steps[..write].iter().rev().find(|s| s.answered() && s.sql.starts_with("SELECT"));
+            let read = read.map(|s| s.rows.clone());
+            if read.as_deref() != Some(&[(1, 10)][..]) {
+                return Err(NotAsWritten { tx: format!("T{}", tx + 1), read });
+            }
+        }
+        Ok(())
+    }
 }
 
 const T1: usize = 0;
 const T2: usize = 1;
 const T3: usize = 2;
-
-macro_rules! sql {
-    ($($part:literal),+) => {
-        Op::Sql(concat!($($part),+))
-    };
-}
-
-fn step(tx: usize, op: Op) -> Step {
-    Step { tx, op }
-}
 
 impl Case {
     pub const ALL: [Case; 16] = [
@@ -215,148 +213,39 @@ impl Case {
         }
     }
 
-    /// How many transactions the schedule has.
-    pub(crate) fn transactions(self) -> usize {
-        if matches!(self, Case::Otv | Case::G2Fekete) { 3 } else { 2 }
-    }
-
-    /// The steps, BEGINs included, in schedule order.
-    pub(crate) fn schedule(self) -> Vec<Step> {
-        let mut steps: Vec<Step> = (0..self.transactions()).map(|tx| step(tx, Op::Begin)).collect();
-        steps.extend(self.body().into_iter().map(|(tx, op)| step(tx, op)));
-        steps
-    }
-
-    fn body(self) -> Vec<(usize, Op)> {
-        use Op::{Commit, Rollback, WriteReadPlusOne};
-        let read_1 = sql!("SELECT id, value FROM racelab_anomaly_test WHERE id = 1");
-        let read_2 = sql!("SELECT id, value FROM racelab_anomaly_test WHERE id = 2");
-        let read_all = sql!("SELECT id, value FROM racelab_anomaly_test ORDER BY id");
-        let read_both = sql!("SELECT id, value FROM racelab_anomaly_test WHERE id IN (1, 2) ORDER BY id");
-        let delete_20 = sql!("DELETE FROM racelab_anomaly_test WHERE value = 20");
-        let read_mod_3 = sql!("SELECT id, value FROM racelab_anomaly_test WHERE value % 3 = 0 ORDER BY id");
-        let set = |id: i64, value: i64| -> Op {
-            // The few constants the schedules write, spelled out so that every statement is a literal.
-            match (id, value) {
-                (1, 0) => sql!("UPDATE racelab_anomaly_test SET value = 0 WHERE id = 1"),
-                (1, 11) => sql!("UPDATE racelab_anomaly_test SET value = 11 WHERE id = 1"),
-                (1, 12) => sql!("UPDATE racelab_anomaly_test SET value = 12 WHERE id = 1"),
-                (1, 101) => sql!("UPDATE racelab_anomaly_test SET value = 101 WHERE id = 1"),
-                (2, 18) => sql!("UPDATE racelab_anomaly_test SET value = 18 WHERE id = 2"),
-                (2, 19) => sql!("UPDATE racelab_anomaly_test SET value = 19 WHERE id = 2"),
-                (2, 21) => sql!("UPDATE racelab_anomaly_test SET value = 21 WHERE id = 2"),
-                _ => sql!("UPDATE racelab_anomaly_test SET value = 22 WHERE id = 2"),
-            }
-        };
+    /// The case's spec file (`specs/hermitage/`), as the binary holds it.
+    pub(crate) fn spec_text(self) -> &'static str {
         match self {
-            Case::G0 => {
-                vec![(T1, set(1, 11)), (T2, set(1, 12)), (T1, set(2, 21)), (T1, Commit), (T2, set(2, 22)), (T2, Commit)]
-            }
-            Case::G1a => vec![(T1, set(1, 101)), (T2, read_all), (T1, Rollback), (T2, read_all), (T2, Commit)],
-            Case::G1b => {
-                vec![(T1, set(1, 101)), (T2, read_all), (T1, set(1, 11)), (T1, Commit), (T2, read_all), (T2, Commit)]
-            }
-            Case::G1c => {
-                vec![(T1, set(1, 11)), (T2, set(2, 22)), (T1, read_2), (T2, read_1), (T1, Commit), (T2, Commit)]
-            }
-            Case::Otv => vec![
-                (T1, set(1, 11)),
-                (T1, set(2, 19)),
-                (T2, set(1, 12)),
-                (T1, Commit),
-                (T3, read_all),
-                (T2, set(2, 18)),
-                (T3, read_all),
-                (T2, Commit),
-                (T3, read_all),
-                (T3, Commit),
-            ],
-            Case::Pmp => vec![
-                (T1, sql!("SELECT id, value FROM racelab_anomaly_test WHERE value = 30")),
-                (T2, sql!("INSERT INTO racelab_anomaly_test (id, value) VALUES (3, 30)")),
-                (T2, Commit),
-                (T1, read_mod_3),
-                (T1, Commit),
-            ],
-            Case::PmpWrite => vec![
-                (T1, sql!("UPDATE racelab_anomaly_test SET value = value + 10")),
-                (T2, read_all),
-                (T2, delete_20),
-                (T1, Commit),
-                (T2, sql!("SELECT id, value FROM racelab_anomaly_test WHERE value = 20")),
-                (T2, Commit),
-            ],
-            Case::GSingleWrite => vec![
-                (T1, read_1),
-                (T2, read_all),
-                (T2, set(1, 12)),
-                (T2, set(2, 18)),
-                (T2, Commit),
-                (T1, delete_20),
-                (T1, read_2),
-                (T1, Commit),
-            ],
-            Case::P4 => {
-                vec![(T1, read_1), (T2, read_1), (T1, set(1, 11)), (T2, set(1, 11)), (T1, Commit), (T2, Commit)]
-            }
-            Case::GSingle => vec![
-                (T1, read_1),
-                (T2, read_1),
-                (T2, read_2),
-                (T2, set(1, 12)),
-                (T2, set(2, 18)),
-                (T2, Commit),
-                (T1, read_2),
-                (T1, Commit),
-            ],
-            Case::G2Item => {
-                vec![(T1, read_both), (T2, read_both), (T1, set(1, 11)), (T2, set(2, 21)), (T1, Commit), (T2, Commit)]
-            }
-            Case::G2 => vec![
-                (T1, read_mod_3),
-                (T2, read_mod_3),
-                (T1, sql!("INSERT INTO racelab_anomaly_test (id, value) VALUES (3, 30)")),
-                (T2, sql!("INSERT INTO racelab_anomaly_test (id, value) VALUES (4, 42)")),
-                (T1, Commit),
-                (T2, Commit),
-            ],
-            // T2 and T3 begin with the others (steps 2 and 3) but see nothing until their first
-            // statement, which comes where Hermitage begins them: T2 after T1's read, T3 after T2's
-            // commit.
-            Case::G2Fekete => vec![
-                (T1, read_all),
-                (T2, sql!("UPDATE racelab_anomaly_test SET value = value + 5 WHERE id = 2")),
-                (T2, Commit),
-                (T3, read_all),
-                (T3, Commit),
-                (T1, set(1, 0)),
-                (T1, Commit),
-            ],
-            Case::P4Increment => {
-                let increment = sql!("UPDATE racelab_anomaly_test SET value = value + 1 WHERE id = 1");
-                vec![(T1, read_1), (T2, read_1), (T1, increment), (T2, increment), (T1, Commit), (T2, Commit)]
-            }
-            Case::ReadThenWrite => vec![
-                (T1, read_1),
-                (T2, read_1),
-                (T1, WriteReadPlusOne),
-                (T2, WriteReadPlusOne),
-                (T1, Commit),
-                (T2, Commit),
-            ],
-            Case::ReadThenWriteLate => vec![
-                (T1, read_1),
-                (T2, read_1),
-                (T1, WriteReadPlusOne),
-                (T1, Commit),
-                (T2, WriteReadPlusOne),
-                (T2, Commit),
-            ],
+            Case::G0 => include_str!("../../../../specs/hermitage/g0.spec"),
+            Case::G1a => include_str!("../../../../specs/hermitage/g1a.spec"),
+            Case::G1b => include_str!("../../../../specs/hermitage/g1b.spec"),
+            Case::G1c => include_str!("../../../../specs/hermitage/g1c.spec"),
+            Case::Otv => include_str!("../../../../specs/hermitage/otv.spec"),
+            Case::Pmp => include_str!("../../../../specs/hermitage/pmp.spec"),
+            Case::PmpWrite => include_str!("../../../../specs/hermitage/pmp-write.spec"),
+            Case::P4 => include_str!("../../../../specs/hermitage/p4.spec"),
+            Case::GSingle => include_str!("../../../../specs/hermitage/g-single.spec"),
+            Case::GSingleWrite => include_str!("../../../../specs/hermitage/g-single-write.spec"),
+            Case::G2Item => include_str!("../../../../specs/hermitage/g2-item.spec"),
+            Case::G2 => include_str!("../../../../specs/hermitage/g2.spec"),
+            Case::G2Fekete => include_str!("../../../../specs/hermitage/g2-fekete.spec"),
+            Case::P4Increment => include_str!("../../../../specs/hermitage/p4-increment.spec"),
+            Case::ReadThenWrite => include_str!("../../../../specs/hermitage/read-then-write.spec"),
+            Case::ReadThenWriteLate => include_str!("../../../../specs/hermitage/read-then-write-late.spec"),
         }
     }
 
+    /// Whether what the transactions saw, and the table at the end, show this anomaly; an error
+    /// where a read-then-write case did not read what its writes were written for.
+    pub(crate) fn verdict(self, seen: &Observed<'_>) -> Result<bool, NotAsWritten> {
+        if matches!(self, Case::ReadThenWrite | Case::ReadThenWriteLate) {
+            seen.read_ten_before_writing()?;
+        }
+        Ok(self.is_anomaly(seen))
+    }
+
     /// Whether what the transactions saw, and the table at the end, show this anomaly.
-    pub(crate) fn is_anomaly(self, seen: &Observed<'_>) -> bool {
+    fn is_anomaly(self, seen: &Observed<'_>) -> bool {
         match self {
             // One transaction's writes interleaved with the other's: 1 from one, 2 from the other.
             Case::G0 => {
@@ -407,29 +296,6 @@ impl Case {
             Case::G2Fekete => seen.all_committed() && seen.saw(T1, 2, 20) && seen.saw(T3, 2, 25) && seen.saw(T3, 1, 10),
             Case::P4Increment | Case::ReadThenWrite | Case::ReadThenWriteLate => seen.increment_lost(),
         }
-    }
-}
-
-impl Op {
-    /// The SQL of this step at `begin` (the level's BEGIN), given the value of id 1 the transaction
-    /// last read (for [`Op::WriteReadPlusOne`]).
-    pub(crate) fn sql(self, begin: &str, last_read: Option<i64>) -> String {
-        match self {
-            Op::Begin => begin.to_owned(),
-            Op::Sql(sql) => sql.to_owned(),
-            Op::WriteReadPlusOne => match last_read {
-                Some(value) => format!("UPDATE {TABLE} SET value = {} WHERE id = 1", value + 1),
-                // No read to add to: the schedule always reads first, so this is never run.
-                None => format!("UPDATE {TABLE} SET value = value WHERE id = 1"),
-            },
-            Op::Commit => "COMMIT".to_owned(),
-            Op::Rollback => "ROLLBACK".to_owned(),
-        }
-    }
-
-    /// Whether the step ends its transaction (and so may release locks others wait for).
-    pub(crate) fn ends_transaction(self) -> bool {
-        matches!(self, Op::Commit | Op::Rollback)
     }
 }
 

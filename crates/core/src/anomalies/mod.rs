@@ -1,13 +1,16 @@
 //! Hermitage's isolation tests, automated: which anomalies each isolation level of a database really
 //! prevents, and how (a lock wait, or an error of which kind at which step).
 //!
-//! Each [`Case`] is a fixed schedule of statements over two or three connections on a table of its
-//! own (`racelab_anomaly_test`, created and dropped in the database it is pointed at); each [`Level`]
-//! is an isolation level (or SQLite transaction kind) of the backend. A step that waits for a lock is
-//! recognised from the database's own lock view, read live (PostgreSQL `pg_locks`, InnoDB's monitor)
-//! or, on SQLite, from its busy error; the schedule then goes on with
-//! the other transactions, whose commit releases it. The result is a [`Matrix`] of verdicts, each
-//! next to Hermitage's published one where there is one.
+//! Each [`Case`] is a spec file (`specs/hermitage/`, embedded in the binary): a fixed schedule of
+//! statements over two or three sessions on a table of its own (`racelab_anomaly_test`, created and
+//! dropped in the database it is pointed at); each [`Level`] is an isolation level (or SQLite
+//! transaction kind) of the backend. One engine runs them: the spec runner ([`crate::spec`]), with
+//! every transaction opened at the level of the column and a schedule's semantics
+//! ([`spec::Semantics::Schedule`]). A step that waits for a lock is recognised from the database
+//! itself (PostgreSQL's `pg_isolation_test_session_is_blocked`, InnoDB's monitor); on SQLite a lock
+//! it cannot have is a busy error. The schedule then goes on with the other transactions, whose
+//! commit releases it. The result is a [`Matrix`] of verdicts, each next to Hermitage's published
+//! one where there is one.
 //!
 //! No HTTP and no terminal here: the command line prints the matrix.
 
@@ -16,21 +19,22 @@ mod conn;
 mod exclusive;
 mod hermitage;
 mod level;
-mod schedule;
+mod outcome;
 
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use self::case::Case;
-use self::case::TABLE;
-use self::conn::{Conn, Rows};
+pub use self::case::{Case, NotAsWritten};
+use self::case::{Observed, TABLE};
+use self::conn::Conn;
 pub use self::exclusive::SuiteLockError;
 pub use self::hermitage::{Expectation, Published, expectation};
 pub use self::level::Level;
-use self::schedule::Runner;
-pub use self::schedule::{ScheduleError, StepReport, StepResult};
+pub use self::outcome::{Rows, StepReport, StepResult};
 use crate::db::DatabaseUrl;
+use crate::spec::{self, RunOptions, Semantics};
 use crate::{Backend, ErrorKind};
 
 /// Whether the anomaly happened.
@@ -132,13 +136,21 @@ pub enum AnomalyError {
     Exclusive { url: String, source: exclusive::SuiteLockError },
     #[error("preparing the table {TABLE} on {url}: {source}")]
     Setup { url: String, source: sqlx::Error },
+    /// A case's embedded spec file does not parse (a build with a broken `specs/hermitage/`).
+    #[error("the spec of {case}: {source}")]
+    Spec { case: Case, source: spec::ParseError },
     #[error("{case} at {level}: {source}")]
-    Schedule { case: Case, level: Level, source: ScheduleError },
+    Run { case: Case, level: Level, source: spec::RunError },
+    /// The run stopped before the schedule's end (a setup failed, steps waited past the timeout).
+    #[error("{case} at {level}: {message}")]
+    Stopped { case: Case, level: Level, message: String },
+    #[error("{case} at {level}: {source}")]
+    NotAsWritten { case: Case, level: Level, source: NotAsWritten },
 }
 
 /// Runs every case at every level of the database at `url`. `lock_timeout` bounds every lock wait
-/// (a schedule that goes wrong ends with an error, not a hang). The table the cases use is created
-/// first and dropped at the end.
+/// (a step waiting longer is cancelled: a schedule that goes wrong ends with an error, not a hang).
+/// Each case's spec creates the table it uses and drops it.
 pub async fn run(url: &DatabaseUrl, lock_timeout: Duration) -> Result<Matrix, AnomalyError> {
     run_cases(std::slice::from_ref(url), lock_timeout, Level::of(url.backend()), &Case::ALL).await
 }
@@ -158,28 +170,20 @@ pub async fn run_cases(
     if urls.len() > 1 && urls.iter().any(|u| u.backend() != Backend::MySql) {
         return Err(AnomalyError::NotACluster { backend: first.backend() });
     }
-    let causal = urls.len() > 1;
-    let mut observers = Vec::with_capacity(urls.len());
-    for url in urls {
-        let conn = Conn::open(url, lock_timeout, causal)
-            .await
-            .map_err(|source| AnomalyError::Connect { url: url.redacted(), source })?;
-        observers.push(conn);
-    }
+    let mut observer = Conn::open(first, lock_timeout)
+        .await
+        .map_err(|source| AnomalyError::Connect { url: first.redacted(), source })?;
     let setup = |source| AnomalyError::Setup { url: first.redacted(), source };
-    let exclusive = exclusive::take(first, &mut observers[0])
+    let exclusive = exclusive::take(first, &mut observer)
         .await
         .map_err(|source| AnomalyError::Exclusive { url: first.redacted(), source })?;
-    let server_version = observers[0].version().await.map_err(setup)?;
-    observers[0].run(&format!("DROP TABLE IF EXISTS {TABLE}")).await.map_err(setup)?;
-    let create = format!("CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, value BIGINT NOT NULL)");
-    observers[0].run(&create).await.map_err(setup)?;
-    let columns = run_columns(urls, &mut observers, lock_timeout, levels, cases).await;
+    let server_version = observer.version().await.map_err(setup)?;
+    // A run that was killed may have left the table behind; the specs' setup creates it.
+    observer.run(&format!("DROP TABLE IF EXISTS {TABLE}")).await.map_err(setup)?;
+    let columns = run_columns(urls, &mut observer, lock_timeout, levels, cases).await;
     // Dropped whatever happened; a failure to drop is not worth hiding the result for.
-    let _ = observers[0].run(&format!("DROP TABLE IF EXISTS {TABLE}")).await;
-    for observer in observers {
-        observer.close().await;
-    }
+    let _ = observer.run(&format!("DROP TABLE IF EXISTS {TABLE}")).await;
+    observer.close().await;
     drop(exclusive);
     let urls = urls.iter().map(DatabaseUrl::redacted).collect();
     Ok(Matrix { backend: first.backend(), urls, server_version, columns: columns? })
@@ -187,7 +191,7 @@ pub async fn run_cases(
 
 async fn run_columns(
     urls: &[DatabaseUrl],
-    observers: &mut [Conn],
+    observer: &mut Conn,
     lock_timeout: Duration,
     levels: &[Level],
     cases: &[Case],
@@ -196,27 +200,52 @@ async fn run_columns(
     for &level in levels {
         let mut column = Column { level, name: level.name(), unavailable: None, cells: Vec::new() };
         if let Some(probe) = level.probe_sql()
-            && let Err(err) = observers[0].run(probe).await
+            && let Err(err) = observer.run(probe).await
         {
             column.unavailable = Some(err.to_string());
             columns.push(column);
             continue;
         }
-        let mut runner = Runner::new(urls, observers, lock_timeout);
         for &case in cases {
-            let run = runner.run(case, level).await.map_err(|source| AnomalyError::Schedule { case, level, source })?;
-            let hermitage = expectation(level, case);
-            column.cells.push(Cell {
-                case,
-                verdict: if run.anomaly { Verdict::Anomaly } else { Verdict::Prevented },
-                how: How::of(&run.steps),
-                hermitage,
-                differs_from_hermitage: hermitage.is_some_and(|e| !e.published.agrees(run.anomaly)),
-                steps: run.steps,
-                final_rows: run.final_rows,
-            });
+            column.cells.push(run_case(urls, lock_timeout, level, case).await?);
         }
         columns.push(column);
     }
     Ok(columns)
+}
+
+/// Runs `case`'s spec at `level` as a schedule, and reads its cell from what happened. On a cluster,
+/// session `i` (T1, T2, T3) runs on node `i % nodes`.
+async fn run_case(
+    urls: &[DatabaseUrl],
+    lock_timeout: Duration,
+    level: Level,
+    case: Case,
+) -> Result<Cell, AnomalyError> {
+    let spec = spec::parse(case.spec_text()).map_err(|source| AnomalyError::Spec { case, source })?;
+    let options = RunOptions { step_timeout: lock_timeout, level: Some(level), semantics: Semantics::Schedule };
+    let permutations = spec.permutations();
+    let outcome = spec::run_with(urls, &spec, &permutations, options, &AtomicBool::new(false))
+        .await
+        .map_err(|source| AnomalyError::Run { case, level, source })?;
+    let stopped = |message: String| AnomalyError::Stopped { case, level, message };
+    if let Some(halt) = outcome.stopped {
+        return Err(stopped(halt.message));
+    }
+    let (Some(permutation), Some(run)) = (permutations.first(), outcome.run.permutations.first()) else {
+        return Err(stopped("the spec has no permutation".to_owned()));
+    };
+    let run = outcome::case_run(&spec, permutation, level, run);
+    let seen = Observed { steps: &run.steps, committed: &run.committed, final_rows: &run.final_rows };
+    let anomaly = case.verdict(&seen).map_err(|source| AnomalyError::NotAsWritten { case, level, source })?;
+    let hermitage = expectation(level, case);
+    Ok(Cell {
+        case,
+        verdict: if anomaly { Verdict::Anomaly } else { Verdict::Prevented },
+        how: How::of(&run.steps),
+        hermitage,
+        differs_from_hermitage: hermitage.is_some_and(|e| !e.published.agrees(anomaly)),
+        steps: run.steps,
+        final_rows: run.final_rows,
+    })
 }

@@ -32,7 +32,10 @@ pub use self::notice::Notice;
 pub use self::parse::{ParseError, Position, SpecFileError, parse, parse_file, parse_permutation};
 pub use self::permute::count as count_permutations;
 pub use self::report::{Answer, Event, Part, PermutationRun, SpecRun, StepError, Table};
-pub use self::run::{DEFAULT_STEP_TIMEOUT, INTERRUPTED, Outcome, RunError, Stopped, run, run_on_nodes, run_until};
+pub use self::run::{
+    DEFAULT_STEP_TIMEOUT, INTERRUPTED, Outcome, RunError, RunOptions, Semantics, Stopped, run, run_on_nodes, run_until,
+    run_with,
+};
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,9 @@
 //!
 //! A failure of the run itself (a setup that fails, a permutation whose steps block each other) is
 //! reported as isolationtester reports it, and the permutation's teardowns are still tried.
+//!
+//! [`RunOptions`] says how a run departs from that, for racelab's anomaly suite, which runs its
+//! Hermitage specs as a client runs a schedule, at each level of a backend ([`Semantics::Schedule`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,8 +32,9 @@ use super::pg::Pg;
 use super::report::{Answer, Event, Part, PermutationRun, SpecRun, StepError};
 use super::session::{SessionConn, StepFuture, exec_control};
 use super::sqlite::SqliteFile;
-use super::translate::translate;
+use super::translate::translate_at;
 use crate::Backend;
+use crate::anomalies::Level;
 use crate::db::DatabaseUrl;
 
 /// How long to wait for a step before asking the server whether it is blocked (or, on SQLite, before
@@ -39,6 +43,40 @@ const POLL: Duration = Duration::from_millis(2);
 
 /// isolationtester's own limit (PostgreSQL 15): a step waiting this long is cancelled.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How a run goes: isolationtester's way by default ([`RunOptions::new`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// A step running this long is cancelled; twice this long, the run stops.
+    pub step_timeout: Duration,
+    /// Opens every transaction at this level (one of the backend's) instead of the spec's own
+    /// ([`super::translate::translate_at`]).
+    pub level: Option<Level>,
+    pub semantics: Semantics,
+}
+
+impl RunOptions {
+    /// isolationtester's run, with its step timeout.
+    pub fn new(step_timeout: Duration) -> Self {
+        RunOptions { step_timeout, level: None, semantics: Semantics::IsolationTester }
+    }
+}
+
+/// What the order of a permutation and an error mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Semantics {
+    /// isolationtester's: the steps go in the permutation's order, and a step of a session that
+    /// still waits waits for it; an error ends its step only; SQLite's busy answer is a wait.
+    #[default]
+    IsolationTester,
+    /// A client's schedule (`racelab anomalies`): a step of a session that still waits is held back
+    /// while the later steps of the other sessions go on (its answer, when the lock is released,
+    /// lets it go); a step, or a session's setup, that fails ends its session's transaction (rolled
+    /// back, its later steps neither run nor reported), as a client gives up on a failed
+    /// transaction; SQLite's busy answer is the step's error, as a client without a busy timeout
+    /// gets it. The permutation is the schedule, written in the order it is meant to run.
+    Schedule,
+}
 
 /// Why a spec could not be run at all.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +137,9 @@ struct Runner<'a, B: SpecBackend> {
     /// The node each session's connection is on.
     node: Vec<usize>,
     step_timeout: Duration,
+    semantics: Semantics,
+    /// [`Semantics::Schedule`]: the sessions whose transaction failed in this permutation.
+    failed: Vec<bool>,
     events: Vec<Event>,
     active: Vec<Option<Active<B::Conn>>>,
     total_notices: Vec<u64>,
@@ -154,13 +195,24 @@ pub async fn run_on_nodes(
     step_timeout: Duration,
     interrupted: &AtomicBool,
 ) -> Result<Outcome, RunError> {
+    run_with(urls, spec, permutations, RunOptions::new(step_timeout), interrupted).await
+}
+
+/// [`run_on_nodes`], run as `options` say.
+pub async fn run_with(
+    urls: &[DatabaseUrl],
+    spec: &Spec,
+    permutations: &[Permutation],
+    options: RunOptions,
+    interrupted: &AtomicBool,
+) -> Result<Outcome, RunError> {
     let backend = urls.first().map_or(Backend::Postgres, DatabaseUrl::backend);
-    let translated = translate(spec, backend);
+    let translated = translate_at(spec, backend, options.level);
     let spec = &translated.spec;
     let mut outcome = match backend {
-        Backend::Postgres => run_on::<Pg>(urls, spec, permutations, step_timeout, interrupted).await,
-        Backend::MySql => run_on::<MariaDb>(urls, spec, permutations, step_timeout, interrupted).await,
-        Backend::Sqlite => run_on::<SqliteFile>(urls, spec, permutations, step_timeout, interrupted).await,
+        Backend::Postgres => run_on::<Pg>(urls, spec, permutations, options, interrupted).await,
+        Backend::MySql => run_on::<MariaDb>(urls, spec, permutations, options, interrupted).await,
+        Backend::Sqlite => run_on::<SqliteFile>(urls, spec, permutations, options, interrupted).await,
     }?;
     outcome.translations = translated.notes;
     Ok(outcome)
@@ -170,7 +222,7 @@ async fn run_on<B: SpecBackend>(
     urls: &[DatabaseUrl],
     spec: &Spec,
     permutations: &[Permutation],
-    step_timeout: Duration,
+    options: RunOptions,
     interrupted: &AtomicBool,
 ) -> Result<Outcome, RunError> {
     let cluster = urls.len() > 1;
@@ -204,9 +256,11 @@ async fn run_on<B: SpecBackend>(
         node,
         active: sessions.iter().map(|_| None).collect(),
         total_notices: vec![0; sessions.len()],
+        failed: vec![false; sessions.len()],
         sessions,
         ids,
-        step_timeout,
+        step_timeout: options.step_timeout,
+        semantics: options.semantics,
         events: Vec::new(),
         any_new_notice: false,
         targets: Vec::new(),
@@ -240,6 +294,8 @@ async fn run_on<B: SpecBackend>(
 impl<B: SpecBackend> Runner<'_, B> {
     async fn permutation(&mut self, permutation: &Permutation) -> Result<(), Halt> {
         self.targets = permutation.steps.iter().map(|s| vec![0; s.blockers.len()]).collect();
+        self.failed.fill(false);
+        let schedule = self.semantics == Semantics::Schedule;
         for sql in &self.spec.setups {
             let answer = exec_control::<B>(&mut self.controls[0], sql).await;
             self.part_answer(Part::Setup, answer, true)?;
@@ -248,9 +304,29 @@ impl<B: SpecBackend> Runner<'_, B> {
             let Some(sql) = &self.spec.sessions[s].setup else { continue };
             let answer = self.sessions[s].exec(sql).await.unwrap_or_default();
             self.flush_notices(s);
-            self.part_answer(Part::SessionSetup(self.spec.sessions[s].name.clone()), answer, true)?;
+            let failed = answer.error.is_some();
+            // In a schedule, a session whose transaction could not begin is a result, not a stop.
+            self.part_answer(Part::SessionSetup(self.spec.sessions[s].name.clone()), answer, !schedule)?;
+            if failed {
+                self.end_transaction(s).await;
+            }
         }
         let mut waiting: Vec<usize> = Vec::new();
+        if schedule {
+            self.schedule(permutation, &mut waiting).await?;
+        } else {
+            self.in_order(permutation, &mut waiting).await?;
+        }
+        self.try_complete_steps(permutation, &mut waiting, RETRY).await?;
+        if !waiting.is_empty() {
+            return Err(Halt::Stopped("failed to complete permutation due to mutually-blocking steps".to_owned()));
+        }
+        self.teardowns().await;
+        Ok(())
+    }
+
+    /// isolationtester's order: each step in turn, after the earlier step of its session completed.
+    async fn in_order(&mut self, permutation: &Permutation, waiting: &mut Vec<usize>) -> Result<(), Halt> {
         for i in 0..permutation.steps.len() {
             self.check_interrupted()?;
             let s = permutation.steps[i].step.session;
@@ -260,7 +336,7 @@ impl<B: SpecBackend> Runner<'_, B> {
                     if !self.try_complete_step(permutation, old, RETRY).await? {
                         waiting.retain(|&w| w != old);
                     }
-                    self.try_complete_steps(permutation, &mut waiting, NONBLOCK | RETRY).await?;
+                    self.try_complete_steps(permutation, waiting, NONBLOCK | RETRY).await?;
                     if let Some(still) = self.active[s].as_ref().map(|a| a.pstep)
                         && start.elapsed() > 2 * self.step_timeout
                     {
@@ -275,31 +351,90 @@ impl<B: SpecBackend> Runner<'_, B> {
                     }
                 }
             }
-            if self.controls.len() > 1 {
-                // On a cluster, a step is sent once every node has applied what was committed
-                // before it, so it meets the same state, and fails at the same step, on every run.
-                B::settle(&mut self.controls).await?;
-            }
-            let step = self.spec.step(permutation.steps[i].step);
-            let handle = self.sessions[s].start(&step.sql);
-            self.active[s] = Some(Active { pstep: i, handle, answer: None, busy: None });
-            for (j, blocker) in permutation.steps[i].blockers.iter().enumerate() {
-                if let Blocker::Notices { step, count, .. } = blocker {
-                    self.targets[i][j] = u64::from(*count) + self.total_notices[step.session];
-                }
-            }
-            let must_wait = self.try_complete_step(permutation, i, NONBLOCK).await?;
-            self.try_complete_steps(permutation, &mut waiting, NONBLOCK | RETRY).await?;
-            if must_wait {
-                waiting.push(i);
-            }
+            self.send(permutation, i, waiting).await?;
         }
-        self.try_complete_steps(permutation, &mut waiting, RETRY).await?;
-        if !waiting.is_empty() {
-            return Err(Halt::Stopped("failed to complete permutation due to mutually-blocking steps".to_owned()));
-        }
-        self.teardowns().await;
         Ok(())
+    }
+
+    /// A schedule's order ([`Semantics::Schedule`]): the first step not yet sent whose session is
+    /// free; when every step left belongs to a session that waits, the first of them to answer (its
+    /// lock released by a deadlock's victim, or the step cancelled at the step timeout).
+    async fn schedule(&mut self, permutation: &Permutation, waiting: &mut Vec<usize>) -> Result<(), Halt> {
+        let mut sent = vec![false; permutation.steps.len()];
+        loop {
+            self.check_interrupted()?;
+            let session = |i: usize| permutation.steps[i].step.session;
+            let next = (0..sent.len()).find(|&i| !sent[i] && self.active[session(i)].is_none());
+            match next {
+                Some(i) => {
+                    sent[i] = true;
+                    if !self.failed[session(i)] {
+                        self.send(permutation, i, waiting).await?;
+                    }
+                }
+                None if sent.iter().all(|s| *s) => return Ok(()),
+                None => self.await_any(permutation, waiting).await?,
+            }
+        }
+    }
+
+    /// Waits until one of the `waiting` steps completes; cancels them all at the step timeout, and
+    /// stops the run at twice it.
+    async fn await_any(&mut self, permutation: &Permutation, waiting: &mut Vec<usize>) -> Result<(), Halt> {
+        let (start, before) = (Instant::now(), waiting.len());
+        let mut canceled = false;
+        while waiting.len() == before {
+            self.try_complete_steps(permutation, waiting, NONBLOCK | RETRY).await?;
+            let elapsed = start.elapsed();
+            if elapsed > self.step_timeout && !canceled {
+                for &w in waiting.iter() {
+                    let s = permutation.steps[w].step.session;
+                    self.cancel(s).await?;
+                    self.events
+                        .push(Event::Canceled { step: permutation.steps[w].name.clone(), seconds: elapsed.as_secs() });
+                }
+                canceled = true;
+            }
+            if waiting.len() == before && elapsed > 2 * self.step_timeout {
+                let names: Vec<&str> = waiting.iter().map(|&w| permutation.steps[w].name.as_str()).collect();
+                return Err(Halt::Stopped(format!("steps {} waited {} seconds", names.join(" "), elapsed.as_secs())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends step `i` of the permutation and reports it, complete or waiting (then in `waiting`),
+    /// then looks at the steps that were waiting.
+    async fn send(&mut self, permutation: &Permutation, i: usize, waiting: &mut Vec<usize>) -> Result<(), Halt> {
+        let s = permutation.steps[i].step.session;
+        if self.controls.len() > 1 {
+            // On a cluster, a step is sent once every node has applied what was committed
+            // before it, so it meets the same state, and fails at the same step, on every run.
+            B::settle(&mut self.controls).await?;
+        }
+        let step = self.spec.step(permutation.steps[i].step);
+        let handle = self.sessions[s].start(&step.sql);
+        self.active[s] = Some(Active { pstep: i, handle, answer: None, busy: None });
+        for (j, blocker) in permutation.steps[i].blockers.iter().enumerate() {
+            if let Blocker::Notices { step, count, .. } = blocker {
+                self.targets[i][j] = u64::from(*count) + self.total_notices[step.session];
+            }
+        }
+        let must_wait = self.try_complete_step(permutation, i, NONBLOCK).await?;
+        self.try_complete_steps(permutation, waiting, NONBLOCK | RETRY).await?;
+        if must_wait {
+            waiting.push(i);
+        }
+        Ok(())
+    }
+
+    /// [`Semantics::Schedule`]: session `s`'s transaction failed; it is rolled back (where the
+    /// database has not already ended it) and its later steps are not sent. What the rollback says
+    /// (PostgreSQL's warning after a refused COMMIT) is nobody's answer.
+    async fn end_transaction(&mut self, s: usize) {
+        let _ = self.sessions[s].exec("ROLLBACK").await;
+        self.sessions[s].inbox.take();
+        self.failed[s] = true;
     }
 
     /// The sessions' teardowns, then the teardown; a failure is reported and the rest still run.
@@ -467,6 +602,9 @@ impl<B: SpecBackend> Runner<'_, B> {
             return Ok(true);
         }
         let answer = self.active[s].take().and_then(|a| a.answer).unwrap_or_default();
+        if self.semantics == Semantics::Schedule && answer.error.is_some() {
+            self.end_transaction(s).await;
+        }
         self.events.push(Event::Done {
             step: pstep.name.clone(),
             session: session.clone(),
@@ -485,11 +623,11 @@ impl<B: SpecBackend> Runner<'_, B> {
         answer.tables.extend(step.answer.tables);
         answer.error = step.answer.error;
         match step.blocked_rest {
-            Some(rest) => {
+            Some(rest) if self.semantics == Semantics::IsolationTester => {
                 active.busy = Some((rest, answer));
                 true
             }
-            None => {
+            _ => {
                 active.answer = Some(answer);
                 false
             }

@@ -13,11 +13,17 @@
 //!   transaction would be refused there rather than at the step where it conflicts (a spec for SQLite
 //!   only can say `BEGIN IMMEDIATE` itself).
 //!
+//! A level can also be given ([`translate_at`]): then every statement that opens a transaction opens
+//! it at that level instead, in the words [`Level`] has for it (MariaDB's `SET SESSION TRANSACTION
+//! ...; BEGIN`, with `innodb_snapshot_isolation` where the level says so; SQLite's `BEGIN DEFERRED` or
+//! `BEGIN IMMEDIATE`). That is how racelab's anomaly suite runs each Hermitage spec at every level.
+//!
 //! What was translated is said in the output ([`Translated::notes`]).
 
 use super::model::Spec;
 use super::split::statements;
 use crate::Backend;
+use crate::anomalies::Level;
 
 /// A spec as it runs on one backend.
 #[derive(Debug, Clone)]
@@ -30,13 +36,18 @@ pub struct Translated {
 
 /// `spec` for `backend` (unchanged on PostgreSQL).
 pub fn translate(spec: &Spec, backend: Backend) -> Translated {
+    translate_at(spec, backend, None)
+}
+
+/// `spec` for `backend`, each transaction opened at `level` (one of `backend`'s) when one is given.
+pub fn translate_at(spec: &Spec, backend: Backend, level: Option<Level>) -> Translated {
     let mut notes = Vec::new();
     let mut spec = spec.clone();
-    if backend == Backend::Postgres {
+    if backend == Backend::Postgres && level.is_none() {
         return Translated { spec, notes };
     }
     let mut each = |sql: &mut String| {
-        if let Some(text) = translate_sql(sql, backend, &mut notes) {
+        if let Some(text) = translate_sql(sql, backend, level, &mut notes) {
             *sql = text;
         }
     };
@@ -52,17 +63,21 @@ pub fn translate(spec: &Spec, backend: Backend) -> Translated {
 
 /// `sql` with its transaction statements translated, or `None` when none needed it (the text is then
 /// kept as written, comments and layout included).
-fn translate_sql(sql: &str, backend: Backend, notes: &mut Vec<String>) -> Option<String> {
+fn translate_sql(sql: &str, backend: Backend, level: Option<Level>, notes: &mut Vec<String>) -> Option<String> {
     let parts = statements(sql);
     let mut changed = false;
     let mut out = Vec::with_capacity(parts.len());
     for statement in parts {
-        match translate_statement(statement, backend) {
+        let to = match level {
+            Some(level) if opens_transaction(statement) => Some(level.begin_sql().to_owned()),
+            _ => translate_statement(statement, backend),
+        };
+        match to {
             Some(to) => {
                 changed = true;
-                let name = match backend {
-                    Backend::MySql => "MariaDB",
-                    _ => "SQLite",
+                let name = match (backend, level) {
+                    (_, Some(level)) => format!("{} {}", backend_name(backend), level.name()),
+                    _ => backend_name(backend).to_owned(),
                 };
                 let shown = if to.is_empty() { "nothing (dropped)".to_owned() } else { format!("\"{to}\"") };
                 let note = format!("{name}: \"{}\" runs as {shown}", one_line(statement));
@@ -77,6 +92,24 @@ fn translate_sql(sql: &str, backend: Backend, notes: &mut Vec<String>) -> Option
         }
     }
     changed.then(|| if out.is_empty() { String::new() } else { format!("{};", out.join("; ")) })
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "PostgreSQL",
+        Backend::MySql => "MariaDB",
+        Backend::Sqlite => "SQLite",
+    }
+}
+
+/// Whether `statement` opens a transaction (`BEGIN ...`, `START TRANSACTION ...`).
+fn opens_transaction(statement: &str) -> bool {
+    let mut words = statement.split_whitespace().map(str::to_ascii_uppercase);
+    match words.next().as_deref() {
+        Some("BEGIN") => true,
+        Some("START") => words.next().as_deref() == Some("TRANSACTION"),
+        _ => false,
+    }
 }
 
 fn one_line(sql: &str) -> String {
@@ -146,10 +179,35 @@ fn level(words: &[&str]) -> Option<&'static str> {
 mod tests {
     use super::translate_sql;
     use crate::Backend;
+    use crate::anomalies::Level;
 
     fn on(backend: Backend, sql: &str) -> (Option<String>, Vec<String>) {
         let mut notes = Vec::new();
-        (translate_sql(sql, backend, &mut notes), notes)
+        (translate_sql(sql, backend, None, &mut notes), notes)
+    }
+
+    fn at(level: Level, backend: Backend, sql: &str) -> (Option<String>, Vec<String>) {
+        let mut notes = Vec::new();
+        (translate_sql(sql, backend, Some(level), &mut notes), notes)
+    }
+
+    #[test]
+    fn a_level_given_opens_every_transaction_at_it_in_the_backends_words() {
+        let (sql, notes) = at(Level::MyRepeatableReadSnapshot, Backend::MySql, "BEGIN ISOLATION LEVEL READ COMMITTED;");
+        assert_eq!(
+            sql.as_deref(),
+            Some(
+                "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+                 SET SESSION innodb_snapshot_isolation = ON; BEGIN;"
+            )
+        );
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("MariaDB repeatable read + innodb_snapshot_isolation: \"BEGIN"), "{notes:?}");
+        let (sql, _) = at(Level::SqliteImmediate, Backend::Sqlite, "begin; SELECT 1");
+        assert_eq!(sql.as_deref(), Some("BEGIN IMMEDIATE; SELECT 1;"));
+        let (sql, _) = at(Level::PgSerializable, Backend::Postgres, "START TRANSACTION ISOLATION LEVEL READ COMMITTED");
+        assert_eq!(sql.as_deref(), Some("BEGIN ISOLATION LEVEL SERIALIZABLE;"));
+        assert_eq!(at(Level::PgSerializable, Backend::Postgres, "COMMIT").0, None);
     }
 
     #[test]
