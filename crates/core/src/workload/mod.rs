@@ -8,10 +8,13 @@
 //! to its commit was lost). Each invariant is stated so that in-doubt operations bound it, the way
 //! `acknowledged <= actual <= acknowledged + in_doubt` does for the counter.
 //!
-//! The counter ([`Workload::Counter`]) is the [`Experiment`](crate::Experiment) as it always was; the
-//! others run through one generic runner here ([`WorkloadExperiment`]), which reuses the experiment's
-//! pieces (its fates, statistics, progress, race gate, retry policy and the spreading of workers over
-//! nodes).
+//! Every workload runs through one generic runner here ([`WorkloadExperiment`]), which reuses the
+//! experiment's pieces (its fates, statistics, progress, race gate, retry policy and the spreading of
+//! workers over nodes). The counter ([`Workload::Counter`]) is one of them ([`CounterWorkload`]: one
+//! increment per operation, by the counter's own [`Strategy`](crate::Strategy) units of work), and
+//! still the [`Experiment`](crate::Experiment) as it always was, which keeps what only the counter has
+//! (runs for a duration, an existing post, failover figures): the lab runs the counter through the
+//! runner only at an `--isolation` level.
 //!
 //! ```
 //! use racelab_core::workload::{Sizes, WorkloadExperiment};
@@ -50,6 +53,10 @@
 //!    `races` for `force_race`, `attempt` per strategy calling [`OpCtx::after_read`] between its read
 //!    and its write and answering [`Answer::Done`] or [`Answer::Refused`], `state`, and `check`
 //!    returning an [`Invariant`] from the state and the [`Ledger`], in-doubt operations bounding it).
+//!    An attempt runs inside the transaction the runner opened: where a strategy's SQL already exists
+//!    as a unit of work that leaves BEGIN and COMMIT to its caller (the counter's
+//!    [`Strategy::unit`](crate::Strategy::unit)), call it rather than write it again; what it holds
+//!    beyond the transaction is released in [`Scenario::release`].
 //! 3. Its variant of [`Workload`] (`ALL`, `name`, `invariant`, `invariant_sentence`, `strategies`,
 //!    `is_safe`, the unknown-name message), its arms in [`WorkloadExperiment::validate_on`] and
 //!    [`WorkloadExperiment::run_on`], its sizes in [`Sizes`] and their flags in the lab's

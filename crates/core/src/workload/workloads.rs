@@ -114,10 +114,9 @@ impl Workload {
     fn safety(self, strategy: &str) -> Option<Safety> {
         match self {
             // The counter's unsafe strategies are those that never retry: naive, versioned-no-retry.
-            // Each increment writes the counter's row, which certification compares across nodes.
-            Workload::Counter => {
-                strategy.parse::<Strategy>().ok().map(|s| Safety { one_node: s.retries(), across_nodes: s.retries() })
-            }
+            // Each increment writes the counter's row, which certification compares across nodes (the
+            // default `safe_across_nodes`).
+            Workload::Counter => safety::<Strategy>(strategy),
             Workload::Stock => safety::<<Stock as Scenario>::Strategy>(strategy),
             Workload::Transfer => safety::<<Transfer as Scenario>::Strategy>(strategy),
             Workload::OnCall => safety::<<OnCall as Scenario>::Strategy>(strategy),

@@ -1,6 +1,8 @@
-//! `racelab lab --workload stock|transfer|all`: the workloads beyond the counter, each strategy one
-//! after the other on rows of its own; one table per workload (its invariant, its verdicts), or one
-//! JSON document. `--workload counter` (or no `--workload`) is `lab` as it always was (cli/lab.rs).
+//! `racelab lab --workload stock|transfer|all`: the workloads, each strategy one after the other on
+//! rows of its own; one table per workload (its invariant, its verdicts), or one JSON document.
+//! `--workload counter` (or no `--workload`) is `lab` as it always was (cli/lab.rs); with `--isolation`
+//! the counter runs here, through the same runner as the others, at that level. Without `--isolation`,
+//! `--workload all` runs the counter as it always was (its table and JSON are the experiment's).
 //!
 //! As the counter's lab, a failure never hides what was done: the tables (or JSON) come first, then
 //! the command ends non-zero saying why: a strategy that could not run, a database that went away, or a
@@ -40,7 +42,8 @@ pub struct WorkloadArgs {
 
     /// Isolation level of a workload's transactions.
     ///
-    /// read-uncommitted, read-committed, repeatable-read or serializable. Not for the counter. The serializable strategy always runs at SERIALIZABLE. PostgreSQL runs
+    /// read-uncommitted, read-committed, repeatable-read or serializable; for the counter with
+    /// --workload counter (or all). The serializable strategy always runs at SERIALIZABLE. PostgreSQL runs
     /// read-uncommitted as read committed; SQLite's transactions are all serializable (a level opens a
     /// deferred transaction, BEGIN IMMEDIATE for the locking strategies). Default: the database's own.
     #[arg(long, value_name = "LEVEL")]
@@ -87,20 +90,36 @@ impl WorkloadArgs {
             None => Chosen::Counter,
             Some(name) if name.eq_ignore_ascii_case("all") => Chosen::All,
             Some(name) => match name.parse::<Workload>().map_err(|err| Failure::usage(format!("{err}, or all")))? {
+                // At a level, the counter is one workload of the generic runner.
+                Workload::Counter if self.isolation.is_some() => Chosen::One(Workload::Counter),
                 Workload::Counter => Chosen::Counter,
                 workload => Chosen::One(workload),
             },
         };
-        if let Chosen::One(workload) = chosen
-            && post.is_some()
-        {
-            return Err(Failure::usage(format!(
-                "--post applies to the counter: the {workload} workload makes rows of its own for each run"
-            )));
+        if post.is_some() {
+            match chosen {
+                Chosen::One(Workload::Counter) | Chosen::All if self.isolation.is_some() => {
+                    return Err(Failure::usage(
+                        "--post applies to the counter without --isolation: at a level it makes a fresh post for \
+                         each run",
+                    ));
+                }
+                Chosen::One(workload) => {
+                    return Err(Failure::usage(format!(
+                        "--post applies to the counter: the {workload} workload makes rows of its own for each run"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if chosen == Chosen::Counter && self.isolation.is_some() {
+            return Err(Failure::usage(
+                "--isolation runs the workloads' runner: add --workload counter (or stock, transfer, oncall, \
+                 booking, queue, all)",
+            ));
         }
         if chosen == Chosen::Counter {
             let given = [
-                ("--isolation", self.isolation.is_some()),
                 ("--stock", self.stock.is_some()),
                 ("--accounts", self.accounts.is_some()),
                 ("--doctors", self.doctors.is_some()),
@@ -165,7 +184,11 @@ pub async fn run(args: &LabArgs, chosen: Chosen, dotenv: Option<Dotenv>) -> Resu
     };
     let (policy, options) = plan_run(args)?;
     let total = (args.workers as u64).saturating_mul(args.increments);
-    if workloads.iter().any(|w| *w != Workload::Counter) && total > WorkloadExperiment::MAX_OPERATIONS_PER_RUN {
+    // At a level the counter runs through the workloads' runner, which opens every transaction at it;
+    // without one, as it always was (the experiment: its table, its JSON).
+    let counter_as_workload = args.workloads.isolation.is_some();
+    let through_runner = |w: &Workload| *w != Workload::Counter || counter_as_workload;
+    if workloads.iter().any(through_runner) && total > WorkloadExperiment::MAX_OPERATIONS_PER_RUN {
         return Err(Failure::usage(format!(
             "--workers x --increments must be at most {} for a workload (each operation is kept for the proof), \
              got {total}",
@@ -176,15 +199,18 @@ pub async fn run(args: &LabArgs, chosen: Chosen, dotenv: Option<Dotenv>) -> Resu
     if chosen == Chosen::All && !all {
         return Err(Failure::usage("--workload all runs every workload's strategies: -s must be all"));
     }
+    let counter_strategies = if workloads.contains(&Workload::Counter) { Some(plan(args)?.2) } else { None };
     let mut plans = Vec::with_capacity(workloads.len());
     for workload in &workloads {
         let strategies = match workload {
+            // The experiment's list: `all` without what the backend lacks, `pessimistic` in --lock-mode.
+            Workload::Counter if counter_as_workload => counter_strategies.iter().flatten().map(|s| s.name()).collect(),
             Workload::Counter => Vec::new(),
             other => strategies_of(*other, &args.strategy)?,
         };
         plans.push((*workload, strategies));
     }
-    let counter_strategies = if workloads.contains(&Workload::Counter) { Some(plan(args)?.2) } else { None };
+    let counter_strategies = counter_strategies.filter(|_| !counter_as_workload);
     // booking's slots per room are --slots, which the sharded strategy's slot rows share.
     let sizes = Sizes { slots: usize::from(args.shard.slots), ..args.workloads.sizes() };
     let backend = options[0].url.backend();
@@ -229,8 +255,8 @@ pub async fn run(args: &LabArgs, chosen: Chosen, dotenv: Option<Dotenv>) -> Resu
     let mut interrupted: Vec<String> = Vec::new();
     let mut broken: Vec<String> = Vec::new();
     'workloads: for (workload, strategies) in plans {
-        if workload == Workload::Counter {
-            let ran = run_strategies(args, &nodes, policy, counter_strategies.clone().unwrap_or_default()).await;
+        if let (Workload::Counter, Some(counter_strategies)) = (workload, &counter_strategies) {
+            let ran = run_strategies(args, &nodes, policy, counter_strategies.clone()).await;
             interrupted.extend(ran.interrupted.iter().map(|s| format!("counter {s}")));
             report.workloads.push(WorkloadResults::Counter {
                 workload,
@@ -356,6 +382,11 @@ fn print(args: &LabArgs, report: &WorkloadLabReport) -> Result<(), Failure> {
                 if report.database.nodes.len() > 1 {
                     let nodes: Vec<_> = results.iter().map(|o| (o.strategy, o.nodes.as_slice())).collect();
                     say(table::per_node_of(&nodes))?;
+                }
+                if *workload == Workload::Counter {
+                    for skipped in not_run(&args.strategy, report.database.backend) {
+                        say(note(&skipped.sentence()))?;
+                    }
                 }
             }
             _ => {}

@@ -75,14 +75,50 @@ async fn a_workload_spreads_over_several_urls(test: TestDb) {
 
 on_server_backends!(a_workload_spreads_over_several_urls);
 
+// At an isolation level the counter runs through the workloads' runner: its JSON carries the keys
+// every workload's does, and its invariant is the counter's own proof.
+async fn lab_counter_at_an_isolation_level_runs_as_a_workload(test: TestDb) {
+    let args = ["lab", "--workload", "counter", "--isolation", "repeatable-read", "-s", "naive,atomic", "-w", "4"];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["-n", "3", "--json", "--database-url"].map(str::to_owned));
+    args.push(test.url.clone());
+    let output = run(args).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(report["isolation"], "repeatable-read", "{report}");
+    let workload = &report["workloads"][0];
+    assert_eq!((&workload["workload"], &workload["invariant"]), (&"counter".into(), &"no-lost-update".into()));
+    let results = workload["results"].as_array().expect("results");
+    let names: Vec<&str> = results.iter().filter_map(|r| r["strategy"].as_str()).collect();
+    assert_eq!(names, ["naive", "atomic"]);
+    for result in results {
+        for key in ["workload", "strategy", "isolation", "acknowledged", "refused", "failed", "in_doubt", "retries"] {
+            assert!(result.get(key).is_some(), "{key} missing in {result}");
+        }
+        assert_eq!((&result["workload"], &result["isolation"]), (&"counter".into(), &"repeatable-read".into()));
+        assert!(result["errors"].is_object(), "{result}");
+        let invariant = &result["invariant"];
+        assert_eq!(invariant["name"], "no-lost-update", "{result}");
+        assert!(invariant["held"].is_boolean() && invariant["detail"].is_string(), "{result}");
+        let n = |k: &str| result[k].as_u64().unwrap_or_else(|| panic!("{k} in {result}"));
+        assert_eq!(n("acknowledged") + n("refused") + n("failed") + n("in_doubt"), 12, "{result}");
+    }
+    // One statement: every increment acknowledged and in the counter, at any level.
+    let atomic = &results[1];
+    assert_eq!((atomic["acknowledged"].as_u64(), &atomic["invariant"]["held"]), (Some(12), &true.into()), "{atomic}");
+}
+
+on_every_backend!(lab_counter_at_an_isolation_level_runs_as_a_workload);
+
 #[tokio::test]
 async fn workload_flags_are_checked_by_name() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["lab", "--workload", "stock", "-w", "100", "-n", "1000000"], "--workers x --increments must be at most"),
         (&["lab", "--workload", "stock", "--post", "3"], "--post applies to the counter"),
         (&["lab", "--workload", "bank"], "unknown workload `bank`; expected one of: counter, stock, transfer"),
         (&["lab", "--workload", "stock", "-s", "atomic"], "unknown stock strategy `atomic`; expected one of: naive,"),
-        (&["lab", "--isolation", "serializable"], "--isolation applies to the workloads beyond the counter"),
+        (&["lab", "--isolation", "serializable"], "--isolation runs the workloads' runner: add --workload counter"),
+        (&["lab", "--workload", "counter", "--isolation", "serializable", "--post", "3"], "makes a fresh post"),
         (&["lab", "--workload", "transfer", "--isolation", "snapshot"], "unknown isolation level `snapshot`"),
         (&["lab", "--workload", "all", "-s", "naive"], "--workload all runs every workload's strategies"),
     ];
