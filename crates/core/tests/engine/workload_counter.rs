@@ -3,8 +3,8 @@
 //! holds with 16 workers, the naive body at SERIALIZABLE loses nothing, and the runner's result agrees
 //! with the experiment's on the same sizes. The proof is the post's own counter, read back.
 
-use racelab_core::workload::{WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Backend, Database, Experiment, Isolation, Strategy, Workload};
+use racelab_core::workload::{OpStep, Role, WorkloadExperiment, WorkloadOutcome};
+use racelab_core::{Backend, Database, Experiment, Isolation, Strategy, TraceLimit, Workload};
 use racelab_testkit::{TestDb, on_every_backend};
 
 async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
@@ -80,6 +80,26 @@ async fn the_runner_agrees_with_the_experiment(test: TestDb) {
     }
 }
 
+// Traced, four naive increments after all four read 0: each worker begins, reads and is
+// acknowledged, the counter grew by 1, and the trace marks the last three to commit as the ones that
+// broke the invariant, the first as the one they raced with.
+async fn a_lost_increment_is_marked_in_the_trace(test: TestDb) {
+    let db = test.connect().await;
+    let experiment =
+        WorkloadExperiment { force_race: true, trace: Some(TraceLimit::default()), ..counter("naive", 4, 1) };
+    let outcome = run(&db, experiment).await;
+    assert_eq!((outcome.invariant.held, outcome.invariant.violations), (Some(false), Some(3)), "{outcome:#?}");
+    let trace = outcome.trace.as_ref().expect("a traced run has a trace");
+    for worker in 0..4 {
+        let steps: Vec<&OpStep> = trace.events.iter().filter(|e| e.worker == worker).map(|e| &e.step).collect();
+        assert_eq!(steps.len(), 3, "worker {worker}: {steps:?}");
+        assert!(matches!(steps[0], OpStep::Begin { .. }), "{steps:?}");
+        assert_eq!(steps[1..], [&OpStep::Read, &OpStep::Acknowledged], "worker {worker}");
+    }
+    let broke = trace.marked.iter().filter(|m| m.role == Role::Broke).count();
+    assert_eq!((broke, trace.marked.len()), (3, 4), "{:#?}", trace.marked);
+}
+
 // What cannot run on the runner is refused before anything connects, as the experiment refuses it.
 async fn what_cannot_run_is_refused_by_name(test: TestDb) {
     let db = test.connect().await;
@@ -96,5 +116,6 @@ on_every_backend!(
     safe_strategies_lose_nothing_with_16_workers,
     naive_at_serializable_isolation_loses_nothing,
     the_runner_agrees_with_the_experiment,
+    a_lost_increment_is_marked_in_the_trace,
     what_cannot_run_is_refused_by_name,
 );
