@@ -304,3 +304,62 @@ impl std::fmt::Display for Case {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Case, Observed};
+    use crate::anomalies::outcome::{StepReport, StepResult};
+
+    /// Every case's embedded spec parses: one session per transaction (`t1`, `t2`, and `t3` for OTV
+    /// and G2-fekete) whose setup opens it, then `check` with its one step, and one permutation, the
+    /// schedule, ending with `check`'s read of the table.
+    #[test]
+    fn every_case_is_a_spec_of_its_schedule() {
+        for case in Case::ALL {
+            let spec = crate::spec::parse(case.spec_text()).unwrap_or_else(|e| panic!("{case}: {e}"));
+            let names: Vec<&str> = spec.sessions.iter().map(|s| s.name.as_str()).collect();
+            let three = matches!(case, Case::Otv | Case::G2Fekete);
+            let expected: &[&str] = if three { &["t1", "t2", "t3", "check"] } else { &["t1", "t2", "check"] };
+            assert_eq!(names, expected, "{case}");
+            for session in &spec.sessions[..names.len() - 1] {
+                assert!(session.setup.as_deref().is_some_and(|s| s.starts_with("BEGIN")), "{case}: {session:?}");
+            }
+            assert_eq!(spec.permutations.len(), 1, "{case}");
+            assert_eq!(spec.permutations[0].steps.last().map(|s| s.name.as_str()), Some("rows"), "{case}");
+        }
+    }
+
+    fn step(step: usize, tx: &str, sql: &str, rows: Vec<(i64, i64)>) -> StepReport {
+        let result = StepResult::Done { blocked: false };
+        StepReport { step, tx: tx.to_owned(), sql: sql.to_owned(), result, rows }
+    }
+
+    /// The read-then-write cases write 11 because every level reads 10 there: a run whose read saw
+    /// anything else did not run the case as written, and says so instead of giving a verdict.
+    #[test]
+    fn a_read_then_write_that_did_not_read_ten_is_not_a_verdict() {
+        let read = "SELECT id, value FROM racelab_anomaly_test WHERE id = 1";
+        let write = "UPDATE racelab_anomaly_test SET value = 11 WHERE id = 1";
+        let steps = |t2_read: Vec<(i64, i64)>| {
+            vec![
+                step(1, "T1", "BEGIN", vec![]),
+                step(2, "T2", "BEGIN", vec![]),
+                step(3, "T1", read, vec![(1, 10)]),
+                step(4, "T2", read, t2_read),
+                step(5, "T1", write, vec![]),
+                step(6, "T2", write, vec![]),
+                step(7, "T1", "COMMIT", vec![]),
+                step(8, "T2", "COMMIT", vec![]),
+            ]
+        };
+        let (committed, final_rows) = ([true, true], vec![(1, 11), (2, 20)]);
+        let as_written = steps(vec![(1, 10)]);
+        let seen = Observed { steps: &as_written, committed: &committed, final_rows: &final_rows };
+        assert!(Case::ReadThenWrite.verdict(&seen).unwrap(), "two commits, 11: an increment lost");
+        let not = steps(vec![(1, 11)]);
+        let seen = Observed { steps: &not, committed: &committed, final_rows: &final_rows };
+        let err = Case::ReadThenWrite.verdict(&seen).unwrap_err();
+        assert_eq!(err.tx, "T2");
+        assert!(err.to_string().contains("did not run as written"), "{err}");
+    }
+}
