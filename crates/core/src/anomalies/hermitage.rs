@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::case::Case;
-use super::level::Level;
+use crate::spec::Level;
 
 /// What Hermitage published for one case at one level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

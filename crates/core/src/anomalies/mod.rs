@@ -18,7 +18,6 @@ mod case;
 mod conn;
 mod exclusive;
 mod hermitage;
-mod level;
 mod outcome;
 
 use std::sync::atomic::AtomicBool;
@@ -31,9 +30,9 @@ use self::case::{Observed, TABLE};
 use self::conn::Conn;
 pub use self::exclusive::SuiteLockError;
 pub use self::hermitage::{Expectation, Published, expectation};
-pub use self::level::Level;
 pub use self::outcome::{Rows, StepReport, StepResult};
 use crate::db::DatabaseUrl;
+pub use crate::spec::Level;
 use crate::spec::{self, RunOptions, Semantics};
 use crate::{Backend, ErrorKind};
 

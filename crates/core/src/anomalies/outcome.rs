@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use super::level::Level;
 use crate::ErrorKind;
+use crate::spec::Level;
 use crate::spec::{Answer, Event, Part, Permutation, PermutationRun, Spec, StepError};
 
 /// The rows `(id, value)` a step returned (empty for statements that return none).

@@ -1,9 +1,10 @@
 //! PostgreSQL's isolation-tester spec files, run by racelab: your own interleavings of two or three
 //! sessions, in the format PostgreSQL's own isolation tests use (`src/test/isolation/README`).
 //!
-//! Read it in this order: [`parse`] (the format, and its errors with line and column), [`model`]
-//! (what a spec says), `permute` (every interleaving, when a spec names none), [`translate`]
-//! (PostgreSQL's `BEGIN ISOLATION LEVEL` in another backend's words), [`run`] (running it with
+//! Read it in this order: [`parse`](mod@parse) (the format, and its errors with line and column), [`model`]
+//! (what a spec says), `permute` (every interleaving, when a spec names none), `level` (each
+//! backend's isolation levels), [`translate`] (PostgreSQL's `BEGIN ISOLATION LEVEL` in another
+//! backend's words, or at a given [`Level`]), [`run`](mod@run) (running it with
 //! isolationtester's semantics, blocking told by the database) over `backend` (what the runner needs
 //! of a database: `pg`, `mysql`, `sqlite`), [`report`] (what a run produced, as events), and the
 //! outputs: [`isolationtester`] (byte for byte what PostgreSQL's isolationtester prints), [`text`].
@@ -12,6 +13,7 @@ mod backend;
 pub mod diff;
 mod exec;
 pub mod isolationtester;
+mod level;
 pub mod model;
 mod mysql;
 mod notice;
@@ -27,6 +29,7 @@ mod sqlite;
 pub mod text;
 pub mod translate;
 
+pub use self::level::Level;
 pub use self::model::{Blocker, Permutation, PermutationStep, Session, Spec, Step, StepRef};
 pub use self::notice::Notice;
 pub use self::parse::{ParseError, Position, SpecFileError, parse, parse_file, parse_permutation};

@@ -1,5 +1,5 @@
 //! Runs a spec with isolationtester's semantics, step for step, on any backend
-//! ([`SpecBackend`]: PostgreSQL, MariaDB, SQLite).
+//! (`SpecBackend`: PostgreSQL, MariaDB, SQLite).
 //!
 //! One connection per session and a control connection. Each permutation: the setups (control
 //! connection), the sessions' setups, the steps, the sessions' teardowns, the teardown. A step is
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backend::{SpecBackend, StepAnswer};
+use super::level::Level;
 use super::model::{Blocker, Permutation, Spec};
 use super::mysql::MariaDb;
 use super::pg::Pg;
@@ -34,7 +35,6 @@ use super::session::{SessionConn, StepFuture, exec_control};
 use super::sqlite::SqliteFile;
 use super::translate::translate_at;
 use crate::Backend;
-use crate::anomalies::Level;
 use crate::db::DatabaseUrl;
 
 /// How long to wait for a step before asking the server whether it is blocked (or, on SQLite, before

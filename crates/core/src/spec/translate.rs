@@ -20,10 +20,10 @@
 //!
 //! What was translated is said in the output ([`Translated::notes`]).
 
+use super::level::Level;
 use super::model::Spec;
 use super::split::statements;
 use crate::Backend;
-use crate::anomalies::Level;
 
 /// A spec as it runs on one backend.
 #[derive(Debug, Clone)]
@@ -179,7 +179,7 @@ fn level(words: &[&str]) -> Option<&'static str> {
 mod tests {
     use super::translate_sql;
     use crate::Backend;
-    use crate::anomalies::Level;
+    use crate::spec::Level;
 
     fn on(backend: Backend, sql: &str) -> (Option<String>, Vec<String>) {
         let mut notes = Vec::new();

@@ -138,7 +138,7 @@ pub enum ApiError {
     /// No connection to the database could be made.
     #[error("the database is unavailable")]
     DatabaseUnavailable,
-    /// The database cannot be used, and why: what a client may read of it (see [`DatabaseDown`]).
+    /// The database cannot be used, and why: what a client may read of it (see `DatabaseDown`).
     #[error(transparent)]
     DatabaseDown(DatabaseDown),
     /// A database operation failed; the kind decides the status.

@@ -91,7 +91,7 @@ impl AppState {
 
     /// The database, connecting (and migrating) on first use. Once connected, the pool replaces broken
     /// connections by itself (each connection is tested before it is handed out). A failure says what
-    /// is wrong ([`DatabaseDown`]), and is logged when it is news.
+    /// is wrong (`DatabaseDown`), and is logged when it is news.
     pub async fn db(&self) -> Result<Database, ApiError> {
         if let Some(db) = self.inner.db.get() {
             return Ok(db.clone());

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::Backend;
 
-/// One isolation level of one backend: a column of the matrix.
+/// One isolation level of one backend: a column of `racelab anomalies`' matrix, and a level a spec's
+/// transactions can be opened at instead of their own ([`super::RunOptions::level`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
