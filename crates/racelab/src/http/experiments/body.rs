@@ -274,8 +274,9 @@ fn isolation_schema() -> Object {
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
         .enum_values(Some(names))
         .description(Some(
-            "A workload beyond the counter: every transaction at this level (the serializable strategy's always \
-            at SERIALIZABLE); default: the database's own",
+            "Every transaction at this level (the serializable strategy's always at SERIALIZABLE); default: the \
+            database's own. With the counter (a lab only), its strategies run through the workloads' runner, their \
+            results carrying the workload's keys (workload, isolation, invariant), on a fresh post each",
         ))
         .build()
 }
@@ -423,11 +424,19 @@ impl ExperimentBody {
         }
         let lock_mode = self.lock_mode.unwrap_or(LockMode::Wait);
         let workload = self.workload.unwrap_or(Workload::Counter);
+        // At a level the counter is one workload of the generic runner, as `racelab lab --workload
+        // counter --isolation` runs it: its strategies go by their names, as every workload's do.
+        let counter_at_level = workload == Workload::Counter && self.isolation.is_some();
         let strategies = match workload {
             Workload::Counter => {
                 let names = self.strategies.map(|names| names.iter().map(|n| n.parse::<Strategy>()).collect());
                 let names = names.transpose().map_err(|err| invalid("strategies", err.to_string()))?;
-                supported(names, bounds, lock_mode)?.into_iter().map(Pick::Counter).collect()
+                let supported = supported(names, bounds, lock_mode)?.into_iter();
+                if counter_at_level {
+                    supported.map(|s| Pick::Workload(s.name())).collect()
+                } else {
+                    supported.map(Pick::Counter).collect()
+                }
             }
             other => workload_strategies(other, self.strategies)?,
         };
@@ -448,7 +457,6 @@ impl ExperimentBody {
         let workload = match workload {
             Workload::Counter => {
                 let given = [
-                    ("isolation", self.isolation.is_some()),
                     ("stock", self.stock.is_some()),
                     ("accounts", self.accounts.is_some()),
                     ("doctors", self.doctors.is_some()),
@@ -462,7 +470,15 @@ impl ExperimentBody {
                         "applies to the workloads beyond the counter: add a workload (stock, transfer, ...)".to_owned(),
                     ));
                 }
-                None
+                match self.isolation {
+                    None => None,
+                    Some(level) => {
+                        counter_at_level_fits(kind, self.post)?;
+                        // `sharded`'s slot rows are the server's (`--slots`), as without a level.
+                        let sizes = Sizes { slots: usize::from(bounds.slots), ..Sizes::default() };
+                        Some(WorkloadPlan { workload: Workload::Counter, isolation: Some(level), sizes })
+                    }
+                }
             }
             other => {
                 if kind != Kind::Lab {
@@ -566,6 +582,26 @@ impl ExperimentBody {
         };
         Ok(ExperimentRequest { kind: Kind::Spec, plan: None, spec: Some(plan) })
     }
+}
+
+/// The counter at a level runs through the workloads' runner, in a lab (as the other workloads do), and
+/// makes a fresh post for each run (`post` is the counter's without a level).
+fn counter_at_level_fits(kind: Kind, post: Option<i64>) -> Result<(), ApiError> {
+    if kind != Kind::Lab {
+        return Err(invalid(
+            "isolation",
+            "runs the counter through the workloads' runner, in a lab only (kind: lab); omit it for the \
+             database's own level"
+                .to_owned(),
+        ));
+    }
+    if post.is_some() {
+        return Err(invalid(
+            "post",
+            "applies to the counter without isolation: at a level each run makes a fresh post of its own".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// The strategies to run (default: every one the database supports), each once, `pessimistic` at
@@ -738,6 +774,26 @@ mod tests {
     }
 
     #[test]
+    fn the_counter_at_a_level_is_a_workload_lab_of_its_strategies() {
+        let request = read(json!({"kind": "lab", "strategies": ["naive", "pessimistic", "sharded"],
+            "lock_mode": "nowait", "isolation": "read-committed"}))
+        .unwrap();
+        let plan = request.plan.unwrap();
+        // By their names, run by the workloads' runner; `pessimistic` in the lock mode, as without a level.
+        let expected = [Pick::Workload("naive"), Pick::Workload("pessimistic-nowait"), Pick::Workload("sharded")];
+        assert_eq!(plan.strategies, expected);
+        let workload = plan.workload.unwrap();
+        assert_eq!((workload.workload, workload.isolation), (Workload::Counter, Some(Isolation::ReadCommitted)));
+        // `sharded`'s slot rows are the server's.
+        assert_eq!(workload.sizes.slots, usize::from(bounds().slots));
+        // Every strategy the database supports by default (no `advisory` on SQLite).
+        let plan = read(json!({"kind": "lab", "workload": "counter", "isolation": "serializable"})).unwrap().plan;
+        let names: Vec<String> = plan.unwrap().strategies.iter().map(ToString::to_string).collect();
+        let supported: Vec<&str> = Strategy::all_for(bounds().backend).into_iter().map(Strategy::name).collect();
+        assert_eq!(names, supported);
+    }
+
+    #[test]
     fn a_workload_refusal_names_its_member() {
         assert_eq!(refused(json!({"kind": "lab", "workload": "stocks"})), "workload");
         assert_eq!(refused(json!({"kind": "lab", "workload": "Stock"})), "workload");
@@ -750,7 +806,14 @@ mod tests {
         );
         assert_eq!(refused(json!({"kind": "lab", "strategies": ["conditional"]})), "strategies");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "isolation": "snapshot"})), "isolation");
-        assert_eq!(refused(json!({"kind": "lab", "isolation": "serializable"})), "isolation");
+        assert_eq!(refused(json!({"kind": "bench", "isolation": "serializable"})), "isolation");
+        assert_eq!(refused(json!({"kind": "anomalies", "isolation": "read-committed"})), "isolation");
+        assert_eq!(refused(json!({"kind": "lab", "isolation": "serializable", "post": 1})), "post");
+        assert_eq!(refused(json!({"kind": "lab", "isolation": "serializable", "stock": 5})), "stock");
+        assert_eq!(
+            refused(json!({"kind": "lab", "workload": "counter", "isolation": "serializable", "slots": 8})),
+            "slots"
+        );
         assert_eq!(refused(json!({"kind": "lab", "stock": 5})), "stock");
         assert_eq!(refused(json!({"kind": "lab", "workload": "stock", "stock": -1})), "stock");
         assert_eq!(refused(json!({"kind": "lab", "workload": "transfer", "accounts": 1})), "accounts");

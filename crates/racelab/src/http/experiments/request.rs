@@ -46,8 +46,9 @@ impl Workers {
     }
 }
 
-/// One strategy of a run: the counter's (an engine [`Strategy`]), or one of a workload's, by its name
-/// (one of [`Workload::strategies`]). Shown by its name.
+/// One strategy of a run: the counter's (an engine [`Strategy`], run by the experiment), or one of a
+/// workload's, by its name (one of [`Workload::strategies`]; the counter's too at an isolation level).
+/// Shown by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
     Counter(Strategy),
@@ -69,8 +70,9 @@ impl Serialize for Pick {
     }
 }
 
-/// A lab run's workload beyond the counter, and its settings (absent for the counter, whose run
-/// view is as it always was).
+/// A lab run's workload, run by the workloads' runner, and its settings: a workload beyond the counter,
+/// or the counter at an isolation level (absent for the counter without one, whose run view is as it
+/// always was).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkloadPlan {
     pub workload: Workload,
@@ -93,7 +95,8 @@ pub struct Plan {
     pub lock_mode: LockMode,
     /// `null`: each experiment on a fresh row of its own.
     pub post: Option<i64>,
-    /// A workload beyond the counter: its name and settings, shown beside the others.
+    /// A workload beyond the counter, or the counter at a level: its name and settings, shown beside
+    /// the others.
     #[serde(flatten)]
     pub workload: Option<WorkloadPlan>,
 }

@@ -7,7 +7,7 @@
 //! It must never describe a member the body type does not declare, nor word a member's description:
 //! both are the derived schema's.
 
-use racelab_core::{Experiment, Strategy, Workload};
+use racelab_core::{Experiment, Isolation, Strategy, Workload};
 use serde_json::Value;
 use utoipa::Number;
 use utoipa::openapi::RefOr;
@@ -83,8 +83,9 @@ impl Bounds {
     /// The body's schema with what ties its members together: the body `apply` gave (`body`), and one
     /// of these forms (`anyOf`, each workload's excluding the others by its name, the spec's by its
     /// kind): the counter's (a lab, bench or anomalies; `workload` absent, `null` or `counter`; its
-    /// strategies; no isolation or sizes), a workload's (a lab; its strategies; no `lock_mode` or
-    /// `post`, which are the counter's), or a spec's (`spec` required; none of the others' members).
+    /// strategies; no isolation or sizes), the counter's at a level (the same in a lab, `isolation` a
+    /// level, no `post`), a workload's (a lab; its strategies; no `lock_mode` or `post`, which are the
+    /// counter's), or a spec's (`spec` required; none of the others' members).
     /// No form but the spec's takes `spec`, `permutation` or `step_timeout`.
     pub fn with_conditions(&self, body: Object) -> Schema {
         let null = || ObjectBuilder::new().schema_type(Type::Null);
@@ -93,27 +94,31 @@ impl Bounds {
             ArrayBuilder::new().schema_type(SchemaType::from_iter([Type::Array, Type::Null])).items(name)
         };
         let kinds = |kinds: &[&str]| ObjectBuilder::new().schema_type(Type::String).enum_values(Some(kinds.to_vec()));
-        let counter = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property("kind", kinds(&["lab", "bench", "anomalies"]))
-            .property(
-                "workload",
-                ObjectBuilder::new()
-                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-                    .enum_values(Some([Value::from(Workload::Counter.name()), Value::Null])),
-            )
-            .property("strategies", names(self.counter_strategies()))
-            .property("isolation", null())
-            .property("stock", null())
-            .property("accounts", null())
-            .property("doctors", null())
-            .property("jobs", null())
-            .property("rooms", null())
-            .property("slots", null())
-            .property("spec", null())
-            .property("permutation", null())
-            .property("step_timeout", null());
-        let mut forms = AnyOfBuilder::new().item(counter);
+        // The counter's two forms share all but the level: without one, any of its kinds; at one, a lab
+        // only, on a fresh post (no `post`).
+        let counter = |kinds: ObjectBuilder, isolation: ObjectBuilder| {
+            let mut form = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("kind", kinds)
+                .property(
+                    "workload",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .enum_values(Some([Value::from(Workload::Counter.name()), Value::Null])),
+                )
+                .property("strategies", names(self.counter_strategies()))
+                .property("isolation", isolation);
+            for member in
+                ["stock", "accounts", "doctors", "jobs", "rooms", "slots", "spec", "permutation", "step_timeout"]
+            {
+                form = form.property(member, null());
+            }
+            form
+        };
+        let level =
+            ObjectBuilder::new().schema_type(Type::String).enum_values(Some(Isolation::ALL.map(Isolation::name)));
+        let at_level = counter(kinds(&["lab"]), level).required("isolation").property("post", null());
+        let mut forms = AnyOfBuilder::new().item(counter(kinds(&["lab", "bench", "anomalies"]), null())).item(at_level);
         for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
             let form = ObjectBuilder::new()
                 .schema_type(Type::Object)
