@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::experiment::WorkloadExperiment;
 use super::invariant::Invariant;
-use super::scenario::{Scenario, TxKind, WorkloadStrategy};
+use super::scenario::{Scenario, WorkloadStrategy};
 use super::trace::OpTrace;
 use super::workloads::Workload;
 use crate::db::Backend;
@@ -95,11 +95,7 @@ impl WorkloadOutcome {
         let throughput = if elapsed.is_zero() { 0.0 } else { stats.acknowledged as f64 / elapsed.as_secs_f64() };
         let ms = |micros: u64| micros as f64 / 1000.0;
         let h = &stats.latency_us;
-        let isolation = match (strategy.tx(), experiment.isolation) {
-            (TxKind::Serializable, _) => "serializable".to_owned(),
-            (_, Some(level)) => level.name().to_owned(),
-            (_, None) => "default".to_owned(),
-        };
+        let isolation = strategy.tx().level_name(experiment.isolation, backend).to_owned();
         Self {
             workload: S::WORKLOAD,
             strategy: strategy.name(),

@@ -58,7 +58,8 @@ impl WorkloadStrategy for QueueStrategy {
         match self {
             QueueStrategy::Naive => TxKind::Plain,
             QueueStrategy::Conditional => TxKind::Transaction,
-            QueueStrategy::Pessimistic | QueueStrategy::SkipLocked => TxKind::RowLocking(LockMode::Wait),
+            QueueStrategy::Pessimistic => TxKind::RowLocking(LockMode::Wait),
+            QueueStrategy::SkipLocked => TxKind::Claiming,
         }
     }
 

@@ -30,6 +30,12 @@ pub enum TxKind {
     /// or the run's, waiting for a lock held by another or not as the [`LockMode`] says (on SQLite the
     /// mode applies to `BEGIN IMMEDIATE`, where the wait is).
     RowLocking(LockMode),
+    /// A transaction that claims rows by locking them (`FOR UPDATE SKIP LOCKED`), as `RowLocking`,
+    /// but at READ COMMITTED on MariaDB/MySQL when the run names no level: at their default REPEATABLE
+    /// READ a claim that finds nothing to claim locks the gap past the last row, and a producer's
+    /// INSERT into the queue waits for it (and fails with 1205 after `innodb_lock_wait_timeout`). A
+    /// claim needs no snapshot: it reads the latest committed rows and locks what it takes.
+    Claiming,
     /// Always SERIALIZABLE, whatever the run's level.
     Serializable,
 }
@@ -53,8 +59,23 @@ impl TxKind {
             (TxKind::Autocommit, None) => None,
             (TxKind::Plain, None) => Some(Opening::Mode(TxMode::DefaultIsolation)),
             (TxKind::RowLocking(mode), None) => Some(Opening::Mode(TxMode::RowLocking(mode))),
+            (TxKind::Claiming, None) if backend == Backend::MySql => {
+                Some(Opening::At(Isolation::ReadCommitted, Some(LockMode::Wait)))
+            }
+            (TxKind::Claiming, None) => Some(Opening::Mode(TxMode::RowLocking(LockMode::Wait))),
+            (TxKind::Claiming, Some(level)) => Some(Opening::At(level, Some(LockMode::Wait))),
             (TxKind::Autocommit | TxKind::Plain | TxKind::Transaction, Some(level)) => Some(Opening::At(level, None)),
             (TxKind::RowLocking(mode), Some(level)) => Some(Opening::At(level, Some(mode))),
+        }
+    }
+
+    /// The level this kind's transactions run at on `backend` in a run at `isolation`, as output
+    /// names it: `default` for the database's own (SQLite's deferred transaction included).
+    pub(crate) fn level_name(self, isolation: Option<Isolation>, backend: Backend) -> &'static str {
+        match (self, self.opening(isolation, backend)) {
+            (TxKind::Serializable, _) => Isolation::Serializable.name(),
+            (_, Some(Opening::At(level, _))) => level.name(),
+            _ => "default",
         }
     }
 }

@@ -90,6 +90,56 @@ async fn bad_sizes_are_refused_by_name(test: TestDb) {
     assert!(err.contains("unknown queue strategy `atomic`") && err.contains("skip-locked"), "{err}");
 }
 
+// Why skip-locked claims at READ COMMITTED on MariaDB: at its default REPEATABLE READ a claim that
+// finds no pending job locks the gap past the queue's last row, and a producer adding a job waits for
+// that claim to end (here: gives up after the 1 s lock wait timeout, 1205); at READ COMMITTED the
+// same claim locks nothing it did not find, and the job goes in at once. The claim is held open by
+// the test; then the strategy's own runs say they ran at read committed (pessimistic keeps the
+// default: it waits for the oldest job's lock, it does not skip).
+async fn skip_locked_claims_at_read_committed_so_a_producer_is_not_blocked(test: TestDb) {
+    use sqlx::{AssertSqlSafe, Connection, Executor};
+    let db = test.connect().await;
+    let drained = run(&db, queue("skip-locked", 1, 2)).await;
+    assert_eq!(drained.isolation, "read-committed", "{drained:#?}");
+    assert_eq!((drained.acknowledged, drained.refused), (1, 1), "an empty queue afterwards: {drained:#?}");
+    let pessimistic = run(&db, queue("pessimistic", 1, 2)).await;
+    assert_eq!(pessimistic.isolation, "default", "{pessimistic:#?}");
+
+    let queue_id: i64 = {
+        let mut c = sqlx::MySqlConnection::connect(&test.url).await.unwrap();
+        sqlx::query_scalar("SELECT MAX(queue) FROM queue_jobs").fetch_one(&mut c).await.unwrap()
+    };
+    let claim = format!(
+        "SELECT id FROM queue_jobs WHERE queue = {queue_id} AND state = 0 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    );
+    let produce = format!("INSERT INTO queue_jobs (queue, state) VALUES ({queue_id}, 0)");
+    let mut producer = sqlx::MySqlConnection::connect(&test.url).await.unwrap();
+    producer.execute("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap();
+    for (level, blocks) in [("REPEATABLE READ", true), ("READ COMMITTED", false)] {
+        let mut worker = sqlx::MySqlConnection::connect(&test.url).await.unwrap();
+        worker.execute(AssertSqlSafe(format!("SET TRANSACTION ISOLATION LEVEL {level}"))).await.unwrap();
+        worker.execute("BEGIN").await.unwrap();
+        let claimed = sqlx::query(AssertSqlSafe(claim.as_str())).fetch_optional(&mut worker).await.unwrap();
+        assert!(claimed.is_none(), "{level}: the queue was drained");
+        let produced = producer.execute(AssertSqlSafe(produce.as_str())).await;
+        match (&produced, blocks) {
+            (Err(sqlx::Error::Database(err)), true) => {
+                assert_eq!(err.code().as_deref(), Some("HY000"), "{level}: {err}");
+                assert!(err.message().contains("Lock wait timeout"), "{level}: {err}");
+            }
+            (Ok(_), false) => {}
+            _ => panic!("{level}: a producer's INSERT during an empty claim: {produced:?}"),
+        }
+        worker.execute("ROLLBACK").await.unwrap();
+        worker.close().await.unwrap();
+    }
+    producer.close().await.unwrap();
+}
+
+mod skip_locked_claims_at_read_committed_so_a_producer_is_not_blocked {
+    racelab_testkit::backend_test!(skip_locked_claims_at_read_committed_so_a_producer_is_not_blocked, mysql, MySql);
+}
+
 on_every_backend!(
     naive_runs_a_job_twice_under_a_forced_race,
     skip_locked_never_runs_a_job_twice_with_16_workers,
