@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Each cell is one small run (`--workers` x `--operations`, `--force-race`) whose invariant is
-//! proven from the database's rows; the document is drawn by [`crate::report::workload_matrix`]. A
+//! proven from the database's rows, the counter's too (its strategies through the workloads' runner,
+//! as `lab --workload counter --isolation` runs them); the document is drawn by [`crate::report::workload_matrix`]. A
 //! run that cannot start is a cell that says so, never a missing one. MariaDB is run twice, with
 //! `innodb_snapshot_isolation` off and on (each connection sets it).
 
@@ -108,7 +109,8 @@ pub async fn run(args: MatrixArgs) -> Result<(), Failure> {
         for level in levels(target) {
             let column = matrix.columns.len();
             matrix.columns.push(Column { target, level });
-            for workload in Workload::ALL.into_iter().filter(|w| *w != Workload::Counter) {
+            // The counter first, through the same runner as the others (its strategies at the level).
+            for workload in Workload::ALL {
                 for strategy in workload.strategies() {
                     let experiment = WorkloadExperiment {
                         isolation: level,

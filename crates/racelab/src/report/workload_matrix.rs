@@ -110,6 +110,14 @@ impl Matrix {
 /// name, so a workload added later says "see Hermitage" until it is given its own line here.
 fn references(workload: Workload) -> &'static str {
     match workload.name() {
+        "counter" => {
+            "read-then-write is Hermitage's lost update (P4): PostgreSQL read committed and MariaDB \
+             repeatable read let it through, PostgreSQL repeatable read aborts the second writer (40001), \
+             MariaDB's `innodb_snapshot_isolation` refuses it (1020); `atomic` (`SET like = like + 1`) needs \
+             no level. Across Galera nodes certification aborts two writes of the row that overlap (1213), \
+             but not a read-then-write whose write follows the other's commit (MDEV-38977): lost at every \
+             level below serializable unless snapshot isolation is on (docs/anomalies.md, \"r+w late\")."
+        }
         "stock" => {
             "read-check-write is Hermitage's lost update (P4): PostgreSQL read committed and MariaDB \
              repeatable read let it through, PostgreSQL repeatable read aborts the second writer (40001), \
