@@ -28,6 +28,11 @@ pub(crate) trait Dialect: Sized {
     fn sql() -> &'static Sql;
     /// Where a [`Statement`] keeps its rendering for this dialect (0, 1 or 2: one per backend).
     const SLOT: usize;
+    /// Whether a COMMIT the server refused has ended the transaction (rolled it back) by itself.
+    /// PostgreSQL's does, and answers a ROLLBACK sent after it with a warning ("there is no
+    /// transaction in progress"); SQLite's refused busy leaves the transaction open, to be rolled
+    /// back; MariaDB's is rolled back, and a second ROLLBACK costs only a round trip.
+    const REFUSED_COMMIT_ENDS_TRANSACTION: bool = false;
 
     /// Runs a statement that hands back a value it wrote (see [`super::sql::Returning`]): the value,
     /// `None` if it wrote no row, or an error if the value does not fit.

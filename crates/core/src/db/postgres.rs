@@ -210,6 +210,7 @@ impl Dialect for Postgres {
     }
 
     const SLOT: usize = 0;
+    const REFUSED_COMMIT_ENDS_TRANSACTION: bool = true;
 
     fn is_check_violation(err: &sqlx::Error) -> bool {
         err.as_database_error().and_then(|e| e.code()).as_deref() == Some("23514")

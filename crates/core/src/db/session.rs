@@ -197,15 +197,28 @@ impl Session {
             return Ok(());
         }
         let result = dispatch!(self, None, commit()).map_err(DbError::at_commit);
-        match result {
+        match &result {
             Ok(()) => {
                 self.in_transaction = false;
                 self.end_unit("committed");
+            }
+            // A refused COMMIT (not one whose answer was lost) that the server rolled back itself.
+            Err(err) if !err.is_in_doubt() && self.refused_commit_ends_transaction() => {
+                self.in_transaction = false;
+                self.end_unit("commit refused, rolled back by the server");
             }
             // The server may have rolled back or may still hold the transaction: make sure of it.
             Err(_) => self.rollback("commit failed, rolled back").await,
         }
         result
+    }
+
+    fn refused_commit_ends_transaction(&self) -> bool {
+        match self.conn {
+            PooledConn::Postgres(_) => <postgres::Postgres as Dialect>::REFUSED_COMMIT_ENDS_TRANSACTION,
+            PooledConn::MySql(_) => <mysql::MySql as Dialect>::REFUSED_COMMIT_ENDS_TRANSACTION,
+            PooledConn::Sqlite(_) => <sqlite::Sqlite as Dialect>::REFUSED_COMMIT_ENDS_TRANSACTION,
+        }
     }
 
     /// Ends the unit of work that `begin` opened: commits if it succeeded, rolls back if it failed.

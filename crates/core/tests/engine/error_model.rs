@@ -127,6 +127,60 @@ fn snapshot_isolation(test: &TestDb) -> racelab_core::ConnectOptions {
     options
 }
 
+/// What a `tracing` subscriber printed: here, sqlx's `sqlx::postgres::notice` events.
+#[derive(Clone, Default)]
+struct Printed(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Printed {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Write skew at SERIALIZABLE: PostgreSQL refuses the second COMMIT (40001), and a refused COMMIT has
+// rolled the transaction back. The session sends no ROLLBACK after it, which PostgreSQL answers with
+// a warning ("there is no transaction in progress") that every such operation of a lab run printed,
+// and the session serves the next transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_refused_commit_is_not_rolled_back_twice() {
+    use tracing::instrument::WithSubscriber;
+    run(Backend::Postgres, async |test| {
+        let db = test.connect().await;
+        let (a, b) = (db.create_post().await.unwrap(), db.create_post().await.unwrap());
+        let (mut s1, mut s2) = (db.session().await.unwrap(), db.session().await.unwrap());
+        for s in [&mut s1, &mut s2] {
+            s.begin(TxMode::Serializable).await.unwrap();
+        }
+        s1.read(a).await.unwrap();
+        s2.read(b).await.unwrap();
+        s1.write(b, 1).await.unwrap();
+        s2.write(a, 1).await.unwrap();
+        s1.commit().await.unwrap();
+
+        let printed = Printed::default();
+        let writer = printed.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let err = s2.commit().with_subscriber(subscriber).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
+        let printed = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
+        assert!(!printed.contains("no transaction in progress"), "{printed}");
+
+        s2.begin(TxMode::Serializable).await.unwrap();
+        assert_eq!(s2.read(a).await.unwrap().like, 0, "the refused transaction's write is not there");
+        s2.commit().await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mariadb_snapshot_isolation_turns_the_lost_update_into_1020() {
     run(Backend::MySql, async |test| {
