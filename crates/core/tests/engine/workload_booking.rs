@@ -3,25 +3,16 @@
 //! refusal counted as "already booked", not an error) books each slot once with 16 workers. The proof is
 //! the bookings' rows, read back.
 
-use racelab_core::workload::{Sizes, WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Database, Workload};
+use crate::support::workload::{assert_accounted, run};
+use racelab_core::Workload;
+use racelab_core::workload::{Sizes, WorkloadExperiment};
 use racelab_testkit::{TestDb, on_every_backend};
-
-async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
-    experiment.run(db).await.unwrap_or_else(|e| panic!("booking {} failed to run: {e}", experiment.strategy))
-}
 
 fn booking(strategy: &str, workers: usize, operations: u64, rooms: usize, slots: usize) -> WorkloadExperiment {
     WorkloadExperiment {
         sizes: Sizes { rooms, slots, ..Sizes::default() },
         ..WorkloadExperiment::new(Workload::Booking, strategy, workers, operations)
     }
-}
-
-fn assert_accounted(outcome: &WorkloadOutcome) {
-    let counted = outcome.acknowledged + outcome.refused + outcome.failed + outcome.in_doubt;
-    assert_eq!(counted, outcome.expected, "{outcome:#?}");
-    assert_eq!(outcome.invariant.name, "no-double-booking");
 }
 
 // Four workers check slot 0 of room 0 before any of them inserts: all four book it. Exactly three

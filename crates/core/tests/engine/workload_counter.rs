@@ -3,22 +3,17 @@
 //! holds with 16 workers, the naive body at SERIALIZABLE loses nothing, and the runner's result agrees
 //! with the experiment's on the same sizes. The proof is the post's own counter, read back.
 
+use crate::support::workload::run;
 use racelab_core::workload::{OpStep, Role, WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Backend, Database, Experiment, Isolation, Strategy, TraceLimit, Workload};
+use racelab_core::{Backend, Experiment, Isolation, Strategy, TraceLimit, Workload};
 use racelab_testkit::{TestDb, on_every_backend};
-
-async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
-    experiment.run(db).await.unwrap_or_else(|e| panic!("counter {} failed to run: {e}", experiment.strategy))
-}
 
 fn counter(strategy: &str, workers: usize, operations: u64) -> WorkloadExperiment {
     WorkloadExperiment::new(Workload::Counter, strategy, workers, operations)
 }
 
 fn assert_accounted(outcome: &WorkloadOutcome) {
-    let counted = outcome.acknowledged + outcome.refused + outcome.failed + outcome.in_doubt;
-    assert_eq!(counted, outcome.expected, "{outcome:#?}");
-    assert_eq!(outcome.expected, outcome.workers as u64 * outcome.operations, "{outcome:#?}");
+    crate::support::workload::assert_accounted(outcome);
     assert_eq!((outcome.workload, outcome.invariant.name), (Workload::Counter, "no-lost-update"));
     // An increment is never refused: there is no business rule to say no.
     assert_eq!(outcome.refused, 0, "{outcome:#?}");

@@ -4,26 +4,16 @@
 //! PostgreSQL by aborting and retrying one of the two, and every safe strategy keeps every shift
 //! covered with 16 workers. The proof is the doctors' rows, read back.
 
+use crate::support::workload::{assert_accounted, run};
 use racelab_core::workload::{Sizes, WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Database, ErrorKind, Isolation, Workload};
+use racelab_core::{ErrorKind, Isolation, Workload};
 use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
-
-async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
-    experiment.run(db).await.unwrap_or_else(|e| panic!("oncall {} failed to run: {e}", experiment.strategy))
-}
 
 fn oncall(strategy: &str, workers: usize, operations: u64, doctors: usize) -> WorkloadExperiment {
     WorkloadExperiment {
         sizes: Sizes { doctors, ..Sizes::default() },
         ..WorkloadExperiment::new(Workload::OnCall, strategy, workers, operations)
     }
-}
-
-fn assert_accounted(outcome: &WorkloadOutcome) {
-    let counted = outcome.acknowledged + outcome.refused + outcome.failed + outcome.in_doubt;
-    assert_eq!(counted, outcome.expected, "{outcome:#?}");
-    assert_eq!(outcome.expected, outcome.workers as u64 * outcome.operations, "{outcome:#?}");
-    assert_eq!(outcome.invariant.name, "someone-on-call");
 }
 
 /// The two doctors of one shift ask at once, each after counting both on call: write skew.

@@ -2,23 +2,13 @@
 //! runs a job twice under a forced race, `skip-locked` never does with 16 workers, and every safe
 //! strategy runs each job exactly once. The proof is the jobs' rows and their recorded runs, read back.
 
-use racelab_core::workload::{Sizes, WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Database, Workload};
+use crate::support::workload::{assert_accounted, run};
+use racelab_core::Workload;
+use racelab_core::workload::{Sizes, WorkloadExperiment};
 use racelab_testkit::{TestDb, on_every_backend};
-
-async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
-    experiment.run(db).await.unwrap_or_else(|e| panic!("queue {} failed to run: {e}", experiment.strategy))
-}
 
 fn queue(strategy: &str, workers: usize, operations: u64) -> WorkloadExperiment {
     WorkloadExperiment::new(Workload::Queue, strategy, workers, operations)
-}
-
-fn assert_accounted(outcome: &WorkloadOutcome) {
-    let counted = outcome.acknowledged + outcome.refused + outcome.failed + outcome.in_doubt;
-    assert_eq!(counted, outcome.expected, "{outcome:#?}");
-    assert_eq!(outcome.expected, outcome.workers as u64 * outcome.operations, "{outcome:#?}");
-    assert_eq!(outcome.invariant.name, "exactly-once");
 }
 
 // Four workers select the oldest pending job before any of them claims it: all four run job 1. Three

@@ -2,23 +2,13 @@
 //! oversells under a forced race, every safe strategy sells exactly the stock with 16 workers, and a
 //! SERIALIZABLE run of the naive body never oversells. The proof is the item's row, read back.
 
-use racelab_core::workload::{Sizes, WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Backend, Database, ErrorKind, Isolation, Workload};
+use crate::support::workload::{assert_accounted, run};
+use racelab_core::workload::{Sizes, WorkloadExperiment};
+use racelab_core::{Backend, ErrorKind, Isolation, Workload};
 use racelab_testkit::{TestDb, on_every_backend};
-
-async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
-    experiment.run(db).await.unwrap_or_else(|e| panic!("stock {} failed to run: {e}", experiment.strategy))
-}
 
 fn stock(strategy: &str, workers: usize, operations: u64) -> WorkloadExperiment {
     WorkloadExperiment::new(Workload::Stock, strategy, workers, operations)
-}
-
-fn assert_accounted(outcome: &WorkloadOutcome) {
-    let counted = outcome.acknowledged + outcome.refused + outcome.failed + outcome.in_doubt;
-    assert_eq!(counted, outcome.expected, "{outcome:#?}");
-    assert_eq!(outcome.expected, outcome.workers as u64 * outcome.operations, "{outcome:#?}");
-    assert_eq!(outcome.invariant.name, "no-oversell");
 }
 
 // Four buyers read the stock of 4 before any of them writes: all four sell, and each writes back 3.

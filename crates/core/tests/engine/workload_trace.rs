@@ -2,14 +2,11 @@
 //! in order (begin, read, how it ended), and when the invariant breaks the trace marks the
 //! acknowledged operations that broke it and the one they raced with, from the run's own timing.
 
+use crate::support::workload::run;
 use racelab_core::TraceLimit;
+use racelab_core::Workload;
 use racelab_core::workload::{Marked, OpStep, Role, Sizes, WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Database, Workload};
 use racelab_testkit::{TestDb, on_every_backend};
-
-async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
-    experiment.run(db).await.unwrap_or_else(|e| panic!("{} failed to run: {e}", experiment.strategy))
-}
 
 fn traced(workload: Workload, strategy: &str, workers: usize, sizes: Sizes) -> WorkloadExperiment {
     WorkloadExperiment {

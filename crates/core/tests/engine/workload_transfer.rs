@@ -3,13 +3,10 @@
 //! request order deadlocks (counted and retried) where locking in key order never does. The proof is
 //! the accounts' rows, read back.
 
-use racelab_core::workload::{Sizes, WorkloadExperiment, WorkloadOutcome};
-use racelab_core::{Backend, Database, ErrorKind, Workload};
+use crate::support::workload::{assert_accounted, run};
+use racelab_core::workload::{Sizes, WorkloadExperiment};
+use racelab_core::{Backend, ErrorKind, Workload};
 use racelab_testkit::{TestDb, on_every_backend, on_server_backends};
-
-async fn run(db: &Database, experiment: WorkloadExperiment) -> WorkloadOutcome {
-    experiment.run(db).await.unwrap_or_else(|e| panic!("transfer {} failed to run: {e}", experiment.strategy))
-}
 
 fn transfer(strategy: &str, workers: usize, operations: u64, accounts: usize) -> WorkloadExperiment {
     WorkloadExperiment {
@@ -25,12 +22,6 @@ fn quick_deadlocks(test: &TestDb, mut options: racelab_core::ConnectOptions) -> 
         options.init_statements.push("SET deadlock_timeout = '50ms'".to_owned());
     }
     options
-}
-
-fn assert_accounted(outcome: &WorkloadOutcome) {
-    let counted = outcome.acknowledged + outcome.refused + outcome.failed + outcome.in_doubt;
-    assert_eq!(counted, outcome.expected, "{outcome:#?}");
-    assert_eq!(outcome.invariant.name, "money-conserved");
 }
 
 // Four transfers of 10 from the first account, each to another, all read its 100 before any writes:

@@ -2,3 +2,4 @@
 
 pub mod anomaly_token;
 pub mod liked;
+pub mod workload;
