@@ -17,7 +17,7 @@
 
 use serde::Serialize;
 
-use super::outcome::{Rows, StepReport, StepResult};
+use super::outcome::{CaseRun, Rows, StepReport, StepResult};
 
 /// The table every case runs on, created by its spec's setup and dropped by its teardown.
 pub(crate) const TABLE: &str = "racelab_anomaly_test";
@@ -74,16 +74,6 @@ pub enum Case {
     ReadThenWriteLate,
 }
 
-/// What a run of a case produced, for [`Case::is_anomaly`].
-pub(crate) struct Observed<'a> {
-    /// Every step, the BEGINs first, in schedule order.
-    pub steps: &'a [StepReport],
-    /// Whether each transaction committed.
-    pub committed: &'a [bool],
-    /// The table after every transaction ended.
-    pub final_rows: &'a Rows,
-}
-
 /// A read-then-write case whose reads did not see what its writes were written for.
 #[derive(Debug, thiserror::Error)]
 #[error("{tx} wrote 11 after reading {read:?}, not (1, 10): the case did not run as written")]
@@ -92,7 +82,8 @@ pub struct NotAsWritten {
     pub read: Option<Rows>,
 }
 
-impl Observed<'_> {
+// What a case's run showed, read the way its verdict asks.
+impl CaseRun {
     /// The steps of transaction `tx` (0-based).
     fn of(&self, tx: usize) -> impl Iterator<Item = &StepReport> {
         let name = format!("T{}", tx + 1);
@@ -237,7 +228,7 @@ impl Case {
 
     /// Whether what the transactions saw, and the table at the end, show this anomaly; an error
     /// where a read-then-write case did not read what its writes were written for.
-    pub(crate) fn verdict(self, seen: &Observed<'_>) -> Result<bool, NotAsWritten> {
+    pub(crate) fn verdict(self, seen: &CaseRun) -> Result<bool, NotAsWritten> {
         if matches!(self, Case::ReadThenWrite | Case::ReadThenWriteLate) {
             seen.read_ten_before_writing()?;
         }
@@ -245,7 +236,7 @@ impl Case {
     }
 
     /// Whether what the transactions saw, and the table at the end, show this anomaly.
-    fn is_anomaly(self, seen: &Observed<'_>) -> bool {
+    fn is_anomaly(self, seen: &CaseRun) -> bool {
         match self {
             // One transaction's writes interleaved with the other's: 1 from one, 2 from the other.
             Case::G0 => {
@@ -276,8 +267,8 @@ impl Case {
                 let reads: Vec<&Rows> = seen.reads(T2).collect();
                 let (Some(before), Some(after)) = (reads.first(), reads.last()) else { return false };
                 let serial = match before.as_slice() {
-                    [(1, 10), (2, 20)] => [vec![(1, 20)], vec![(1, 10)]].contains(seen.final_rows),
-                    [(1, 20), (2, 30)] => *seen.final_rows == [(2, 30)],
+                    [(1, 10), (2, 20)] => [vec![(1, 20)], vec![(1, 10)]].contains(&seen.final_rows),
+                    [(1, 20), (2, 30)] => seen.final_rows == [(2, 30)],
                     _ => false,
                 };
                 seen.committed[T2] && reads.len() == 2 && !(serial && after.is_empty())
@@ -307,8 +298,8 @@ impl std::fmt::Display for Case {
 
 #[cfg(test)]
 mod tests {
-    use super::{Case, Observed};
-    use crate::anomalies::outcome::{StepReport, StepResult};
+    use super::Case;
+    use crate::anomalies::outcome::{CaseRun, StepReport, StepResult};
 
     /// Every case's embedded spec parses: one session per transaction (`t1`, `t2`, and `t3` for OTV
     /// and G2-fekete) whose setup opens it, then `check` with its one step, and one permutation, the
@@ -352,12 +343,11 @@ mod tests {
                 step(8, "T2", "COMMIT", vec![]),
             ]
         };
-        let (committed, final_rows) = ([true, true], vec![(1, 11), (2, 20)]);
         let as_written = steps(vec![(1, 10)]);
-        let seen = Observed { steps: &as_written, committed: &committed, final_rows: &final_rows };
+        let seen = CaseRun { steps: as_written, committed: vec![true, true], final_rows: vec![(1, 11), (2, 20)] };
         assert!(Case::ReadThenWrite.verdict(&seen).unwrap(), "two commits, 11: an increment lost");
         let not = steps(vec![(1, 11)]);
-        let seen = Observed { steps: &not, committed: &committed, final_rows: &final_rows };
+        let seen = CaseRun { steps: not, committed: vec![true, true], final_rows: vec![(1, 11), (2, 20)] };
         let err = Case::ReadThenWrite.verdict(&seen).unwrap_err();
         assert_eq!(err.tx, "T2");
         assert!(err.to_string().contains("did not run as written"), "{err}");

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use self::case::TABLE;
 pub use self::case::{Case, NotAsWritten};
-use self::case::{Observed, TABLE};
 use self::conn::Conn;
 pub use self::exclusive::SuiteLockError;
 pub use self::hermitage::{Expectation, Published, expectation};
@@ -235,8 +235,7 @@ async fn run_case(
         return Err(stopped("the spec has no permutation".to_owned()));
     };
     let run = outcome::case_run(&spec, permutation, level, run);
-    let seen = Observed { steps: &run.steps, committed: &run.committed, final_rows: &run.final_rows };
-    let anomaly = case.verdict(&seen).map_err(|source| AnomalyError::NotAsWritten { case, level, source })?;
+    let anomaly = case.verdict(&run).map_err(|source| AnomalyError::NotAsWritten { case, level, source })?;
     let hermitage = expectation(level, case);
     Ok(Cell {
         case,

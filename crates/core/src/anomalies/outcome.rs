@@ -50,7 +50,8 @@ impl StepReport {
     }
 }
 
-/// A case as run: every step, which transactions committed, and the table at the end.
+/// A case as run: every step, which transactions committed, and the table at the end (what its
+/// verdict reads: [`super::Case::verdict`]).
 pub(crate) struct CaseRun {
     pub steps: Vec<StepReport>,
     /// Per transaction: its COMMIT answered, and nothing before it in the transaction failed.
