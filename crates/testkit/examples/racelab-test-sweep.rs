@@ -2,8 +2,11 @@
 //! those made more than ten minutes ago, that nobody uses. `scripts/test` runs it first.
 //!
 //! ```sh
-//! cargo run -q -p racelab-testkit --bin racelab-test-sweep
+//! cargo run -q -p racelab-testkit --example racelab-test-sweep
 //! ```
+//!
+//! An example rather than a binary: with a second binary in the workspace, the README's
+//! `cargo run --release -- lab` at the root could not tell which one to run.
 
 use std::time::{Duration, SystemTime};
 
