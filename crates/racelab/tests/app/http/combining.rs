@@ -18,7 +18,11 @@ fn settings(strategy: Strategy, combine: bool) -> Settings {
     // Enough attempts that no like of a strategy that retries gives up under this load.
     let retry = RetryPolicy { max_attempts: 10_000, ..RetryPolicy::default() };
     let liker = Liker::new(strategy, retry).expect("a safe strategy");
-    Settings { likes: LikeSettings { liker, combine, ..LikeSettings::default() }, ..Settings::default() }
+    // And long enough a lock wait: on a loaded machine SQLite's busy wait (each writer polls, there is no
+    // queue) can leave a like of 16 clients waiting past the 5 s default. A correctness test, not a benchmark.
+    let lock_timeout = racelab_testkit::WIDE_LOCK_TIMEOUT;
+    let likes = LikeSettings { liker, combine, ..LikeSettings::default() };
+    Settings { likes, lock_timeout, ..Settings::default() }
 }
 
 async fn like(app: &TestApp, pk: i64, key: Option<String>) -> Answer {
