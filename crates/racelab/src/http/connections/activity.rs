@@ -113,6 +113,11 @@ struct State {
     /// Bytes arrived while a response was being sent: the next request began (pipelined).
     next_request_begun: bool,
     closing: Option<Closed>,
+    /// The timeouts the watchdog applies, once it has started.
+    timeouts: Option<IdleTimeouts>,
+    /// When the watchdog looks again (`None`: it has not looked yet). A change that moves the deadline
+    /// later need not wake it: it looks then, and sleeps on.
+    watched: Option<Instant>,
 }
 
 impl State {
@@ -132,6 +137,18 @@ impl State {
         self.phase = phase;
         self.since = Instant::now();
     }
+
+    /// Whether the watchdog must be woken to see this state: its deadline comes before the watchdog
+    /// looks again. (A wake-up per request made the connection's task yield and wake another worker
+    /// thread: two more context switches per request, measured.)
+    fn watchdog_must_look(&self) -> bool {
+        let Some(timeouts) = self.timeouts else { return true };
+        match (self.deadline(timeouts), self.watched) {
+            (None, _) => false,
+            (Some((at, _)), Some(watched)) => at < watched,
+            (Some(_), None) => true,
+        }
+    }
 }
 
 /// One connection's activity, shared by its socket, its service and its watchdog.
@@ -139,8 +156,12 @@ impl State {
 pub struct Activity {
     id: u64,
     state: Mutex<State>,
-    /// Wakes the watchdog when the deadline may have moved earlier, or gone.
+    /// Wakes the watchdog when the deadline comes sooner than the one it sleeps toward, or the
+    /// connection is shed.
     changed: Notify,
+    /// How many times the watchdog has looked at the deadline (for the test that counts its wake-ups).
+    #[cfg(test)]
+    looks: std::sync::atomic::AtomicUsize,
 }
 
 impl Activity {
@@ -152,8 +173,16 @@ impl Activity {
             in_flight: 0,
             next_request_begun: false,
             closing: None,
+            timeouts: None,
+            watched: None,
         };
-        Self { id, state: Mutex::new(state), changed: Notify::new() }
+        Self {
+            id,
+            state: Mutex::new(state),
+            changed: Notify::new(),
+            #[cfg(test)]
+            looks: Default::default(),
+        }
     }
 
     /// The connection's key in the registry.
@@ -175,8 +204,7 @@ impl Activity {
             Phase::Sending => state.next_request_begun = true,
             Phase::ReadingHead | Phase::Serving => return,
         }
-        drop(state);
-        self.changed.notify_one();
+        self.wake_watchdog_if_sooner(state);
     }
 
     /// A request reached the service; `None` if the connection is being closed (then it must not be
@@ -189,8 +217,7 @@ impl Activity {
         state.in_flight += 1;
         state.next_request_begun = false;
         state.enter(Phase::Serving);
-        drop(state);
-        self.changed.notify_one();
+        self.wake_watchdog_if_sooner(state);
         Some(RequestGuard(self.clone()))
     }
 
@@ -201,8 +228,7 @@ impl Activity {
         if state.in_flight == 0 {
             state.enter(Phase::Sending);
         }
-        drop(state);
-        self.changed.notify_one();
+        self.wake_watchdog_if_sooner(state);
     }
 
     /// Bytes were written to the socket: a response being sent made progress.
@@ -222,8 +248,15 @@ impl Activity {
         }
         let next = if state.next_request_begun { Phase::ReadingHead } else { Phase::KeptAlive };
         state.enter(next);
+        self.wake_watchdog_if_sooner(state);
+    }
+
+    fn wake_watchdog_if_sooner(&self, state: MutexGuard<'_, State>) {
+        let wake = state.watchdog_must_look();
         drop(state);
-        self.changed.notify_one();
+        if wake {
+            self.changed.notify_one();
+        }
     }
 
     /// Whether bytes written now can only be hyper's own answer to a request it could not parse: no
@@ -253,13 +286,21 @@ impl Activity {
         Some((standing, state.since, self.id))
     }
 
-    /// The deadline, `Ok(None)` while the service has the request, `Err` once closing.
-    fn deadline(&self, timeouts: IdleTimeouts) -> Result<Option<(Instant, Closed)>, Closed> {
-        let state = self.state();
-        match state.closing {
-            Some(closed) => Err(closed),
-            None => Ok(state.deadline(timeouts)),
+    /// When the watchdog looks again: at the deadline, but no later than the shorter timeout from now
+    /// (noted, so that a change moving the deadline later, as every request does, need not wake it);
+    /// `Err` once closing.
+    fn next_look(&self, timeouts: IdleTimeouts) -> Result<Instant, Closed> {
+        #[cfg(test)]
+        self.looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut state = self.state();
+        if let Some(closed) = state.closing {
+            return Err(closed);
         }
+        let at_the_latest = Instant::now() + timeouts.header_read.min(timeouts.keep_alive);
+        let at = state.deadline(timeouts).map_or(at_the_latest, |(deadline, _)| deadline.min(at_the_latest));
+        state.timeouts = Some(timeouts);
+        state.watched = Some(at);
+        Ok(at)
     }
 
     /// Marks the connection closing if its deadline has passed (read again under the lock: a request
@@ -283,19 +324,17 @@ impl Activity {
             // `notify_one` keeps a permit when nobody waits: a change between reading the deadline
             // and waiting is not lost.
             let changed = self.changed.notified();
-            match self.deadline(timeouts) {
+            let at = match self.next_look(timeouts) {
                 Err(closed) => return closed,
-                Ok(None) => changed.await,
-                Ok(Some((at, _))) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {
-                            if let Some(closed) = self.expire(timeouts) {
-                                return closed;
-                            }
-                        }
-                        () = changed => {}
+                Ok(at) => at,
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {
+                    if let Some(closed) = self.expire(timeouts) {
+                        return closed;
                     }
                 }
+                () = changed => {}
             }
         }
     }
@@ -342,6 +381,34 @@ mod tests {
         let idle_at = Instant::now();
         assert_eq!(watch.await, Closed::KeepAliveTimeout);
         assert_eq!(idle_at.elapsed(), TIMEOUTS.keep_alive);
+    }
+
+    // Each state change of a request woke the watchdog, which runs in the connection's own task: the
+    // task yielded and woke another worker thread, four times a request. Only a deadline sooner than
+    // the one it sleeps toward wakes it now, and it still closes the connection on time.
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_a_row_do_not_wake_the_watchdog() {
+        use std::sync::atomic::Ordering;
+        let registry = Arc::new(Registry::default());
+        let entry = registry.register(registry.arrive());
+        let activity = entry.activity.clone();
+        let watch = activity.watch(TIMEOUTS);
+        tokio::pin!(watch);
+        for n in 0..50 {
+            if n > 0 {
+                activity.on_read();
+            }
+            let guard = activity.begin_request().expect("not closing");
+            drop(guard);
+            activity.on_flushed();
+            // Let the watchdog run, as the connection's task would between requests.
+            assert!(tokio::time::timeout(Duration::from_millis(1), &mut watch).await.is_err(), "closed while in use");
+        }
+        let looks = activity.looks.load(Ordering::SeqCst);
+        assert!(looks <= 3, "the watchdog looked {looks} times for 50 requests");
+        let idle_at = Instant::now();
+        assert_eq!(watch.await, Closed::KeepAliveTimeout);
+        assert!(idle_at.elapsed() <= TIMEOUTS.keep_alive, "closed {:?} after the last response", idle_at.elapsed());
     }
 
     #[tokio::test(start_paused = true)]
