@@ -10,6 +10,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,8 +24,12 @@ pub struct TcpProxy {
     /// Bumped by [`TcpProxy::sever`]: every live connection closes, new ones are still let through.
     severed: watch::Sender<u64>,
     trap: Arc<Mutex<Option<Trap>>>,
+    tallies: Tallies,
     accept: tokio::task::JoinHandle<()>,
 }
+
+/// What the test counts in the bytes clients send: each pattern, and how many times it was sent.
+type Tallies = Arc<Mutex<Vec<(Vec<u8>, Arc<AtomicUsize>)>>>;
 
 impl Drop for TcpProxy {
     fn drop(&mut self) {
@@ -81,20 +86,34 @@ impl TcpProxy {
         let (open, _) = watch::channel(true);
         let (severed, _) = watch::channel(0);
         let trap: Arc<Mutex<Option<Trap>>> = Arc::default();
-        let (opened, severs, traps) = (open.clone(), severed.clone(), trap.clone());
+        let tallies: Tallies = Arc::default();
+        let (opened, severs, traps, counts) = (open.clone(), severed.clone(), trap.clone(), tallies.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !*opened.borrow() {
                     continue; // dropped: the connection is closed at once
                 }
-                let relay = Relay { is_open: opened.subscribe(), is_severed: severs.subscribe(), trap: traps.clone() };
+                let relay = Relay {
+                    is_open: opened.subscribe(),
+                    is_severed: severs.subscribe(),
+                    trap: traps.clone(),
+                    tallies: counts.clone(),
+                };
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else { return };
                     relay.run(client, server).await;
                 });
             }
         });
-        Self { port, open, severed, trap, accept }
+        Self { port, open, severed, trap, tallies, accept }
+    }
+
+    /// Counts, from now on, every time a client sends `pattern` (on any connection, split across
+    /// reads or not): e.g. how many pings a pool sends.
+    pub fn count_sent(&self, pattern: &[u8]) -> Arc<AtomicUsize> {
+        let count = Arc::new(AtomicUsize::new(0));
+        self.tallies.lock().expect("tallies lock").push((pattern.to_vec(), count.clone()));
+        count
     }
 
     /// Closes every proxied connection and refuses new ones (they are accepted and closed at once).
@@ -157,11 +176,12 @@ struct Relay {
     is_open: watch::Receiver<bool>,
     is_severed: watch::Receiver<u64>,
     trap: Arc<Mutex<Option<Trap>>>,
+    tallies: Tallies,
 }
 
 impl Relay {
     async fn run(self, mut client: TcpStream, mut server: TcpStream) {
-        let Relay { mut is_open, mut is_severed, trap } = self;
+        let Relay { mut is_open, mut is_severed, trap, tallies } = self;
         let (mut from_client, mut from_server) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
         // The last bytes from the client, so a pattern split across two reads is still found.
         let (mut tail, mut server_tail): (Vec<u8>, Vec<u8>) = (Vec::new(), Vec::new());
@@ -179,6 +199,9 @@ impl Relay {
                         }
                         Some((_, sprung)) => losing = Some(sprung),
                         None => {}
+                    }
+                    for (pattern, count) in tallies.lock().expect("tallies lock").iter() {
+                        count.fetch_add(matches_ending_in(pattern, &tail, chunk), Ordering::SeqCst);
                     }
                     keep_tail(&mut tail, chunk);
                     if server.write_all(chunk).await.is_err() {
@@ -220,14 +243,7 @@ fn spring(trap: &Mutex<Option<Trap>>, side: Side, tail: &[u8], chunk: &[u8]) -> 
         if side != watched {
             return None;
         }
-        let mut window = tail.to_vec();
-        window.extend_from_slice(chunk);
-        // Only a match that ends in the new bytes: one in the tail was counted with its own chunk.
-        let found = window
-            .windows(trap.pattern.len())
-            .enumerate()
-            .any(|(at, w)| w == trap.pattern.as_slice() && at + w.len() > tail.len());
-        if !found {
+        if matches_ending_in(&trap.pattern, tail, chunk) == 0 {
             return None;
         }
         if trap.skip > 0 {
@@ -236,6 +252,14 @@ fn spring(trap: &Mutex<Option<Trap>>, side: Side, tail: &[u8], chunk: &[u8]) -> 
         }
         guard.take().map(|trap| (trap.cut, trap.sprung))
     }
+}
+
+/// How many times `pattern` ends in `chunk`, the bytes after `tail`: a match in the tail alone was
+/// counted with its own chunk.
+fn matches_ending_in(pattern: &[u8], tail: &[u8], chunk: &[u8]) -> usize {
+    let mut window = tail.to_vec();
+    window.extend_from_slice(chunk);
+    window.windows(pattern.len()).enumerate().filter(|(at, w)| *w == pattern && at + w.len() > tail.len()).count()
 }
 
 /// Keeps the last few bytes the client sent (enough for any pattern a test uses).

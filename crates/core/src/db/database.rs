@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::connect::{self, ConnectError};
 use super::hosts::{self, Hosts, Watched};
 use super::session::PooledConn;
+use super::warm::Warm;
 use super::{Backend, ConnectOptions, Counter, DatabaseUrl, Dialect, NodeState, Pk, PostRow, Session, db_err};
 use super::{HostState, mysql, postgres, sqlite};
 use crate::error::{DbError, ErrorKind};
@@ -36,6 +37,9 @@ pub struct Database {
     /// A PostgreSQL URL's hosts and the watcher that keeps the pool on the one that qualifies, when
     /// the URL names several (or a `target_session_attrs`).
     watched: Option<std::sync::Arc<Watched>>,
+    /// Connections sessions handed back clean, for the next session (`None` on a URL with several
+    /// hosts: a kept connection could be on a host the watcher has since left).
+    warm: Option<std::sync::Arc<Warm>>,
 }
 
 /// How long a session waits for a host that accepts writes, on a URL with several hosts, while none
@@ -75,6 +79,7 @@ impl Database {
             max_connections: options.max_connections,
             acquire_timeout: options.acquire_timeout,
             bulk_acquire: Default::default(),
+            warm: watched.is_none().then(|| Warm::new(options.max_connections as usize)),
             watched,
         };
         // One PostgreSQL server that is a replica would fail every write (a migration first): say so.
@@ -160,7 +165,7 @@ impl Database {
     /// Where this server stands in a Galera cluster; `None` unless it is a MariaDB node with wsrep on.
     pub async fn node_state(&self) -> Result<Option<NodeState>, DbError> {
         match &self.pool {
-            Pool::MySql(p) => mysql::node_state(p).await,
+            Pool::MySql(_) => self.session().await?.node_state().await,
             _ => Ok(None),
         }
     }
@@ -217,9 +222,10 @@ impl Database {
     /// sqlx opens a new connection when it finds none idle, and then retries the server's refusal
     /// until its timeout (PostgreSQL's 53300 is "transient" to it; MariaDB's 1226 fails the acquire at
     /// once), even once a connection of its own comes back. Yet the pool's own connections may be what
-    /// fills the limit: one handed back a moment before is returned by a task of sqlx's own, after a
-    /// ping, so the next acquire may not see it idle yet. So when an acquire is slow (or refused) while
-    /// a connection of the pool's own is free, it is started again and takes that one. Otherwise, with
+    /// fills the limit: one handed back a moment before is kept warm (see `warm`) or returned by a task
+    /// of sqlx's own, after a ping, so the next acquire may not see it idle yet. So a session first
+    /// takes a kept connection, and when an acquire is slow (or refused) while a connection of the
+    /// pool's own is free, it is started again and takes that one. Otherwise, with
     /// [`Refused::Answer`], the server is asked directly whether it refuses new connections, and its
     /// refusal is the answer.
     async fn acquire(&self, refused: Refused) -> Result<Session, DbError> {
@@ -267,7 +273,7 @@ impl Database {
     /// other databases.
     pub async fn read_only(&self) -> Result<Option<bool>, DbError> {
         match &self.pool {
-            Pool::Postgres(p) => postgres::read_only(p).await.map(Some),
+            Pool::Postgres(_) => self.session().await?.read_only().await,
             _ => Ok(None),
         }
     }
@@ -284,6 +290,15 @@ impl Database {
     async fn acquire_from_pool(&self, refused: Refused) -> Result<Session, DbError> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
         loop {
+            if let Some(session) = self.kept_session().await {
+                return Ok(session);
+            }
+            // Counted as waiting from here to the pool's answer, so connections handed back meanwhile go
+            // to the pool; and one kept just before the count began is taken now.
+            let _waiting = self.warm.as_ref().map(|warm| warm.wait());
+            if let Some(session) = self.kept_session().await {
+                return Ok(session);
+            }
             let acquire = self.acquire_once();
             tokio::pin!(acquire);
             loop {
@@ -295,10 +310,10 @@ impl Database {
                 let in_time = tokio::time::Instant::now() < deadline;
                 match done {
                     Some(result) => return result,
-                    None if self.idle_connections() > 0 && in_time => break,
+                    None if self.free_connections() > 0 && in_time => break,
                     None if refused == Refused::Answer => {
                         if let Some(refusal) = self.refusal().await {
-                            if self.idle_connections() > 0 && tokio::time::Instant::now() < deadline {
+                            if self.free_connections() > 0 && tokio::time::Instant::now() < deadline {
                                 break;
                             }
                             return Err(refusal);
@@ -310,6 +325,20 @@ impl Database {
         }
     }
 
+    /// A connection a session handed back clean moments ago (see `warm`), pinged first if it sat longer
+    /// than [`super::PING_AFTER_IDLE`]; one whose ping fails is closed, and the next is tried.
+    async fn kept_session(&self) -> Option<Session> {
+        let warm = self.warm.as_ref()?;
+        loop {
+            let mut taken = warm.take()?;
+            if taken.needs_ping && taken.conn.ping().await.is_err() {
+                taken.conn.close_on_drop();
+                continue;
+            }
+            return Some(Session::new(taken.conn, self.lock_timeout, Some(warm.clone())));
+        }
+    }
+
     /// One plain acquire from the pool.
     async fn acquire_once(&self) -> Result<Session, DbError> {
         let conn = match &self.pool {
@@ -318,7 +347,7 @@ impl Database {
             Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await.map_err(db_err::<sqlite::Sqlite>)?),
         };
         // The lock timeout was set when the connection was opened (see `after_connect`): no round trip.
-        Ok(Session::new(conn, self.lock_timeout))
+        Ok(Session::new(conn, self.lock_timeout, self.warm.clone()))
     }
 
     /// Whether the server refuses a new connection right now, asked with one direct connection.
@@ -330,13 +359,14 @@ impl Database {
         }
     }
 
-    /// How many of the pool's connections sit idle, ready to be handed out.
-    fn idle_connections(&self) -> usize {
-        match &self.pool {
+    /// How many of the pool's connections are free to be handed out: idle in sqlx's pool, or kept warm.
+    fn free_connections(&self) -> usize {
+        let idle = match &self.pool {
             Pool::Postgres(p) => p.num_idle(),
             Pool::MySql(p) => p.num_idle(),
             Pool::Sqlite(p) => p.num_idle(),
-        }
+        };
+        idle + self.warm.as_ref().map_or(0, |warm| warm.len())
     }
 
     /// How many connections the pool holds or is opening: those handed out, those idle, and those
@@ -395,6 +425,10 @@ impl Database {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        // The pool's close waits for every connection handed out: the kept ones go back first.
+        if let Some(warm) = &self.warm {
+            warm.close();
+        }
         match &self.pool {
             Pool::Postgres(p) => p.close().await,
             Pool::MySql(p) => p.close().await,

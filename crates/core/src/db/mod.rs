@@ -32,6 +32,8 @@ mod types;
 mod url;
 /// The statements on a table of the user's own (`crate::table`).
 mod user_table;
+/// Connections handed back clean, kept for the next session without sqlx's return ping.
+mod warm;
 /// The workloads' statements and the typed `Session` calls that run them, one workload a file.
 mod workloads;
 
@@ -54,6 +56,7 @@ pub(crate) use self::statement::Statement;
 pub use self::types::{Counter, LockMode, Pk, PostRow, TxMode};
 pub use self::url::{Backend, DEFAULT_DATABASE_URL, DatabaseUrl, SessionTarget, UrlError, redact};
 pub(crate) use self::user_table::UserTableSql;
+pub use self::warm::RETURN_AFTER_IDLE;
 pub use self::workloads::{AccountRow, BookingCount, DoctorRow, JobRow, StockRow};
 pub(crate) use self::workloads::{CLAIMED, DONE, PENDING};
 /// The dialects, for code that runs their functions on raw connections of its own (the anomaly suite).

@@ -101,8 +101,7 @@ impl std::fmt::Display for NodeState {
 
 /// The node's Galera state, or `None` where wsrep is off (a standalone server, MySQL). Only SHOW
 /// statements: they answer even on a node that refuses every query with 1047.
-pub(super) async fn node_state(pool: &MySqlPool) -> Result<Option<NodeState>, DbError> {
-    let mut conn = pool.acquire().await.map_err(db_err::<MySql>)?;
+pub(super) async fn node_state(conn: &mut MySqlConnection) -> Result<Option<NodeState>, DbError> {
     let wsrep_on: Option<(String, String)> = sqlx::query_as("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'")
         .fetch_optional(&mut *conn)
         .await

@@ -97,8 +97,8 @@ async fn connect_hosts(options: &ConnectOptions) -> Result<(PgPool, Watched), Co
 }
 
 /// Whether the server is a replica (in recovery): its sessions may only read.
-pub(super) async fn read_only(pool: &PgPool) -> Result<bool, DbError> {
-    sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(pool).await.map_err(db_err::<Postgres>)
+pub(super) async fn read_only(c: &mut PgConnection) -> Result<bool, DbError> {
+    sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut *c).await.map_err(db_err::<Postgres>)
 }
 
 /// The timeline the server writes WAL on (a replica: the one of its last checkpoint). A promotion starts

@@ -10,6 +10,7 @@
 //! outside one is a span `autocommit` of its own. No span records a statement's values other than the
 //! post's key. With debug off the spans cost a level check per statement.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -18,6 +19,7 @@ use tracing::{Instrument, Span};
 use super::driver::Arg;
 use super::idempotency::StoredResponse;
 use super::statement::Statement;
+use super::warm::Warm;
 use super::{Backend, Counter, Dialect, Isolation, LockMode, Pk, PostRow, TxMode, mysql, postgres, sqlite};
 use crate::error::DbError;
 
@@ -30,13 +32,45 @@ pub(super) enum PooledConn {
     Sqlite(PoolConnection<sqlx::Sqlite>),
 }
 
+impl PooledConn {
+    /// One round trip that proves the connection works.
+    pub(super) async fn ping(&mut self) -> Result<(), sqlx::Error> {
+        use sqlx::Connection;
+        match self {
+            PooledConn::Postgres(c) => c.ping().await,
+            PooledConn::MySql(c) => c.ping().await,
+            PooledConn::Sqlite(c) => c.ping().await,
+        }
+    }
+
+    /// Closes the connection now, out of its pool (which is going away): no task of the pool's runs.
+    pub(super) fn close_without_pool(self) {
+        match self {
+            PooledConn::Postgres(c) => drop(c.leak()),
+            PooledConn::MySql(c) => drop(c.leak()),
+            PooledConn::Sqlite(c) => drop(c.leak()),
+        }
+    }
+
+    /// Marks the connection to be closed when it is dropped, not returned to its pool.
+    pub(super) fn close_on_drop(&mut self) {
+        match self {
+            PooledConn::Postgres(c) => c.close_on_drop(),
+            PooledConn::MySql(c) => c.close_on_drop(),
+            PooledConn::Sqlite(c) => c.close_on_drop(),
+        }
+    }
+}
+
 /// Calls the same [`Dialect`] function on whichever backend the session's connection belongs to,
 /// inside the span it belongs to ([`Session::span`]), naming post `pk` if the call is about one.
 macro_rules! dispatch {
     ($session:expr, $pk:expr, $f:ident ( $($arg:expr),* )) => {{
         let span = $session.span(stringify!($f), $pk);
-        let conn = &mut $session.conn;
-        async move {
+        // Until the server has answered, the connection's state is unknown (this future may be dropped).
+        $session.answered = false;
+        let conn = $session.conn.as_mut().expect(CONN_KEPT);
+        let result = async move {
             match conn {
                 PooledConn::Postgres(c) => <postgres::Postgres as Dialect>::$f(c, $($arg),*).await,
                 PooledConn::MySql(c) => <mysql::MySql as Dialect>::$f(c, $($arg),*).await,
@@ -44,9 +78,14 @@ macro_rules! dispatch {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        $session.answered = result.is_ok();
+        result
     }};
 }
+
+/// A session holds its connection until it is dropped.
+const CONN_KEPT: &str = "a session's connection is taken only when it is dropped";
 
 /// One connection, owned by one worker (or one request) for as long as it needs it.
 ///
@@ -54,7 +93,14 @@ macro_rules! dispatch {
 /// whatever `begin` did, and it is closed rather than returned to the pool when a failure may have left
 /// it in an unknown state (a failed rollback, an application lock that could not be released).
 pub struct Session {
-    conn: PooledConn,
+    /// `None` only once dropped (its connection kept warm for the next session).
+    conn: Option<PooledConn>,
+    /// Where a connection that ends clean is kept for the next session (`None`: back to the pool).
+    warm: Option<Arc<Warm>>,
+    /// The last statement was answered without an error: the connection works and is idle.
+    answered: bool,
+    /// Marked to be closed rather than reused.
+    closing: bool,
     in_transaction: bool,
     lock_timeout: Duration,
     /// The lock timeout every pooled connection has (set once, when it was opened).
@@ -81,15 +127,30 @@ impl Drop for Session {
             || self.lock_timeout != self.pooled_lock_timeout
         {
             self.close_on_drop();
+            return;
+        }
+        // Clean, and just answered by the server: kept for the next session, without the ping sqlx's
+        // pool would send it on its way back (see `warm`). Anything else goes back through the pool.
+        if self.answered
+            && !self.closing
+            && let Some(warm) = &self.warm
+            && let Some(conn) = self.conn.take()
+            && let Err(conn) = warm.keep(conn)
+        {
+            drop(conn);
         }
     }
 }
 
 impl Session {
     /// A session on a connection just taken from the pool, whose connections all have `lock_timeout`.
-    pub(super) fn new(conn: PooledConn, lock_timeout: Duration) -> Self {
+    /// A connection that ends clean is kept in `warm`, when given.
+    pub(super) fn new(conn: PooledConn, lock_timeout: Duration, warm: Option<Arc<Warm>>) -> Self {
         Self {
-            conn,
+            conn: Some(conn),
+            warm,
+            answered: true,
+            closing: false,
             in_transaction: false,
             lock_timeout,
             pooled_lock_timeout: lock_timeout,
@@ -126,7 +187,7 @@ impl Session {
 
     /// The backend this session talks to.
     pub fn backend(&self) -> Backend {
-        match self.conn {
+        match self.conn() {
             PooledConn::Postgres(_) => Backend::Postgres,
             PooledConn::MySql(_) => Backend::MySql,
             PooledConn::Sqlite(_) => Backend::Sqlite,
@@ -214,7 +275,7 @@ impl Session {
     }
 
     fn refused_commit_ends_transaction(&self) -> bool {
-        match self.conn {
+        match self.conn() {
             PooledConn::Postgres(_) => <postgres::Postgres as Dialect>::REFUSED_COMMIT_ENDS_TRANSACTION,
             PooledConn::MySql(_) => <mysql::MySql as Dialect>::REFUSED_COMMIT_ENDS_TRANSACTION,
             PooledConn::Sqlite(_) => <sqlite::Sqlite as Dialect>::REFUSED_COMMIT_ENDS_TRANSACTION,
@@ -260,11 +321,14 @@ impl Session {
 
     /// Marks the connection to be closed, not pooled, when the session is dropped.
     pub fn close_on_drop(&mut self) {
-        match &mut self.conn {
-            PooledConn::Postgres(c) => c.close_on_drop(),
-            PooledConn::MySql(c) => c.close_on_drop(),
-            PooledConn::Sqlite(c) => c.close_on_drop(),
+        self.closing = true;
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
         }
+    }
+
+    fn conn(&self) -> &PooledConn {
+        self.conn.as_ref().expect(CONN_KEPT)
     }
 
     pub async fn read(&mut self, pk: Pk) -> Result<Counter, DbError> {
@@ -474,10 +538,30 @@ impl Session {
 
     /// PostgreSQL's timeline on this connection's server (see `postgres::timeline`); `None` elsewhere.
     pub async fn timeline(&mut self) -> Result<Option<i64>, DbError> {
-        match &mut self.conn {
-            PooledConn::Postgres(c) => postgres::timeline(c).await.map(Some),
-            _ => Ok(None),
-        }
+        let Some(PooledConn::Postgres(c)) = self.conn.as_mut() else { return Ok(None) };
+        self.answered = false;
+        let timeline = postgres::timeline(c).await;
+        self.answered = timeline.is_ok();
+        timeline.map(Some)
+    }
+
+    /// Whether the server is a PostgreSQL replica (in recovery), whose sessions may only read; `None`
+    /// on other databases.
+    pub(super) async fn read_only(&mut self) -> Result<Option<bool>, DbError> {
+        let Some(PooledConn::Postgres(c)) = self.conn.as_mut() else { return Ok(None) };
+        self.answered = false;
+        let read_only = postgres::read_only(c).await;
+        self.answered = read_only.is_ok();
+        read_only.map(Some)
+    }
+
+    /// Where the server stands in a Galera cluster; `None` unless it is a MariaDB node with wsrep on.
+    pub(super) async fn node_state(&mut self) -> Result<Option<super::NodeState>, DbError> {
+        let Some(PooledConn::MySql(c)) = self.conn.as_mut() else { return Ok(None) };
+        self.answered = false;
+        let state = mysql::node_state(c).await;
+        self.answered = state.is_ok();
+        state
     }
 
     /// The server's id of this connection, where it has one (not SQLite).
